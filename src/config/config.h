@@ -1,0 +1,174 @@
+#pragma once
+// The agent's configuration: every key of config.yaml, with its default.
+// Loading and validation live in config_loader.h; this header is plain data.
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace taolie::config {
+
+struct AgentConfig {
+  std::string id;       // "" = generate once, keep in the agent's own state
+  std::string api_key;  // secret: never logged
+  std::string version_label;  // informational, optional
+};
+
+struct PortsConfig {
+  int ssh = 2222;
+  int rental_port_1 = 8888;
+  int rental_port_2 = 9999;
+  int rental_port_3 = 0;  // 0 = not offered
+};
+
+struct PortRange {
+  int first = 0;  // 0/0 = no range configured
+  int last = 0;
+  bool empty() const { return first == 0 && last == 0; }
+};
+
+struct NetworkSecurityConfig {
+  bool enable_ssl = false;
+  std::string ssl_cert;
+  std::string ssl_key;
+  std::vector<std::string> allowed_ips;  // for the agent's own API
+};
+
+struct NetworkConfig {
+  std::string public_ip;           // what renters connect to
+  PortsConfig ports;
+  PortRange port_range;            // network.port_range: "30000-30999"
+  std::string bind_ip = "0.0.0.0"; // host IP the published container ports bind to
+  double upload_mbps = 0;          // configured speeds; 0 = unknown
+  double download_mbps = 0;
+  double latency_ms = 0;
+  std::string interface;           // interface for throughput counters; "" = auto
+  NetworkSecurityConfig security;
+  std::map<std::string, std::string> port_descriptions;  // informational
+};
+
+struct ServerConfig {
+  std::string url = "https://api.yourplatform.com";
+  int timeout = 10;                    // seconds, connect+read
+  std::string ca_file;                 // custom CA bundle; "" = system
+  bool allow_insecure = false;         // allow plain http:// to non-loopback hosts
+  std::string timestamp_format = "naive";  // "naive" | "rfc3339"
+};
+
+struct GpuThresholds {
+  double temperature_warning_c = 80;
+  double temperature_critical_c = 90;
+  double power_warning_percent = 95;   // of the power limit
+  double memory_warning_percent = 95;
+  double fan_min_percent = 0;          // below this while hot = warning
+  int ecc_uncorrected_max = 0;
+};
+
+struct AlertsConfig {
+  bool enabled = false;
+  std::string webhook_url;
+  std::string email_to;
+  std::string email_from;
+  std::string smtp_host;
+  int smtp_port = 25;
+  int cooldown_seconds = 900;
+};
+
+struct RetentionConfig {
+  int metrics_days = 7;
+  int health_days = 30;
+  int events_days = 30;
+  int commands_days = 30;
+};
+
+struct MonitoringConfig {
+  int gpu_metrics_interval = 10;
+  int gpu_health_interval = 60;
+  int heartbeat_interval = 30;
+  int command_poll_interval = 10;
+  int metrics_push_interval = 10;
+  int health_push_interval = 60;
+  int duration_check_interval = 30;
+  GpuThresholds gpu_thresholds;
+  AlertsConfig alerts;
+  RetentionConfig retention;
+};
+
+struct DatabaseConfig {
+  std::string mode;  // "external" | "managed"; "" = managed when host is empty, else external
+  std::string host;
+  int port = 5432;
+  std::string name = "taolie_host_agent";
+  std::string user = "agent";
+  std::string password;  // secret
+  int connect_timeout = 5;
+  int statement_timeout_ms = 10000;
+};
+
+struct GpuConfig {
+  std::string uuid;          // platform offer id (compat); the agent stores what registration returns
+  std::string nvml_library = "libnvidia-ml.so.1";
+  std::vector<std::string> exclude_uuids;  // GPUs the owner keeps for itself
+};
+
+struct LoggingConfig {
+  std::string level = "INFO";
+  std::string file = "/var/log/taolie-host-agent/agent.log";  // "" = no file
+  int max_size_mb = 100;
+  int max_files = 5;
+  bool journal = true;   // when run under systemd
+  bool console = true;
+};
+
+struct DockerConfig {
+  std::string host;  // "" = $DOCKER_HOST or unix:///var/run/docker.sock
+  std::string api_version;  // "" = negotiate
+  int timeout = 30;       // seconds for ordinary calls (pulls have their own)
+  int pull_timeout = 3600;
+};
+
+struct DeploymentConfig {
+  int max_duration_minutes = 10080;  // 7 days
+  int max_ports = 8;
+  std::vector<std::string> allowed_volume_roots;  // default: none allowed
+  int expiry_warning_seconds = 30;
+  int stop_grace_seconds = 30;
+  int readiness_timeout_seconds = 120;
+  bool require_ssh = true;          // readiness requires an SSH-2.0 banner on port 22
+  // Caps applied to every rental; 0 = sized from the host.
+  int64_t max_memory_mb = 0;
+  double max_cpus = 0;
+  int64_t max_shm_mb = 0;
+  int64_t default_memory_mb = 0;
+  double default_cpus = 0;
+  int64_t default_shm_mb = 1024;
+  int64_t pids_limit = 4096;
+  int log_max_size_mb = 50;
+  int log_max_files = 3;
+  bool no_new_privileges = false;  // off by default: renters' images use sudo
+  std::string runtime;             // "" = default runtime
+};
+
+struct ApiConfig {  // the agent's own status/metrics HTTP endpoint
+  bool enabled = true;
+  std::string listen = "127.0.0.1";
+  int port = 9109;
+};
+
+struct Config {
+  AgentConfig agent;
+  NetworkConfig network;
+  ServerConfig server;
+  MonitoringConfig monitoring;
+  DatabaseConfig database;
+  GpuConfig gpu;
+  LoggingConfig logging;
+  DockerConfig docker;
+  DeploymentConfig deployment;
+  ApiConfig api;
+  std::string data_dir = "/var/lib/taolie-host-agent";
+  std::map<std::string, std::string> provider;  // name/region/contact, informational
+};
+
+}  // namespace taolie::config

@@ -1,0 +1,106 @@
+#pragma once
+// DockerClient seam: the Docker Engine API operations the agent uses. EngineDockerClient
+// implements it over the unix socket with libcurl.
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <stop_token>
+#include <string>
+#include <vector>
+
+#include "common/result.h"
+
+namespace taolie::docker {
+
+struct PortBinding {
+  int container_port = 0;
+  std::string protocol = "tcp";
+  std::string host_ip;  // "" = all interfaces
+  int host_port = 0;
+};
+
+struct ContainerSpec {
+  std::string name;   // "deployment-<id>"
+  std::string image;
+  std::vector<std::string> env;  // "KEY=value"
+  std::map<std::string, std::string> labels;
+  std::optional<std::vector<std::string>> cmd;  // overrides the image's CMD when set
+  std::string restart_policy = "unless-stopped";  // no | on-failure | unless-stopped | always
+  std::vector<PortBinding> ports;
+  std::vector<std::string> gpu_uuids;  // DeviceRequests driver "nvidia", DeviceIDs = these
+  std::vector<std::string> binds;      // "host:container[:ro]"
+  int64_t memory_bytes = 0;            // 0 = unlimited
+  int64_t nano_cpus = 0;
+  int64_t shm_size_bytes = 0;
+  int64_t pids_limit = 0;
+  std::string log_max_size;            // json-file log-opts, e.g. "50m"
+  std::string log_max_file;            // e.g. "3"
+  bool no_new_privileges = false;
+  std::vector<std::string> cap_drop;
+  std::vector<std::string> cap_add;
+  std::string runtime;                 // "" = default
+  std::optional<std::string> network_mode;  // "" = default bridge
+  std::vector<std::string> extra_hosts;
+};
+
+struct ContainerInfo {
+  std::string id;
+  std::string name;  // without leading '/'
+  std::string image;
+  std::string state;  // created | running | paused | restarting | removing | exited | dead
+  bool running = false;
+  int exit_code = 0;
+  bool oom_killed = false;
+  std::string started_at;   // as the engine reports it (RFC 3339)
+  std::string finished_at;
+  std::map<std::string, std::string> labels;
+  std::vector<PortBinding> ports;  // what the engine actually bound
+  std::vector<std::string> env;    // only from Inspect
+  bool privileged = false;         // only from Inspect
+  std::vector<std::string> device_request_ids;  // GPU UUIDs requested, only from Inspect
+};
+
+struct PullProgress {
+  std::string status;  // engine's status line, e.g. "Downloading"
+  int64_t current = 0;
+  int64_t total = 0;
+};
+
+struct ExecResult {
+  int exit_code = 0;
+  std::string output;  // combined stdout+stderr, truncated to a few KiB
+};
+
+struct VersionInfo {
+  std::string version;      // "20.10.24"
+  std::string api_version;  // "1.41"
+  std::string os;
+  std::string root_dir;     // DockerRootDir from /info ("" if unknown)
+};
+
+class DockerClient {
+ public:
+  virtual ~DockerClient() = default;
+  virtual Result<VersionInfo> Version() = 0;
+  virtual Result<bool> ImageExists(const std::string& image) = 0;
+  // Pulls `image` (with tag/digest); `progress` may be empty; honours `stop`.
+  virtual Status Pull(const std::string& image, const std::function<void(const PullProgress&)>& progress,
+                      std::stop_token stop) = 0;
+  virtual Result<std::string> Create(const ContainerSpec& spec) = 0;  // returns container id
+  virtual Status Start(const std::string& id) = 0;
+  // SIGTERM, wait up to `grace`, then SIGKILL. Not running = OK.
+  virtual Status Stop(const std::string& id, std::chrono::seconds grace) = 0;
+  virtual Status Kill(const std::string& id, const std::string& signal) = 0;
+  // force = kill if running; volumes = remove anonymous volumes. NotFound when absent.
+  virtual Status Remove(const std::string& id, bool force) = 0;
+  virtual Result<ContainerInfo> Inspect(const std::string& id_or_name) = 0;  // NotFound when absent
+  // Containers (all states) carrying every label in `labels` ("key" or "key=value" match).
+  virtual Result<std::vector<ContainerInfo>> List(const std::map<std::string, std::string>& labels) = 0;
+  // Runs `cmd` in the container as root and waits (bounded by `timeout`).
+  virtual Result<ExecResult> Exec(const std::string& id, const std::vector<std::string>& cmd,
+                                  std::chrono::seconds timeout) = 0;
+};
+
+}  // namespace taolie::docker

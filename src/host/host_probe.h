@@ -1,0 +1,46 @@
+#pragma once
+// HostProbe seam: facts about the host read from /proc, /sys, statvfs, uname, os-release.
+#include <cstdint>
+#include <string>
+
+#include "common/result.h"
+
+namespace taolie::host {
+
+struct HostFacts {  // mostly static, re-read at registration
+  std::string hostname;
+  std::string os;  // PRETTY_NAME, e.g. "Debian GNU/Linux 12 (bookworm)"
+  std::string kernel;
+  std::string cpu_model;
+  int cpu_sockets = 1;
+  int cpu_cores = 1;          // physical cores (logical if unknown)
+  int cpu_logical = 1;
+  uint64_t ram_total_bytes = 0;
+  uint64_t storage_total_bytes = 0;      // filesystem holding `storage_path`
+  uint64_t storage_available_bytes = 0;
+  std::string storage_type;   // "SSD" | "HDD" | "Unknown"
+  double uptime_seconds = 0;
+  int64_t boot_time_unix = 0;
+};
+
+struct HostSample {  // one periodic reading
+  double cpu_utilization_percent = 0;   // since the previous Sample() call
+  uint64_t ram_used_bytes = 0;
+  uint64_t ram_total_bytes = 0;
+  uint64_t storage_used_bytes = 0;
+  uint64_t storage_total_bytes = 0;
+  uint64_t storage_available_bytes = 0;
+  double upload_mbps = 0;               // from interface byte counters since previous call
+  double download_mbps = 0;
+  double network_utilization_percent = 0;  // of link speed when known, else 0
+  double uptime_seconds = 0;
+};
+
+class HostProbe {
+ public:
+  virtual ~HostProbe() = default;
+  virtual Result<HostFacts> Facts() = 0;
+  virtual Result<HostSample> Sample() = 0;
+};
+
+}  // namespace taolie::host

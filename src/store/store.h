@@ -1,0 +1,91 @@
+#pragma once
+// Store seam: the agent's durable state. PgStore implements it on PostgreSQL via libpq.
+// Every method is one transaction. Methods that take `events` append them to the outbox in
+// the same transaction as the state change (crash safety: the change and its report are one).
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/result.h"
+#include "store/records.h"
+
+namespace taolie::store {
+
+struct GpuClaim {
+  int count = 0;                       // used when uuids is empty
+  std::vector<std::string> uuids;      // named GPUs; all must be free and healthy/warning
+};
+
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  // --- agent state (key/value) ---
+  virtual Result<std::optional<std::string>> GetState(const std::string& key) = 0;
+  virtual Status SetState(const std::string& key, const std::string& value) = 0;
+
+  // --- GPUs (gpu_status: one row per physical GPU, keyed by hardware UUID) ---
+  // Upserts every GPU in `present` (present=true); marks rows not in it present=false.
+  // Never touches deployment_id (claims survive re-scans).
+  virtual Status SyncGpus(const std::vector<GpuRecord>& present) = 0;
+  virtual Result<std::vector<GpuRecord>> ListGpus() = 0;  // ordered by index
+  virtual Status SetGpuHealth(const std::string& uuid, const std::string& health) = 0;
+
+  // --- commands (command_queue) ---
+  // Inserts a new command (state pending) and returns true; for a known command_id only
+  // increments times_seen and returns false.
+  virtual Result<bool> RecordCommand(const CommandRecord& command) = 0;
+  virtual Result<std::optional<CommandRecord>> GetCommand(const std::string& command_id) = 0;
+  virtual Result<std::vector<CommandRecord>> PendingCommands(int limit) = 0;  // oldest first
+  // state=done with result/error/deployment_id, processed_at=now; and `events` (the ack).
+  virtual Status FinishCommand(const std::string& command_id, const std::string& result,
+                               const std::string& error, const std::string& deployment_id,
+                               const std::vector<OutboxEvent>& events) = 0;
+  virtual Status MarkCommandAcked(const std::string& command_id) = 0;
+
+  // --- deployments ---
+  // Inserts the deployment (state kAccepted), claims GPUs (gpu_status.deployment_id) and
+  // inserts its port allocations, plus `events`. On conflict (GPU taken, port taken, id exists)
+  // nothing is written: FailedPrecondition (resources) or AlreadyExists (id).
+  // Returns the record with gpu_uuids filled with the GPUs actually claimed.
+  virtual Result<DeploymentRecord> CreateDeployment(const DeploymentRecord& d, const GpuClaim& claim,
+                                                    const std::vector<OutboxEvent>& events) = 0;
+  // Writes every mutable field of `d` (state, container_id, times, secrets, end_*, error*),
+  // plus `events`. If d.state == kEnded it also releases d's GPUs and ports.
+  virtual Status UpdateDeployment(const DeploymentRecord& d, const std::vector<OutboxEvent>& events) = 0;
+  virtual Result<std::optional<DeploymentRecord>> GetDeployment(const std::string& id) = 0;
+  virtual Result<std::optional<DeploymentRecord>> FindDeploymentByCommand(const std::string& command_id) = 0;
+  // Deployments whose state != kEnded, oldest first.
+  virtual Result<std::vector<DeploymentRecord>> ActiveDeployments() = 0;
+  virtual Result<std::vector<DeploymentRecord>> RecentDeployments(int limit) = 0;  // newest first
+  virtual Result<std::vector<PortAllocation>> AllocatedPorts() = 0;
+  // Sets ssh_password = NULL.
+  virtual Status ScrubSecrets(const std::string& deployment_id) = 0;
+
+  // --- outbox ---
+  virtual Status AppendEvents(const std::vector<OutboxEvent>& events) = 0;
+  // Undelivered events, by id ascending.
+  virtual Result<std::vector<OutboxEvent>> PendingEvents(int limit) = 0;
+  // outcome: "delivered" | "unsupported" | "rejected". Also scrubs the body of secrets by
+  // replacing it with `scrubbed_body` when non-empty.
+  virtual Status MarkEventDone(int64_t id, const std::string& outcome, const std::string& scrubbed_body) = 0;
+  virtual Status MarkEventAttempt(int64_t id, const std::string& error) = 0;
+
+  // --- metrics and health ---
+  virtual Result<int64_t> InsertMetricSample(const MetricSample& s) = 0;
+  virtual Result<std::vector<MetricSample>> UnpushedMetricSamples(int limit) = 0;  // oldest first
+  virtual Status MarkMetricSamplesPushed(const std::vector<int64_t>& ids) = 0;
+  virtual Result<int64_t> InsertHealthReport(const HealthReport& r, const std::vector<GpuHealthRow>& gpus) = 0;
+  virtual Result<std::optional<HealthReport>> LatestHealthReport() = 0;
+  virtual Result<std::vector<HealthReport>> UnpushedHealthReports(int limit) = 0;
+  virtual Status MarkHealthReportsPushed(const std::vector<int64_t>& ids) = 0;
+
+  // --- retention: deletes pushed metrics/health older than the given ages, delivered events
+  // and done commands older than theirs. Returns rows deleted.
+  virtual Result<int64_t> Prune(int metrics_days, int health_days, int events_days, int commands_days) = 0;
+
+  // Cheap liveness check (SELECT 1), reconnecting if needed.
+  virtual Status Ping() = 0;
+};
+
+}  // namespace taolie::store
