@@ -1,0 +1,965 @@
+#include "config/config_loader.h"
+
+#include <arpa/inet.h>
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <charconv>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <set>
+#include <sstream>
+#include <utility>
+
+#include "common/secrets.h"
+
+namespace taolie::config {
+namespace {
+
+constexpr char kRootKey[] = "(root)";
+constexpr char kExampleServerUrl[] = "https://api.yourplatform.com";
+
+std::string Join(const std::string& path, const std::string& key) {
+  return path.empty() ? key : path + "." + key;
+}
+
+std::string Lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return s;
+}
+
+std::string Trim(const std::string& s) {
+  size_t b = s.find_first_not_of(" \t");
+  if (b == std::string::npos) return "";
+  size_t e = s.find_last_not_of(" \t");
+  return s.substr(b, e - b + 1);
+}
+
+// Shortened, quoted rendering of a scalar for messages (never used for secret keys).
+std::string Quote(const std::string& s) {
+  constexpr size_t kMax = 60;
+  return "\"" + (s.size() > kMax ? s.substr(0, kMax) + "..." : s) + "\"";
+}
+
+std::optional<long long> ParseInteger(const std::string& raw) {
+  std::string s = Trim(raw);
+  if (!s.empty() && s[0] == '+') s.erase(0, 1);
+  if (s.empty()) return std::nullopt;
+  long long v = 0;
+  auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || ptr != s.data() + s.size()) return std::nullopt;
+  return v;
+}
+
+std::optional<double> ParseDouble(const std::string& raw) {
+  std::string s = Trim(raw);
+  if (!s.empty() && s[0] == '+') s.erase(0, 1);
+  if (s.empty()) return std::nullopt;
+  double v = 0;
+  auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || ptr != s.data() + s.size() || !std::isfinite(v)) return std::nullopt;
+  return v;
+}
+
+std::optional<bool> ParseBool(const std::string& raw) {
+  std::string s = Lower(Trim(raw));
+  if (s == "true" || s == "yes" || s == "on") return true;
+  if (s == "false" || s == "no" || s == "off") return false;
+  return std::nullopt;
+}
+
+const char* KindName(const YAML::Node& n) {
+  switch (n.Type()) {
+    case YAML::NodeType::Map:
+      return "a mapping";
+    case YAML::NodeType::Sequence:
+      return "a list";
+    case YAML::NodeType::Scalar:
+      return "a scalar";
+    default:
+      return "nothing";
+  }
+}
+
+// Reads the fields of one YAML mapping, remembers which keys were used, and reports type
+// errors as fatal problems and leftover keys as "unknown key" warnings. A null or missing
+// mapping leaves every default in place. Only const YAML nodes are used: yaml-cpp's
+// non-const operator[] would insert keys.
+class Reader {
+ public:
+  Reader(YAML::Node node, std::string path, std::vector<ConfigProblem>* problems)
+      : node_(std::move(node)), path_(std::move(path)), problems_(problems) {}
+
+  void Int(const char* key, int* out) {
+    long long v = 0;
+    if (!ReadInteger(key, &v)) return;
+    if (v < std::numeric_limits<int>::min() || v > std::numeric_limits<int>::max()) {
+      Fatal(key, "integer out of range");
+      return;
+    }
+    *out = static_cast<int>(v);
+  }
+
+  void Int64(const char* key, int64_t* out) {
+    long long v = 0;
+    if (ReadInteger(key, &v)) *out = v;
+  }
+
+  void Double(const char* key, double* out) {
+    YAML::Node n = Scalar(key, "a number");
+    if (!n) return;
+    auto v = ParseDouble(n.Scalar());
+    if (!v) {
+      Fatal(key, "expected a number, got " + Quote(n.Scalar()));
+      return;
+    }
+    *out = *v;
+  }
+
+  void Bool(const char* key, bool* out) {
+    YAML::Node n = Scalar(key, "true or false");
+    if (!n) return;
+    auto v = ParseBool(n.Scalar());
+    if (!v) {
+      Fatal(key, "expected true or false, got " + Quote(n.Scalar()));
+      return;
+    }
+    *out = *v;
+  }
+
+  // Strings are never echoed in messages, so secrets are safe here.
+  void String(const char* key, std::string* out) {
+    const YAML::Node n = Find(key);
+    if (!n.IsDefined()) return;
+    if (n.IsNull()) {
+      out->clear();
+      return;
+    }
+    if (!n.IsScalar()) {
+      Fatal(key, std::string("expected a string, got ") + KindName(n));
+      return;
+    }
+    *out = n.Scalar();
+  }
+
+  void StringList(const char* key, std::vector<std::string>* out) {
+    const YAML::Node n = Find(key);
+    if (!n.IsDefined()) return;
+    if (n.IsNull()) {
+      out->clear();
+      return;
+    }
+    if (!n.IsSequence()) {
+      Fatal(key, std::string("expected a list of strings, got ") + KindName(n));
+      return;
+    }
+    std::vector<std::string> values;
+    for (size_t i = 0; i < n.size(); ++i) {
+      const YAML::Node item = n[i];
+      if (!item.IsScalar()) {
+        problems_->push_back({Join(path_, key) + "[" + std::to_string(i) + "]",
+                              std::string("expected a string, got ") + KindName(item), true});
+        return;
+      }
+      values.push_back(item.Scalar());
+    }
+    *out = std::move(values);
+  }
+
+  void StringMap(const char* key, std::map<std::string, std::string>* out) {
+    const YAML::Node n = Find(key);
+    if (!n.IsDefined() || n.IsNull()) return;
+    if (!n.IsMap()) {
+      Fatal(key, std::string("expected a mapping of strings, got ") + KindName(n));
+      return;
+    }
+    std::map<std::string, std::string> values;
+    for (auto it = n.begin(); it != n.end(); ++it) {
+      if (!it->first.IsScalar()) {
+        Fatal(key, "keys must be strings");
+        return;
+      }
+      const std::string sub = it->first.Scalar();
+      if (it->second.IsNull()) {
+        values[sub] = "";
+      } else if (it->second.IsScalar()) {
+        values[sub] = it->second.Scalar();
+      } else {
+        problems_->push_back({Join(Join(path_, key), sub),
+                              std::string("expected a string, got ") + KindName(it->second), true});
+        return;
+      }
+    }
+    *out = std::move(values);
+  }
+
+  void PortRangeField(const char* key, PortRange* out) {
+    const YAML::Node n = Find(key);
+    if (!n.IsDefined()) return;
+    if (n.IsNull()) {
+      *out = PortRange{};
+      return;
+    }
+    if (!n.IsScalar()) {
+      Fatal(key, std::string("expected a string like \"30000-30999\", got ") + KindName(n));
+      return;
+    }
+    auto r = ParsePortRange(n.Scalar());
+    if (!r.ok()) {
+      Fatal(key, r.error().message);
+      return;
+    }
+    *out = *r;
+  }
+
+  // Reads a nested mapping with `fn`, then reports its unknown keys.
+  template <typename Fn>
+  void Section(const char* key, Fn&& fn) {
+    const YAML::Node n = Find(key);
+    if (!n.IsDefined() || n.IsNull()) return;
+    if (!n.IsMap()) {
+      Fatal(key, std::string("expected a mapping, got ") + KindName(n));
+      return;
+    }
+    Reader child(n, Join(path_, key), problems_);
+    fn(child);
+    child.ReportUnknown();
+  }
+
+  void ReportUnknown() const {
+    if (!node_.IsMap()) return;
+    for (auto it = node_.begin(); it != node_.end(); ++it) {
+      if (!it->first.IsScalar()) {
+        problems_->push_back({path_.empty() ? kRootKey : path_, "keys must be strings", true});
+        continue;
+      }
+      const std::string& k = it->first.Scalar();
+      if (used_.count(k) == 0) {
+        problems_->push_back({Join(path_, k), "unknown key (ignored)", false});
+      }
+    }
+  }
+
+ private:
+  YAML::Node Find(const char* key) {
+    used_.insert(key);
+    if (!node_.IsMap()) return YAML::Node(YAML::NodeType::Undefined);
+    for (auto it = node_.begin(); it != node_.end(); ++it) {
+      if (it->first.IsScalar() && it->first.Scalar() == key) return it->second;
+    }
+    return YAML::Node(YAML::NodeType::Undefined);
+  }
+
+  // A defined, non-null scalar, or an invalid node (after reporting a non-scalar).
+  YAML::Node Scalar(const char* key, const char* expected) {
+    YAML::Node n = Find(key);
+    if (!n.IsDefined() || n.IsNull()) return YAML::Node(YAML::NodeType::Undefined);
+    if (!n.IsScalar()) {
+      Fatal(key, std::string("expected ") + expected + ", got " + KindName(n));
+      return YAML::Node(YAML::NodeType::Undefined);
+    }
+    return n;
+  }
+
+  bool ReadInteger(const char* key, long long* out) {
+    YAML::Node n = Scalar(key, "an integer");
+    if (!n) return false;
+    auto v = ParseInteger(n.Scalar());
+    if (!v) {
+      Fatal(key, "expected an integer, got " + Quote(n.Scalar()));
+      return false;
+    }
+    *out = *v;
+    return true;
+  }
+
+  void Fatal(const char* key, std::string reason) {
+    problems_->push_back({Join(path_, key), std::move(reason), true});
+  }
+
+  const YAML::Node node_;
+  std::string path_;
+  std::vector<ConfigProblem>* problems_;
+  std::set<std::string> used_;
+};
+
+void ReadConfig(const YAML::Node& root, Config* c, std::vector<ConfigProblem>* problems) {
+  Reader r(root, "", problems);
+  r.Section("agent", [&](Reader& s) {
+    s.String("id", &c->agent.id);
+    s.String("api_key", &c->agent.api_key);
+    s.String("version_label", &c->agent.version_label);
+  });
+  r.Section("network", [&](Reader& s) {
+    NetworkConfig& n = c->network;
+    s.String("public_ip", &n.public_ip);
+    s.Section("ports", [&](Reader& p) {
+      p.Int("ssh", &n.ports.ssh);
+      p.Int("rental_port_1", &n.ports.rental_port_1);
+      p.Int("rental_port_2", &n.ports.rental_port_2);
+      p.Int("rental_port_3", &n.ports.rental_port_3);
+    });
+    s.PortRangeField("port_range", &n.port_range);
+    s.String("bind_ip", &n.bind_ip);
+    s.Double("upload_mbps", &n.upload_mbps);
+    s.Double("download_mbps", &n.download_mbps);
+    s.Double("latency_ms", &n.latency_ms);
+    s.String("interface", &n.interface);
+    s.Section("security", [&](Reader& p) {
+      p.Bool("enable_ssl", &n.security.enable_ssl);
+      p.String("ssl_cert", &n.security.ssl_cert);
+      p.String("ssl_key", &n.security.ssl_key);
+      p.StringList("allowed_ips", &n.security.allowed_ips);
+    });
+    s.StringMap("port_descriptions", &n.port_descriptions);
+  });
+  r.Section("server", [&](Reader& s) {
+    ServerConfig& v = c->server;
+    s.String("url", &v.url);
+    s.Int("timeout", &v.timeout);
+    s.String("ca_file", &v.ca_file);
+    s.Bool("allow_insecure", &v.allow_insecure);
+    s.String("timestamp_format", &v.timestamp_format);
+  });
+  r.Section("monitoring", [&](Reader& s) {
+    MonitoringConfig& m = c->monitoring;
+    s.Int("gpu_metrics_interval", &m.gpu_metrics_interval);
+    s.Int("gpu_health_interval", &m.gpu_health_interval);
+    s.Int("heartbeat_interval", &m.heartbeat_interval);
+    s.Int("command_poll_interval", &m.command_poll_interval);
+    s.Int("metrics_push_interval", &m.metrics_push_interval);
+    s.Int("health_push_interval", &m.health_push_interval);
+    s.Int("duration_check_interval", &m.duration_check_interval);
+    s.Section("gpu_thresholds", [&](Reader& t) {
+      GpuThresholds& g = m.gpu_thresholds;
+      t.Double("temperature_warning_c", &g.temperature_warning_c);
+      t.Double("temperature_critical_c", &g.temperature_critical_c);
+      t.Double("power_warning_percent", &g.power_warning_percent);
+      t.Double("memory_warning_percent", &g.memory_warning_percent);
+      t.Double("fan_min_percent", &g.fan_min_percent);
+      t.Int("ecc_uncorrected_max", &g.ecc_uncorrected_max);
+    });
+    s.Section("alerts", [&](Reader& a) {
+      AlertsConfig& al = m.alerts;
+      a.Bool("enabled", &al.enabled);
+      a.String("webhook_url", &al.webhook_url);
+      a.String("email_to", &al.email_to);
+      a.String("email_from", &al.email_from);
+      a.String("smtp_host", &al.smtp_host);
+      a.Int("smtp_port", &al.smtp_port);
+      a.Int("cooldown_seconds", &al.cooldown_seconds);
+    });
+    s.Section("retention", [&](Reader& t) {
+      t.Int("metrics_days", &m.retention.metrics_days);
+      t.Int("health_days", &m.retention.health_days);
+      t.Int("events_days", &m.retention.events_days);
+      t.Int("commands_days", &m.retention.commands_days);
+    });
+  });
+  r.Section("database", [&](Reader& s) {
+    DatabaseConfig& d = c->database;
+    s.String("mode", &d.mode);
+    s.String("host", &d.host);
+    s.Int("port", &d.port);
+    s.String("name", &d.name);
+    s.String("user", &d.user);
+    s.String("password", &d.password);
+    s.Int("connect_timeout", &d.connect_timeout);
+    s.Int("statement_timeout_ms", &d.statement_timeout_ms);
+  });
+  r.Section("gpu", [&](Reader& s) {
+    s.String("uuid", &c->gpu.uuid);
+    s.String("nvml_library", &c->gpu.nvml_library);
+    s.StringList("exclude_uuids", &c->gpu.exclude_uuids);
+  });
+  r.Section("logging", [&](Reader& s) {
+    LoggingConfig& l = c->logging;
+    s.String("level", &l.level);
+    s.String("file", &l.file);
+    s.Int("max_size_mb", &l.max_size_mb);
+    s.Int("max_files", &l.max_files);
+    s.Bool("journal", &l.journal);
+    s.Bool("console", &l.console);
+  });
+  r.Section("docker", [&](Reader& s) {
+    DockerConfig& d = c->docker;
+    s.String("host", &d.host);
+    s.String("api_version", &d.api_version);
+    s.Int("timeout", &d.timeout);
+    s.Int("pull_timeout", &d.pull_timeout);
+  });
+  r.Section("deployment", [&](Reader& s) {
+    DeploymentConfig& d = c->deployment;
+    s.Int("max_duration_minutes", &d.max_duration_minutes);
+    s.Int("max_ports", &d.max_ports);
+    s.StringList("allowed_volume_roots", &d.allowed_volume_roots);
+    s.Int("expiry_warning_seconds", &d.expiry_warning_seconds);
+    s.Int("stop_grace_seconds", &d.stop_grace_seconds);
+    s.Int("readiness_timeout_seconds", &d.readiness_timeout_seconds);
+    s.Bool("require_ssh", &d.require_ssh);
+    s.Int64("max_memory_mb", &d.max_memory_mb);
+    s.Double("max_cpus", &d.max_cpus);
+    s.Int64("max_shm_mb", &d.max_shm_mb);
+    s.Int64("default_memory_mb", &d.default_memory_mb);
+    s.Double("default_cpus", &d.default_cpus);
+    s.Int64("default_shm_mb", &d.default_shm_mb);
+    s.Int64("pids_limit", &d.pids_limit);
+    s.Int("log_max_size_mb", &d.log_max_size_mb);
+    s.Int("log_max_files", &d.log_max_files);
+    s.Bool("no_new_privileges", &d.no_new_privileges);
+    s.String("runtime", &d.runtime);
+  });
+  r.Section("api", [&](Reader& s) {
+    s.Bool("enabled", &c->api.enabled);
+    s.String("listen", &c->api.listen);
+    s.Int("port", &c->api.port);
+  });
+  r.String("data_dir", &c->data_dir);
+  r.StringMap("provider", &c->provider);
+  r.ReportUnknown();
+}
+
+struct ParseError {
+  bool failed = false;
+  int line = 0;    // 1-based; 0 = unknown
+  int column = 0;  // 1-based
+  std::string message;
+};
+
+// Parses YAML text; on syntax error fills `err` and returns an undefined node.
+YAML::Node ParseYaml(const std::string& text, ParseError* err) {
+  try {
+    return YAML::Load(text);
+  } catch (const YAML::Exception& e) {
+    err->failed = true;
+    err->line = e.mark.is_null() ? 0 : e.mark.line + 1;
+    err->column = e.mark.is_null() ? 0 : e.mark.column + 1;
+    err->message = e.msg;
+  } catch (const std::exception& e) {
+    err->failed = true;
+    err->message = e.what();
+  }
+  return YAML::Node(YAML::NodeType::Undefined);
+}
+
+std::string DescribeParseError(const ParseError& err) {
+  std::ostringstream out;
+  if (err.line > 0) out << "line " << err.line << ", column " << err.column << ": ";
+  out << err.message;
+  return out.str();
+}
+
+// Fills `result` from a parsed document; never throws.
+void LoadFromNode(const YAML::Node& root, const EnvLookup& getenv, LoadResult* result) {
+  if (root.IsDefined() && !root.IsNull()) {
+    if (!root.IsMap()) {
+      result->problems.push_back(
+          {kRootKey, std::string("the document must be a mapping, got ") + KindName(root), true});
+    } else {
+      try {
+        ReadConfig(root, &result->config, &result->problems);
+      } catch (const YAML::Exception& e) {  // defensive: the reader checks types first
+        result->problems.push_back({kRootKey, std::string("unreadable YAML: ") + e.msg, true});
+      }
+    }
+  }
+  if (getenv) ApplyEnvironment(result->config, getenv);
+  auto checks = Validate(result->config);
+  result->problems.insert(result->problems.end(), checks.begin(), checks.end());
+}
+
+// ---- validation helpers ----
+
+class Checker {
+ public:
+  explicit Checker(std::vector<ConfigProblem>* out) : out_(out) {}
+
+  void Fatal(std::string key, std::string reason) {
+    out_->push_back({std::move(key), std::move(reason), true});
+  }
+  void Warn(std::string key, std::string reason) {
+    out_->push_back({std::move(key), std::move(reason), false});
+  }
+  template <typename T>
+  void Range(const std::string& key, T value, T lo, T hi) {
+    if (value < lo || value > hi) {
+      std::ostringstream s;
+      s << "must be between " << lo << " and " << hi << ", got " << value;
+      Fatal(key, s.str());
+    }
+  }
+  template <typename T>
+  void Positive(const std::string& key, T value) {
+    if (!(value > 0)) {
+      std::ostringstream s;
+      s << "must be positive, got " << value;
+      Fatal(key, s.str());
+    }
+  }
+  template <typename T>
+  void NonNegative(const std::string& key, T value) {
+    if (value < 0) {
+      std::ostringstream s;
+      s << "must not be negative, got " << value;
+      Fatal(key, s.str());
+    }
+  }
+
+ private:
+  std::vector<ConfigProblem>* out_;
+};
+
+bool IsIpv4(const std::string& s) {
+  in_addr a{};
+  return inet_pton(AF_INET, s.c_str(), &a) == 1;
+}
+bool IsIpv6(const std::string& s) {
+  in6_addr a{};
+  return inet_pton(AF_INET6, s.c_str(), &a) == 1;
+}
+bool IsIp(const std::string& s) { return IsIpv4(s) || IsIpv6(s); }
+
+bool IsHostname(const std::string& s) {
+  if (s.empty() || s.size() > 253) return false;
+  size_t label = 0;
+  for (size_t i = 0; i < s.size(); ++i) {
+    char ch = s[i];
+    if (ch == '.') {
+      if (label == 0) return false;
+      label = 0;
+      continue;
+    }
+    bool ok = std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '_';
+    if (!ok || ++label > 63) return false;
+  }
+  return label > 0 || s.back() == '.';
+}
+
+// "10.0.0.0/8", "2001:db8::/32" or a plain address.
+bool IsIpOrCidr(const std::string& s) {
+  size_t slash = s.find('/');
+  if (slash == std::string::npos) return IsIp(s);
+  std::string addr = s.substr(0, slash);
+  auto bits = ParseInteger(s.substr(slash + 1));
+  if (!bits || s.substr(slash + 1).find_first_not_of("0123456789") != std::string::npos) {
+    return false;
+  }
+  if (IsIpv4(addr)) return *bits >= 0 && *bits <= 32;
+  if (IsIpv6(addr)) return *bits >= 0 && *bits <= 128;
+  return false;
+}
+
+bool IsLoopbackHost(const std::string& host) {
+  if (Lower(host) == "localhost") return true;
+  in_addr a{};
+  if (inet_pton(AF_INET, host.c_str(), &a) == 1) {
+    return (ntohl(a.s_addr) >> 24) == 127;
+  }
+  in6_addr a6{};
+  if (inet_pton(AF_INET6, host.c_str(), &a6) == 1) return IN6_IS_ADDR_LOOPBACK(&a6);
+  return false;
+}
+
+struct ParsedUrl {
+  std::string scheme;  // lower case
+  std::string host;    // without brackets
+};
+
+// Minimal absolute-URL check: scheme://host[:port][/...]. Returns an error reason or "".
+std::string ParseUrl(const std::string& url, ParsedUrl* out) {
+  size_t sep = url.find("://");
+  if (url.empty()) return "must not be empty";
+  if (sep == std::string::npos || sep == 0) return "not an absolute URL (scheme://host)";
+  out->scheme = Lower(url.substr(0, sep));
+  std::string rest = url.substr(sep + 3);
+  std::string authority = rest.substr(0, rest.find_first_of("/?#"));
+  if (authority.find('@') != std::string::npos) return "must not contain user information";
+  std::string port;
+  bool has_port = false;
+  if (!authority.empty() && authority[0] == '[') {
+    size_t close = authority.find(']');
+    if (close == std::string::npos) return "unterminated [IPv6] host";
+    out->host = authority.substr(1, close - 1);
+    std::string after = authority.substr(close + 1);
+    if (!after.empty()) {
+      if (after[0] != ':') return "invalid text after the [IPv6] host";
+      port = after.substr(1);
+      has_port = true;
+    }
+    if (!IsIpv6(out->host)) return "invalid IPv6 host";
+  } else {
+    size_t colon = authority.rfind(':');
+    out->host = authority.substr(0, colon);
+    if (colon != std::string::npos) {
+      port = authority.substr(colon + 1);
+      has_port = true;
+    }
+    if (!IsIpv4(out->host) && !IsHostname(out->host)) return "invalid host name";
+  }
+  if (out->host.empty()) return "missing host";
+  if (has_port) {
+    auto p = ParseInteger(port);
+    if (!p || port.find_first_not_of("0123456789") != std::string::npos || *p < 1 || *p > 65535) {
+      return "invalid port";
+    }
+  }
+  return "";
+}
+
+}  // namespace
+
+// ---- public functions ----
+
+Result<PortRange> ParsePortRange(const std::string& text) {
+  std::string s = Trim(text);
+  if (s.empty()) return PortRange{};
+  size_t dash = s.find('-');
+  auto bad = [&] {
+    return MakeError(ErrorCode::kInvalidArgument,
+                     "expected \"FIRST-LAST\" like \"30000-30999\", got " + Quote(text));
+  };
+  if (dash == std::string::npos) return bad();
+  std::string a = Trim(s.substr(0, dash));
+  std::string b = Trim(s.substr(dash + 1));
+  if (a.empty() || b.empty() || a.find_first_not_of("0123456789") != std::string::npos ||
+      b.find_first_not_of("0123456789") != std::string::npos || a.size() > 6 || b.size() > 6) {
+    return bad();
+  }
+  auto first = ParseInteger(a);
+  auto last = ParseInteger(b);
+  if (!first || !last) return bad();
+  return PortRange{static_cast<int>(*first), static_cast<int>(*last)};
+}
+
+std::string FormatPortRange(const PortRange& range) {
+  if (range.empty()) return "";
+  return std::to_string(range.first) + "-" + std::to_string(range.last);
+}
+
+bool IsKnownLogLevel(const std::string& level) {
+  static const std::set<std::string> kLevels = {"trace", "debug", "info",     "warn",  "warning",
+                                                "error", "err",   "critical", "fatal", "off"};
+  return kLevels.count(Lower(level)) > 0;
+}
+
+void ApplyEnvironment(Config& config, const EnvLookup& getenv) {
+  if (!getenv) return;
+  auto get = [&](const char* name) -> std::optional<std::string> {
+    const char* v = getenv(name);
+    if (v == nullptr || *v == '\0') return std::nullopt;
+    return std::string(v);
+  };
+  if (auto v = get("TAOLIE_API_KEY")) config.agent.api_key = *v;
+  if (auto v = get("TAOLIE_DB_PASSWORD")) config.database.password = *v;
+  if (auto v = get("TAOLIE_SERVER_URL")) config.server.url = *v;
+  if (config.docker.host.empty()) {
+    if (auto v = get("DOCKER_HOST")) config.docker.host = *v;
+  }
+}
+
+LoadResult LoadConfigString(const std::string& yaml, const EnvLookup& getenv) {
+  LoadResult result;
+  ParseError err;
+  YAML::Node root = ParseYaml(yaml, &err);
+  if (err.failed) {
+    result.problems.push_back({kRootKey, "invalid YAML: " + DescribeParseError(err), true});
+    return result;
+  }
+  LoadFromNode(root, getenv, &result);
+  return result;
+}
+
+Result<LoadResult> LoadConfigFile(const std::string& path, const EnvLookup& getenv) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    int e = errno;
+    ErrorCode code = e == ENOENT   ? ErrorCode::kNotFound
+                     : e == EACCES ? ErrorCode::kPermissionDenied
+                                   : ErrorCode::kUnavailable;
+    return MakeError(code, "cannot read config file " + path + ": " + std::strerror(e));
+  }
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    return MakeError(ErrorCode::kInvalidArgument,
+                     "cannot read config file " + path + ": is a directory");
+  }
+  std::ostringstream buf;
+  buf << in.rdbuf();
+  if (in.bad()) {
+    return MakeError(ErrorCode::kUnavailable, "cannot read config file " + path);
+  }
+  ParseError err;
+  YAML::Node root = ParseYaml(buf.str(), &err);
+  if (err.failed) {
+    std::string where = path;
+    if (err.line > 0) where += ":" + std::to_string(err.line) + ":" + std::to_string(err.column);
+    return MakeError(ErrorCode::kInvalidArgument,
+                     "config file " + where + " is not valid YAML: " + DescribeParseError(err));
+  }
+  LoadResult result;
+  LoadFromNode(root, getenv, &result);
+  return result;
+}
+
+std::vector<ConfigProblem> Validate(const Config& c) {
+  std::vector<ConfigProblem> out;
+  Checker k(&out);
+
+  // agent
+  if (!c.agent.id.empty() && !IsValidAgentId(c.agent.id)) {
+    k.Fatal("agent.id",
+            "must be empty (generated on first start) or \"agent-\" followed by 12 "
+            "lowercase hex digits, got " +
+                Quote(c.agent.id));
+  }
+
+  // network
+  const NetworkConfig& n = c.network;
+  if (n.public_ip.empty()) {
+    k.Warn("network.public_ip", "empty: renters will not be told where to connect");
+  } else if (!IsIp(n.public_ip) && !IsHostname(n.public_ip)) {
+    k.Fatal("network.public_ip", "not an IP address or host name: " + Quote(n.public_ip));
+  }
+  if (!IsIp(n.bind_ip)) k.Fatal("network.bind_ip", "not an IP address: " + Quote(n.bind_ip));
+  struct NamedPort {
+    const char* key;
+    int port;
+  };
+  std::vector<NamedPort> named = {{"network.ports.ssh", n.ports.ssh},
+                                  {"network.ports.rental_port_1", n.ports.rental_port_1},
+                                  {"network.ports.rental_port_2", n.ports.rental_port_2}};
+  for (const auto& p : named) k.Range<int>(p.key, p.port, 1, 65535);
+  if (n.ports.rental_port_3 != 0) {
+    k.Range<int>("network.ports.rental_port_3", n.ports.rental_port_3, 1, 65535);
+    named.push_back({"network.ports.rental_port_3", n.ports.rental_port_3});
+  }
+  for (size_t i = 0; i < named.size(); ++i) {
+    for (size_t j = 0; j < i; ++j) {
+      if (named[i].port == named[j].port) {
+        k.Fatal(named[i].key, "same port " + std::to_string(named[i].port) + " as " + named[j].key +
+                                  "; ports must be distinct");
+      }
+    }
+  }
+  if (c.api.enabled) {
+    for (const auto& p : named) {
+      if (p.port == c.api.port) {
+        k.Fatal("api.port", "same port " + std::to_string(c.api.port) + " as " + p.key);
+      }
+    }
+  }
+  if (!n.port_range.empty()) {
+    const PortRange& r = n.port_range;
+    if (r.first < 1024 || r.last > 65535 || r.first > r.last) {
+      k.Fatal("network.port_range",
+              "must be FIRST-LAST with 1024 <= FIRST <= LAST <= 65535, got " + FormatPortRange(r));
+    } else {
+      auto overlap = named;
+      if (c.api.enabled) overlap.push_back({"api.port", c.api.port});
+      for (const auto& p : overlap) {
+        if (p.port >= r.first && p.port <= r.last) {
+          k.Fatal("network.port_range",
+                  "contains " + std::string(p.key) + " (" + std::to_string(p.port) + ")");
+        }
+      }
+    }
+  }
+  k.NonNegative("network.upload_mbps", n.upload_mbps);
+  k.NonNegative("network.download_mbps", n.download_mbps);
+  k.NonNegative("network.latency_ms", n.latency_ms);
+  if (n.security.enable_ssl) {
+    if (n.security.ssl_cert.empty())
+      k.Fatal("network.security.ssl_cert", "required when enable_ssl is true");
+    if (n.security.ssl_key.empty())
+      k.Fatal("network.security.ssl_key", "required when enable_ssl is true");
+  }
+  for (size_t i = 0; i < n.security.allowed_ips.size(); ++i) {
+    if (!IsIpOrCidr(n.security.allowed_ips[i])) {
+      k.Fatal("network.security.allowed_ips[" + std::to_string(i) + "]",
+              "not an IP address or CIDR: " + Quote(n.security.allowed_ips[i]));
+    }
+  }
+
+  // server
+  ParsedUrl url;
+  std::string url_err = ParseUrl(c.server.url, &url);
+  if (!url_err.empty()) {
+    k.Fatal("server.url", url_err);
+  } else if (url.scheme == "http") {
+    if (!IsLoopbackHost(url.host) && !c.server.allow_insecure) {
+      k.Fatal("server.url",
+              "plain http:// is only allowed for loopback hosts; use https:// "
+              "or set server.allow_insecure: true");
+    }
+  } else if (url.scheme != "https") {
+    k.Fatal("server.url", "scheme must be https (or http for loopback), got " + url.scheme);
+  }
+  k.Range("server.timeout", c.server.timeout, 1, 300);
+  if (c.server.timestamp_format != "naive" && c.server.timestamp_format != "rfc3339") {
+    k.Fatal("server.timestamp_format",
+            "must be naive or rfc3339, got " + Quote(c.server.timestamp_format));
+  }
+
+  // monitoring
+  const MonitoringConfig& m = c.monitoring;
+  const std::pair<const char*, int> intervals[] = {
+      {"monitoring.gpu_metrics_interval", m.gpu_metrics_interval},
+      {"monitoring.gpu_health_interval", m.gpu_health_interval},
+      {"monitoring.heartbeat_interval", m.heartbeat_interval},
+      {"monitoring.command_poll_interval", m.command_poll_interval},
+      {"monitoring.metrics_push_interval", m.metrics_push_interval},
+      {"monitoring.health_push_interval", m.health_push_interval},
+      {"monitoring.duration_check_interval", m.duration_check_interval}};
+  for (const auto& [key, v] : intervals) k.Range(key, v, 1, 86400);
+  const GpuThresholds& t = m.gpu_thresholds;
+  k.Range("monitoring.gpu_thresholds.temperature_warning_c", t.temperature_warning_c, 0.0, 150.0);
+  k.Range("monitoring.gpu_thresholds.temperature_critical_c", t.temperature_critical_c, 0.0, 150.0);
+  if (t.temperature_warning_c >= t.temperature_critical_c) {
+    k.Fatal("monitoring.gpu_thresholds.temperature_warning_c",
+            "must be below temperature_critical_c");
+  }
+  k.Range("monitoring.gpu_thresholds.power_warning_percent", t.power_warning_percent, 0.0, 150.0);
+  k.Range("monitoring.gpu_thresholds.memory_warning_percent", t.memory_warning_percent, 0.0, 100.0);
+  k.Range("monitoring.gpu_thresholds.fan_min_percent", t.fan_min_percent, 0.0, 100.0);
+  k.NonNegative("monitoring.gpu_thresholds.ecc_uncorrected_max", t.ecc_uncorrected_max);
+  const AlertsConfig& al = m.alerts;
+  if (!al.webhook_url.empty()) {
+    ParsedUrl w;
+    std::string e = ParseUrl(al.webhook_url, &w);
+    if (!e.empty() || (w.scheme != "https" && w.scheme != "http")) {
+      // The URL may carry a token: do not echo it.
+      k.Fatal("monitoring.alerts.webhook_url", e.empty() ? "scheme must be http or https" : e);
+    }
+  }
+  if (al.enabled && al.webhook_url.empty() && al.email_to.empty()) {
+    k.Fatal("monitoring.alerts.enabled", "alerts enabled but neither webhook_url nor email_to set");
+  }
+  if (!al.email_to.empty() && al.smtp_host.empty()) {
+    k.Fatal("monitoring.alerts.smtp_host", "required when email_to is set");
+  }
+  k.Range("monitoring.alerts.smtp_port", al.smtp_port, 1, 65535);
+  k.NonNegative("monitoring.alerts.cooldown_seconds", al.cooldown_seconds);
+  k.Positive("monitoring.retention.metrics_days", m.retention.metrics_days);
+  k.Positive("monitoring.retention.health_days", m.retention.health_days);
+  k.Positive("monitoring.retention.events_days", m.retention.events_days);
+  k.Positive("monitoring.retention.commands_days", m.retention.commands_days);
+
+  // database
+  const DatabaseConfig& d = c.database;
+  if (d.mode != "" && d.mode != "managed" && d.mode != "external") {
+    k.Fatal("database.mode", "must be \"\", managed or external, got " + Quote(d.mode));
+  }
+  if (d.mode == "external" && d.host.empty()) {
+    k.Fatal("database.host", "required when database.mode is external");
+  }
+  k.Range("database.port", d.port, 1, 65535);
+  if (d.name.empty()) k.Fatal("database.name", "must not be empty");
+  if (d.user.empty()) k.Fatal("database.user", "must not be empty");
+  k.Range("database.connect_timeout", d.connect_timeout, 1, 300);
+  k.Positive("database.statement_timeout_ms", d.statement_timeout_ms);
+
+  // gpu
+  if (c.gpu.nvml_library.empty()) k.Fatal("gpu.nvml_library", "must not be empty");
+
+  // logging
+  const LoggingConfig& l = c.logging;
+  if (!IsKnownLogLevel(l.level)) {
+    k.Fatal("logging.level", "unknown level " + Quote(l.level) +
+                                 " (trace, debug, info, warning, error, critical, off)");
+  }
+  k.Range("logging.max_size_mb", l.max_size_mb, 1, 10240);
+  k.Range("logging.max_files", l.max_files, 1, 100);
+  if (!l.file.empty() && l.file.back() == '/') {
+    k.Fatal("logging.file", "must name a file, not a directory");
+  }
+
+  // docker
+  const DockerConfig& dk = c.docker;
+  if (!dk.host.empty() && dk.host.rfind("unix://", 0) != 0 && dk.host.rfind("tcp://", 0) != 0) {
+    k.Fatal("docker.host", "must start with unix:// or tcp://, got " + Quote(dk.host));
+  }
+  k.Positive("docker.timeout", dk.timeout);
+  k.Positive("docker.pull_timeout", dk.pull_timeout);
+
+  // deployment
+  const DeploymentConfig& dp = c.deployment;
+  k.Positive("deployment.max_duration_minutes", dp.max_duration_minutes);
+  k.Positive("deployment.max_ports", dp.max_ports);
+  for (size_t i = 0; i < dp.allowed_volume_roots.size(); ++i) {
+    const std::string key = "deployment.allowed_volume_roots[" + std::to_string(i) + "]";
+    const std::string& root = dp.allowed_volume_roots[i];
+    std::filesystem::path p(root);
+    if (root.empty() || !p.is_absolute()) {
+      k.Fatal(key, "must be an absolute path, got " + Quote(root));
+    } else if (p.lexically_normal() == "/") {
+      k.Fatal(key, "must not be / (that would expose the whole host)");
+    }
+  }
+  k.NonNegative("deployment.expiry_warning_seconds", dp.expiry_warning_seconds);
+  k.Positive("deployment.stop_grace_seconds", dp.stop_grace_seconds);
+  k.Positive("deployment.readiness_timeout_seconds", dp.readiness_timeout_seconds);
+  k.NonNegative("deployment.max_memory_mb", dp.max_memory_mb);
+  k.NonNegative("deployment.max_cpus", dp.max_cpus);
+  k.NonNegative("deployment.max_shm_mb", dp.max_shm_mb);
+  k.NonNegative("deployment.default_memory_mb", dp.default_memory_mb);
+  k.NonNegative("deployment.default_cpus", dp.default_cpus);
+  k.NonNegative("deployment.default_shm_mb", dp.default_shm_mb);
+  if (dp.max_memory_mb > 0 && dp.default_memory_mb > dp.max_memory_mb) {
+    k.Fatal("deployment.default_memory_mb", "must not exceed deployment.max_memory_mb");
+  }
+  if (dp.max_cpus > 0 && dp.default_cpus > dp.max_cpus) {
+    k.Fatal("deployment.default_cpus", "must not exceed deployment.max_cpus");
+  }
+  if (dp.max_shm_mb > 0 && dp.default_shm_mb > dp.max_shm_mb) {
+    k.Fatal("deployment.default_shm_mb", "must not exceed deployment.max_shm_mb");
+  }
+  k.Positive("deployment.pids_limit", dp.pids_limit);
+  k.Positive("deployment.log_max_size_mb", dp.log_max_size_mb);
+  k.Positive("deployment.log_max_files", dp.log_max_files);
+
+  // api
+  if (!IsIp(c.api.listen) && Lower(c.api.listen) != "localhost") {
+    k.Fatal("api.listen", "not an IP address or localhost: " + Quote(c.api.listen));
+  }
+  k.Range("api.port", c.api.port, 1, 65535);
+
+  // data_dir
+  if (c.data_dir.empty() || !std::filesystem::path(c.data_dir).is_absolute()) {
+    k.Fatal("data_dir", "must be an absolute path, got " + Quote(c.data_dir));
+  }
+  return out;
+}
+
+std::vector<ConfigProblem> ValidateForRun(const Config& c) {
+  std::vector<ConfigProblem> out;
+  if (c.agent.api_key.empty()) {
+    out.push_back(
+        {"agent.api_key", "not set: put it in the config file or set TAOLIE_API_KEY", true});
+  } else if (c.agent.api_key == kApiKeyPlaceholder) {
+    out.push_back({"agent.api_key",
+                   "still the placeholder \"your-api-key-here\": put the key from the platform "
+                   "in the config file or set TAOLIE_API_KEY",
+                   true});
+  }
+  if (c.server.url == kExampleServerUrl) {
+    out.push_back({"server.url", "still the example URL; set your platform's URL", false});
+  }
+  return out;
+}
+
+bool HasFatal(const std::vector<ConfigProblem>& problems) {
+  return std::any_of(problems.begin(), problems.end(),
+                     [](const ConfigProblem& p) { return p.fatal; });
+}
+
+std::string FormatProblem(const ConfigProblem& problem) {
+  return problem.key + ": " + problem.reason;
+}
+
+}  // namespace taolie::config

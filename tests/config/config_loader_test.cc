@@ -1,0 +1,471 @@
+#include "config/config_loader.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace taolie::config {
+namespace {
+
+using ::testing::Contains;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+
+std::vector<std::string> Keys(const std::vector<ConfigProblem>& problems, bool fatal) {
+  std::vector<std::string> keys;
+  for (const auto& p : problems) {
+    if (p.fatal == fatal) keys.push_back(p.key);
+  }
+  return keys;
+}
+
+std::string Dump(const std::vector<ConfigProblem>& problems) {
+  std::string out;
+  for (const auto& p : problems)
+    out += (p.fatal ? "[fatal] " : "[warn] ") + FormatProblem(p) + "\n";
+  return out;
+}
+
+EnvLookup FakeEnv(std::map<std::string, std::string> vars) {
+  return [vars = std::move(vars)](const char* name) -> const char* {
+    auto it = vars.find(name);
+    return it == vars.end() ? nullptr : it->second.c_str();
+  };
+}
+
+std::string WriteTemp(const std::string& name, const std::string& text) {
+  std::string path = ::testing::TempDir() + "/config_loader_test_" + name;
+  std::ofstream(path, std::ios::trunc) << text;
+  return path;
+}
+
+TEST(ConfigLoader, EmptyDocumentGivesDefaultsAndOnlyWarnings) {
+  LoadResult r = LoadConfigString("");
+  EXPECT_FALSE(HasFatal(r.problems)) << Dump(r.problems);
+  EXPECT_EQ(Keys(r.problems, false), std::vector<std::string>{"network.public_ip"});
+  EXPECT_EQ(r.config.network.ports.ssh, 2222);
+  EXPECT_EQ(r.config.server.timestamp_format, "naive");
+}
+
+TEST(ConfigLoader, PythonAgentConfigLoadsUnchanged) {
+  auto r = LoadConfigFile(std::string(TAOLIE_CONFIG_TESTDATA_DIR) + "/python_agent_config.yaml");
+  ASSERT_TRUE(r.ok()) << r.error().ToString();
+  EXPECT_FALSE(HasFatal(r->problems)) << Dump(r->problems);
+  EXPECT_THAT(r->problems, IsEmpty()) << Dump(r->problems);
+  const Config& c = r->config;
+  EXPECT_EQ(c.agent.id, "");
+  EXPECT_EQ(c.agent.api_key, "your-api-key-here");
+  EXPECT_EQ(c.network.public_ip, "123.45.67.89");
+  EXPECT_EQ(c.network.ports.ssh, 2222);
+  EXPECT_EQ(c.network.ports.rental_port_1, 8888);
+  EXPECT_EQ(c.network.ports.rental_port_2, 9999);
+  EXPECT_EQ(c.network.port_descriptions.size(), 3u);
+  EXPECT_EQ(c.network.port_descriptions.at("ssh"), "SSH access to deployed containers");
+  EXPECT_EQ(c.server.url, "https://api.yourplatform.com");
+  EXPECT_EQ(c.server.timeout, 10);
+  EXPECT_EQ(c.monitoring.heartbeat_interval, 30);
+  EXPECT_EQ(c.monitoring.health_push_interval, 60);
+  EXPECT_EQ(c.database.host, "localhost");
+  EXPECT_EQ(c.database.port, 5432);
+  EXPECT_EQ(c.database.password, "auto-generated-on-install");
+  EXPECT_EQ(c.logging.level, "INFO");
+  EXPECT_EQ(c.logging.max_files, 5);
+  EXPECT_EQ(c.provider.size(), 3u);
+  EXPECT_EQ(c.provider.at("region"), "");
+
+  // Running needs a real API key; the placeholder is rejected only there.
+  auto run = ValidateForRun(c);
+  EXPECT_THAT(Keys(run, true), std::vector<std::string>{"agent.api_key"});
+}
+
+TEST(ConfigLoader, DeploySeedConfigHasNoFatalProblemExceptApiKeyForRun) {
+  auto r = LoadConfigFile(TAOLIE_DEPLOY_CONFIG);
+  ASSERT_TRUE(r.ok()) << r.error().ToString();
+  EXPECT_FALSE(HasFatal(r->problems)) << Dump(r->problems);
+  // Every key in the seed is a known key, and only the empty public_ip warns.
+  EXPECT_EQ(Keys(r->problems, false), std::vector<std::string>{"network.public_ip"})
+      << Dump(r->problems);
+  auto run = ValidateForRun(r->config);
+  EXPECT_EQ(Keys(run, true), std::vector<std::string>{"agent.api_key"}) << Dump(run);
+
+  // The seed documents the defaults.
+  const Config d;
+  const Config& c = r->config;
+  EXPECT_EQ(c.network.ports.ssh, d.network.ports.ssh);
+  EXPECT_EQ(c.network.bind_ip, d.network.bind_ip);
+  EXPECT_TRUE(c.network.port_range.empty());
+  EXPECT_EQ(c.server.url, d.server.url);
+  EXPECT_EQ(c.server.timeout, d.server.timeout);
+  EXPECT_EQ(c.server.timestamp_format, d.server.timestamp_format);
+  EXPECT_EQ(c.monitoring.gpu_metrics_interval, d.monitoring.gpu_metrics_interval);
+  EXPECT_EQ(c.monitoring.gpu_thresholds.temperature_critical_c,
+            d.monitoring.gpu_thresholds.temperature_critical_c);
+  EXPECT_EQ(c.monitoring.alerts.cooldown_seconds, d.monitoring.alerts.cooldown_seconds);
+  EXPECT_EQ(c.monitoring.retention.metrics_days, d.monitoring.retention.metrics_days);
+  EXPECT_EQ(c.database.statement_timeout_ms, d.database.statement_timeout_ms);
+  EXPECT_EQ(c.gpu.nvml_library, d.gpu.nvml_library);
+  EXPECT_EQ(c.logging.file, d.logging.file);
+  EXPECT_EQ(c.logging.journal, d.logging.journal);
+  EXPECT_EQ(c.docker.pull_timeout, d.docker.pull_timeout);
+  EXPECT_EQ(c.deployment.max_duration_minutes, d.deployment.max_duration_minutes);
+  EXPECT_EQ(c.deployment.default_shm_mb, d.deployment.default_shm_mb);
+  EXPECT_EQ(c.deployment.pids_limit, d.deployment.pids_limit);
+  EXPECT_EQ(c.deployment.require_ssh, d.deployment.require_ssh);
+  EXPECT_TRUE(c.deployment.allowed_volume_roots.empty());
+  EXPECT_EQ(c.api.port, d.api.port);
+  EXPECT_EQ(c.api.listen, d.api.listen);
+  EXPECT_EQ(c.data_dir, d.data_dir);
+}
+
+TEST(ConfigLoader, ReadsEveryNestedSection) {
+  LoadResult r = LoadConfigString(R"(
+agent: {id: "agent-0123456789ab", api_key: "k-123456", version_label: "v2"}
+network:
+  public_ip: "gpu1.example.net"
+  port_range: "30000-30999"
+  bind_ip: "10.0.0.5"
+  upload_mbps: 950.5
+  interface: eth0
+  ports: {ssh: 2200, rental_port_1: 8000, rental_port_2: 9000, rental_port_3: 7000}
+  security:
+    enable_ssl: yes
+    ssl_cert: /etc/ssl/a.pem
+    ssl_key: /etc/ssl/a.key
+    allowed_ips: ["10.0.0.0/8", "192.168.1.7", "2001:db8::/32"]
+server: {url: "http://127.0.0.1:8080/", timeout: 5, timestamp_format: rfc3339}
+monitoring:
+  gpu_thresholds: {temperature_warning_c: 75, temperature_critical_c: 85.5, ecc_uncorrected_max: 2}
+  alerts: {enabled: true, webhook_url: "https://hooks.example.com/abc", smtp_port: 587}
+  retention: {metrics_days: 3}
+database: {mode: external, host: db.internal, connect_timeout: 3}
+gpu: {exclude_uuids: ["GPU-1", "GPU-2"]}
+logging: {level: WARNING, file: "", journal: false, console: off}
+docker: {host: "unix:///run/docker.sock", api_version: "1.41"}
+deployment:
+  allowed_volume_roots: ["/data/rentals", "/srv/x/"]
+  max_memory_mb: 65536
+  default_memory_mb: 32768
+  max_cpus: 16.5
+  no_new_privileges: true
+  runtime: nvidia
+api: {enabled: false, listen: "0.0.0.0", port: 9200}
+data_dir: /srv/taolie
+provider: {name: "Acme", region: "eu-west"}
+)");
+  EXPECT_THAT(r.problems, IsEmpty()) << Dump(r.problems);
+  const Config& c = r.config;
+  EXPECT_EQ(c.agent.version_label, "v2");
+  EXPECT_EQ(c.network.port_range.first, 30000);
+  EXPECT_EQ(c.network.port_range.last, 30999);
+  EXPECT_EQ(c.network.ports.rental_port_3, 7000);
+  EXPECT_DOUBLE_EQ(c.network.upload_mbps, 950.5);
+  EXPECT_TRUE(c.network.security.enable_ssl);
+  EXPECT_EQ(c.network.security.allowed_ips.size(), 3u);
+  EXPECT_EQ(c.server.timestamp_format, "rfc3339");
+  EXPECT_DOUBLE_EQ(c.monitoring.gpu_thresholds.temperature_critical_c, 85.5);
+  EXPECT_EQ(c.monitoring.gpu_thresholds.ecc_uncorrected_max, 2);
+  EXPECT_TRUE(c.monitoring.alerts.enabled);
+  EXPECT_EQ(c.monitoring.alerts.smtp_port, 587);
+  EXPECT_EQ(c.monitoring.retention.metrics_days, 3);
+  EXPECT_EQ(c.monitoring.retention.health_days, 30);
+  EXPECT_EQ(c.database.mode, "external");
+  EXPECT_EQ(c.gpu.exclude_uuids, (std::vector<std::string>{"GPU-1", "GPU-2"}));
+  EXPECT_EQ(c.logging.level, "WARNING");
+  EXPECT_EQ(c.logging.file, "");
+  EXPECT_FALSE(c.logging.console);
+  EXPECT_EQ(c.docker.host, "unix:///run/docker.sock");
+  EXPECT_EQ(c.deployment.allowed_volume_roots.size(), 2u);
+  EXPECT_EQ(c.deployment.max_memory_mb, 65536);
+  EXPECT_DOUBLE_EQ(c.deployment.max_cpus, 16.5);
+  EXPECT_EQ(c.deployment.runtime, "nvidia");
+  EXPECT_FALSE(c.api.enabled);
+  EXPECT_EQ(c.api.port, 9200);
+  EXPECT_EQ(c.data_dir, "/srv/taolie");
+  EXPECT_EQ(c.provider.at("name"), "Acme");
+}
+
+TEST(ConfigLoader, UnknownKeysWarnWithTheirPath) {
+  LoadResult r = LoadConfigString(R"(
+agent: {idd: "x"}
+network: {ports: {ssh: 2222, telnet: 23}}
+colour: blue
+)");
+  EXPECT_FALSE(HasFatal(r.problems)) << Dump(r.problems);
+  auto warnings = Keys(r.problems, false);
+  EXPECT_THAT(warnings, Contains("agent.idd"));
+  EXPECT_THAT(warnings, Contains("network.ports.telnet"));
+  EXPECT_THAT(warnings, Contains("colour"));
+  for (const auto& p : r.problems) {
+    if (p.key == "colour") {
+      EXPECT_EQ(FormatProblem(p), "colour: unknown key (ignored)");
+    }
+  }
+}
+
+TEST(ConfigLoader, NullValuesKeepDefaultsOrEmptyStrings) {
+  LoadResult r = LoadConfigString("agent:\n  id:\nnetwork:\n  ports:\n    ssh:\nmonitoring:\n");
+  EXPECT_FALSE(HasFatal(r.problems)) << Dump(r.problems);
+  EXPECT_EQ(r.config.agent.id, "");
+  EXPECT_EQ(r.config.network.ports.ssh, 2222);
+}
+
+TEST(ConfigLoader, LogLevelSpellings) {
+  for (const char* level : {"INFO", "info", "WARN", "WARNING", "warning", "Error", "DEBUG",
+                            "critical", "trace", "off", "FATAL"}) {
+    LoadResult r = LoadConfigString(std::string("logging: {level: ") + level + "}");
+    EXPECT_FALSE(HasFatal(r.problems)) << level << "\n" << Dump(r.problems);
+  }
+  EXPECT_FALSE(IsKnownLogLevel("verbose"));
+}
+
+TEST(ConfigLoader, HttpAllowedForLoopbackOrWhenInsecureAllowed) {
+  for (const char* yaml :
+       {"server: {url: \"http://127.0.0.1:8080\"}", "server: {url: \"http://localhost/api\"}",
+        "server: {url: \"http://[::1]:9000/\"}", "server: {url: \"https://[2001:db8::1]:8443/x\"}",
+        "server: {url: \"http://10.1.2.3\", allow_insecure: true}"}) {
+    LoadResult r = LoadConfigString(yaml);
+    EXPECT_FALSE(HasFatal(r.problems)) << yaml << "\n" << Dump(r.problems);
+  }
+  LoadResult r = LoadConfigString("server: {url: \"http://api.example.com\"}");
+  ASSERT_EQ(Keys(r.problems, true), std::vector<std::string>{"server.url"});
+  for (const auto& p : r.problems) {
+    if (p.fatal) {
+      EXPECT_THAT(p.reason, HasSubstr("allow_insecure"));
+    }
+  }
+}
+
+struct BadCase {
+  const char* yaml;
+  const char* key;  // the (first) fatal key expected
+};
+
+class BadValueTest : public ::testing::TestWithParam<BadCase> {};
+
+TEST_P(BadValueTest, NamesTheKey) {
+  const BadCase& c = GetParam();
+  LoadResult r;
+  EXPECT_NO_THROW(r = LoadConfigString(c.yaml));
+  EXPECT_TRUE(HasFatal(r.problems)) << c.yaml;
+  EXPECT_THAT(Keys(r.problems, true), Contains(std::string(c.key))) << c.yaml << "\n"
+                                                                    << Dump(r.problems);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Table, BadValueTest,
+    ::testing::Values(
+        BadCase{"network: {ports: {ssh: \"abc\"}}", "network.ports.ssh"},
+        BadCase{"network: {ports: {ssh: 0}}", "network.ports.ssh"},
+        BadCase{"network: {ports: {ssh: 70000}}", "network.ports.ssh"},
+        BadCase{"network: {ports: {ssh: 99999999999999}}", "network.ports.ssh"},
+        BadCase{"network: {ports: {ssh: [1]}}", "network.ports.ssh"},
+        BadCase{"network: {ports: {rental_port_1: 2222}}", "network.ports.rental_port_1"},
+        BadCase{"network: {ports: {rental_port_3: 9999}}", "network.ports.rental_port_3"},
+        BadCase{"network: {ports: 5}", "network.ports"}, BadCase{"network: [1, 2]", "network"},
+        BadCase{"network: {port_range: \"30000\"}", "network.port_range"},
+        BadCase{"network: {port_range: 30000}", "network.port_range"},
+        BadCase{"network: {port_range: \"a-b\"}", "network.port_range"},
+        BadCase{"network: {port_range: \"1000-2000\"}", "network.port_range"},
+        BadCase{"network: {port_range: \"31000-30000\"}", "network.port_range"},
+        BadCase{"network: {port_range: \"60000-70000\"}", "network.port_range"},
+        BadCase{"network: {port_range: \"8000-9000\"}", "network.port_range"},
+        BadCase{"network: {port_range: \"9100-9200\"}", "network.port_range"},  // api.port
+        BadCase{"network: {public_ip: \"not an ip\"}", "network.public_ip"},
+        BadCase{"network: {bind_ip: \"anywhere\"}", "network.bind_ip"},
+        BadCase{"network: {upload_mbps: fast}", "network.upload_mbps"},
+        BadCase{"network: {latency_ms: -1}", "network.latency_ms"},
+        BadCase{"network: {security: {enable_ssl: maybe}}", "network.security.enable_ssl"},
+        BadCase{"network: {security: {enable_ssl: true}}", "network.security.ssl_cert"},
+        BadCase{"network: {security: {allowed_ips: \"10.0.0.1\"}}", "network.security.allowed_ips"},
+        BadCase{"network: {security: {allowed_ips: [\"10.0.0.0/8\", \"bogus\"]}}",
+                "network.security.allowed_ips[1]"},
+        BadCase{"network: {security: {allowed_ips: [\"10.0.0.0/33\"]}}",
+                "network.security.allowed_ips[0]"},
+        BadCase{"network: {security: {allowed_ips: [{a: 1}]}}", "network.security.allowed_ips[0]"},
+        BadCase{"network: {port_descriptions: [a]}", "network.port_descriptions"},
+        BadCase{"server: {url: \"\"}", "server.url"},
+        BadCase{"server: {url: \"not a url\"}", "server.url"},
+        BadCase{"server: {url: \"ftp://files.example.com\"}", "server.url"},
+        BadCase{"server: {url: \"https://api.example.com:99999\"}", "server.url"},
+        BadCase{"server: {url: \"https://user:pw@api.example.com\"}", "server.url"},
+        BadCase{"server: {url: \"http://api.example.com\"}", "server.url"},
+        BadCase{"server: {url: \"http://127.0.0.1.example.com\"}", "server.url"},
+        BadCase{"server: {timeout: 0}", "server.timeout"},
+        BadCase{"server: {timeout: 301}", "server.timeout"},
+        BadCase{"server: {timeout: ten}", "server.timeout"},
+        BadCase{"server: {allow_insecure: 2}", "server.allow_insecure"},
+        BadCase{"server: {timestamp_format: iso}", "server.timestamp_format"},
+        BadCase{"monitoring: {heartbeat_interval: 0}", "monitoring.heartbeat_interval"},
+        BadCase{"monitoring: {heartbeat_interval: 86401}", "monitoring.heartbeat_interval"},
+        BadCase{"monitoring: {command_poll_interval: -1}", "monitoring.command_poll_interval"},
+        BadCase{"monitoring: {metrics_push_interval: 1.5}", "monitoring.metrics_push_interval"},
+        BadCase{"monitoring: {health_push_interval: 0}", "monitoring.health_push_interval"},
+        BadCase{"monitoring: {duration_check_interval: 0}", "monitoring.duration_check_interval"},
+        BadCase{"monitoring: {gpu_metrics_interval: 0}", "monitoring.gpu_metrics_interval"},
+        BadCase{"monitoring: {gpu_health_interval: 100000}", "monitoring.gpu_health_interval"},
+        BadCase{"monitoring: {gpu_thresholds: {temperature_warning_c: 95, "
+                "temperature_critical_c: 90}}",
+                "monitoring.gpu_thresholds.temperature_warning_c"},
+        BadCase{"monitoring: {gpu_thresholds: {temperature_critical_c: 200}}",
+                "monitoring.gpu_thresholds.temperature_critical_c"},
+        BadCase{"monitoring: {gpu_thresholds: {temperature_warning_c: -5}}",
+                "monitoring.gpu_thresholds.temperature_warning_c"},
+        BadCase{"monitoring: {gpu_thresholds: {memory_warning_percent: 101}}",
+                "monitoring.gpu_thresholds.memory_warning_percent"},
+        BadCase{"monitoring: {gpu_thresholds: {ecc_uncorrected_max: -1}}",
+                "monitoring.gpu_thresholds.ecc_uncorrected_max"},
+        BadCase{"monitoring: {alerts: {webhook_url: \"hooks.example.com/x\"}}",
+                "monitoring.alerts.webhook_url"},
+        BadCase{"monitoring: {alerts: {enabled: true}}", "monitoring.alerts.enabled"},
+        BadCase{"monitoring: {alerts: {email_to: ops@example.com}}", "monitoring.alerts.smtp_host"},
+        BadCase{"monitoring: {alerts: {smtp_port: 0}}", "monitoring.alerts.smtp_port"},
+        BadCase{"monitoring: {retention: {metrics_days: 0}}", "monitoring.retention.metrics_days"},
+        BadCase{"monitoring: {retention: {events_days: x}}", "monitoring.retention.events_days"},
+        BadCase{"database: {mode: cloud}", "database.mode"},
+        BadCase{"database: {mode: external}", "database.host"},
+        BadCase{"database: {port: 0}", "database.port"},
+        BadCase{"database: {port: \"5432x\"}", "database.port"},
+        BadCase{"database: {name: \"\"}", "database.name"},
+        BadCase{"database: {connect_timeout: 0}", "database.connect_timeout"},
+        BadCase{"database: {statement_timeout_ms: 0}", "database.statement_timeout_ms"},
+        BadCase{"database: {password: [a, b]}", "database.password"},
+        BadCase{"gpu: {nvml_library: \"\"}", "gpu.nvml_library"},
+        BadCase{"gpu: {exclude_uuids: {a: b}}", "gpu.exclude_uuids"},
+        BadCase{"logging: {level: verbose}", "logging.level"},
+        BadCase{"logging: {max_size_mb: 0}", "logging.max_size_mb"},
+        BadCase{"logging: {max_size_mb: 20000}", "logging.max_size_mb"},
+        BadCase{"logging: {max_files: 0}", "logging.max_files"},
+        BadCase{"logging: {max_files: 101}", "logging.max_files"},
+        BadCase{"logging: {journal: sometimes}", "logging.journal"},
+        BadCase{"logging: {file: \"/var/log/\"}", "logging.file"},
+        BadCase{"agent: {id: \"agent-XYZ\"}", "agent.id"},
+        BadCase{"agent: {id: \"agent-0123456789AB\"}", "agent.id"},
+        BadCase{"agent: {id: {x: 1}}", "agent.id"},
+        BadCase{"docker: {host: \"/var/run/docker.sock\"}", "docker.host"},
+        BadCase{"docker: {timeout: 0}", "docker.timeout"},
+        BadCase{"docker: {pull_timeout: -5}", "docker.pull_timeout"},
+        BadCase{"deployment: {allowed_volume_roots: [\"relative/dir\"]}",
+                "deployment.allowed_volume_roots[0]"},
+        BadCase{"deployment: {allowed_volume_roots: [\"/data\", \"/\"]}",
+                "deployment.allowed_volume_roots[1]"},
+        BadCase{"deployment: {allowed_volume_roots: [\"/data/..\"]}",
+                "deployment.allowed_volume_roots[0]"},
+        BadCase{"deployment: {max_ports: 0}", "deployment.max_ports"},
+        BadCase{"deployment: {max_duration_minutes: -1}", "deployment.max_duration_minutes"},
+        BadCase{"deployment: {stop_grace_seconds: 0}", "deployment.stop_grace_seconds"},
+        BadCase{"deployment: {readiness_timeout_seconds: 0}",
+                "deployment.readiness_timeout_seconds"},
+        BadCase{"deployment: {pids_limit: 0}", "deployment.pids_limit"},
+        BadCase{"deployment: {max_cpus: -2}", "deployment.max_cpus"},
+        BadCase{"deployment: {max_memory_mb: 1000, default_memory_mb: 2000}",
+                "deployment.default_memory_mb"},
+        BadCase{"deployment: {log_max_files: 0}", "deployment.log_max_files"},
+        BadCase{"deployment: {require_ssh: 1.5}", "deployment.require_ssh"},
+        BadCase{"api: {port: 0}", "api.port"}, BadCase{"api: {port: 2222}", "api.port"},
+        BadCase{"api: {listen: \"any\"}", "api.listen"},
+        BadCase{"data_dir: relative/path", "data_dir"},
+        BadCase{"provider: {name: [a]}", "provider.name"}, BadCase{"- just\n- a list\n", "(root)"},
+        BadCase{"agent: {id: [unterminated", "(root)"}));
+
+TEST(ConfigLoader, FatalProblemsDoNotEchoSecrets) {
+  LoadResult r = LoadConfigString("database: {password: {nested: \"hunter2-secret\"}}");
+  ASSERT_TRUE(HasFatal(r.problems));
+  for (const auto& p : r.problems)
+    EXPECT_THAT(FormatProblem(p), ::testing::Not(HasSubstr("hunter2")));
+}
+
+TEST(ConfigLoader, EnvironmentOverridesSecretsAndUrl) {
+  auto env = FakeEnv({{"TAOLIE_API_KEY", "env-key-123456"},
+                      {"TAOLIE_DB_PASSWORD", "env-db-pass"},
+                      {"TAOLIE_SERVER_URL", "https://platform.example.org"},
+                      {"DOCKER_HOST", "tcp://127.0.0.1:2375"}});
+  LoadResult r =
+      LoadConfigString("agent: {api_key: file-key}\ndatabase: {password: file-pass}\n", env);
+  EXPECT_FALSE(HasFatal(r.problems)) << Dump(r.problems);
+  EXPECT_EQ(r.config.agent.api_key, "env-key-123456");
+  EXPECT_EQ(r.config.database.password, "env-db-pass");
+  EXPECT_EQ(r.config.server.url, "https://platform.example.org");
+  EXPECT_EQ(r.config.docker.host, "tcp://127.0.0.1:2375");
+  EXPECT_THAT(ValidateForRun(r.config), IsEmpty());
+}
+
+TEST(ConfigLoader, DockerHostEnvOnlyWhenKeyEmpty) {
+  Config c;
+  c.docker.host = "unix:///custom.sock";
+  ApplyEnvironment(c, FakeEnv({{"DOCKER_HOST", "tcp://127.0.0.1:2375"}}));
+  EXPECT_EQ(c.docker.host, "unix:///custom.sock");
+}
+
+TEST(ConfigLoader, EmptyOrUnsetEnvironmentChangesNothing) {
+  Config c;
+  c.agent.api_key = "file-key-123";
+  ApplyEnvironment(c, FakeEnv({{"TAOLIE_API_KEY", ""}}));
+  EXPECT_EQ(c.agent.api_key, "file-key-123");
+  ApplyEnvironment(c, nullptr);
+  EXPECT_EQ(c.agent.api_key, "file-key-123");
+  EXPECT_EQ(c.docker.host, "");
+}
+
+TEST(ConfigLoader, EnvironmentValuesAreValidated) {
+  LoadResult r = LoadConfigString("", FakeEnv({{"TAOLIE_SERVER_URL", "http://evil.example"}}));
+  EXPECT_EQ(Keys(r.problems, true), std::vector<std::string>{"server.url"});
+}
+
+TEST(ConfigLoader, ValidateForRunRejectsMissingOrPlaceholderKey) {
+  Config c;
+  auto empty = ValidateForRun(c);
+  ASSERT_EQ(Keys(empty, true), std::vector<std::string>{"agent.api_key"});
+  c.agent.api_key = kApiKeyPlaceholder;
+  auto placeholder = ValidateForRun(c);
+  ASSERT_EQ(Keys(placeholder, true), std::vector<std::string>{"agent.api_key"});
+  EXPECT_THAT(placeholder[0].reason, HasSubstr("placeholder"));
+  c.agent.api_key = "real-key-abcdef";
+  c.server.url = "https://platform.example.org";
+  EXPECT_THAT(ValidateForRun(c), IsEmpty());
+}
+
+TEST(ConfigLoader, FileErrorsCarryPathAndPosition) {
+  auto missing = LoadConfigFile("/nonexistent-dir/taolie.yaml");
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.error().code, ErrorCode::kNotFound);
+  EXPECT_THAT(missing.error().message, HasSubstr("/nonexistent-dir/taolie.yaml"));
+
+  std::string path = WriteTemp("broken.yaml", "agent:\n  id: x\n  api_key: [a, b\nnetwork: {\n");
+  auto broken = LoadConfigFile(path);
+  ASSERT_FALSE(broken.ok());
+  EXPECT_EQ(broken.error().code, ErrorCode::kInvalidArgument);
+  EXPECT_THAT(broken.error().message, HasSubstr(path + ":"));
+  EXPECT_THAT(broken.error().message, HasSubstr("line "));
+
+  auto dir = LoadConfigFile(::testing::TempDir());
+  EXPECT_FALSE(dir.ok());
+}
+
+TEST(ConfigLoader, FileTypeErrorsAreProblemsNotErrors) {
+  std::string path = WriteTemp("types.yaml", "network:\n  ports:\n    ssh: \"abc\"\n");
+  auto r = LoadConfigFile(path);
+  ASSERT_TRUE(r.ok());
+  ASSERT_TRUE(HasFatal(r->problems));
+  EXPECT_EQ(FormatProblem(r->problems[0]), "network.ports.ssh: expected an integer, got \"abc\"");
+}
+
+TEST(PortRange, ParseAndFormat) {
+  auto r = ParsePortRange(" 30000 - 30999 ");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->first, 30000);
+  EXPECT_EQ(r->last, 30999);
+  EXPECT_EQ(FormatPortRange(*r), "30000-30999");
+  EXPECT_TRUE(ParsePortRange("").value().empty());
+  EXPECT_EQ(FormatPortRange(PortRange{}), "");
+  EXPECT_FALSE(ParsePortRange("-5-10").ok());
+  EXPECT_FALSE(ParsePortRange("5-").ok());
+  EXPECT_FALSE(ParsePortRange("1e3-2000").ok());
+}
+
+}  // namespace
+}  // namespace taolie::config
