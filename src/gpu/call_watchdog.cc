@@ -1,0 +1,90 @@
+#include "gpu/call_watchdog.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+namespace taolie::gpu {
+
+namespace {
+constexpr auto kStopGrace = std::chrono::seconds(2);
+}
+
+CallWatchdog::CallWatchdog(std::string name)
+    : name_(std::move(name)), shared_(std::make_shared<Shared>()) {
+  thread_ = std::thread(&CallWatchdog::Loop, shared_);
+}
+
+CallWatchdog::~CallWatchdog() {
+  bool exited = false;
+  {
+    std::unique_lock lock(shared_->mu);
+    shared_->stop = true;
+    shared_->cv.notify_all();
+    exited = shared_->cv.wait_for(lock, kStopGrace, [&] { return shared_->exited; });
+    if (!exited) {
+      spdlog::warn("{}: worker still blocked in {}; detaching it", name_, shared_->running_what);
+    }
+  }
+  if (exited) {
+    thread_.join();
+  } else {
+    thread_.detach();  // Loop owns `shared`; queued tasks own their state.
+  }
+}
+
+void CallWatchdog::Loop(std::shared_ptr<Shared> shared) {
+  std::unique_lock lock(shared->mu);
+  while (true) {
+    shared->cv.wait(lock, [&] { return shared->stop || !shared->queue.empty(); });
+    if (shared->queue.empty()) break;  // stop requested and nothing left to run
+    Shared::Task task = std::move(shared->queue.front());
+    shared->queue.pop_front();
+    shared->running_what = task.what;
+    shared->running_since = std::chrono::steady_clock::now();
+    lock.unlock();
+    task.fn();
+    task.fn = nullptr;  // release what the task owns before reporting it done
+    lock.lock();
+    shared->done_id = task.id;
+    shared->running_what.clear();
+    shared->cv.notify_all();
+  }
+  shared->exited = true;
+  shared->cv.notify_all();
+}
+
+Result<uint64_t> CallWatchdog::Enqueue(const std::string& what, std::function<void()> fn) {
+  std::lock_guard lock(shared_->mu);
+  if (shared_->abandoned_id > shared_->done_id) {
+    auto stuck_for = std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::chrono::steady_clock::now() - shared_->running_since);
+    return MakeError(ErrorCode::kUnavailable, name_ + ": still blocked in an earlier call (" +
+                                                  shared_->running_what + ", " +
+                                                  std::to_string(stuck_for.count()) + " ms)");
+  }
+  if (shared_->stop) return MakeError(ErrorCode::kCancelled, name_ + ": shutting down");
+  const uint64_t id = ++shared_->next_id;
+  shared_->queue.push_back(Shared::Task{id, what, std::move(fn)});
+  shared_->cv.notify_all();
+  return id;
+}
+
+void CallWatchdog::Abandon(uint64_t id) {
+  std::lock_guard lock(shared_->mu);
+  shared_->abandoned_id = std::max(shared_->abandoned_id, id);
+}
+
+bool CallWatchdog::Stuck() const {
+  std::lock_guard lock(shared_->mu);
+  return shared_->abandoned_id > shared_->done_id;
+}
+
+void CallWatchdog::Post(std::function<void()> fn) {
+  std::lock_guard lock(shared_->mu);
+  const uint64_t id = ++shared_->next_id;
+  shared_->queue.push_back(Shared::Task{id, "posted task", std::move(fn)});
+  shared_->cv.notify_all();
+}
+
+}  // namespace taolie::gpu

@@ -1,0 +1,57 @@
+#pragma once
+// NvmlGpuProbe: GpuProbe over NVIDIA's NVML, loaded at run time with dlopen (no build-time
+// dependency on the driver). Every NVML call runs on a watchdog worker thread with a deadline,
+// because drivers can hang; a call that misses its deadline yields DeadlineExceeded and the
+// probe answers Unavailable until the stuck call returns. Thread-safe.
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "gpu/gpu_probe.h"
+
+namespace taolie::gpu {
+
+class CallWatchdog;
+struct NvmlSession;
+
+class NvmlGpuProbe final : public GpuProbe {
+ public:
+  struct Options {
+    std::string library_path = "libnvidia-ml.so.1";
+    std::vector<std::string> exclude_uuids;  // GPUs hidden from the agent (kept by the owner)
+    std::chrono::milliseconds call_timeout = std::chrono::seconds(5);  // per public call
+  };
+
+  // Never fails: when the library cannot be loaded or nvmlInit fails, Available() is false,
+  // UnavailableReason() says why, and the other methods return FailedPrecondition.
+  static std::unique_ptr<NvmlGpuProbe> Create(const std::string& library_path = "libnvidia-ml.so.1",
+                                              std::vector<std::string> exclude_uuids = {});
+  static std::unique_ptr<NvmlGpuProbe> Create(Options options);
+
+  ~NvmlGpuProbe() override;
+  NvmlGpuProbe(const NvmlGpuProbe&) = delete;
+  NvmlGpuProbe& operator=(const NvmlGpuProbe&) = delete;
+
+  bool Available() const override;
+  std::string UnavailableReason() const override;
+  Result<DriverInfo> Driver() override;
+  // Re-scans the devices (new handles are registered for XID events).
+  Result<std::vector<GpuInfo>> ListGpus() override;
+  Result<std::vector<GpuSample>> Sample() override;
+  Result<std::vector<XidEvent>> DrainXids() override;
+
+ private:
+  explicit NvmlGpuProbe(Options options);
+  Status CheckAvailable() const;
+
+  Options options_;
+  std::unique_ptr<CallWatchdog> watchdog_;
+  std::shared_ptr<NvmlSession> session_;  // touched only on the watchdog's worker thread
+  std::string unavailable_reason_;        // fixed after Create
+};
+
+// "12.4" from the integer NVML reports (12040). Exposed for tests.
+std::string CudaVersionString(int version);
+
+}  // namespace taolie::gpu
