@@ -1,0 +1,95 @@
+#pragma once
+// Pure helpers for the Docker Engine API: image references, the multiplexed exec stream, API
+// versions, and the JSON mapping of ContainerSpec / inspect / list / pull progress. No I/O, so
+// they are unit-tested without a daemon. JSON travels as std::string to keep nlohmann out of
+// this header.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/result.h"
+#include "docker/docker_client.h"
+
+namespace taolie::docker {
+
+// A parsed image reference: [domain[:port]/]path[:tag][@digest].
+struct ImageRef {
+  std::string domain;  // "" when absent, e.g. "127.0.0.1:5555"
+  std::string path;    // "taolie-test/busybox"
+  std::string tag;     // "" when absent
+  std::string digest;  // "" when absent, e.g. "sha256:<64 hex>"
+
+  std::string Name() const { return domain.empty() ? path : domain + "/" + path; }
+  // The POST /images/create `tag` parameter: the digest, else the tag, else "latest".
+  std::string PullTag() const;
+};
+
+// Parses and validates `image` with the distribution reference grammar. Rejects empty,
+// over-long, uppercase paths, whitespace/control characters and malformed tags or digests.
+Result<ImageRef> ParseImageReference(std::string_view image);
+
+// Container ids and names as they may appear in a URL path: [a-zA-Z0-9][a-zA-Z0-9_.-]*,
+// at most 255 characters.
+bool IsValidContainerRef(std::string_view id_or_name);
+
+// "1.41" -> {1, 41}; nullopt when malformed.
+std::optional<std::pair<int, int>> ParseApiVersion(std::string_view version);
+// min(server, max_supported) as "major.minor"; error when the server is below min_supported
+// or its version is malformed.
+Result<std::string> NegotiateApiVersion(std::string_view server, std::string_view min_supported,
+                                        std::string_view max_supported);
+
+// Demultiplexes the Engine's attach/exec stream (non-TTY): frames of an 8-byte header
+// [stream type, 0, 0, 0, big-endian uint32 size] followed by the payload. Feed data in any
+// chunking; stdout and stderr payloads are appended to one output, capped at `max_output`.
+class StreamDemuxer {
+ public:
+  explicit StreamDemuxer(size_t max_output) : max_output_(max_output) {}
+  // Returns false when the stream is malformed (unknown stream type).
+  bool Feed(std::string_view data);
+  const std::string& output() const { return output_; }
+  bool truncated() const { return truncated_; }
+  // True when the stream ended in the middle of a frame.
+  bool incomplete() const { return !header_.empty() || remaining_ > 0; }
+
+ private:
+  void Append(std::string_view payload);
+  size_t max_output_;
+  std::string output_;
+  std::string header_;      // partial header bytes
+  uint32_t remaining_ = 0;  // payload bytes left in the current frame
+  bool truncated_ = false;
+};
+
+// Checks what the engine would reject late or what must not reach a URL: name, image,
+// restart policy, ports, limits. InvalidArgument naming the field.
+Status ValidateSpec(const ContainerSpec& spec);
+
+// The JSON body of POST /containers/create for `spec` (assumes ValidateSpec passed).
+std::string BuildCreateBody(const ContainerSpec& spec);
+
+// Maps GET /containers/{id}/json.
+Result<ContainerInfo> ParseInspect(std::string_view json);
+// Maps GET /containers/json.
+Result<std::vector<ContainerInfo>> ParseList(std::string_view json);
+// The `filters` query value for List: {"label":["k=v","k"]}.
+std::string BuildLabelFilter(const std::vector<std::pair<std::string, std::string>>& labels);
+
+// One line of the POST /images/create progress stream.
+struct PullLine {
+  PullProgress progress;
+  std::optional<std::string> error;  // set when the line carries error/errorDetail
+};
+Result<PullLine> ParsePullLine(std::string_view line);
+
+// The engine's error body {"message": "..."}; falls back to the raw text (trimmed, capped).
+std::string EngineMessage(std::string_view body);
+
+// Error code for an HTTP status from the engine. `conflict` is the code for 409.
+ErrorCode CodeForHttpStatus(long status, ErrorCode conflict);
+// Error code for an error line in a pull stream, from its message.
+ErrorCode CodeForPullError(std::string_view message);
+
+}  // namespace taolie::docker
