@@ -1,0 +1,181 @@
+#include "store/migrations.h"
+
+namespace taolie::store {
+namespace {
+
+// Migration 1: the initial schema.
+constexpr std::string_view kInitialSchema = R"sql(
+CREATE TABLE agent_state (
+  key        text PRIMARY KEY,
+  value      text NOT NULL,
+  updated_at timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE deployments (
+  id               text PRIMARY KEY,
+  command_id       text UNIQUE,
+  user_id          text NOT NULL DEFAULT '',
+  template_id      text NOT NULL DEFAULT '',
+  image            text NOT NULL DEFAULT '',
+  state            text NOT NULL CHECK (state IN ('accepted', 'pulling', 'creating', 'starting',
+                                                  'readiness', 'running', 'stopping', 'ended')),
+  spec_json        text NOT NULL DEFAULT '{}',
+  container_id     text NOT NULL DEFAULT '',
+  container_name   text NOT NULL DEFAULT '',
+  gpu_uuids        text[] NOT NULL DEFAULT '{}',
+  duration_minutes integer NOT NULL,
+  price_per_hour   double precision,
+  ssh_username     text NOT NULL DEFAULT '',
+  ssh_password     text,
+  jupyter_token    text NOT NULL DEFAULT '',
+  created_at       timestamptz NOT NULL DEFAULT now(),
+  started_at       timestamptz,
+  expires_at       timestamptz,
+  warned_at        timestamptz,
+  ended_at         timestamptz,
+  end_status       text NOT NULL DEFAULT ''
+                   CHECK (end_status IN ('', 'terminated', 'expired', 'failed')),
+  end_reason       text NOT NULL DEFAULT '',
+  error_stage      text NOT NULL DEFAULT '',
+  error            text NOT NULL DEFAULT '',
+  updated_at       timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX deployments_active_idx ON deployments (created_at) WHERE state <> 'ended';
+CREATE INDEX deployments_created_idx ON deployments (created_at DESC);
+
+CREATE TABLE gpu_status (
+  uuid            text PRIMARY KEY,
+  index           integer NOT NULL,
+  name            text NOT NULL DEFAULT '',
+  memory_total_mb bigint NOT NULL DEFAULT 0,
+  pci_bus_id      text NOT NULL DEFAULT '',
+  health          text NOT NULL DEFAULT 'healthy'
+                  CHECK (health IN ('healthy', 'warning', 'unhealthy', 'lost')),
+  present         boolean NOT NULL DEFAULT true,
+  deployment_id   text REFERENCES deployments (id) ON DELETE SET NULL,
+  claimed_at      timestamptz,
+  updated_at      timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX gpu_status_deployment_idx ON gpu_status (deployment_id)
+  WHERE deployment_id IS NOT NULL;
+
+CREATE TABLE port_allocations (
+  host_port      integer PRIMARY KEY CHECK (host_port BETWEEN 1 AND 65535),
+  deployment_id  text NOT NULL REFERENCES deployments (id) ON DELETE CASCADE,
+  container_port integer NOT NULL CHECK (container_port BETWEEN 1 AND 65535),
+  role           text NOT NULL,
+  position       integer NOT NULL DEFAULT 0,
+  allocated_at   timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX port_allocations_deployment_idx ON port_allocations (deployment_id, position);
+
+CREATE TABLE command_queue (
+  command_id    text PRIMARY KEY,
+  seq           bigserial NOT NULL,
+  command_type  text NOT NULL,
+  payload       text NOT NULL DEFAULT '',
+  state         text NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'done')),
+  result        text NOT NULL DEFAULT '',
+  error         text NOT NULL DEFAULT '',
+  deployment_id text NOT NULL DEFAULT '',
+  times_seen    integer NOT NULL DEFAULT 1,
+  received_at   timestamptz NOT NULL DEFAULT now(),
+  last_seen_at  timestamptz NOT NULL DEFAULT now(),
+  processed_at  timestamptz,
+  acked_at      timestamptz
+);
+CREATE INDEX command_queue_pending_idx ON command_queue (received_at, seq) WHERE state = 'pending';
+CREATE INDEX command_queue_done_idx ON command_queue (processed_at) WHERE state = 'done';
+
+CREATE TABLE outbox (
+  id              bigserial PRIMARY KEY,
+  deployment_id   text NOT NULL DEFAULT '',
+  kind            text NOT NULL,
+  path            text NOT NULL,
+  body            text NOT NULL DEFAULT '',
+  ext             boolean NOT NULL DEFAULT false,
+  created_at      timestamptz NOT NULL DEFAULT now(),
+  attempts        integer NOT NULL DEFAULT 0,
+  last_error      text NOT NULL DEFAULT '',
+  last_attempt_at timestamptz,
+  done_at         timestamptz,
+  outcome         text CHECK (outcome IN ('delivered', 'unsupported', 'rejected'))
+);
+CREATE INDEX outbox_pending_idx ON outbox (id) WHERE done_at IS NULL;
+CREATE INDEX outbox_done_idx ON outbox (done_at) WHERE done_at IS NOT NULL;
+CREATE INDEX outbox_deployment_idx ON outbox (deployment_id);
+
+CREATE TABLE metric_samples (
+  id                  bigserial PRIMARY KEY,
+  taken_at            timestamptz NOT NULL,
+  cpu_utilization     double precision NOT NULL DEFAULT 0,
+  ram_used_gb         double precision NOT NULL DEFAULT 0,
+  storage_used_gb     double precision NOT NULL DEFAULT 0,
+  network_utilization double precision NOT NULL DEFAULT 0,
+  upload_mbps         double precision NOT NULL DEFAULT 0,
+  download_mbps       double precision NOT NULL DEFAULT 0,
+  uptime_hours        bigint NOT NULL DEFAULT 0,
+  pushed_at           timestamptz
+);
+CREATE INDEX metric_samples_unpushed_idx ON metric_samples (id) WHERE pushed_at IS NULL;
+CREATE INDEX metric_samples_taken_idx ON metric_samples (taken_at);
+
+CREATE TABLE gpu_metrics (
+  id                bigserial PRIMARY KEY,
+  sample_id         bigint NOT NULL REFERENCES metric_samples (id) ON DELETE CASCADE,
+  gpu_uuid          text NOT NULL,
+  gpu_index         integer NOT NULL,
+  utilization       double precision,
+  memory_used_mb    bigint,
+  memory_total_mb   bigint,
+  temperature_c     double precision,
+  power_draw_watts  double precision,
+  power_limit_watts double precision,
+  fan_speed_percent double precision,
+  sm_clock_mhz      bigint,
+  mem_clock_mhz     bigint,
+  deployment_id     text NOT NULL DEFAULT '',
+  taken_at          timestamptz NOT NULL
+);
+CREATE INDEX gpu_metrics_sample_idx ON gpu_metrics (sample_id);
+CREATE INDEX gpu_metrics_gpu_time_idx ON gpu_metrics (gpu_uuid, taken_at);
+
+CREATE TABLE health_checks (
+  id                     bigserial PRIMARY KEY,
+  checked_at             timestamptz NOT NULL,
+  is_healthy             boolean NOT NULL,
+  status                 text NOT NULL DEFAULT '',
+  temperature_ok         boolean NOT NULL,
+  power_ok               boolean NOT NULL,
+  network_ok             boolean NOT NULL,
+  storage_ok             boolean NOT NULL,
+  gpu_performance_score  double precision NOT NULL,
+  system_stability_score double precision NOT NULL,
+  details                jsonb,
+  pushed_at              timestamptz
+);
+CREATE INDEX health_checks_unpushed_idx ON health_checks (id) WHERE pushed_at IS NULL;
+CREATE INDEX health_checks_checked_idx ON health_checks (checked_at);
+
+CREATE TABLE gpu_health_history (
+  id         bigserial PRIMARY KEY,
+  report_id  bigint NOT NULL REFERENCES health_checks (id) ON DELETE CASCADE,
+  gpu_uuid   text NOT NULL,
+  health     text NOT NULL,
+  checks     jsonb,
+  checked_at timestamptz NOT NULL
+);
+CREATE INDEX gpu_health_history_report_idx ON gpu_health_history (report_id);
+CREATE INDEX gpu_health_history_gpu_idx ON gpu_health_history (gpu_uuid, checked_at);
+)sql";
+
+}  // namespace
+
+const std::vector<Migration>& Migrations() {
+  static const std::vector<Migration> kMigrations = {
+      {1, "initial schema", kInitialSchema},
+  };
+  return kMigrations;
+}
+
+}  // namespace taolie::store

@@ -1,0 +1,1124 @@
+#include "store/pg_store.h"
+
+#include <libpq-fe.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+
+#include "common/time_format.h"
+#include "store/migrations.h"
+
+namespace taolie::store {
+namespace {
+
+// pg_advisory_xact_lock key serialising migrations between agents sharing one database.
+constexpr int64_t kMigrationLockKey = 0x74616f6c69650001;  // "taolie" + 1
+
+using Param = std::optional<std::string>;
+using Params = std::vector<Param>;
+
+struct PgResultDeleter {
+  void operator()(PGresult* r) const { PQclear(r); }
+};
+using PgResultPtr = std::unique_ptr<PGresult, PgResultDeleter>;
+
+// ---------- value conversion ----------
+
+std::string Num(double v) {
+  char buf[64];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), v);
+  return ec == std::errc() ? std::string(buf, end) : std::string("NaN");
+}
+std::string Num(int64_t v) { return std::to_string(v); }
+std::string Num(int v) { return std::to_string(v); }
+std::string Bool(bool v) { return v ? "true" : "false"; }
+
+Param OptNum(const std::optional<double>& v) { return v ? Param(Num(*v)) : std::nullopt; }
+Param OptNum(const std::optional<int64_t>& v) { return v ? Param(Num(*v)) : std::nullopt; }
+Param OptTime(const std::optional<SystemTime>& t) {
+  return t ? Param(FormatRfc3339(*t)) : std::nullopt;
+}
+// SystemTime{} (the epoch) means "not given": the SQL side uses now().
+Param TimeOrNow(SystemTime t) { return t == SystemTime{} ? std::nullopt : Param(FormatRfc3339(t)); }
+Param EmptyToNull(const std::string& s) { return s.empty() ? std::nullopt : Param(s); }
+
+// PostgreSQL array literal: {"a","b"} with backslash escapes; safe for any element text.
+std::string TextArray(const std::vector<std::string>& items) {
+  std::string out = "{";
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (i > 0) out += ',';
+    out += '"';
+    for (char c : items[i]) {
+      if (c == '"' || c == '\\') out += '\\';
+      out += c;
+    }
+    out += '"';
+  }
+  out += '}';
+  return out;
+}
+std::string IntArray(const std::vector<int64_t>& items) {
+  std::string out = "{";
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (i > 0) out += ',';
+    out += std::to_string(items[i]);
+  }
+  out += '}';
+  return out;
+}
+
+// timestamptz text with TimeZone=UTC, DateStyle=ISO: "2026-01-01 10:00:00.123456+00".
+std::optional<SystemTime> ParsePgTime(std::string s) {
+  if (s.size() >= 3 && s.compare(s.size() - 3, 3, "+00") == 0) s += ":00";
+  return ParseTimestamp(s);
+}
+
+Error Prefix(std::string_view what, const Error& e) {
+  return Error{e.code, std::string(what) + ": " + e.message};
+}
+
+// ---------- result rows ----------
+
+class Rows {
+ public:
+  explicit Rows(PgResultPtr r) : r_(std::move(r)) {}
+  int size() const { return PQntuples(r_.get()); }
+  bool empty() const { return size() == 0; }
+  std::string CommandStatus() const { return PQcmdStatus(r_.get()); }
+  int64_t Affected() const {
+    const char* n = PQcmdTuples(r_.get());
+    return (n != nullptr && *n != '\0') ? std::strtoll(n, nullptr, 10) : 0;
+  }
+  bool Null(int row, const char* col) const {
+    int c = PQfnumber(r_.get(), col);
+    return c < 0 || PQgetisnull(r_.get(), row, c) != 0;
+  }
+  std::string Str(int row, const char* col) const {
+    int c = PQfnumber(r_.get(), col);
+    if (c < 0 || PQgetisnull(r_.get(), row, c)) return "";
+    return std::string(PQgetvalue(r_.get(), row, c),
+                       static_cast<size_t>(PQgetlength(r_.get(), row, c)));
+  }
+  std::optional<std::string> OptStr(int row, const char* col) const {
+    if (Null(row, col)) return std::nullopt;
+    return Str(row, col);
+  }
+  int64_t Int(int row, const char* col) const {
+    return Null(row, col) ? 0 : std::strtoll(Str(row, col).c_str(), nullptr, 10);
+  }
+  std::optional<int64_t> OptInt(int row, const char* col) const {
+    if (Null(row, col)) return std::nullopt;
+    return Int(row, col);
+  }
+  double Dbl(int row, const char* col) const {
+    return Null(row, col) ? 0.0 : std::strtod(Str(row, col).c_str(), nullptr);
+  }
+  std::optional<double> OptDbl(int row, const char* col) const {
+    if (Null(row, col)) return std::nullopt;
+    return Dbl(row, col);
+  }
+  bool Flag(int row, const char* col) const { return Str(row, col) == "t"; }
+  std::optional<SystemTime> OptTs(int row, const char* col) const {
+    if (Null(row, col)) return std::nullopt;
+    auto t = ParsePgTime(Str(row, col));
+    if (!t) spdlog::warn("store: unparseable timestamp in column {}", col);
+    return t;
+  }
+  SystemTime Ts(int row, const char* col) const { return OptTs(row, col).value_or(SystemTime{}); }
+  std::vector<std::string> StrArrayFromJson(int row, const char* col) const {
+    std::vector<std::string> out;
+    auto j = nlohmann::json::parse(Str(row, col), nullptr, /*allow_exceptions=*/false);
+    if (!j.is_array()) return out;
+    for (const auto& e : j) {
+      if (e.is_string()) out.push_back(e.get<std::string>());
+    }
+    return out;
+  }
+
+ private:
+  PgResultPtr r_;
+};
+
+// Maps a failed statement to an ErrorCode; messages carry the server's primary message only
+// (the DETAIL line may quote row values).
+Error PgError(PGconn* conn, const PGresult* res) {
+  if (PQstatus(conn) != CONNECTION_OK) {
+    std::string msg = PQerrorMessage(conn);
+    while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
+    return MakeError(ErrorCode::kUnavailable, "connection to PostgreSQL lost: " + msg);
+  }
+  const char* state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : nullptr;
+  const char* primary = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : nullptr;
+  std::string code = state ? state : "";
+  std::string msg = primary ? primary : PQerrorMessage(conn);
+  while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
+  msg += " (SQLSTATE " + (code.empty() ? std::string("?") : code) + ")";
+  ErrorCode ec = ErrorCode::kInternal;
+  if (code == "57014") {
+    ec = ErrorCode::kDeadlineExceeded;  // statement_timeout
+  } else if (code == "23505") {
+    ec = ErrorCode::kAlreadyExists;
+  } else if (code == "23503") {
+    ec = ErrorCode::kFailedPrecondition;
+  } else if (code.rfind("22", 0) == 0 || code == "23514" || code == "23502") {
+    ec = ErrorCode::kInvalidArgument;
+  } else if (code.rfind("08", 0) == 0 || code.rfind("53", 0) == 0 || code.rfind("57P", 0) == 0 ||
+             code == "40001" || code == "40P01" || code == "55P03") {
+    ec = ErrorCode::kUnavailable;
+  }
+  return MakeError(ec, msg);
+}
+
+// A transaction in progress: the statements of one Store call.
+class Tx {
+ public:
+  explicit Tx(PGconn* conn) : conn_(conn) {}
+
+  Result<Rows> Exec(const char* sql, const Params& params = {}) {
+    std::vector<const char*> values;
+    values.reserve(params.size());
+    for (const auto& p : params) values.push_back(p ? p->c_str() : nullptr);
+    PgResultPtr res(PQexecParams(conn_, sql, static_cast<int>(values.size()), nullptr,
+                                 values.empty() ? nullptr : values.data(), nullptr, nullptr, 0));
+    return Check(std::move(res));
+  }
+  // Parameterless script (several statements), used for migrations only.
+  Result<Rows> ExecScript(const std::string& sql) {
+    return Check(PgResultPtr(PQexec(conn_, sql.c_str())));
+  }
+
+ private:
+  Result<Rows> Check(PgResultPtr res) {
+    ExecStatusType st = res ? PQresultStatus(res.get()) : PGRES_FATAL_ERROR;
+    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) return Rows(std::move(res));
+    return PgError(conn_, res.get());
+  }
+  PGconn* conn_;
+};
+
+// ---------- row mapping ----------
+
+constexpr const char* kDeploymentColumns =
+    "id, coalesce(command_id, '') AS command_id, user_id, template_id, image, state, spec_json, "
+    "container_id, container_name, array_to_json(gpu_uuids)::text AS gpu_uuids, "
+    "duration_minutes, price_per_hour, ssh_username, ssh_password, jupyter_token, created_at, "
+    "started_at, expires_at, warned_at, ended_at, end_status, end_reason, error_stage, error, "
+    "updated_at";
+
+DeploymentRecord ToDeployment(const Rows& r, int i) {
+  DeploymentRecord d;
+  d.id = r.Str(i, "id");
+  d.command_id = r.Str(i, "command_id");
+  d.user_id = r.Str(i, "user_id");
+  d.template_id = r.Str(i, "template_id");
+  d.image = r.Str(i, "image");
+  d.state = ParseDeploymentState(r.Str(i, "state")).value_or(DeploymentState::kAccepted);
+  d.spec_json = r.Str(i, "spec_json");
+  d.container_id = r.Str(i, "container_id");
+  d.container_name = r.Str(i, "container_name");
+  d.gpu_uuids = r.StrArrayFromJson(i, "gpu_uuids");
+  d.duration_minutes = static_cast<int>(r.Int(i, "duration_minutes"));
+  d.price_per_hour = r.OptDbl(i, "price_per_hour");
+  d.ssh_username = r.Str(i, "ssh_username");
+  d.ssh_password = r.OptStr(i, "ssh_password");
+  d.jupyter_token = r.Str(i, "jupyter_token");
+  d.created_at = r.Ts(i, "created_at");
+  d.started_at = r.OptTs(i, "started_at");
+  d.expires_at = r.OptTs(i, "expires_at");
+  d.warned_at = r.OptTs(i, "warned_at");
+  d.ended_at = r.OptTs(i, "ended_at");
+  d.end_status = r.Str(i, "end_status");
+  d.end_reason = r.Str(i, "end_reason");
+  d.error_stage = r.Str(i, "error_stage");
+  d.error = r.Str(i, "error");
+  d.updated_at = r.Ts(i, "updated_at");
+  return d;
+}
+
+constexpr const char* kCommandColumns =
+    "command_id, command_type, payload, state, result, error, deployment_id, times_seen, "
+    "received_at, processed_at, acked_at";
+
+CommandRecord ToCommand(const Rows& r, int i) {
+  CommandRecord c;
+  c.command_id = r.Str(i, "command_id");
+  c.command_type = r.Str(i, "command_type");
+  c.payload_json = r.Str(i, "payload");
+  c.state = r.Str(i, "state") == "done" ? CommandState::kDone : CommandState::kPending;
+  c.result = r.Str(i, "result");
+  c.error = r.Str(i, "error");
+  c.deployment_id = r.Str(i, "deployment_id");
+  c.times_seen = static_cast<int>(r.Int(i, "times_seen"));
+  c.received_at = r.Ts(i, "received_at");
+  c.processed_at = r.OptTs(i, "processed_at");
+  c.acked_at = r.OptTs(i, "acked_at");
+  return c;
+}
+
+constexpr const char* kGpuColumns =
+    "uuid, index, name, memory_total_mb, pci_bus_id, health, present, "
+    "coalesce(deployment_id, '') AS deployment_id";
+
+GpuRecord ToGpu(const Rows& r, int i) {
+  GpuRecord g;
+  g.uuid = r.Str(i, "uuid");
+  g.index = static_cast<int>(r.Int(i, "index"));
+  g.name = r.Str(i, "name");
+  g.memory_total_mb = static_cast<uint64_t>(r.Int(i, "memory_total_mb"));
+  g.pci_bus_id = r.Str(i, "pci_bus_id");
+  g.health = r.Str(i, "health");
+  g.present = r.Flag(i, "present");
+  g.deployment_id = r.Str(i, "deployment_id");
+  return g;
+}
+
+constexpr const char* kEventColumns =
+    "id, deployment_id, kind, path, body, ext, created_at, attempts, last_error";
+
+OutboxEvent ToEvent(const Rows& r, int i) {
+  OutboxEvent e;
+  e.id = r.Int(i, "id");
+  e.deployment_id = r.Str(i, "deployment_id");
+  e.kind = r.Str(i, "kind");
+  e.path = r.Str(i, "path");
+  e.body = r.Str(i, "body");
+  e.ext = r.Flag(i, "ext");
+  e.created_at = r.Ts(i, "created_at");
+  e.attempts = static_cast<int>(r.Int(i, "attempts"));
+  e.last_error = r.Str(i, "last_error");
+  return e;
+}
+
+constexpr const char* kHealthColumns =
+    "id, checked_at, is_healthy, status, temperature_ok, power_ok, network_ok, storage_ok, "
+    "gpu_performance_score, system_stability_score, coalesce(details::text, '') AS details";
+
+HealthReport ToHealth(const Rows& r, int i) {
+  HealthReport h;
+  h.id = r.Int(i, "id");
+  h.checked_at = r.Ts(i, "checked_at");
+  h.is_healthy = r.Flag(i, "is_healthy");
+  h.status = r.Str(i, "status");
+  h.temperature_ok = r.Flag(i, "temperature_ok");
+  h.power_ok = r.Flag(i, "power_ok");
+  h.network_ok = r.Flag(i, "network_ok");
+  h.storage_ok = r.Flag(i, "storage_ok");
+  h.gpu_performance_score = r.Dbl(i, "gpu_performance_score");
+  h.system_stability_score = r.Dbl(i, "system_stability_score");
+  h.details_json = r.Str(i, "details");
+  return h;
+}
+
+Status CheckLimit(int limit) {
+  if (limit <= 0) return MakeError(ErrorCode::kInvalidArgument, "limit must be positive");
+  return OkStatus();
+}
+
+Status InsertEvents(Tx& tx, const std::vector<OutboxEvent>& events) {
+  for (const auto& e : events) {
+    if (e.kind.empty() || e.path.empty()) {
+      return MakeError(ErrorCode::kInvalidArgument, "outbox event needs kind and path");
+    }
+    auto r = tx.Exec(
+        "INSERT INTO outbox (deployment_id, kind, path, body, ext, created_at) "
+        "VALUES ($1, $2, $3, $4, $5, coalesce($6::timestamptz, now()))",
+        {e.deployment_id, e.kind, e.path, e.body, Bool(e.ext), TimeOrNow(e.created_at)});
+    if (!r.ok()) return r.error();
+  }
+  return OkStatus();
+}
+
+// Loads deployments matching `where` (a constant SQL fragment with $n placeholders) and their
+// port allocations.
+Result<std::vector<DeploymentRecord>> LoadDeployments(Tx& tx, const std::string& tail,
+                                                      const Params& params) {
+  std::string sql = std::string("SELECT ") + kDeploymentColumns + " FROM deployments " + tail;
+  auto rows = tx.Exec(sql.c_str(), params);
+  if (!rows.ok()) return rows.error();
+  std::vector<DeploymentRecord> out;
+  std::vector<std::string> ids;
+  for (int i = 0; i < rows->size(); ++i) {
+    out.push_back(ToDeployment(*rows, i));
+    ids.push_back(out.back().id);
+  }
+  if (out.empty()) return out;
+  auto ports = tx.Exec(
+      "SELECT deployment_id, host_port, container_port, role FROM port_allocations "
+      "WHERE deployment_id = ANY($1::text[]) ORDER BY deployment_id, position, host_port",
+      {TextArray(ids)});
+  if (!ports.ok()) return ports.error();
+  std::map<std::string, std::vector<PortAllocation>> by_id;
+  for (int i = 0; i < ports->size(); ++i) {
+    PortAllocation p;
+    p.host_port = static_cast<int>(ports->Int(i, "host_port"));
+    p.container_port = static_cast<int>(ports->Int(i, "container_port"));
+    p.role = ports->Str(i, "role");
+    by_id[ports->Str(i, "deployment_id")].push_back(std::move(p));
+  }
+  for (auto& d : out) {
+    auto it = by_id.find(d.id);
+    if (it != by_id.end()) d.ports = it->second;
+  }
+  return out;
+}
+
+Result<std::optional<DeploymentRecord>> LoadOneDeployment(Tx& tx, const std::string& tail,
+                                                          const Params& params) {
+  auto list = LoadDeployments(tx, tail, params);
+  if (!list.ok()) return list.error();
+  if (list->empty()) return std::optional<DeploymentRecord>();
+  return std::optional<DeploymentRecord>(std::move(list->front()));
+}
+
+// Claims GPUs for deployment `id`; returns the claimed UUIDs or FailedPrecondition.
+Result<std::vector<std::string>> ClaimGpus(Tx& tx, const std::string& id, const GpuClaim& claim) {
+  std::vector<std::string> claimed;
+  if (claim.uuids.empty()) {
+    if (claim.count < 0) return MakeError(ErrorCode::kInvalidArgument, "GPU count is negative");
+    if (claim.count == 0) return claimed;
+    auto r = tx.Exec(
+        "UPDATE gpu_status SET deployment_id = $1, claimed_at = now(), updated_at = now() "
+        "WHERE uuid IN (SELECT uuid FROM gpu_status WHERE deployment_id IS NULL AND present "
+        "  AND health IN ('healthy', 'warning') ORDER BY index, uuid LIMIT $2 "
+        "  FOR UPDATE SKIP LOCKED) "
+        "RETURNING uuid, index",
+        {id, Num(claim.count)});
+    if (!r.ok()) return r.error();
+    if (r->size() < claim.count) {
+      return MakeError(ErrorCode::kFailedPrecondition,
+                       "need " + std::to_string(claim.count) + " free GPU(s), only " +
+                           std::to_string(r->size()) + " available");
+    }
+    std::vector<std::pair<int64_t, std::string>> by_index;
+    for (int i = 0; i < r->size(); ++i)
+      by_index.emplace_back(r->Int(i, "index"), r->Str(i, "uuid"));
+    std::sort(by_index.begin(), by_index.end());
+    for (auto& [index, uuid] : by_index) claimed.push_back(std::move(uuid));
+    return claimed;
+  }
+  std::set<std::string> unique(claim.uuids.begin(), claim.uuids.end());
+  if (unique.size() != claim.uuids.size()) {
+    return MakeError(ErrorCode::kInvalidArgument, "GPU UUID named twice");
+  }
+  auto r = tx.Exec(
+      "UPDATE gpu_status SET deployment_id = $1, claimed_at = now(), updated_at = now() "
+      "WHERE uuid = ANY($2::text[]) AND deployment_id IS NULL AND present "
+      "  AND health IN ('healthy', 'warning') "
+      "RETURNING uuid",
+      {id, TextArray(claim.uuids)});
+  if (!r.ok()) return r.error();
+  std::set<std::string> got;
+  for (int i = 0; i < r->size(); ++i) got.insert(r->Str(i, "uuid"));
+  std::string missing;
+  for (const auto& uuid : claim.uuids) {
+    if (got.count(uuid)) continue;
+    auto why = tx.Exec(
+        "SELECT health, present, coalesce(deployment_id, '') AS deployment_id "
+        "FROM gpu_status WHERE uuid = $1",
+        {uuid});
+    if (!why.ok()) return why.error();
+    std::string reason;
+    if (why->empty()) {
+      reason = "unknown";
+    } else if (!why->Str(0, "deployment_id").empty()) {
+      reason = "claimed by deployment " + why->Str(0, "deployment_id");
+    } else if (!why->Flag(0, "present")) {
+      reason = "not present";
+    } else {
+      reason = "health " + why->Str(0, "health");
+    }
+    if (!missing.empty()) missing += "; ";
+    missing += uuid + " (" + reason + ")";
+  }
+  if (!missing.empty()) {
+    return MakeError(ErrorCode::kFailedPrecondition, "GPU(s) not available: " + missing);
+  }
+  return claim.uuids;
+}
+
+}  // namespace
+
+// ---------- connection and transactions ----------
+
+class PgStore::Impl {
+ public:
+  explicit Impl(PGconn* conn) : conn_(conn) {}
+  ~Impl() {
+    if (conn_ != nullptr) PQfinish(conn_);
+  }
+
+  // Runs `body(Tx&)` (returning Result<T> or Status) inside BEGIN/COMMIT under the mutex.
+  template <typename F>
+  auto Run(std::string_view what, F&& body) -> std::invoke_result_t<F, Tx&> {
+    using R = std::invoke_result_t<F, Tx&>;
+    std::lock_guard lock(mu_);
+    for (int attempt = 0;; ++attempt) {
+      if (PQstatus(conn_) != CONNECTION_OK) {
+        PQreset(conn_);
+        if (PQstatus(conn_) != CONNECTION_OK) {
+          return R(Prefix(what, MakeError(ErrorCode::kUnavailable,
+                                          "PostgreSQL unreachable: " + ConnMessage())));
+        }
+        spdlog::info("store: reconnected to PostgreSQL");
+      }
+      Tx tx(conn_);
+      auto begin = tx.Exec("BEGIN");
+      if (!begin.ok()) {
+        // Nothing of this call reached the server yet, so one retry on a fresh connection is
+        // safe (typical after a server restart or a terminated backend).
+        if (attempt == 0 && PQstatus(conn_) != CONNECTION_OK) {
+          spdlog::warn("store: connection to PostgreSQL lost; reconnecting");
+          continue;
+        }
+        return R(Prefix(what, begin.error()));
+      }
+      R result = body(tx);
+      if (!result.ok()) {
+        if (PQstatus(conn_) == CONNECTION_OK) PgResultPtr(PQexec(conn_, "ROLLBACK"));
+        return R(Prefix(what, result.error()));
+      }
+      auto commit = tx.Exec("COMMIT");
+      if (!commit.ok()) return R(Prefix(what, commit.error()));
+      if (commit->CommandStatus() != "COMMIT") {
+        return R(Prefix(what, MakeError(ErrorCode::kInternal, "transaction was rolled back")));
+      }
+      return result;
+    }
+  }
+
+  std::string ConnMessage() const {
+    std::string msg = PQerrorMessage(conn_);
+    while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
+    return msg;
+  }
+
+ private:
+  std::mutex mu_;
+  PGconn* conn_;
+};
+
+PgStore::PgStore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+PgStore::~PgStore() = default;
+
+Result<std::unique_ptr<PgStore>> PgStore::Create(const std::string& conninfo,
+                                                 int statement_timeout_ms) {
+  if (statement_timeout_ms < 0) {
+    return MakeError(ErrorCode::kInvalidArgument, "statement_timeout_ms must be >= 0");
+  }
+  // Later keywords override the expanded conninfo; earlier ones are defaults it may override.
+  std::string options =
+      "-c TimeZone=UTC -c DateStyle=ISO -c statement_timeout=" +
+      std::to_string(statement_timeout_ms) +
+      " -c idle_in_transaction_session_timeout=60000 -c client_min_messages=warning";
+  const char* keys[] = {"connect_timeout", "application_name", "dbname",
+                        "options",         "client_encoding",  nullptr};
+  const char* values[] = {"5",    "taolie-host-agent", conninfo.c_str(), options.c_str(), "UTF8",
+                          nullptr};
+  PGconn* conn = PQconnectdbParams(keys, values, /*expand_dbname=*/1);
+  if (conn == nullptr) return MakeError(ErrorCode::kInternal, "libpq: out of memory");
+  // Server notices (e.g. "already exists, skipping") go to the debug log, not stderr.
+  PQsetNoticeProcessor(
+      conn, [](void*, const char* message) { spdlog::debug("postgres: {}", message); }, nullptr);
+  auto impl = std::make_unique<Impl>(conn);
+  if (PQstatus(conn) != CONNECTION_OK) {
+    return MakeError(ErrorCode::kUnavailable,
+                     "cannot connect to PostgreSQL: " + impl->ConnMessage());
+  }
+  std::unique_ptr<PgStore> store(new PgStore(std::move(impl)));
+
+  auto lock_sql = "SELECT pg_advisory_xact_lock(" + std::to_string(kMigrationLockKey) + ")";
+  auto init = store->impl_->Run("create schema_migrations", [&](Tx& tx) -> Status {
+    TAOLIE_RETURN_IF_ERROR(tx.Exec(lock_sql.c_str()));
+    TAOLIE_RETURN_IF_ERROR(
+        tx.Exec("CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, "
+                "name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"));
+    return OkStatus();
+  });
+  if (!init.ok()) return init.error();
+  for (const auto& m : Migrations()) {
+    bool applied = false;
+    auto st = store->impl_->Run("migration " + std::to_string(m.version), [&](Tx& tx) -> Status {
+      TAOLIE_RETURN_IF_ERROR(tx.Exec(lock_sql.c_str()));
+      auto have = tx.Exec("SELECT 1 FROM schema_migrations WHERE version = $1", {Num(m.version)});
+      if (!have.ok()) return have.error();
+      if (!have->empty()) return OkStatus();
+      TAOLIE_RETURN_IF_ERROR(tx.ExecScript(std::string(m.sql)));
+      TAOLIE_RETURN_IF_ERROR(
+          tx.Exec("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
+                  {Num(m.version), std::string(m.name)}));
+      applied = true;
+      return OkStatus();
+    });
+    if (!st.ok()) return st.error();
+    if (applied) spdlog::info("store: applied migration {} ({})", m.version, m.name);
+  }
+  return store;
+}
+
+Result<int> PgStore::SchemaVersion() {
+  return impl_->Run("schema version", [](Tx& tx) -> Result<int> {
+    auto r = tx.Exec("SELECT coalesce(max(version), 0) AS v FROM schema_migrations");
+    if (!r.ok()) return r.error();
+    return static_cast<int>(r->Int(0, "v"));
+  });
+}
+
+Status PgStore::Ping() {
+  return impl_->Run("ping", [](Tx& tx) -> Status {
+    TAOLIE_RETURN_IF_ERROR(tx.Exec("SELECT 1"));
+    return OkStatus();
+  });
+}
+
+// ---------- agent state ----------
+
+Result<std::optional<std::string>> PgStore::GetState(const std::string& key) {
+  return impl_->Run("get state", [&](Tx& tx) -> Result<std::optional<std::string>> {
+    auto r = tx.Exec("SELECT value FROM agent_state WHERE key = $1", {key});
+    if (!r.ok()) return r.error();
+    if (r->empty()) return std::optional<std::string>();
+    return std::optional<std::string>(r->Str(0, "value"));
+  });
+}
+
+Status PgStore::SetState(const std::string& key, const std::string& value) {
+  return impl_->Run("set state", [&](Tx& tx) -> Status {
+    TAOLIE_RETURN_IF_ERROR(
+        tx.Exec("INSERT INTO agent_state (key, value, updated_at) VALUES ($1, $2, now()) "
+                "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = now()",
+                {key, value}));
+    return OkStatus();
+  });
+}
+
+// ---------- GPUs ----------
+
+Status PgStore::SyncGpus(const std::vector<GpuRecord>& present) {
+  return impl_->Run("sync GPUs", [&](Tx& tx) -> Status {
+    std::vector<std::string> uuids;
+    for (const auto& g : present) {
+      if (g.uuid.empty()) return MakeError(ErrorCode::kInvalidArgument, "GPU without UUID");
+      uuids.push_back(g.uuid);
+      // A GPU marked lost that shows up again takes the scan's health; other health values
+      // belong to the health loop and survive re-scans, as do claims.
+      TAOLIE_RETURN_IF_ERROR(
+          tx.Exec("INSERT INTO gpu_status (uuid, index, name, memory_total_mb, pci_bus_id, health, "
+                  "  present, updated_at) VALUES ($1, $2, $3, $4, $5, $6, true, now()) "
+                  "ON CONFLICT (uuid) DO UPDATE SET index = EXCLUDED.index, name = EXCLUDED.name, "
+                  "  memory_total_mb = EXCLUDED.memory_total_mb, pci_bus_id = EXCLUDED.pci_bus_id, "
+                  "  health = CASE WHEN gpu_status.health = 'lost' THEN EXCLUDED.health "
+                  "                ELSE gpu_status.health END, "
+                  "  present = true, updated_at = now()",
+                  {g.uuid, Num(g.index), g.name, Num(static_cast<int64_t>(g.memory_total_mb)),
+                   g.pci_bus_id, g.health.empty() ? std::string("healthy") : g.health}));
+    }
+    TAOLIE_RETURN_IF_ERROR(
+        tx.Exec("UPDATE gpu_status SET present = false, updated_at = now() "
+                "WHERE present AND NOT (uuid = ANY($1::text[]))",
+                {TextArray(uuids)}));
+    return OkStatus();
+  });
+}
+
+Result<std::vector<GpuRecord>> PgStore::ListGpus() {
+  return impl_->Run("list GPUs", [&](Tx& tx) -> Result<std::vector<GpuRecord>> {
+    auto r = tx.Exec(
+        (std::string("SELECT ") + kGpuColumns + " FROM gpu_status ORDER BY index, uuid").c_str());
+    if (!r.ok()) return r.error();
+    std::vector<GpuRecord> out;
+    for (int i = 0; i < r->size(); ++i) out.push_back(ToGpu(*r, i));
+    return out;
+  });
+}
+
+Status PgStore::SetGpuHealth(const std::string& uuid, const std::string& health) {
+  return impl_->Run("set GPU health", [&](Tx& tx) -> Status {
+    auto r = tx.Exec("UPDATE gpu_status SET health = $2, updated_at = now() WHERE uuid = $1",
+                     {uuid, health});
+    if (!r.ok()) return r.error();
+    if (r->Affected() == 0) return MakeError(ErrorCode::kNotFound, "GPU " + uuid + " unknown");
+    return OkStatus();
+  });
+}
+
+// ---------- commands ----------
+
+Result<bool> PgStore::RecordCommand(const CommandRecord& c) {
+  return impl_->Run("record command", [&](Tx& tx) -> Result<bool> {
+    if (c.command_id.empty()) return MakeError(ErrorCode::kInvalidArgument, "empty command_id");
+    auto ins = tx.Exec(
+        "INSERT INTO command_queue (command_id, command_type, payload, received_at) "
+        "VALUES ($1, $2, $3, coalesce($4::timestamptz, now())) "
+        "ON CONFLICT (command_id) DO NOTHING",
+        {c.command_id, c.command_type, c.payload_json, TimeOrNow(c.received_at)});
+    if (!ins.ok()) return ins.error();
+    if (ins->Affected() == 1) return true;
+    TAOLIE_RETURN_IF_ERROR(
+        tx.Exec("UPDATE command_queue SET times_seen = times_seen + 1, last_seen_at = now() "
+                "WHERE command_id = $1",
+                {c.command_id}));
+    return false;
+  });
+}
+
+Result<std::optional<CommandRecord>> PgStore::GetCommand(const std::string& command_id) {
+  return impl_->Run("get command", [&](Tx& tx) -> Result<std::optional<CommandRecord>> {
+    auto r = tx.Exec(
+        (std::string("SELECT ") + kCommandColumns + " FROM command_queue WHERE command_id = $1")
+            .c_str(),
+        {command_id});
+    if (!r.ok()) return r.error();
+    if (r->empty()) return std::optional<CommandRecord>();
+    return std::optional<CommandRecord>(ToCommand(*r, 0));
+  });
+}
+
+Result<std::vector<CommandRecord>> PgStore::PendingCommands(int limit) {
+  TAOLIE_RETURN_IF_ERROR(CheckLimit(limit));
+  return impl_->Run("pending commands", [&](Tx& tx) -> Result<std::vector<CommandRecord>> {
+    auto r = tx.Exec((std::string("SELECT ") + kCommandColumns +
+                      " FROM command_queue WHERE state = 'pending' "
+                      "ORDER BY received_at, seq LIMIT $1")
+                         .c_str(),
+                     {Num(limit)});
+    if (!r.ok()) return r.error();
+    std::vector<CommandRecord> out;
+    for (int i = 0; i < r->size(); ++i) out.push_back(ToCommand(*r, i));
+    return out;
+  });
+}
+
+Status PgStore::FinishCommand(const std::string& command_id, const std::string& result,
+                              const std::string& error, const std::string& deployment_id,
+                              const std::vector<OutboxEvent>& events) {
+  return impl_->Run("finish command", [&](Tx& tx) -> Status {
+    auto r = tx.Exec(
+        "UPDATE command_queue SET state = 'done', result = $2, error = $3, deployment_id = $4, "
+        "processed_at = now() WHERE command_id = $1",
+        {command_id, result, error, deployment_id});
+    if (!r.ok()) return r.error();
+    if (r->Affected() == 0) {
+      return MakeError(ErrorCode::kNotFound, "command " + command_id + " unknown");
+    }
+    return InsertEvents(tx, events);
+  });
+}
+
+Status PgStore::MarkCommandAcked(const std::string& command_id) {
+  return impl_->Run("mark command acked", [&](Tx& tx) -> Status {
+    auto r =
+        tx.Exec("UPDATE command_queue SET acked_at = now() WHERE command_id = $1", {command_id});
+    if (!r.ok()) return r.error();
+    if (r->Affected() == 0) {
+      return MakeError(ErrorCode::kNotFound, "command " + command_id + " unknown");
+    }
+    return OkStatus();
+  });
+}
+
+// ---------- deployments ----------
+
+Result<DeploymentRecord> PgStore::CreateDeployment(const DeploymentRecord& d, const GpuClaim& claim,
+                                                   const std::vector<OutboxEvent>& events) {
+  return impl_->Run("create deployment", [&](Tx& tx) -> Result<DeploymentRecord> {
+    if (d.id.empty()) return MakeError(ErrorCode::kInvalidArgument, "empty deployment id");
+    auto ins = tx.Exec(
+        "INSERT INTO deployments (id, command_id, user_id, template_id, image, state, spec_json, "
+        "  container_id, container_name, duration_minutes, price_per_hour, ssh_username, "
+        "  ssh_password, jupyter_token, created_at, updated_at) "
+        "VALUES ($1, $2, $3, $4, $5, 'accepted', $6, $7, $8, $9, $10, $11, $12, $13, "
+        "  coalesce($14::timestamptz, now()), now()) "
+        "ON CONFLICT DO NOTHING RETURNING created_at, updated_at",
+        {d.id, EmptyToNull(d.command_id), d.user_id, d.template_id, d.image, d.spec_json,
+         d.container_id, d.container_name, Num(d.duration_minutes), OptNum(d.price_per_hour),
+         d.ssh_username, d.ssh_password, d.jupyter_token, TimeOrNow(d.created_at)});
+    if (!ins.ok()) return ins.error();
+    if (ins->empty()) {
+      auto same_id = tx.Exec("SELECT 1 FROM deployments WHERE id = $1", {d.id});
+      if (!same_id.ok()) return same_id.error();
+      if (!same_id->empty()) {
+        return MakeError(ErrorCode::kAlreadyExists, "deployment " + d.id + " already exists");
+      }
+      return MakeError(ErrorCode::kAlreadyExists,
+                       "command " + d.command_id + " already has a deployment");
+    }
+    DeploymentRecord out = d;
+    out.state = DeploymentState::kAccepted;
+    out.created_at = ins->Ts(0, "created_at");
+    out.updated_at = ins->Ts(0, "updated_at");
+
+    auto gpus = ClaimGpus(tx, d.id, claim);
+    if (!gpus.ok()) return gpus.error();
+    out.gpu_uuids = *gpus;
+    TAOLIE_RETURN_IF_ERROR(tx.Exec("UPDATE deployments SET gpu_uuids = $2::text[] WHERE id = $1",
+                                   {d.id, TextArray(out.gpu_uuids)}));
+
+    for (size_t i = 0; i < d.ports.size(); ++i) {
+      const auto& p = d.ports[i];
+      auto r = tx.Exec(
+          "INSERT INTO port_allocations (host_port, deployment_id, container_port, role, "
+          "  position) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (host_port) DO NOTHING",
+          {Num(p.host_port), d.id, Num(p.container_port), p.role, Num(static_cast<int>(i))});
+      if (!r.ok()) return r.error();
+      if (r->Affected() == 0) {
+        return MakeError(ErrorCode::kFailedPrecondition,
+                         "port " + std::to_string(p.host_port) + " already allocated");
+      }
+    }
+    TAOLIE_RETURN_IF_ERROR(InsertEvents(tx, events));
+    return out;
+  });
+}
+
+Status PgStore::UpdateDeployment(const DeploymentRecord& d,
+                                 const std::vector<OutboxEvent>& events) {
+  return impl_->Run("update deployment", [&](Tx& tx) -> Status {
+    auto cur = tx.Exec("SELECT state FROM deployments WHERE id = $1 FOR UPDATE", {d.id});
+    if (!cur.ok()) return cur.error();
+    if (cur->empty()) return MakeError(ErrorCode::kNotFound, "deployment " + d.id + " unknown");
+    auto from = ParseDeploymentState(cur->Str(0, "state"));
+    if (from && static_cast<int>(d.state) < static_cast<int>(*from)) {
+      return MakeError(ErrorCode::kFailedPrecondition,
+                       "deployment " + d.id + " cannot move back from " +
+                           DeploymentStateName(*from) + " to " + DeploymentStateName(d.state));
+    }
+    const bool ended = d.state == DeploymentState::kEnded;
+    TAOLIE_RETURN_IF_ERROR(tx.Exec(
+        "UPDATE deployments SET state = $2, container_id = $3, container_name = $4, "
+        "  duration_minutes = $5, ssh_username = $6, ssh_password = $7, jupyter_token = $8, "
+        "  started_at = $9, expires_at = $10, warned_at = $11, "
+        "  ended_at = coalesce($12::timestamptz, ended_at, "
+        "                     CASE WHEN $2::text = 'ended' THEN now() END), "
+        "  end_status = $13, end_reason = $14, error_stage = $15, error = $16, "
+        "  updated_at = now() "
+        "WHERE id = $1",
+        {d.id, std::string(DeploymentStateName(d.state)), d.container_id, d.container_name,
+         Num(d.duration_minutes), d.ssh_username, d.ssh_password, d.jupyter_token,
+         OptTime(d.started_at), OptTime(d.expires_at), OptTime(d.warned_at), OptTime(d.ended_at),
+         d.end_status, d.end_reason, d.error_stage, d.error}));
+    if (ended) {
+      TAOLIE_RETURN_IF_ERROR(tx.Exec(
+          "UPDATE gpu_status SET deployment_id = NULL, claimed_at = NULL, updated_at = now() "
+          "WHERE deployment_id = $1",
+          {d.id}));
+      TAOLIE_RETURN_IF_ERROR(
+          tx.Exec("DELETE FROM port_allocations WHERE deployment_id = $1", {d.id}));
+    }
+    return InsertEvents(tx, events);
+  });
+}
+
+Result<std::optional<DeploymentRecord>> PgStore::GetDeployment(const std::string& id) {
+  return impl_->Run("get deployment",
+                    [&](Tx& tx) { return LoadOneDeployment(tx, "WHERE id = $1", {id}); });
+}
+
+Result<std::optional<DeploymentRecord>> PgStore::FindDeploymentByCommand(
+    const std::string& command_id) {
+  return impl_->Run("find deployment by command", [&](Tx& tx) {
+    return LoadOneDeployment(tx, "WHERE command_id = $1", {command_id});
+  });
+}
+
+Result<std::vector<DeploymentRecord>> PgStore::ActiveDeployments() {
+  return impl_->Run("active deployments", [&](Tx& tx) {
+    return LoadDeployments(tx, "WHERE state <> 'ended' ORDER BY created_at, id", {});
+  });
+}
+
+Result<std::vector<DeploymentRecord>> PgStore::RecentDeployments(int limit) {
+  TAOLIE_RETURN_IF_ERROR(CheckLimit(limit));
+  return impl_->Run("recent deployments", [&](Tx& tx) {
+    return LoadDeployments(tx, "ORDER BY created_at DESC, id DESC LIMIT $1", {Num(limit)});
+  });
+}
+
+Result<std::vector<PortAllocation>> PgStore::AllocatedPorts() {
+  return impl_->Run("allocated ports", [&](Tx& tx) -> Result<std::vector<PortAllocation>> {
+    auto r =
+        tx.Exec("SELECT host_port, container_port, role FROM port_allocations ORDER BY host_port");
+    if (!r.ok()) return r.error();
+    std::vector<PortAllocation> out;
+    for (int i = 0; i < r->size(); ++i) {
+      out.push_back(PortAllocation{static_cast<int>(r->Int(i, "host_port")),
+                                   static_cast<int>(r->Int(i, "container_port")),
+                                   r->Str(i, "role")});
+    }
+    return out;
+  });
+}
+
+Status PgStore::ScrubSecrets(const std::string& deployment_id) {
+  return impl_->Run("scrub secrets", [&](Tx& tx) -> Status {
+    auto r = tx.Exec("UPDATE deployments SET ssh_password = NULL, updated_at = now() WHERE id = $1",
+                     {deployment_id});
+    if (!r.ok()) return r.error();
+    if (r->Affected() == 0) {
+      return MakeError(ErrorCode::kNotFound, "deployment " + deployment_id + " unknown");
+    }
+    return OkStatus();
+  });
+}
+
+// ---------- outbox ----------
+
+Status PgStore::AppendEvents(const std::vector<OutboxEvent>& events) {
+  return impl_->Run("append events", [&](Tx& tx) { return InsertEvents(tx, events); });
+}
+
+Result<std::vector<OutboxEvent>> PgStore::PendingEvents(int limit) {
+  TAOLIE_RETURN_IF_ERROR(CheckLimit(limit));
+  return impl_->Run("pending events", [&](Tx& tx) -> Result<std::vector<OutboxEvent>> {
+    auto r = tx.Exec((std::string("SELECT ") + kEventColumns +
+                      " FROM outbox WHERE done_at IS NULL ORDER BY id LIMIT $1")
+                         .c_str(),
+                     {Num(limit)});
+    if (!r.ok()) return r.error();
+    std::vector<OutboxEvent> out;
+    for (int i = 0; i < r->size(); ++i) out.push_back(ToEvent(*r, i));
+    return out;
+  });
+}
+
+Status PgStore::MarkEventDone(int64_t id, const std::string& outcome,
+                              const std::string& scrubbed_body) {
+  if (outcome != "delivered" && outcome != "unsupported" && outcome != "rejected") {
+    return MakeError(ErrorCode::kInvalidArgument, "mark event done: bad outcome " + outcome);
+  }
+  return impl_->Run("mark event done", [&](Tx& tx) -> Status {
+    auto r = tx.Exec(
+        "UPDATE outbox SET done_at = now(), outcome = $2, "
+        "  body = CASE WHEN $3::text <> '' THEN $3::text ELSE body END "
+        "WHERE id = $1",
+        {Num(id), outcome, scrubbed_body});
+    if (!r.ok()) return r.error();
+    if (r->Affected() == 0) {
+      return MakeError(ErrorCode::kNotFound, "event " + std::to_string(id) + " unknown");
+    }
+    return OkStatus();
+  });
+}
+
+Status PgStore::MarkEventAttempt(int64_t id, const std::string& error) {
+  return impl_->Run("mark event attempt", [&](Tx& tx) -> Status {
+    auto r = tx.Exec(
+        "UPDATE outbox SET attempts = attempts + 1, last_error = $2, last_attempt_at = now() "
+        "WHERE id = $1",
+        {Num(id), error});
+    if (!r.ok()) return r.error();
+    if (r->Affected() == 0) {
+      return MakeError(ErrorCode::kNotFound, "event " + std::to_string(id) + " unknown");
+    }
+    return OkStatus();
+  });
+}
+
+// ---------- metrics and health ----------
+
+Result<int64_t> PgStore::InsertMetricSample(const MetricSample& s) {
+  return impl_->Run("insert metric sample", [&](Tx& tx) -> Result<int64_t> {
+    const auto& h = s.host;
+    auto r = tx.Exec(
+        "INSERT INTO metric_samples (taken_at, cpu_utilization, ram_used_gb, storage_used_gb, "
+        "  network_utilization, upload_mbps, download_mbps, uptime_hours) "
+        "VALUES (coalesce($1::timestamptz, now()), $2, $3, $4, $5, $6, $7, $8) "
+        "RETURNING id, taken_at",
+        {TimeOrNow(s.taken_at), Num(h.cpu_utilization), Num(h.ram_used_gb), Num(h.storage_used_gb),
+         Num(h.network_utilization), Num(h.upload_mbps), Num(h.download_mbps),
+         Num(h.uptime_hours)});
+    if (!r.ok()) return r.error();
+    int64_t id = r->Int(0, "id");
+    std::string taken_at = r->Str(0, "taken_at");
+    for (const auto& g : s.gpus) {
+      TAOLIE_RETURN_IF_ERROR(tx.Exec(
+          "INSERT INTO gpu_metrics (sample_id, gpu_uuid, gpu_index, utilization, "
+          "  memory_used_mb, memory_total_mb, temperature_c, power_draw_watts, "
+          "  power_limit_watts, fan_speed_percent, sm_clock_mhz, mem_clock_mhz, deployment_id, "
+          "  taken_at) "
+          "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+          {Num(id), g.gpu_uuid, Num(g.gpu_index), OptNum(g.utilization), OptNum(g.memory_used_mb),
+           OptNum(g.memory_total_mb), OptNum(g.temperature_c), OptNum(g.power_draw_watts),
+           OptNum(g.power_limit_watts), OptNum(g.fan_speed_percent), OptNum(g.sm_clock_mhz),
+           OptNum(g.mem_clock_mhz), g.deployment_id, taken_at}));
+    }
+    return id;
+  });
+}
+
+Result<std::vector<MetricSample>> PgStore::UnpushedMetricSamples(int limit) {
+  TAOLIE_RETURN_IF_ERROR(CheckLimit(limit));
+  return impl_->Run("unpushed metric samples", [&](Tx& tx) -> Result<std::vector<MetricSample>> {
+    auto r = tx.Exec(
+        "SELECT id, taken_at, cpu_utilization, ram_used_gb, storage_used_gb, "
+        "  network_utilization, upload_mbps, download_mbps, uptime_hours "
+        "FROM metric_samples WHERE pushed_at IS NULL ORDER BY id LIMIT $1",
+        {Num(limit)});
+    if (!r.ok()) return r.error();
+    std::vector<MetricSample> out;
+    std::map<int64_t, size_t> pos;
+    std::vector<int64_t> ids;
+    for (int i = 0; i < r->size(); ++i) {
+      MetricSample s;
+      s.id = r->Int(i, "id");
+      s.taken_at = r->Ts(i, "taken_at");
+      s.host.cpu_utilization = r->Dbl(i, "cpu_utilization");
+      s.host.ram_used_gb = r->Dbl(i, "ram_used_gb");
+      s.host.storage_used_gb = r->Dbl(i, "storage_used_gb");
+      s.host.network_utilization = r->Dbl(i, "network_utilization");
+      s.host.upload_mbps = r->Dbl(i, "upload_mbps");
+      s.host.download_mbps = r->Dbl(i, "download_mbps");
+      s.host.uptime_hours = r->Int(i, "uptime_hours");
+      pos[s.id] = out.size();
+      ids.push_back(s.id);
+      out.push_back(std::move(s));
+    }
+    if (out.empty()) return out;
+    auto g = tx.Exec(
+        "SELECT sample_id, gpu_uuid, gpu_index, utilization, memory_used_mb, memory_total_mb, "
+        "  temperature_c, power_draw_watts, power_limit_watts, fan_speed_percent, "
+        "  sm_clock_mhz, mem_clock_mhz, deployment_id "
+        "FROM gpu_metrics WHERE sample_id = ANY($1::bigint[]) ORDER BY sample_id, gpu_index, id",
+        {IntArray(ids)});
+    if (!g.ok()) return g.error();
+    for (int i = 0; i < g->size(); ++i) {
+      GpuMetricRow m;
+      m.gpu_uuid = g->Str(i, "gpu_uuid");
+      m.gpu_index = static_cast<int>(g->Int(i, "gpu_index"));
+      m.utilization = g->OptDbl(i, "utilization");
+      m.memory_used_mb = g->OptInt(i, "memory_used_mb");
+      m.memory_total_mb = g->OptInt(i, "memory_total_mb");
+      m.temperature_c = g->OptDbl(i, "temperature_c");
+      m.power_draw_watts = g->OptDbl(i, "power_draw_watts");
+      m.power_limit_watts = g->OptDbl(i, "power_limit_watts");
+      m.fan_speed_percent = g->OptDbl(i, "fan_speed_percent");
+      m.sm_clock_mhz = g->OptInt(i, "sm_clock_mhz");
+      m.mem_clock_mhz = g->OptInt(i, "mem_clock_mhz");
+      m.deployment_id = g->Str(i, "deployment_id");
+      out[pos[g->Int(i, "sample_id")]].gpus.push_back(std::move(m));
+    }
+    return out;
+  });
+}
+
+Status PgStore::MarkMetricSamplesPushed(const std::vector<int64_t>& ids) {
+  if (ids.empty()) return OkStatus();
+  return impl_->Run("mark metric samples pushed", [&](Tx& tx) -> Status {
+    TAOLIE_RETURN_IF_ERROR(
+        tx.Exec("UPDATE metric_samples SET pushed_at = now() "
+                "WHERE id = ANY($1::bigint[]) AND pushed_at IS NULL",
+                {IntArray(ids)}));
+    return OkStatus();
+  });
+}
+
+Result<int64_t> PgStore::InsertHealthReport(const HealthReport& h,
+                                            const std::vector<GpuHealthRow>& gpus) {
+  return impl_->Run("insert health report", [&](Tx& tx) -> Result<int64_t> {
+    auto r = tx.Exec(
+        "INSERT INTO health_checks (checked_at, is_healthy, status, temperature_ok, power_ok, "
+        "  network_ok, storage_ok, gpu_performance_score, system_stability_score, details) "
+        "VALUES (coalesce($1::timestamptz, now()), $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb) "
+        "RETURNING id, checked_at",
+        {TimeOrNow(h.checked_at), Bool(h.is_healthy), h.status, Bool(h.temperature_ok),
+         Bool(h.power_ok), Bool(h.network_ok), Bool(h.storage_ok), Num(h.gpu_performance_score),
+         Num(h.system_stability_score), EmptyToNull(h.details_json)});
+    if (!r.ok()) return r.error();
+    int64_t id = r->Int(0, "id");
+    std::string checked_at = r->Str(0, "checked_at");
+    for (const auto& g : gpus) {
+      TAOLIE_RETURN_IF_ERROR(tx.Exec(
+          "INSERT INTO gpu_health_history (report_id, gpu_uuid, health, checks, checked_at) "
+          "VALUES ($1, $2, $3, $4::jsonb, $5)",
+          {Num(id), g.gpu_uuid, g.health, EmptyToNull(g.checks_json), checked_at}));
+    }
+    return id;
+  });
+}
+
+Result<std::optional<HealthReport>> PgStore::LatestHealthReport() {
+  return impl_->Run("latest health report", [&](Tx& tx) -> Result<std::optional<HealthReport>> {
+    auto r = tx.Exec((std::string("SELECT ") + kHealthColumns +
+                      " FROM health_checks ORDER BY checked_at DESC, id DESC LIMIT 1")
+                         .c_str());
+    if (!r.ok()) return r.error();
+    if (r->empty()) return std::optional<HealthReport>();
+    return std::optional<HealthReport>(ToHealth(*r, 0));
+  });
+}
+
+Result<std::vector<HealthReport>> PgStore::UnpushedHealthReports(int limit) {
+  TAOLIE_RETURN_IF_ERROR(CheckLimit(limit));
+  return impl_->Run("unpushed health reports", [&](Tx& tx) -> Result<std::vector<HealthReport>> {
+    auto r = tx.Exec((std::string("SELECT ") + kHealthColumns +
+                      " FROM health_checks WHERE pushed_at IS NULL ORDER BY id LIMIT $1")
+                         .c_str(),
+                     {Num(limit)});
+    if (!r.ok()) return r.error();
+    std::vector<HealthReport> out;
+    for (int i = 0; i < r->size(); ++i) out.push_back(ToHealth(*r, i));
+    return out;
+  });
+}
+
+Status PgStore::MarkHealthReportsPushed(const std::vector<int64_t>& ids) {
+  if (ids.empty()) return OkStatus();
+  return impl_->Run("mark health reports pushed", [&](Tx& tx) -> Status {
+    TAOLIE_RETURN_IF_ERROR(
+        tx.Exec("UPDATE health_checks SET pushed_at = now() "
+                "WHERE id = ANY($1::bigint[]) AND pushed_at IS NULL",
+                {IntArray(ids)}));
+    return OkStatus();
+  });
+}
+
+// ---------- retention ----------
+
+Result<int64_t> PgStore::Prune(int metrics_days, int health_days, int events_days,
+                               int commands_days) {
+  return impl_->Run("prune", [&](Tx& tx) -> Result<int64_t> {
+    int64_t total = 0;
+    auto run = [&](int days, const char* sql) -> Status {
+      if (days <= 0) return OkStatus();  // keep forever
+      auto r = tx.Exec(sql, {Num(days)});
+      if (!r.ok()) return r.error();
+      total += r->Int(0, "n");
+      return OkStatus();
+    };
+    TAOLIE_RETURN_IF_ERROR(
+        run(metrics_days,
+            "WITH s AS (DELETE FROM metric_samples WHERE pushed_at IS NOT NULL "
+            "             AND taken_at < now() - make_interval(days => $1::int) RETURNING id), "
+            "     g AS (DELETE FROM gpu_metrics WHERE sample_id IN (SELECT id FROM s) RETURNING 1) "
+            "SELECT (SELECT count(*) FROM s) + (SELECT count(*) FROM g) AS n"));
+    TAOLIE_RETURN_IF_ERROR(
+        run(health_days,
+            "WITH h AS (DELETE FROM health_checks WHERE pushed_at IS NOT NULL "
+            "             AND checked_at < now() - make_interval(days => $1::int) RETURNING id), "
+            "     g AS (DELETE FROM gpu_health_history WHERE report_id IN (SELECT id FROM h) "
+            "             RETURNING 1) "
+            "SELECT (SELECT count(*) FROM h) + (SELECT count(*) FROM g) AS n"));
+    TAOLIE_RETURN_IF_ERROR(
+        run(events_days,
+            "WITH e AS (DELETE FROM outbox WHERE done_at IS NOT NULL "
+            "             AND done_at < now() - make_interval(days => $1::int) RETURNING 1) "
+            "SELECT count(*) AS n FROM e"));
+    TAOLIE_RETURN_IF_ERROR(
+        run(commands_days,
+            "WITH c AS (DELETE FROM command_queue WHERE state = 'done' "
+            "             AND processed_at < now() - make_interval(days => $1::int) RETURNING 1) "
+            "SELECT count(*) AS n FROM c"));
+    return total;
+  });
+}
+
+}  // namespace taolie::store

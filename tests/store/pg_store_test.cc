@@ -1,0 +1,859 @@
+// Integration tests of PgStore and ManagedPostgres against a real PostgreSQL cluster, started
+// privately (initdb into a temp dir, UNIX socket only) by each test process.
+#include "store/pg_store.h"
+
+#include <gtest/gtest.h>
+#include <libpq-fe.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "common/time_format.h"
+#include "fixtures/test_env.h"
+#include "store/managed_postgres.h"
+#include "store/migrations.h"
+
+namespace taolie::store {
+namespace {
+
+namespace fs = std::filesystem;
+using std::chrono::hours;
+using std::chrono::microseconds;
+using std::chrono::seconds;
+
+// A second, plain libpq connection for checks and fault injection.
+class Sql {
+ public:
+  explicit Sql(const std::string& conninfo) : conn_(PQconnectdb(conninfo.c_str())) {}
+  ~Sql() { PQfinish(conn_); }
+  bool ok() const { return PQstatus(conn_) == CONNECTION_OK; }
+  std::string error() const { return PQerrorMessage(conn_); }
+  // Rows of text values; FAILs the test on error.
+  std::vector<std::vector<std::string>> Query(const std::string& sql,
+                                              const std::vector<std::string>& params = {}) {
+    std::vector<const char*> values;
+    for (const auto& p : params) values.push_back(p.c_str());
+    PGresult* r = PQexecParams(conn_, sql.c_str(), static_cast<int>(values.size()), nullptr,
+                               values.data(), nullptr, nullptr, 0);
+    std::vector<std::vector<std::string>> rows;
+    auto st = PQresultStatus(r);
+    EXPECT_TRUE(st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
+        << sql << ": " << PQerrorMessage(conn_);
+    for (int i = 0; i < PQntuples(r); ++i) {
+      std::vector<std::string> row;
+      for (int j = 0; j < PQnfields(r); ++j) row.push_back(PQgetvalue(r, i, j));
+      rows.push_back(std::move(row));
+    }
+    PQclear(r);
+    return rows;
+  }
+  std::string Scalar(const std::string& sql, const std::vector<std::string>& params = {}) {
+    auto rows = Query(sql, params);
+    return rows.empty() || rows[0].empty() ? "" : rows[0][0];
+  }
+
+ private:
+  PGconn* conn_;
+};
+
+std::string MakeTempDir() {
+  std::string tmpl = "/tmp/taolie-pg-test-XXXXXX";
+  char* dir = mkdtemp(tmpl.data());
+  return dir ? std::string(dir) : std::string();
+}
+
+ManagedPostgres::Options TestOptions(const std::string& dir) {
+  ManagedPostgres::Options o;
+  o.data_dir = dir;
+  o.durable = false;  // throwaway cluster: no fsync
+  o.startup_timeout_s = 20;
+  return o;
+}
+
+// Missing PostgreSQL binaries: skip locally, fail under CI=true.
+#define TAOLIE_REQUIRE_CLUSTER(result)                                                 \
+  if (!(result).ok()) {                                                                \
+    if ((result).error().code == ErrorCode::kNotFound && !::taolie::testing::InCi()) { \
+      GTEST_SKIP() << (result).error().ToString();                                     \
+    }                                                                                  \
+    FAIL() << "cannot start PostgreSQL: " << (result).error().ToString();              \
+  }
+
+SystemTime Micros(SystemTime t) {  // what the database keeps
+  return std::chrono::time_point_cast<microseconds>(t);
+}
+
+GpuRecord Gpu(const std::string& uuid, int index, const std::string& health = "healthy") {
+  GpuRecord g;
+  g.uuid = uuid;
+  g.index = index;
+  g.name = "NVIDIA Test " + std::to_string(index);
+  g.memory_total_mb = 81920;
+  g.pci_bus_id = "00000000:0" + std::to_string(index) + ":00.0";
+  g.health = health;
+  return g;
+}
+
+DeploymentRecord Deployment(const std::string& id, std::vector<int> host_ports = {}) {
+  DeploymentRecord d;
+  d.id = id;
+  d.command_id = "cmd-" + id;
+  d.user_id = "user-1";
+  d.template_id = "tpl-1";
+  d.image = "registry.local/pytorch:latest";
+  d.spec_json = R"({"image":"registry.local/pytorch:latest"})";
+  d.container_name = "deployment-" + id;
+  d.duration_minutes = 90;
+  d.price_per_hour = 1.25;
+  d.ssh_username = "renter";
+  d.ssh_password = "s3cret-pass";
+  d.jupyter_token = "tok";
+  for (size_t i = 0; i < host_ports.size(); ++i) {
+    d.ports.push_back(PortAllocation{host_ports[i], i == 0 ? 22 : 8888 + static_cast<int>(i),
+                                     i == 0 ? "ssh" : "rental_port_" + std::to_string(i)});
+  }
+  return d;
+}
+
+OutboxEvent Event(const std::string& deployment_id, const std::string& kind,
+                  const std::string& body = "{}") {
+  OutboxEvent e;
+  e.deployment_id = deployment_id;
+  e.kind = kind;
+  e.path = "/api/deployments/" + deployment_id + "/" + kind;
+  e.body = body;
+  return e;
+}
+
+class PgStoreTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new std::string(MakeTempDir());
+    auto pg = ManagedPostgres::Start(TestOptions(*dir_));
+    if (pg.ok()) {
+      cluster_ = std::move(*pg).release();
+    } else {
+      start_error_ = new Error(pg.error());
+    }
+  }
+  static void TearDownTestSuite() {
+    delete cluster_;
+    cluster_ = nullptr;
+    delete start_error_;
+    start_error_ = nullptr;
+    std::error_code ec;
+    if (dir_ && !dir_->empty()) fs::remove_all(*dir_, ec);
+    delete dir_;
+    dir_ = nullptr;
+  }
+
+  void SetUp() override {
+    if (cluster_ == nullptr) {
+      Result<int> r = start_error_ ? Result<int>(*start_error_) : Result<int>(0);
+      TAOLIE_REQUIRE_CLUSTER(r);
+      FAIL() << "no cluster";
+    }
+    // A fresh database per test: tests are independent in one process too.
+    db_ = "t" + std::to_string(::getpid()) + "_" + std::to_string(++counter_);
+    Sql admin(cluster_->ConnInfo("postgres"));
+    ASSERT_TRUE(admin.ok()) << admin.error();
+    admin.Query("CREATE DATABASE " + db_);  // test-made identifier, not user data
+    auto s = PgStore::Create(cluster_->ConnInfo(db_), 5000);
+    ASSERT_TRUE(s.ok()) << s.error().ToString();
+    store_ = std::move(*s);
+    sql_ = std::make_unique<Sql>(cluster_->ConnInfo(db_));
+    ASSERT_TRUE(sql_->ok());
+  }
+
+  void SyncThreeGpus() {
+    ASSERT_TRUE(store_->SyncGpus({Gpu("GPU-a", 0), Gpu("GPU-b", 1), Gpu("GPU-c", 2)}).ok());
+  }
+
+  static inline std::string* dir_ = nullptr;
+  static inline ManagedPostgres* cluster_ = nullptr;
+  static inline Error* start_error_ = nullptr;
+  static inline std::atomic<int> counter_{0};
+  std::string db_;
+  std::unique_ptr<PgStore> store_;
+  std::unique_ptr<Sql> sql_;
+};
+
+TEST_F(PgStoreTest, MigrationsAreIdempotent) {
+  auto again = PgStore::Create(cluster_->ConnInfo(db_));
+  ASSERT_TRUE(again.ok()) << again.error().ToString();
+  auto v = (*again)->SchemaVersion();
+  ASSERT_TRUE(v.ok());
+  EXPECT_EQ(*v, Migrations().back().version);
+  EXPECT_EQ(sql_->Scalar("SELECT count(*) FROM schema_migrations"),
+            std::to_string(Migrations().size()));
+  EXPECT_TRUE((*again)->Ping().ok());
+}
+
+TEST_F(PgStoreTest, CreateFailsUnavailableWhenServerUnreachable) {
+  auto s = PgStore::Create("host=/nonexistent-taolie-dir dbname=x user=x connect_timeout=1");
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().code, ErrorCode::kUnavailable);
+}
+
+TEST_F(PgStoreTest, AgentState) {
+  auto missing = store_->GetState("agent_id");
+  ASSERT_TRUE(missing.ok());
+  EXPECT_FALSE(missing->has_value());
+  ASSERT_TRUE(store_->SetState("agent_id", "agent-0123456789ab").ok());
+  ASSERT_TRUE(store_->SetState("agent_id", "agent-ba9876543210").ok());
+  auto got = store_->GetState("agent_id");
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->value_or(""), "agent-ba9876543210");
+  // Values are bound parameters: quotes are data, not SQL.
+  ASSERT_TRUE(store_->SetState("it's", "a 'quoted'; DROP TABLE agent_state; --").ok());
+  EXPECT_EQ(store_->GetState("it's")->value_or(""), "a 'quoted'; DROP TABLE agent_state; --");
+}
+
+TEST_F(PgStoreTest, SyncGpusKeepsClaimsAndMarksMissing) {
+  SyncThreeGpus();
+  auto d = store_->CreateDeployment(Deployment("d1"), GpuClaim{1, {}}, {});
+  ASSERT_TRUE(d.ok()) << d.error().ToString();
+  ASSERT_EQ(d->gpu_uuids, std::vector<std::string>{"GPU-a"});
+  ASSERT_TRUE(store_->SetGpuHealth("GPU-b", "warning").ok());
+
+  // GPU-a disappears from a scan: kept with its claim, marked not present.
+  GpuRecord b = Gpu("GPU-b", 0);
+  b.name = "renamed";
+  ASSERT_TRUE(store_->SyncGpus({b, Gpu("GPU-c", 2)}).ok());
+  auto gpus = store_->ListGpus();
+  ASSERT_TRUE(gpus.ok());
+  ASSERT_EQ(gpus->size(), 3u);
+  std::map<std::string, GpuRecord> by_uuid;
+  for (const auto& g : *gpus) by_uuid[g.uuid] = g;
+  EXPECT_FALSE(by_uuid["GPU-a"].present);
+  EXPECT_EQ(by_uuid["GPU-a"].deployment_id, "d1");
+  EXPECT_TRUE(by_uuid["GPU-b"].present);
+  EXPECT_EQ(by_uuid["GPU-b"].name, "renamed");
+  EXPECT_EQ(by_uuid["GPU-b"].health, "warning");  // health belongs to the health loop
+  EXPECT_EQ(by_uuid["GPU-c"].memory_total_mb, 81920u);
+  EXPECT_EQ(by_uuid["GPU-c"].pci_bus_id, "00000000:02:00.0");
+
+  // It comes back: present again, claim kept. Ordered by index.
+  ASSERT_TRUE(store_->SyncGpus({Gpu("GPU-a", 1), b, Gpu("GPU-c", 2)}).ok());
+  gpus = store_->ListGpus();
+  ASSERT_TRUE(gpus.ok());
+  ASSERT_EQ(gpus->size(), 3u);
+  EXPECT_EQ((*gpus)[0].uuid, "GPU-b");
+  EXPECT_EQ((*gpus)[1].uuid, "GPU-a");
+  EXPECT_TRUE((*gpus)[1].present);
+  EXPECT_EQ((*gpus)[1].deployment_id, "d1");
+
+  EXPECT_EQ(store_->SetGpuHealth("GPU-x", "healthy").error().code, ErrorCode::kNotFound);
+  EXPECT_EQ(store_->SetGpuHealth("GPU-a", "purple").error().code, ErrorCode::kInvalidArgument);
+}
+
+TEST_F(PgStoreTest, RecordCommandDeduplicatesAndFinishes) {
+  CommandRecord c;
+  c.command_id = "c-1";
+  c.command_type = "deploy";
+  c.payload_json = R"({"image":"x"})";
+  auto first = store_->RecordCommand(c);
+  ASSERT_TRUE(first.ok());
+  EXPECT_TRUE(*first);
+  auto second = store_->RecordCommand(c);
+  ASSERT_TRUE(second.ok());
+  EXPECT_FALSE(*second);
+  CommandRecord c2 = c;
+  c2.command_id = "c-2";
+  ASSERT_TRUE(store_->RecordCommand(c2).ok());
+
+  auto got = store_->GetCommand("c-1");
+  ASSERT_TRUE(got.ok() && got->has_value());
+  EXPECT_EQ((*got)->times_seen, 2);
+  EXPECT_EQ((*got)->state, CommandState::kPending);
+  EXPECT_EQ((*got)->payload_json, c.payload_json);
+  EXPECT_EQ((*got)->command_type, "deploy");
+  EXPECT_FALSE((*got)->processed_at.has_value());
+
+  auto pending = store_->PendingCommands(10);
+  ASSERT_TRUE(pending.ok());
+  ASSERT_EQ(pending->size(), 2u);
+  EXPECT_EQ((*pending)[0].command_id, "c-1");
+  EXPECT_EQ((*pending)[1].command_id, "c-2");
+
+  OutboxEvent ack = Event("", "ack");
+  ack.path = "/api/commands/c-1/ack";
+  ASSERT_TRUE(store_->FinishCommand("c-1", "succeeded", "", "d-9", {ack}).ok());
+  got = store_->GetCommand("c-1");
+  EXPECT_EQ((*got)->state, CommandState::kDone);
+  EXPECT_EQ((*got)->result, "succeeded");
+  EXPECT_EQ((*got)->deployment_id, "d-9");
+  EXPECT_TRUE((*got)->processed_at.has_value());
+  EXPECT_EQ(store_->PendingCommands(10)->size(), 1u);
+  auto events = store_->PendingEvents(10);
+  ASSERT_EQ(events->size(), 1u);
+  EXPECT_EQ((*events)[0].path, "/api/commands/c-1/ack");
+  EXPECT_EQ((*events)[0].deployment_id, "");
+
+  ASSERT_TRUE(store_->MarkCommandAcked("c-1").ok());
+  EXPECT_TRUE((*store_->GetCommand("c-1"))->acked_at.has_value());
+  EXPECT_EQ(store_->FinishCommand("nope", "failed", "x", "", {ack}).error().code,
+            ErrorCode::kNotFound);
+  EXPECT_EQ(store_->PendingEvents(10)->size(), 1u);  // the failed call wrote no event
+  EXPECT_FALSE(store_->GetCommand("nope")->has_value());
+}
+
+TEST_F(PgStoreTest, CreateDeploymentClaimsByCountSkippingUnusableGpus) {
+  ASSERT_TRUE(store_
+                  ->SyncGpus({Gpu("GPU-a", 0), Gpu("GPU-b", 1, "unhealthy"),
+                              Gpu("GPU-c", 2, "warning"), Gpu("GPU-d", 3)})
+                  .ok());
+  auto d = store_->CreateDeployment(Deployment("d1", {40022, 40023}), GpuClaim{2, {}},
+                                    {Event("d1", "accepted")});
+  ASSERT_TRUE(d.ok()) << d.error().ToString();
+  EXPECT_EQ(d->gpu_uuids, (std::vector<std::string>{"GPU-a", "GPU-c"}));
+  EXPECT_EQ(d->state, DeploymentState::kAccepted);
+  EXPECT_NE(d->created_at, SystemTime{});
+
+  auto got = store_->GetDeployment("d1");
+  ASSERT_TRUE(got.ok() && got->has_value());
+  const DeploymentRecord& r = **got;
+  EXPECT_EQ(r.gpu_uuids, d->gpu_uuids);
+  ASSERT_EQ(r.ports.size(), 2u);
+  EXPECT_EQ(r.ports[0].host_port, 40022);
+  EXPECT_EQ(r.ports[0].container_port, 22);
+  EXPECT_EQ(r.ports[0].role, "ssh");
+  EXPECT_EQ(r.ports[1].host_port, 40023);
+  EXPECT_EQ(r.command_id, "cmd-d1");
+  EXPECT_EQ(r.image, "registry.local/pytorch:latest");
+  EXPECT_EQ(r.spec_json, R"({"image":"registry.local/pytorch:latest"})");
+  EXPECT_EQ(r.price_per_hour, 1.25);
+  EXPECT_EQ(r.ssh_password, std::optional<std::string>("s3cret-pass"));
+  EXPECT_EQ(r.duration_minutes, 90);
+  EXPECT_EQ(Micros(r.created_at), Micros(d->created_at));
+
+  auto by_cmd = store_->FindDeploymentByCommand("cmd-d1");
+  ASSERT_TRUE(by_cmd.ok() && by_cmd->has_value());
+  EXPECT_EQ((*by_cmd)->id, "d1");
+  EXPECT_FALSE(store_->FindDeploymentByCommand("cmd-none")->has_value());
+
+  auto ports = store_->AllocatedPorts();
+  ASSERT_EQ(ports->size(), 2u);
+  EXPECT_EQ((*ports)[1].host_port, 40023);
+  EXPECT_EQ(store_->PendingEvents(10)->size(), 1u);
+
+  // Only GPU-d is left usable.
+  auto too_many = store_->CreateDeployment(Deployment("d2"), GpuClaim{2, {}}, {});
+  ASSERT_FALSE(too_many.ok());
+  EXPECT_EQ(too_many.error().code, ErrorCode::kFailedPrecondition);
+  EXPECT_NE(too_many.error().message.find("need 2"), std::string::npos);
+  EXPECT_FALSE(store_->GetDeployment("d2")->has_value());
+  auto gpus = store_->ListGpus();
+  EXPECT_EQ((*gpus)[3].deployment_id, "");  // nothing half-claimed
+}
+
+TEST_F(PgStoreTest, CreateDeploymentConflictsRollBackEverything) {
+  SyncThreeGpus();
+  auto d1 = store_->CreateDeployment(Deployment("d1", {40022}), GpuClaim{0, {"GPU-b"}},
+                                     {Event("d1", "accepted")});
+  ASSERT_TRUE(d1.ok()) << d1.error().ToString();
+  EXPECT_EQ(d1->gpu_uuids, std::vector<std::string>{"GPU-b"});
+
+  auto expect_nothing_written = [&](const std::string& id) {
+    EXPECT_FALSE(store_->GetDeployment(id)->has_value());
+    auto ports = store_->AllocatedPorts();
+    ASSERT_EQ(ports->size(), 1u);
+    EXPECT_EQ((*ports)[0].host_port, 40022);
+    EXPECT_EQ(store_->PendingEvents(10)->size(), 1u);
+    auto gpus = store_->ListGpus();
+    ASSERT_TRUE(gpus.ok());
+    for (const auto& g : *gpus) {
+      EXPECT_EQ(g.deployment_id, g.uuid == "GPU-b" ? "d1" : "") << g.uuid;
+    }
+  };
+
+  // Named GPU taken: FailedPrecondition names it; nothing written.
+  auto taken = store_->CreateDeployment(Deployment("d2", {40030}), GpuClaim{0, {"GPU-a", "GPU-b"}},
+                                        {Event("d2", "x")});
+  ASSERT_FALSE(taken.ok());
+  EXPECT_EQ(taken.error().code, ErrorCode::kFailedPrecondition);
+  EXPECT_NE(taken.error().message.find("GPU-b"), std::string::npos) << taken.error().message;
+  EXPECT_NE(taken.error().message.find("d1"), std::string::npos);
+  expect_nothing_written("d2");
+
+  // Unknown GPU.
+  auto unknown = store_->CreateDeployment(Deployment("d2"), GpuClaim{0, {"GPU-zzz"}}, {});
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_NE(unknown.error().message.find("GPU-zzz"), std::string::npos);
+  expect_nothing_written("d2");
+
+  // Port taken (after the GPU claim succeeded in the same transaction): all rolled back.
+  auto port = store_->CreateDeployment(Deployment("d2", {40031, 40022}), GpuClaim{1, {}},
+                                       {Event("d2", "x")});
+  ASSERT_FALSE(port.ok());
+  EXPECT_EQ(port.error().code, ErrorCode::kFailedPrecondition);
+  EXPECT_NE(port.error().message.find("port 40022 already allocated"), std::string::npos)
+      << port.error().message;
+  expect_nothing_written("d2");
+
+  // Same id, same command: AlreadyExists.
+  auto same_id = store_->CreateDeployment(Deployment("d1"), GpuClaim{}, {});
+  ASSERT_FALSE(same_id.ok());
+  EXPECT_EQ(same_id.error().code, ErrorCode::kAlreadyExists);
+  DeploymentRecord same_cmd = Deployment("d3");
+  same_cmd.command_id = "cmd-d1";
+  auto dup_cmd = store_->CreateDeployment(same_cmd, GpuClaim{}, {});
+  ASSERT_FALSE(dup_cmd.ok());
+  EXPECT_EQ(dup_cmd.error().code, ErrorCode::kAlreadyExists);
+  expect_nothing_written("d3");
+
+  // Deployments without a command id do not collide with each other.
+  DeploymentRecord n1 = Deployment("n1"), n2 = Deployment("n2");
+  n1.command_id.clear();
+  n2.command_id.clear();
+  EXPECT_TRUE(store_->CreateDeployment(n1, GpuClaim{}, {}).ok());
+  EXPECT_TRUE(store_->CreateDeployment(n2, GpuClaim{}, {}).ok());
+}
+
+TEST_F(PgStoreTest, UpdateDeploymentToEndedReleasesGpusAndPorts) {
+  SyncThreeGpus();
+  auto created = store_->CreateDeployment(Deployment("d1", {40022, 40023}), GpuClaim{2, {}},
+                                          {Event("d1", "accepted")});
+  ASSERT_TRUE(created.ok());
+  DeploymentRecord d = *created;
+  const SystemTime start = Micros(std::chrono::system_clock::now());
+  d.state = DeploymentState::kStarting;
+  d.container_id = "abc123";
+  d.expires_at = start + hours(1);
+  ASSERT_TRUE(store_->UpdateDeployment(d, {}).ok());
+  d.state = DeploymentState::kRunning;
+  d.started_at = start;
+  ASSERT_TRUE(
+      store_->UpdateDeployment(d, {Event("d1", "success", R"({"pw":"s3cret-pass"})")}).ok());
+  auto active = store_->ActiveDeployments();
+  ASSERT_EQ(active->size(), 1u);
+  EXPECT_EQ((*active)[0].container_id, "abc123");
+  EXPECT_EQ((*active)[0].started_at, std::optional<SystemTime>(start));
+  EXPECT_EQ((*active)[0].expires_at, std::optional<SystemTime>(start + hours(1)));
+  EXPECT_EQ((*active)[0].ports.size(), 2u);
+
+  // Backwards is refused, unknown is NotFound.
+  DeploymentRecord back = d;
+  back.state = DeploymentState::kPulling;
+  EXPECT_EQ(store_->UpdateDeployment(back, {}).error().code, ErrorCode::kFailedPrecondition);
+  DeploymentRecord unknown = d;
+  unknown.id = "nope";
+  EXPECT_EQ(store_->UpdateDeployment(unknown, {Event("nope", "x")}).error().code,
+            ErrorCode::kNotFound);
+
+  d.state = DeploymentState::kStopping;
+  d.end_status = "terminated";
+  d.end_reason = "renter asked";
+  ASSERT_TRUE(store_->UpdateDeployment(d, {}).ok());
+  d.state = DeploymentState::kEnded;
+  ASSERT_TRUE(store_->UpdateDeployment(d, {Event("d1", "terminated")}).ok());
+
+  auto gpus = store_->ListGpus();
+  ASSERT_TRUE(gpus.ok());
+  for (const auto& g : *gpus) EXPECT_EQ(g.deployment_id, "") << g.uuid;
+  EXPECT_TRUE(store_->AllocatedPorts()->empty());
+  EXPECT_TRUE(store_->ActiveDeployments()->empty());
+  auto ended = store_->GetDeployment("d1");
+  ASSERT_TRUE(ended->has_value());
+  EXPECT_EQ((*ended)->state, DeploymentState::kEnded);
+  EXPECT_EQ((*ended)->end_status, "terminated");
+  EXPECT_EQ((*ended)->end_reason, "renter asked");
+  EXPECT_TRUE((*ended)->ended_at.has_value());
+  EXPECT_EQ((*ended)->gpu_uuids.size(), 2u);  // history keeps which GPUs it had
+
+  auto events = store_->PendingEvents(10);
+  ASSERT_EQ(events->size(), 3u);
+  EXPECT_EQ((*events)[0].kind, "accepted");
+  EXPECT_EQ((*events)[1].kind, "success");
+  EXPECT_EQ((*events)[2].kind, "terminated");
+  EXPECT_LT((*events)[0].id, (*events)[1].id);
+
+  // The freed GPUs and ports can be claimed again.
+  auto again = store_->CreateDeployment(Deployment("d2", {40022}), GpuClaim{3, {}}, {});
+  EXPECT_TRUE(again.ok()) << again.error().ToString();
+  auto recent = store_->RecentDeployments(10);
+  ASSERT_EQ(recent->size(), 2u);
+  EXPECT_EQ((*recent)[0].id, "d2");
+}
+
+TEST_F(PgStoreTest, OutboxOrderAttemptsAndScrubbedDone) {
+  ASSERT_TRUE(store_
+                  ->AppendEvents({Event("d1", "success", R"({"ssh_password":"pw"})"),
+                                  Event("d1", "expiring"), Event("d2", "failed")})
+                  .ok());
+  auto pending = store_->PendingEvents(2);
+  ASSERT_TRUE(pending.ok());
+  ASSERT_EQ(pending->size(), 2u);
+  EXPECT_EQ((*pending)[0].kind, "success");
+  EXPECT_EQ((*pending)[1].kind, "expiring");
+  const int64_t first = (*pending)[0].id;
+
+  ASSERT_TRUE(store_->MarkEventAttempt(first, "HTTP 503").ok());
+  ASSERT_TRUE(store_->MarkEventAttempt(first, "timeout").ok());
+  pending = store_->PendingEvents(10);
+  EXPECT_EQ((*pending)[0].attempts, 2);
+  EXPECT_EQ((*pending)[0].last_error, "timeout");
+
+  ASSERT_TRUE(store_->MarkEventDone(first, "delivered", R"({"ssh_password":"***"})").ok());
+  pending = store_->PendingEvents(10);
+  ASSERT_EQ(pending->size(), 2u);
+  EXPECT_EQ((*pending)[0].kind, "expiring");
+  EXPECT_EQ(sql_->Scalar("SELECT body FROM outbox WHERE id = $1", {std::to_string(first)}),
+            R"({"ssh_password":"***"})");
+  EXPECT_EQ(sql_->Scalar("SELECT outcome FROM outbox WHERE id = $1", {std::to_string(first)}),
+            "delivered");
+  // Empty scrubbed body keeps the body.
+  const int64_t second = (*pending)[0].id;
+  ASSERT_TRUE(store_->MarkEventDone(second, "unsupported", "").ok());
+  EXPECT_EQ(sql_->Scalar("SELECT body FROM outbox WHERE id = $1", {std::to_string(second)}), "{}");
+
+  EXPECT_EQ(store_->MarkEventDone(first, "lost", "").error().code, ErrorCode::kInvalidArgument);
+  EXPECT_EQ(store_->MarkEventDone(999999, "delivered", "").error().code, ErrorCode::kNotFound);
+  EXPECT_EQ(store_->MarkEventAttempt(999999, "x").error().code, ErrorCode::kNotFound);
+  EXPECT_EQ(store_->PendingEvents(0).error().code, ErrorCode::kInvalidArgument);
+  EXPECT_EQ(store_->PendingEvents(10)->size(), 1u);
+}
+
+TEST_F(PgStoreTest, ScrubSecrets) {
+  ASSERT_TRUE(store_->CreateDeployment(Deployment("d1"), GpuClaim{}, {}).ok());
+  ASSERT_TRUE(store_->ScrubSecrets("d1").ok());
+  auto d = store_->GetDeployment("d1");
+  ASSERT_TRUE(d.ok() && d->has_value());
+  EXPECT_FALSE((*d)->ssh_password.has_value());
+  EXPECT_EQ((*d)->jupyter_token, "tok");  // kept: part of the renter's URL
+  EXPECT_EQ(sql_->Scalar("SELECT count(*) FROM deployments WHERE ssh_password IS NOT NULL"), "0");
+  EXPECT_EQ(store_->ScrubSecrets("nope").error().code, ErrorCode::kNotFound);
+}
+
+TEST_F(PgStoreTest, MetricSamplesRoundTripAndPushedMarking) {
+  MetricSample s;
+  s.taken_at = SystemTime(seconds(1'767'261'600)) + microseconds(123456);  // 2026-01-01 10:00
+  s.host = HostMetricRow{12.5, 31.25, 400.75, 3.5, 10.1, 20.2, 1234};
+  GpuMetricRow full;
+  full.gpu_uuid = "GPU-a";
+  full.gpu_index = 0;
+  full.utilization = 97.5;
+  full.memory_used_mb = 40000;
+  full.memory_total_mb = 81920;
+  full.temperature_c = 71;
+  full.power_draw_watts = 312.25;
+  full.power_limit_watts = 400;
+  full.fan_speed_percent = 55;
+  full.sm_clock_mhz = 1980;
+  full.mem_clock_mhz = 2619;
+  full.deployment_id = "d1";
+  GpuMetricRow sparse;  // every optional missing (e.g. NVML_ERROR_NOT_SUPPORTED)
+  sparse.gpu_uuid = "GPU-b";
+  sparse.gpu_index = 1;
+  s.gpus = {full, sparse};
+  auto id1 = store_->InsertMetricSample(s);
+  ASSERT_TRUE(id1.ok()) << id1.error().ToString();
+  MetricSample s2;  // zero taken_at = now
+  auto id2 = store_->InsertMetricSample(s2);
+  ASSERT_TRUE(id2.ok());
+  EXPECT_GT(*id2, *id1);
+
+  auto samples = store_->UnpushedMetricSamples(10);
+  ASSERT_TRUE(samples.ok());
+  ASSERT_EQ(samples->size(), 2u);
+  const MetricSample& r = (*samples)[0];
+  EXPECT_EQ(r.id, *id1);
+  EXPECT_EQ(r.taken_at, s.taken_at);
+  EXPECT_EQ(FormatRfc3339(r.taken_at), "2026-01-01T10:00:00.123456Z");
+  EXPECT_EQ(r.host.cpu_utilization, 12.5);
+  EXPECT_EQ(r.host.download_mbps, 20.2);
+  EXPECT_EQ(r.host.upload_mbps, 10.1);
+  EXPECT_EQ(r.host.uptime_hours, 1234);
+  ASSERT_EQ(r.gpus.size(), 2u);
+  const GpuMetricRow& g0 = r.gpus[0];
+  EXPECT_EQ(g0.gpu_uuid, "GPU-a");
+  EXPECT_EQ(g0.utilization, std::optional<double>(97.5));
+  EXPECT_EQ(g0.memory_used_mb, std::optional<int64_t>(40000));
+  EXPECT_EQ(g0.power_draw_watts, std::optional<double>(312.25));
+  EXPECT_EQ(g0.mem_clock_mhz, std::optional<int64_t>(2619));
+  EXPECT_EQ(g0.deployment_id, "d1");
+  const GpuMetricRow& g1 = r.gpus[1];
+  EXPECT_EQ(g1.gpu_index, 1);
+  EXPECT_FALSE(g1.utilization.has_value());
+  EXPECT_FALSE(g1.memory_used_mb.has_value());
+  EXPECT_FALSE(g1.memory_total_mb.has_value());
+  EXPECT_FALSE(g1.temperature_c.has_value());
+  EXPECT_FALSE(g1.power_draw_watts.has_value());
+  EXPECT_FALSE(g1.power_limit_watts.has_value());
+  EXPECT_FALSE(g1.fan_speed_percent.has_value());
+  EXPECT_FALSE(g1.sm_clock_mhz.has_value());
+  EXPECT_FALSE(g1.mem_clock_mhz.has_value());
+  const auto now = std::chrono::system_clock::now();
+  EXPECT_LT(std::chrono::abs((*samples)[1].taken_at - now), seconds(60));
+  EXPECT_TRUE((*samples)[1].gpus.empty());
+
+  ASSERT_TRUE(store_->MarkMetricSamplesPushed({*id1}).ok());
+  samples = store_->UnpushedMetricSamples(10);
+  ASSERT_EQ(samples->size(), 1u);
+  EXPECT_EQ((*samples)[0].id, *id2);
+  EXPECT_TRUE(store_->MarkMetricSamplesPushed({}).ok());
+}
+
+TEST_F(PgStoreTest, HealthReports) {
+  EXPECT_FALSE(store_->LatestHealthReport()->has_value());
+  HealthReport h;
+  h.checked_at = SystemTime(seconds(1'767'261'600));
+  h.is_healthy = false;
+  h.status = "unhealthy";
+  h.temperature_ok = false;
+  h.gpu_performance_score = 62.5;
+  h.details_json = R"({"gpus":[{"uuid":"GPU-a","health":"warning"}]})";
+  auto id1 =
+      store_->InsertHealthReport(h, {GpuHealthRow{"GPU-a", "warning", R"({"temperature":"high"})"},
+                                     GpuHealthRow{"GPU-b", "healthy", ""}});
+  ASSERT_TRUE(id1.ok()) << id1.error().ToString();
+  HealthReport later = h;
+  later.checked_at += seconds(60);
+  later.is_healthy = true;
+  later.status = "available";
+  later.details_json = "";
+  auto id2 = store_->InsertHealthReport(later, {});
+  ASSERT_TRUE(id2.ok());
+
+  auto latest = store_->LatestHealthReport();
+  ASSERT_TRUE(latest.ok() && latest->has_value());
+  EXPECT_EQ((*latest)->id, *id2);
+  EXPECT_EQ((*latest)->status, "available");
+  EXPECT_EQ((*latest)->details_json, "");
+  auto unpushed = store_->UnpushedHealthReports(10);
+  ASSERT_EQ(unpushed->size(), 2u);
+  const HealthReport& r = (*unpushed)[0];
+  EXPECT_EQ(r.checked_at, h.checked_at);
+  EXPECT_FALSE(r.is_healthy);
+  EXPECT_FALSE(r.temperature_ok);
+  EXPECT_TRUE(r.power_ok);
+  EXPECT_EQ(r.gpu_performance_score, 62.5);
+  EXPECT_EQ(nlohmann::json::parse(r.details_json), nlohmann::json::parse(h.details_json));
+  EXPECT_EQ(sql_->Scalar("SELECT count(*) FROM gpu_health_history WHERE report_id = $1",
+                         {std::to_string(*id1)}),
+            "2");
+
+  ASSERT_TRUE(store_->MarkHealthReportsPushed({*id1, *id2}).ok());
+  EXPECT_TRUE(store_->UnpushedHealthReports(10)->empty());
+
+  HealthReport bad = h;
+  bad.details_json = "{not json";
+  auto rejected = store_->InsertHealthReport(bad, {});
+  ASSERT_FALSE(rejected.ok());
+  EXPECT_EQ(rejected.error().code, ErrorCode::kInvalidArgument);
+}
+
+TEST_F(PgStoreTest, PruneDeletesOnlyOldPushedAndDoneRows) {
+  const auto now = std::chrono::system_clock::now();
+  auto sample_at = [&](SystemTime t) {
+    MetricSample s;
+    s.taken_at = t;
+    s.gpus.resize(1);
+    s.gpus[0].gpu_uuid = "GPU-a";
+    return *store_->InsertMetricSample(s);
+  };
+  const int64_t old_pushed = sample_at(now - hours(24 * 10));
+  const int64_t old_unpushed = sample_at(now - hours(24 * 10));
+  const int64_t new_pushed = sample_at(now - hours(1));
+  ASSERT_TRUE(store_->MarkMetricSamplesPushed({old_pushed, new_pushed}).ok());
+
+  HealthReport h;
+  h.checked_at = now - hours(24 * 40);
+  const int64_t old_report = *store_->InsertHealthReport(h, {GpuHealthRow{"GPU-a", "healthy", ""}});
+  h.checked_at = now - hours(24 * 40);
+  const int64_t old_unpushed_report = *store_->InsertHealthReport(h, {});
+  ASSERT_TRUE(store_->MarkHealthReportsPushed({old_report}).ok());
+
+  ASSERT_TRUE(store_->AppendEvents({Event("d1", "a"), Event("d1", "b"), Event("d1", "c")}).ok());
+  auto events = *store_->PendingEvents(10);
+  ASSERT_TRUE(store_->MarkEventDone(events[0].id, "delivered", "").ok());
+  ASSERT_TRUE(store_->MarkEventDone(events[1].id, "delivered", "").ok());
+  sql_->Query("UPDATE outbox SET done_at = now() - interval '31 days' WHERE id = $1",
+              {std::to_string(events[0].id)});
+
+  CommandRecord c;
+  c.command_type = "deploy";
+  for (const char* id : {"old-done", "new-done", "old-pending"}) {
+    c.command_id = id;
+    ASSERT_TRUE(store_->RecordCommand(c).ok());
+  }
+  ASSERT_TRUE(store_->FinishCommand("old-done", "succeeded", "", "", {}).ok());
+  ASSERT_TRUE(store_->FinishCommand("new-done", "succeeded", "", "", {}).ok());
+  sql_->Query(
+      "UPDATE command_queue SET processed_at = now() - interval '31 days', "
+      "received_at = now() - interval '31 days' WHERE command_id IN ('old-done', "
+      "'old-pending')");
+
+  // Retention 0 = keep forever.
+  auto none = store_->Prune(0, 0, 0, 0);
+  ASSERT_TRUE(none.ok());
+  EXPECT_EQ(*none, 0);
+
+  auto n = store_->Prune(7, 30, 30, 30);
+  ASSERT_TRUE(n.ok()) << n.error().ToString();
+  // 1 sample + its GPU row, 1 report + its GPU row, 1 event, 1 command.
+  EXPECT_EQ(*n, 6);
+  EXPECT_EQ(sql_->Scalar("SELECT string_agg(id::text, ',' ORDER BY id) FROM metric_samples"),
+            std::to_string(old_unpushed) + "," + std::to_string(new_pushed));
+  EXPECT_EQ(sql_->Scalar("SELECT count(*) FROM gpu_metrics"), "2");
+  EXPECT_EQ(sql_->Scalar("SELECT string_agg(id::text, ',') FROM health_checks"),
+            std::to_string(old_unpushed_report));
+  EXPECT_EQ(sql_->Scalar("SELECT count(*) FROM outbox"), "2");
+  EXPECT_EQ(sql_->Scalar("SELECT string_agg(command_id, ',' ORDER BY command_id) "
+                         "FROM command_queue"),
+            "new-done,old-pending");
+  EXPECT_EQ(*store_->Prune(7, 30, 30, 30), 0);
+}
+
+TEST_F(PgStoreTest, SurvivesTerminatedBackend) {
+  ASSERT_TRUE(store_->SetState("k", "v1").ok());
+  Sql admin(cluster_->ConnInfo("postgres"));
+  ASSERT_TRUE(admin.ok());
+  EXPECT_EQ(admin.Scalar("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                         "WHERE datname = $1 AND application_name = 'taolie-host-agent'",
+                         {db_}),
+            "1");
+  // The next call reconnects transparently (the failure happened before any of its work).
+  ASSERT_TRUE(store_->SetState("k", "v2").ok());
+  EXPECT_EQ(store_->GetState("k")->value_or(""), "v2");
+  // Twice in a row, with a read.
+  admin.Scalar(
+      "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+      "WHERE datname = $1 AND application_name = 'taolie-host-agent'",
+      {db_});
+  auto gpus = store_->ListGpus();
+  EXPECT_TRUE(gpus.ok()) << gpus.error().ToString();
+  EXPECT_TRUE(store_->Ping().ok());
+}
+
+TEST_F(PgStoreTest, TimeoutBecomesDeadlineExceeded) {
+  auto s = PgStore::Create(cluster_->ConnInfo(db_), 200);
+  ASSERT_TRUE(s.ok());
+  // Hold the GPU row lock from another session: the claim waits and times out.
+  SyncThreeGpus();
+  sql_->Query("BEGIN");
+  sql_->Query("SELECT * FROM gpu_status WHERE uuid = 'GPU-a' FOR UPDATE");
+  auto d = (*s)->CreateDeployment(Deployment("d1"), GpuClaim{0, {"GPU-a"}}, {});
+  sql_->Query("ROLLBACK");
+  ASSERT_FALSE(d.ok());
+  EXPECT_EQ(d.error().code, ErrorCode::kDeadlineExceeded) << d.error().ToString();
+  EXPECT_FALSE((*s)->GetDeployment("d1")->has_value());
+  // And the connection is still usable.
+  EXPECT_TRUE((*s)->Ping().ok());
+}
+
+// ---------- ManagedPostgres ----------
+
+class ManagedPostgresTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = MakeTempDir();
+    ASSERT_FALSE(dir_.empty());
+  }
+  void TearDown() override {
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+  std::string dir_;
+};
+
+mode_t Mode(const fs::path& p) {
+  struct stat st {};
+  return ::stat(p.c_str(), &st) == 0 ? (st.st_mode & 07777) : 0;
+}
+
+TEST_F(ManagedPostgresTest, LayoutSocketOnlyAndStalePidRestart) {
+  auto first = ManagedPostgres::Start(TestOptions(dir_));
+  TAOLIE_REQUIRE_CLUSTER(first);
+  auto& pg = *first;
+  EXPECT_GT(pg->Pid(), 0);
+  EXPECT_FALSE(pg->Adopted());
+  EXPECT_EQ(Mode(fs::path(dir_) / "pg-password"), 0600u);
+  EXPECT_EQ(Mode(fs::path(dir_) / "pg-run"), 0700u);
+  const std::string password = [&] {
+    std::ifstream in(fs::path(dir_) / "pg-password");
+    std::string s;
+    std::getline(in, s);
+    return s;
+  }();
+  EXPECT_EQ(password.size(), 32u);
+  {
+    Sql sql(pg->ConnInfo());
+    ASSERT_TRUE(sql.ok()) << sql.error();
+    EXPECT_EQ(sql.Scalar("SELECT current_database()"), "taolie_host_agent");
+    EXPECT_EQ(sql.Scalar("SHOW listen_addresses"), "");
+    EXPECT_EQ(sql.Scalar("SHOW max_connections"), "20");
+    EXPECT_EQ(sql.Scalar("SHOW password_encryption"), "scram-sha-256");
+    EXPECT_EQ(sql.Scalar("SELECT count(*) FROM pg_hba_file_rules WHERE auth_method = 'trust'"),
+              "0");
+  }
+  // A wrong password is refused.
+  Sql wrong("host=" + pg->SocketDir() + " dbname=taolie_host_agent user=taolie password=nope");
+  EXPECT_FALSE(wrong.ok());
+
+  auto store = PgStore::Create(pg->ConnInfo());
+  ASSERT_TRUE(store.ok()) << store.error().ToString();
+  ASSERT_TRUE((*store)->SetState("survives", "restart").ok());
+
+  // Server down: the store reports Unavailable, it does not crash.
+  ASSERT_TRUE(pg->Stop().ok());
+  EXPECT_EQ(pg->Pid(), 0);
+  auto down = (*store)->Ping();
+  ASSERT_FALSE(down.ok());
+  EXPECT_EQ(down.error().code, ErrorCode::kUnavailable);
+
+  // A crash leaves postmaster.pid behind; its pid now belongs to another process (pid 1).
+  {
+    std::ofstream pidfile(fs::path(dir_) / "pg" / "postmaster.pid");
+    pidfile << "1\n" << dir_ << "/pg\n1700000000\n5432\n" << dir_ << "/pg-run\n\n";
+  }
+  auto second = ManagedPostgres::Start(TestOptions(dir_));
+  ASSERT_TRUE(second.ok()) << second.error().ToString();
+  EXPECT_FALSE((*second)->Adopted());
+  EXPECT_NE((*second)->Pid(), 1);
+  EXPECT_EQ((*second)->ConnInfo(), pg->ConnInfo());  // same password, same socket
+
+  // The store reconnects to the restarted server; data survived.
+  auto value = (*store)->GetState("survives");
+  ASSERT_TRUE(value.ok()) << value.error().ToString();
+  EXPECT_EQ(value->value_or(""), "restart");
+  store->reset();
+  EXPECT_TRUE((*second)->Stop().ok());
+  EXPECT_TRUE((*second)->Stop().ok());  // idempotent
+}
+
+TEST_F(ManagedPostgresTest, AdoptsServerStillRunning) {
+  auto first = ManagedPostgres::Start(TestOptions(dir_));
+  TAOLIE_REQUIRE_CLUSTER(first);
+  auto second = ManagedPostgres::Start(TestOptions(dir_));
+  ASSERT_TRUE(second.ok()) << second.error().ToString();
+  EXPECT_TRUE((*second)->Adopted());
+  EXPECT_EQ((*second)->Pid(), (*first)->Pid());
+  Sql sql((*second)->ConnInfo());
+  EXPECT_TRUE(sql.ok()) << sql.error();
+  const pid_t pid = (*first)->Pid();
+  // The adopting instance can stop it.
+  ASSERT_TRUE((*second)->Stop().ok());
+  EXPECT_TRUE((*first)->Stop().ok());  // reaps the child
+  EXPECT_NE(::kill(pid, 0), 0);
+}
+
+TEST_F(ManagedPostgresTest, BadBinDirIsNotFound) {
+  ManagedPostgres::Options o = TestOptions(dir_);
+  o.bin_dir = dir_ + "/no-such-bin";
+  auto r = ManagedPostgres::Start(o);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, ErrorCode::kNotFound);
+}
+
+}  // namespace
+}  // namespace taolie::store
