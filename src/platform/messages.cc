@@ -1,0 +1,428 @@
+#include "platform/messages.h"
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <nlohmann/json.hpp>
+
+namespace taolie::platform {
+namespace {
+
+using Json = nlohmann::ordered_json;
+
+constexpr uint64_t kGiB = 1024ull * 1024ull * 1024ull;
+
+int64_t FloorGiB(uint64_t bytes) { return static_cast<int64_t>(bytes / kGiB); }
+
+std::string Ts(SystemTime t, TimestampFormat f) { return FormatTimestamp(t, f); }
+
+double Round1(double v) { return std::round(v * 10.0) / 10.0; }
+
+template <typename T>
+Json OrNull(const std::optional<T>& v) {
+  return v.has_value() ? Json(*v) : Json(nullptr);
+}
+
+std::string Dump(const Json& j) {
+  // `replace`: invalid UTF-8 from a device name or an error text must not throw.
+  return j.dump(-1, ' ', false, Json::error_handler_t::replace);
+}
+
+std::string UrlHost(const std::string& host) {
+  return host.find(':') != std::string::npos ? "[" + host + "]" : host;
+}
+
+}  // namespace
+
+// ---- Registration ---------------------------------------------------------------------------
+
+std::string BuildRegisterBody(const RegistrationInput& in) {
+  const gpu::GpuInfo* gpu0 = nullptr;
+  uint64_t vram_total_mb = 0;
+  for (const auto& g : in.gpus) {
+    if (gpu0 == nullptr || g.index < gpu0->index) gpu0 = &g;
+    vram_total_mb += g.memory_total_mb;
+  }
+  SystemTime boot = in.host.boot_time_unix > 0
+                        ? SystemTime(std::chrono::seconds(in.host.boot_time_unix))
+                        : in.now - std::chrono::duration_cast<SystemTime::duration>(
+                                       std::chrono::duration<double>(in.host.uptime_seconds));
+  Json j;
+  j["host_agent_id"] = in.agent_id;
+  j["gpu_name"] = gpu0 != nullptr ? gpu0->name : std::string();
+  j["gpu_memory_mb"] = gpu0 != nullptr ? static_cast<int64_t>(gpu0->memory_total_mb) : 0;
+  j["gpu_count"] = static_cast<int64_t>(in.gpus.size());
+  j["driver_version"] = in.driver.driver_version;
+  j["cuda_version"] = in.driver.cuda_version;
+  j["hostname"] = in.host.hostname;
+  j["os"] = in.host.os;
+  j["cpu_count"] = in.host.cpu_sockets;
+  j["cpu_cores"] = in.host.cpu_cores;
+  j["total_ram_gb"] = FloorGiB(in.host.ram_total_bytes);
+  j["total_vram_gb"] = static_cast<int64_t>(vram_total_mb / 1024);
+  j["storage_total_gb"] = FloorGiB(in.host.storage_total_bytes);
+  j["storage_type"] = in.host.storage_type.empty() ? std::string("Unknown") : in.host.storage_type;
+  j["storage_available_gb"] = FloorGiB(in.host.storage_available_bytes);
+  j["upload_speed_mbps"] = static_cast<double>(in.upload_mbps);
+  j["download_speed_mbps"] = static_cast<double>(in.download_mbps);
+  j["latency_ms"] = static_cast<double>(in.latency_ms);
+  j["uptime_hours"] = static_cast<int64_t>(std::max(0.0, in.host.uptime_seconds) / 3600.0);
+  j["last_reboot"] = Ts(boot, in.ts);
+  j["public_ip"] = in.public_ip;
+  j["ssh_port"] = in.ssh_port;
+  j["rental_port_1"] = in.rental_port_1;
+  j["rental_port_2"] = in.rental_port_2;
+  // ext
+  j["agent_version"] = in.agent_version;
+  j["docker_version"] = in.docker_version;
+  j["cpu_model"] = in.host.cpu_model;
+  j["location"] = in.location;
+  j["resource_type"] = in.gpus.empty() ? "cpu" : "gpu";
+  if (in.rental_port_3 != 0) j["rental_port_3"] = in.rental_port_3;
+  if (!in.port_range.empty()) j["port_range"] = in.port_range;
+  Json gpus = Json::array();
+  for (const auto& g : in.gpus) {
+    Json o;
+    o["index"] = g.index;
+    o["uuid"] = g.uuid;
+    o["name"] = g.name;
+    o["memory_mb"] = static_cast<int64_t>(g.memory_total_mb);
+    o["pci_bus_id"] = g.pci_bus_id;
+    o["compute_capability"] = g.compute_capability;
+    o["power_limit_watts"] = OrNull(g.power_limit_watts);
+    o["mig_mode"] = g.mig_mode;
+    gpus.push_back(std::move(o));
+  }
+  j["gpus"] = std::move(gpus);
+  return Dump(j);
+}
+
+Result<RegisterResult> ParseRegisterResponse(long status, const std::string& body) {
+  Json j = Json::parse(body, nullptr, /*allow_exceptions=*/false);
+  auto str = [&](const char* key) -> std::string {
+    if (j.is_object() && j.contains(key) && j[key].is_string()) return j[key].get<std::string>();
+    return "";
+  };
+  if (status == 200 || status == 201 || status == 409) {
+    RegisterResult r{str("gpu_uuid"), str("message")};
+    if (r.gpu_uuid.empty()) {
+      return MakeError(ErrorCode::kUnavailable,
+                       "registration answered " + std::to_string(status) +
+                           " without a gpu_uuid string");
+    }
+    return r;
+  }
+  if (status == 401) {
+    return MakeError(ErrorCode::kPermissionDenied, "platform rejected the API key (401)");
+  }
+  if (status == 422) {
+    std::string err = str("error");
+    if (err.empty()) err = str("detail");
+    return MakeError(ErrorCode::kInvalidArgument,
+                     "platform rejected the registration (422): " +
+                         (err.empty() ? std::string("no error given") : err));
+  }
+  return MakeError(ErrorCode::kUnavailable,
+                   "registration failed with HTTP status " + std::to_string(status));
+}
+
+// ---- Heartbeat ------------------------------------------------------------------------------
+
+std::string BuildHeartbeatBody(const std::string& agent_id, SystemTime now, TimestampFormat ts,
+                               const std::string& status, const std::string& agent_version,
+                               int active_deployments, int available_gpus,
+                               int64_t uptime_seconds) {
+  Json j;
+  j["agent_id"] = agent_id;
+  j["timestamp"] = Ts(now, ts);
+  j["status"] = status;
+  j["agent_version"] = agent_version;
+  j["active_deployments"] = active_deployments;
+  j["available_gpus"] = available_gpus;
+  j["uptime_seconds"] = uptime_seconds;
+  return Dump(j);
+}
+
+// ---- Commands -------------------------------------------------------------------------------
+
+Result<ParsedCommands> ParseCommands(const std::string& body) {
+  Json j = Json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) return MakeError(ErrorCode::kInvalidArgument, "commands: not JSON");
+  if (!j.is_object()) {
+    return MakeError(ErrorCode::kInvalidArgument,
+                     std::string("commands: expected an object, got ") + j.type_name());
+  }
+  auto it = j.find("commands");
+  if (it == j.end()) {
+    return MakeError(ErrorCode::kInvalidArgument, "commands: missing `commands` key");
+  }
+  if (!it->is_array()) {
+    return MakeError(ErrorCode::kInvalidArgument,
+                     std::string("commands: `commands` is ") + it->type_name() + ", not an array");
+  }
+  ParsedCommands out;
+  size_t i = 0;
+  for (const auto& e : *it) {
+    std::string where = "commands[" + std::to_string(i++) + "]";
+    if (!e.is_object()) {
+      out.errors.push_back(where + ": not an object");
+      continue;
+    }
+    auto id = e.find("command_id");
+    if (id == e.end() || !id->is_string() || id->get<std::string>().empty()) {
+      out.errors.push_back(where + ": command_id missing or not a non-empty string");
+      continue;
+    }
+    where += " (" + id->get<std::string>() + ")";
+    auto type = e.find("command_type");
+    if (type == e.end() || !type->is_string()) {
+      out.errors.push_back(where + ": command_type missing or not a string");
+      continue;
+    }
+    auto payload = e.find("payload");
+    Json p = Json::object();
+    if (payload != e.end() && !payload->is_null()) {
+      if (!payload->is_object()) {
+        out.errors.push_back(where + ": payload is " + payload->type_name() + ", not an object");
+        continue;
+      }
+      p = *payload;
+    }
+    std::string t = type->get<std::string>();
+    std::transform(t.begin(), t.end(), t.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    out.commands.push_back(PlatformCommand{id->get<std::string>(), std::move(t), Dump(p)});
+  }
+  return out;
+}
+
+// ---- Ack ------------------------------------------------------------------------------------
+
+std::string BuildAckBody(SystemTime now, TimestampFormat ts, const std::string& result,
+                         const std::string& error, const std::string& deployment_id) {
+  Json j;
+  j["status"] = "processed";
+  j["timestamp"] = Ts(now, ts);
+  if (!result.empty()) j["result"] = result;
+  if (!error.empty()) j["error"] = error;
+  if (!deployment_id.empty()) j["deployment_id"] = deployment_id;
+  return Dump(j);
+}
+
+// ---- Metrics --------------------------------------------------------------------------------
+
+std::string BuildMetricsBody(const std::string& agent_id, const std::string& platform_gpu_uuid,
+                             const store::MetricSample& sample, TimestampFormat ts) {
+  double util_sum = 0, power_sum = 0, fan_sum = 0, temp_max = 0;
+  int64_t vram_sum = 0;
+  for (const auto& g : sample.gpus) {
+    util_sum += g.utilization.value_or(0);
+    power_sum += g.power_draw_watts.value_or(0);
+    fan_sum += g.fan_speed_percent.value_or(0);
+    temp_max = std::max(temp_max, g.temperature_c.value_or(0));
+    vram_sum += g.memory_used_mb.value_or(0);
+  }
+  const double n = sample.gpus.empty() ? 1.0 : static_cast<double>(sample.gpus.size());
+  Json j;
+  j["agent_id"] = agent_id;
+  j["gpu_uuid"] = platform_gpu_uuid;
+  j["gpu_utilization"] = util_sum / n;
+  j["vram_used_mb"] = vram_sum;
+  j["temperature_celsius"] = temp_max;
+  j["power_draw_watts"] = power_sum;
+  j["fan_speed_percent"] = fan_sum / n;
+  j["cpu_utilization"] = static_cast<double>(sample.host.cpu_utilization);
+  j["ram_used_gb"] = static_cast<double>(sample.host.ram_used_gb);
+  j["storage_used_gb"] = static_cast<double>(sample.host.storage_used_gb);
+  j["network_utilization"] = static_cast<double>(sample.host.network_utilization);
+  j["current_upload_mbps"] = static_cast<double>(sample.host.upload_mbps);
+  j["current_download_mbps"] = static_cast<double>(sample.host.download_mbps);
+  j["uptime_hours"] = sample.host.uptime_hours;
+  j["timestamp"] = Ts(sample.taken_at, ts);
+  Json gpus = Json::array();
+  for (const auto& g : sample.gpus) {
+    Json o;
+    o["index"] = g.gpu_index;
+    o["uuid"] = g.gpu_uuid;
+    o["utilization"] = OrNull(g.utilization);
+    o["memory_used_mb"] = OrNull(g.memory_used_mb);
+    o["memory_total_mb"] = OrNull(g.memory_total_mb);
+    o["temperature_celsius"] = OrNull(g.temperature_c);
+    o["power_draw_watts"] = OrNull(g.power_draw_watts);
+    o["power_limit_watts"] = OrNull(g.power_limit_watts);
+    o["fan_speed_percent"] = OrNull(g.fan_speed_percent);
+    o["sm_clock_mhz"] = OrNull(g.sm_clock_mhz);
+    o["mem_clock_mhz"] = OrNull(g.mem_clock_mhz);
+    o["deployment_id"] = g.deployment_id.empty() ? Json(nullptr) : Json(g.deployment_id);
+    gpus.push_back(std::move(o));
+  }
+  j["gpus"] = std::move(gpus);
+  return Dump(j);
+}
+
+// ---- Health ---------------------------------------------------------------------------------
+
+std::string BuildHealthBody(const std::string& agent_id, const std::string& platform_gpu_uuid,
+                            const store::HealthReport& report, SystemTime now,
+                            TimestampFormat ts) {
+  Json j;
+  j["agent_id"] = agent_id;
+  j["gpu_uuid"] = platform_gpu_uuid;
+  j["is_healthy"] = report.is_healthy;
+  j["status"] = report.status;
+  j["temperature_ok"] = report.temperature_ok;
+  j["power_ok"] = report.power_ok;
+  j["network_ok"] = report.network_ok;
+  j["storage_ok"] = report.storage_ok;
+  j["gpu_performance_score"] = Round1(report.gpu_performance_score);
+  j["system_stability_score"] = Round1(report.system_stability_score);
+  j["last_health_check"] = Ts(report.checked_at, ts);
+  j["timestamp"] = Ts(now, ts);
+  if (!report.details_json.empty()) {
+    Json details = Json::parse(report.details_json, nullptr, /*allow_exceptions=*/false);
+    if (!details.is_discarded() && details.is_array()) j["gpus"] = std::move(details);
+  }
+  return Dump(j);
+}
+
+// ---- Deployment events ----------------------------------------------------------------------
+
+std::string BuildSuccessBody(const std::string& deployment_id, const std::string& container_id,
+                             const AccessInfo& a, const std::vector<std::string>& gpu_uuids,
+                             SystemTime started_at, SystemTime expires_at, TimestampFormat ts) {
+  Json access;
+  access["public_ip"] = a.public_ip;
+  if (a.ssh_port != 0) {
+    Json ssh;
+    ssh["host"] = a.public_ip;
+    ssh["port"] = a.ssh_port;
+    ssh["username"] = a.ssh_username;
+    ssh["password"] = a.ssh_password;
+    ssh["command"] =
+        "ssh " + a.ssh_username + "@" + a.public_ip + " -p " + std::to_string(a.ssh_port);
+    access["ssh"] = std::move(ssh);
+  }
+  Json mappings = Json::object();
+  for (const auto& [container_port, host_port] : a.port_mappings) {
+    mappings[std::to_string(container_port)] = host_port;
+  }
+  access["port_mappings"] = std::move(mappings);
+  Json rental = Json::object();
+  const std::string base = "http://" + UrlHost(a.public_ip) + ":";
+  if (a.jupyter_host_port != 0) {
+    std::string url = base + std::to_string(a.jupyter_host_port);
+    Json p1;
+    p1["port"] = a.jupyter_host_port;
+    p1["url"] = url;
+    p1["description"] = "Jupyter Lab";
+    p1["token"] = a.jupyter_token;
+    p1["full_url"] = url + "/?token=" + a.jupyter_token;
+    rental["port_1"] = std::move(p1);
+  }
+  if (a.custom_host_port != 0) {
+    Json p2;
+    p2["port"] = a.custom_host_port;
+    p2["url"] = base + std::to_string(a.custom_host_port);
+    p2["description"] = "Custom application port";
+    rental["port_2"] = std::move(p2);
+  }
+  access["rental_ports"] = std::move(rental);
+
+  Json j;
+  j["deployment_id"] = deployment_id;
+  j["status"] = "running";
+  j["container_id"] = container_id;
+  j["access_info"] = std::move(access);
+  j["gpus"] = gpu_uuids;
+  j["started_at"] = Ts(started_at, ts);
+  j["expires_at"] = Ts(expires_at, ts);
+  return Dump(j);
+}
+
+std::string ScrubSecretsFromBody(const std::string& body) {
+  Json j = Json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) return body;
+  auto ai = j.find("access_info");
+  if (ai == j.end() || !ai->is_object()) return body;
+  auto ssh = ai->find("ssh");
+  if (ssh == ai->end() || !ssh->is_object() || !ssh->contains("password")) return body;
+  (*ssh)["password"] = "";
+  return Dump(j);
+}
+
+std::string BuildFailedBody(const std::string& deployment_id, const std::string& stage,
+                            const std::string& error, SystemTime now, TimestampFormat ts) {
+  Json j;
+  j["deployment_id"] = deployment_id;
+  j["status"] = "failed";
+  j["stage"] = stage;
+  j["error"] = error;
+  j["timestamp"] = Ts(now, ts);
+  return Dump(j);
+}
+
+std::string BuildExpiringBody(const std::string& deployment_id, SystemTime expires_at,
+                              int64_t seconds_left, TimestampFormat ts) {
+  Json j;
+  j["deployment_id"] = deployment_id;
+  j["expires_at"] = Ts(expires_at, ts);
+  j["seconds_left"] = seconds_left;
+  return Dump(j);
+}
+
+std::string BuildTerminatedBody(const std::string& deployment_id, const std::string& status,
+                                const std::string& reason, std::optional<SystemTime> started_at,
+                                SystemTime ended_at, const store::Usage& usage,
+                                TimestampFormat ts) {
+  Json j;
+  j["deployment_id"] = deployment_id;
+  j["status"] = status;
+  j["reason"] = reason;
+  j["started_at"] = started_at.has_value() ? Json(Ts(*started_at, ts)) : Json(nullptr);
+  j["ended_at"] = Ts(ended_at, ts);
+  j["reserved_minutes"] = static_cast<double>(usage.reserved_minutes);
+  j["used_minutes"] = static_cast<double>(usage.used_minutes);
+  j["unused_minutes"] = static_cast<double>(usage.unused_minutes);
+  if (usage.price_per_hour.has_value()) {
+    j["price_per_hour"] = *usage.price_per_hour;
+    j["usage_amount"] = OrNull(usage.usage_amount);
+    j["refund_amount"] = OrNull(usage.refund_amount);
+  }
+  return Dump(j);
+}
+
+// ---- Paths ----------------------------------------------------------------------------------
+
+std::string EscapePathSegment(const std::string& s) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  out.reserve(s.size());
+  for (unsigned char c : s) {
+    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
+      out.push_back(static_cast<char>(c));
+    } else {
+      out.push_back('%');
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 0xF]);
+    }
+  }
+  return out;
+}
+
+std::string RegisterPath() { return "/api/host-agents/register"; }
+std::string HeartbeatPath(const std::string& agent_id) {
+  return "/api/host-agents/" + EscapePathSegment(agent_id) + "/heartbeat";
+}
+std::string CommandsPath(const std::string& agent_id) {
+  return "/api/host-agents/" + EscapePathSegment(agent_id) + "/commands";
+}
+std::string AckPath(const std::string& agent_id, const std::string& command_id) {
+  return CommandsPath(agent_id) + "/" + EscapePathSegment(command_id) + "/ack";
+}
+std::string MetricsPath() { return "/api/host-agents/metrics"; }
+std::string HealthPath() { return "/api/host-agents/health"; }
+std::string DeploymentEventPath(const std::string& deployment_id, const std::string& kind) {
+  return "/api/deployments/" + EscapePathSegment(deployment_id) + "/" + EscapePathSegment(kind);
+}
+
+}  // namespace taolie::platform

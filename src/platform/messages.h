@@ -1,0 +1,115 @@
+#pragma once
+// JSON bodies the agent sends to the platform and parsing of its answers
+// (platform-api.md). Pure functions: no I/O, no clock; only std types in this header.
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/result.h"
+#include "common/time_format.h"
+#include "gpu/gpu_probe.h"
+#include "host/host_probe.h"
+#include "store/records.h"
+
+namespace taolie::platform {
+
+// ---- 1. Registration ----------------------------------------------------------------------
+struct RegistrationInput {
+  std::string agent_id, agent_version, docker_version, public_ip, location;
+  std::string port_range;  // "30000-30999" or "" (omitted)
+  // ssh_port, rental_port_1 and rental_port_2 are compat keys and always sent (0 when not
+  // configured); rental_port_3 is ext and omitted when 0.
+  int ssh_port = 0, rental_port_1 = 0, rental_port_2 = 0, rental_port_3 = 0;
+  host::HostFacts host;
+  gpu::DriverInfo driver;
+  std::vector<gpu::GpuInfo> gpus;
+  double upload_mbps = 0, download_mbps = 0, latency_ms = 0;  // 0 = unknown
+  SystemTime now{};  // used for last_reboot when host.boot_time_unix is unknown (0)
+  TimestampFormat ts = TimestampFormat::kNaive;
+};
+std::string BuildRegisterBody(const RegistrationInput& in);
+
+struct RegisterResult {
+  std::string gpu_uuid;
+  std::string message;
+};
+// 200/201, or 409 carrying gpu_uuid -> ok. 401 -> PermissionDenied; 422 -> InvalidArgument with
+// the body's `error`; anything else -> Unavailable.
+Result<RegisterResult> ParseRegisterResponse(long status, const std::string& body);
+
+// ---- 2. Heartbeat -------------------------------------------------------------------------
+std::string BuildHeartbeatBody(const std::string& agent_id, SystemTime now, TimestampFormat ts,
+                               const std::string& status, const std::string& agent_version,
+                               int active_deployments, int available_gpus,
+                               int64_t uptime_seconds);
+
+// ---- 3. Commands --------------------------------------------------------------------------
+struct PlatformCommand {
+  std::string command_id;
+  std::string command_type;  // lowercased
+  std::string payload_json;  // compact JSON object text ("{}" when absent)
+};
+struct ParsedCommands {
+  std::vector<PlatformCommand> commands;
+  std::vector<std::string> errors;  // one message per skipped malformed element
+};
+// InvalidArgument when the body is not JSON or not an object with a `commands` array.
+Result<ParsedCommands> ParseCommands(const std::string& body);
+
+// ---- 4. Acknowledgement -------------------------------------------------------------------
+// status "processed"; `error` and `deployment_id` omitted when empty.
+std::string BuildAckBody(SystemTime now, TimestampFormat ts, const std::string& result,
+                         const std::string& error, const std::string& deployment_id);
+
+// ---- 5. Metrics ---------------------------------------------------------------------------
+std::string BuildMetricsBody(const std::string& agent_id, const std::string& platform_gpu_uuid,
+                             const store::MetricSample& sample, TimestampFormat ts);
+
+// ---- 6. Health ----------------------------------------------------------------------------
+std::string BuildHealthBody(const std::string& agent_id, const std::string& platform_gpu_uuid,
+                            const store::HealthReport& report, SystemTime now,
+                            TimestampFormat ts);
+
+// ---- 7. Deployment events -----------------------------------------------------------------
+struct AccessInfo {
+  std::string public_ip;
+  std::string ssh_username, ssh_password;
+  int ssh_port = 0;                  // 0 = no ssh (the `ssh` object is omitted)
+  std::map<int, int> port_mappings;  // container port -> host port really bound
+  int jupyter_host_port = 0;         // 0 = rental_ports.port_1 omitted
+  std::string jupyter_token;
+  int custom_host_port = 0;          // 0 = rental_ports.port_2 omitted
+};
+std::string BuildSuccessBody(const std::string& deployment_id, const std::string& container_id,
+                             const AccessInfo& access, const std::vector<std::string>& gpu_uuids,
+                             SystemTime started_at, SystemTime expires_at, TimestampFormat ts);
+// Replaces access_info.ssh.password with "" (structure kept). Other text is returned unchanged.
+std::string ScrubSecretsFromBody(const std::string& body);
+
+std::string BuildFailedBody(const std::string& deployment_id, const std::string& stage,
+                            const std::string& error, SystemTime now, TimestampFormat ts);
+std::string BuildExpiringBody(const std::string& deployment_id, SystemTime expires_at,
+                              int64_t seconds_left, TimestampFormat ts);
+// started_at null when the deployment never became ready; price_per_hour, usage_amount and
+// refund_amount only when usage.price_per_hour is set.
+std::string BuildTerminatedBody(const std::string& deployment_id, const std::string& status,
+                                const std::string& reason, std::optional<SystemTime> started_at,
+                                SystemTime ended_at, const store::Usage& usage,
+                                TimestampFormat ts);
+
+// ---- Paths (ids are percent-escaped) -------------------------------------------------------
+std::string RegisterPath();
+std::string HeartbeatPath(const std::string& agent_id);
+std::string CommandsPath(const std::string& agent_id);
+std::string AckPath(const std::string& agent_id, const std::string& command_id);
+std::string MetricsPath();
+std::string HealthPath();
+// kind: "success" | "failed" | "expiring" | "terminated"
+std::string DeploymentEventPath(const std::string& deployment_id, const std::string& kind);
+// Percent-escapes everything except RFC 3986 unreserved characters.
+std::string EscapePathSegment(const std::string& s);
+
+}  // namespace taolie::platform

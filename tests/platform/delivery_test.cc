@@ -1,0 +1,285 @@
+#include "platform/delivery.h"
+
+#include <gtest/gtest.h>
+
+#include <deque>
+
+#include "platform/https_platform_api.h"
+
+namespace taolie::platform {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+Result<Response> Http(long status, std::optional<seconds> retry_after = std::nullopt) {
+  return Response{status, "{}", retry_after};
+}
+
+// Scripted PlatformApi: returns the queued results in order, records the calls.
+class FakePlatformApi : public PlatformApi {
+ public:
+  std::deque<Result<Response>> script;
+  std::vector<std::string> paths;
+  std::function<void()> on_send;
+  Result<Response> Send(Method, const std::string& path, const std::string&,
+                        std::stop_token) override {
+    paths.push_back(path);
+    if (on_send) on_send();
+    if (script.empty()) return Http(200);
+    Result<Response> r = script.front();
+    script.pop_front();
+    return r;
+  }
+};
+
+struct SleepRecorder {
+  std::vector<milliseconds> sleeps;
+  Sleeper Get() {
+    return [this](milliseconds d) { sleeps.push_back(d); };
+  }
+};
+
+RetryPolicy TestPolicy(int attempts = 5) {
+  RetryPolicy p;
+  p.max_attempts = attempts;
+  p.base_delay = milliseconds(100);
+  p.max_delay = milliseconds(1000);
+  p.seed = 42;
+  return p;
+}
+
+TEST(Classify, Table) {
+  struct Case {
+    Result<Response> r;
+    bool ext;
+    Disposition want;
+  };
+  const std::vector<Case> cases = {
+      {Http(200), false, Disposition::kSuccess},
+      {Http(201), true, Disposition::kSuccess},
+      {Http(204), false, Disposition::kSuccess},
+      {Http(408), false, Disposition::kRetry},
+      {Http(429), false, Disposition::kRetry},
+      {Http(500), false, Disposition::kRetry},
+      {Http(503), true, Disposition::kRetry},
+      {Http(599), false, Disposition::kRetry},
+      {Http(400), false, Disposition::kPermanent},
+      {Http(401), false, Disposition::kPermanent},
+      {Http(422), true, Disposition::kPermanent},
+      {Http(404), false, Disposition::kPermanent},
+      {Http(405), false, Disposition::kPermanent},
+      {Http(404), true, Disposition::kUnsupported},
+      {Http(405), true, Disposition::kUnsupported},
+      {Http(301), false, Disposition::kPermanent},
+      {MakeError(ErrorCode::kUnavailable, "refused"), false, Disposition::kRetry},
+      {MakeError(ErrorCode::kDeadlineExceeded, "timeout"), true, Disposition::kRetry},
+      {MakeError(ErrorCode::kCancelled, "stop"), false, Disposition::kPermanent},
+      {MakeError(ErrorCode::kInvalidArgument, "bad path"), false, Disposition::kPermanent},
+  };
+  for (size_t i = 0; i < cases.size(); ++i) {
+    SCOPED_TRACE(i);
+    EXPECT_EQ(Classify(cases[i].r, cases[i].ext), cases[i].want);
+  }
+}
+
+TEST(SendWithRetry, SucceedsAtOnceWithoutSleeping) {
+  FakePlatformApi api;
+  SleepRecorder sleep;
+  auto r = SendWithRetry(api, Method::kPost, "/x", "{}", false, TestPolicy(), {}, sleep.Get());
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(api.paths.size(), 1u);
+  EXPECT_TRUE(sleep.sleeps.empty());
+}
+
+TEST(SendWithRetry, RetriesTransientFailuresWithBoundedJitter) {
+  FakePlatformApi api;
+  api.script = {MakeError(ErrorCode::kUnavailable, "refused"), Http(503), Http(408), Http(500),
+                Http(200)};
+  SleepRecorder sleep;
+  const RetryPolicy policy = TestPolicy(5);
+  auto r = SendWithRetry(api, Method::kPost, "/x", "{}", false, policy, {}, sleep.Get());
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(api.paths.size(), 5u);
+  ASSERT_EQ(sleep.sleeps.size(), 4u);
+  for (size_t i = 0; i < sleep.sleeps.size(); ++i) {
+    SCOPED_TRACE(i);
+    // full jitter: uniform(0, min(cap, base * 2^i))
+    EXPECT_GE(sleep.sleeps[i].count(), 0);
+    EXPECT_LE(sleep.sleeps[i].count(), std::min<long long>(1000, 100LL << i));
+  }
+}
+
+TEST(SendWithRetry, GivesUpAfterMaxAttemptsAndReturnsLastAnswer) {
+  FakePlatformApi api;
+  api.script = {Http(503), Http(502), Http(504), Http(200)};
+  SleepRecorder sleep;
+  auto r = SendWithRetry(api, Method::kGet, "/x", "", false, TestPolicy(3), {}, sleep.Get());
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->status, 504);
+  EXPECT_EQ(api.paths.size(), 3u);
+  EXPECT_EQ(sleep.sleeps.size(), 2u);
+
+  FakePlatformApi down;
+  down.script = {MakeError(ErrorCode::kUnavailable, "a"), MakeError(ErrorCode::kUnavailable, "b")};
+  auto e = SendWithRetry(down, Method::kGet, "/x", "", false, TestPolicy(2), {}, sleep.Get());
+  ASSERT_FALSE(e.ok());
+  EXPECT_EQ(e.error().message, "b");
+}
+
+TEST(SendWithRetry, DoesNotRetryPermanentOrUnsupported) {
+  for (long status : {400L, 401L, 404L, 422L}) {
+    SCOPED_TRACE(status);
+    FakePlatformApi api;
+    api.script = {Http(status), Http(200)};
+    SleepRecorder sleep;
+    auto r = SendWithRetry(api, Method::kPost, "/x", R"({"password":"p"})", false, TestPolicy(),
+                           {}, sleep.Get());
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r->status, status);
+    EXPECT_EQ(api.paths.size(), 1u);
+    EXPECT_TRUE(sleep.sleeps.empty());
+  }
+  FakePlatformApi ext;
+  ext.script = {Http(405)};
+  SleepRecorder sleep;
+  auto r = SendWithRetry(ext, Method::kPost, "/x", "{}", true, TestPolicy(), {}, sleep.Get());
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(Classify(r, true), Disposition::kUnsupported);
+  EXPECT_EQ(ext.paths.size(), 1u);
+}
+
+TEST(SendWithRetry, HonoursRetryAfterCappedByPolicy) {
+  FakePlatformApi api;
+  api.script = {Http(429, seconds(7)), Http(503, seconds(0)), Http(503, seconds(3600)), Http(200)};
+  SleepRecorder sleep;
+  RetryPolicy policy = TestPolicy();
+  policy.max_retry_after = milliseconds(60'000);
+  auto r = SendWithRetry(api, Method::kPost, "/x", "{}", false, policy, {}, sleep.Get());
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->status, 200);
+  // Retry-After 0 means "now"; 3600 s is capped by the policy.
+  EXPECT_EQ(sleep.sleeps, (std::vector<milliseconds>{milliseconds(7000), milliseconds(0),
+                                                     milliseconds(60'000)}));
+}
+
+TEST(SendWithRetry, StopEndsTheLoop) {
+  FakePlatformApi api;
+  api.script = {Http(503), Http(503), Http(503)};
+  std::stop_source stop;
+  Sleeper sleeper = [&](milliseconds) { stop.request_stop(); };
+  auto r = SendWithRetry(api, Method::kPost, "/x", "{}", false, TestPolicy(), stop.get_token(),
+                         sleeper);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, ErrorCode::kCancelled);
+  EXPECT_EQ(api.paths.size(), 1u);
+
+  std::stop_source stopped;
+  stopped.request_stop();
+  FakePlatformApi idle;
+  SleepRecorder sleep;
+  auto c = SendWithRetry(idle, Method::kGet, "/x", "", false, TestPolicy(), stopped.get_token(),
+                         sleep.Get());
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.error().code, ErrorCode::kCancelled);
+  EXPECT_TRUE(idle.paths.empty());
+}
+
+TEST(SendWithRetry, StopAwareSleeperReturnsAtOnceWhenStopped) {
+  std::stop_source stop;
+  stop.request_stop();
+  const auto t0 = std::chrono::steady_clock::now();
+  StopAwareSleeper(stop.get_token())(std::chrono::hours(1));  // must not wait
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, seconds(5));
+}
+
+TEST(RedactForLog, MasksSecretsAndTruncates) {
+  const std::string body =
+      R"({"access_info":{"ssh":{"password":"hunter22","username":"u"},"rental_ports":)"
+      R"({"port_1":{"token":"tokval9","full_url":"http://h:1/?token=tokval9"}}},)"
+      R"("environment":{"AUTHORIZED_KEYS":"ssh-ed25519 AAAA","SSH_PASSWORD":"x1"},)"
+      R"("api_key":"k-123","list":[{"jupyter_token":"jt"}],"image":"busybox"})";
+  const std::string out = RedactForLog(body, 10'000);
+  for (const char* secret : {"hunter22", "tokval9", "h:1", "AAAA", "x1\"", "k-123", "\"jt\""}) {
+    EXPECT_EQ(out.find(secret), std::string::npos) << secret << " in " << out;
+  }
+  EXPECT_NE(out.find("busybox"), std::string::npos);
+  EXPECT_NE(out.find("\"username\":\"u\""), std::string::npos);
+
+  const std::string text = R"(<html>"password": "abc" token=zzz Authorization: Bearer sk-9</html>)";
+  const std::string t = RedactForLog(text, 10'000);
+  EXPECT_EQ(t.find("abc"), std::string::npos) << t;
+  EXPECT_EQ(t.find("zzz"), std::string::npos) << t;
+  EXPECT_EQ(t.find("sk-9"), std::string::npos) << t;
+
+  const std::string longer(1000, 'a');
+  const std::string cut = RedactForLog(longer, 100);
+  EXPECT_EQ(cut.substr(0, 100), std::string(100, 'a'));
+  EXPECT_NE(cut.find("900 more bytes"), std::string::npos);
+  EXPECT_LT(cut.size(), 130u);
+}
+
+TEST(HttpsPlatformApiOptions, JoinAndLoopback) {
+  EXPECT_EQ(HttpsPlatformApi::JoinUrl("https://a.b", "/api/x"), "https://a.b/api/x");
+  EXPECT_EQ(HttpsPlatformApi::JoinUrl("https://a.b/", "/api/x"), "https://a.b/api/x");
+  EXPECT_EQ(HttpsPlatformApi::JoinUrl("https://a.b/prefix//", "api/x"),
+            "https://a.b/prefix/api/x");
+  for (const char* h : {"127.0.0.1", "127.1.2.3", "::1", "[::1]", "localhost", "LOCALHOST"}) {
+    EXPECT_TRUE(HttpsPlatformApi::IsLoopbackHost(h)) << h;
+  }
+  for (const char* h : {"128.0.0.1", "10.0.0.1", "::2", "example.com", "localhost.example.com",
+                        "0.0.0.0", ""}) {
+    EXPECT_FALSE(HttpsPlatformApi::IsLoopbackHost(h)) << h;
+  }
+}
+
+TEST(HttpsPlatformApiOptions, CreateValidatesUrl) {
+  struct Case {
+    std::string url;
+    bool insecure;
+    bool ok;
+  };
+  const std::vector<Case> cases = {
+      {"https://api.example.com", false, true},
+      {"https://api.example.com/", false, true},
+      {"http://127.0.0.1:8080", false, true},
+      {"http://localhost:8080/", false, true},
+      {"http://[::1]:8080", false, true},
+      {"http://api.example.com", false, false},
+      {"http://10.1.2.3:8080", false, false},
+      {"http://api.example.com", true, true},
+      {"ftp://api.example.com", true, false},
+      {"", false, false},
+      {"not a url", false, false},
+      {"https://api.example.com/?x=1", false, false},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.url);
+    HttpsPlatformApi::Options o;
+    o.base_url = c.url;
+    o.api_key = "k";
+    o.allow_insecure = c.insecure;
+    auto r = HttpsPlatformApi::Create(o);
+    EXPECT_EQ(r.ok(), c.ok);
+    if (!r.ok()) {
+      EXPECT_EQ(r.error().code, ErrorCode::kInvalidArgument);
+      EXPECT_NE(r.error().message.find("server.url"), std::string::npos) << r.error().message;
+    }
+  }
+  HttpsPlatformApi::Options o;
+  o.base_url = "https://a.example";
+  o.ca_file = "/nonexistent/ca.pem";
+  auto ca = HttpsPlatformApi::Create(o);
+  ASSERT_FALSE(ca.ok());
+  EXPECT_NE(ca.error().message.find("server.ca_file"), std::string::npos);
+  o.ca_file = "";
+  o.timeout = seconds(0);
+  auto r = HttpsPlatformApi::Create(o);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("server.timeout"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace taolie::platform
