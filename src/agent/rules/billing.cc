@@ -1,0 +1,40 @@
+#include "agent/rules/billing.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <limits>
+
+namespace taolie::agent {
+
+double RoundHalfUp(double value, int decimals) {
+  if (!std::isfinite(value)) return value;
+  double scale = std::pow(10.0, decimals);
+  double scaled = std::fabs(value) * scale;
+  // A few ulps of slack so that values like 1.005 (stored as 1.00499999...) round up.
+  double nudge = scaled * 8 * std::numeric_limits<double>::epsilon();
+  double rounded = std::floor(scaled + 0.5 + nudge) / scale;
+  return std::copysign(rounded, value);
+}
+
+store::Usage ComputeUsage(int duration_minutes, std::optional<SystemTime> started_at,
+                          SystemTime ended_at, std::optional<double> price_per_hour) {
+  store::Usage u;
+  u.reserved_minutes = std::max(duration_minutes, 0);
+  double used = 0;
+  if (started_at) {
+    std::chrono::duration<double, std::ratio<60>> elapsed = ended_at - *started_at;
+    used = std::clamp(elapsed.count(), 0.0, u.reserved_minutes);
+  }
+  u.used_minutes = RoundHalfUp(used, 2);
+  u.unused_minutes = RoundHalfUp(u.reserved_minutes - u.used_minutes, 2);
+  if (price_per_hour && std::isfinite(*price_per_hour) && *price_per_hour >= 0) {
+    double price = *price_per_hour;
+    u.price_per_hour = price;
+    u.usage_amount = RoundHalfUp(u.used_minutes * price / 60.0, 2);
+    u.refund_amount = std::max(0.0, RoundHalfUp(u.unused_minutes * price / 60.0, 2));
+  }
+  return u;
+}
+
+}  // namespace taolie::agent

@@ -1,0 +1,25 @@
+#pragma once
+// Usage and refund of one rental (platform-api.md §7 "terminated").
+#include <optional>
+
+#include "common/clock.h"
+#include "store/records.h"
+
+namespace taolie::agent {
+
+// reserved_minutes = duration_minutes (negative counts as 0).
+// used_minutes = minutes from started_at (readiness) to ended_at, clamped to [0, reserved]
+//   (0 when the deployment never became ready; a clock that went backwards gives 0), rounded
+//   half-up to 2 decimals.
+// unused_minutes = reserved - used (2 decimals).
+// With a price (finite, >= 0; anything else counts as no price):
+//   usage_amount = used * price / 60 and refund_amount = unused * price / 60, each rounded
+//   half-up to cents; the refund is never negative. Without a price both are absent.
+store::Usage ComputeUsage(int duration_minutes, std::optional<SystemTime> started_at,
+                          SystemTime ended_at, std::optional<double> price_per_hour);
+
+// Rounds half away from zero to `decimals` places, tolerant of binary representation error
+// (1.005 -> 1.01).
+double RoundHalfUp(double value, int decimals);
+
+}  // namespace taolie::agent

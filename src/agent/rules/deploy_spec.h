@@ -1,0 +1,94 @@
+#pragma once
+// The deploy and terminate command payloads (platform-api.md §3.1, §3.2), validated into plain
+// data. Pure functions, no I/O: everything the renter sends is checked here before the
+// deployment workflow records or creates anything.
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "common/result.h"
+#include "config/config.h"
+
+namespace taolie::agent {
+
+struct DeploySpec {
+  std::string deployment_id;  // payload deployment_id, else the command_id
+  std::string command_id;
+  std::string template_id = "custom";  // from template_id or template_type
+  std::string user_id = "unknown";
+  std::string image = "ubuntu:22.04";
+  std::string container_name_hint;  // informational; the container is deployment-<id>
+  std::string restart_policy = "unless-stopped";
+  int duration_minutes = 60;
+  struct Port {
+    int advertised_host_port = 0;  // the payload's key; advisory only
+    int container_port = 0;
+  };
+  std::vector<Port> ports;  // payload order (object key order as received)
+  std::vector<std::pair<std::string, std::string>> env;      // sorted by name, reserved dropped
+  std::vector<std::pair<std::string, std::string>> volumes;  // host path, container path
+  std::optional<std::string> command;  // run as sh -c <command>
+  int gpu_count = 1;
+  std::vector<std::string> gpu_uuids;  // when given, gpu_count == gpu_uuids.size()
+  std::optional<int64_t> memory_limit_mb;
+  std::optional<double> cpu_limit;
+  std::optional<int64_t> shm_size_mb;
+  std::optional<std::string> ssh_public_key;
+  std::optional<double> price_per_hour;
+  std::string ssh_username = "gpu-user";  // environment.SSH_USERNAME when valid
+};
+
+struct ValidationLimits {
+  int max_duration_minutes = 10080;
+  int max_ports = 8;
+  std::vector<std::string> allowed_volume_roots;  // empty = host volumes disabled
+  size_t max_env_vars = 128;
+  size_t max_env_value_bytes = 32768;
+  size_t max_command_bytes = 16384;
+  int max_gpus = 8;
+};
+
+// Limits from the operator's `deployment:` config; max_gpus is the host's GPU count (or a
+// smaller number the caller chooses). Free-GPU checks happen when GPUs are claimed.
+ValidationLimits ValidationLimitsFromConfig(const config::DeploymentConfig& cfg, int max_gpus);
+
+// Env names the agent always sets itself; a payload's values for them are dropped.
+const std::vector<std::string>& ReservedEnvNames();
+
+// Parses and validates a deploy payload. Unknown keys are ignored; JSON null counts as absent.
+// Errors are InvalidArgument with a reason naming the field, e.g.
+// "image: must not start with '-'".
+Result<DeploySpec> ParseDeployPayload(const std::string& command_id,
+                                      const std::string& payload_json,
+                                      const ValidationLimits& limits);
+
+// Persisted form of a validated spec (JSON text, round-trips exactly). Holds no secrets
+// (the SSH public key is public).
+std::string SpecToJson(const DeploySpec& spec);
+Result<DeploySpec> SpecFromJson(const std::string& json_text);
+
+struct TerminateSpec {
+  std::string deployment_id;  // a deployment id or the deploy's command_id
+  std::string reason = "user_requested";
+};
+// deployment_id: required, non-empty string (an integer is accepted and converted), at most
+// 256 bytes, no control characters. reason: optional; scalars are converted to text, control
+// characters become spaces, it is cut to 1024 bytes, and an array/object or empty reason
+// leaves the default (a terminate is never refused for its reason).
+Result<TerminateSpec> ParseTerminatePayload(const std::string& payload_json);
+
+// Docker distribution reference: [host[:port]/]path[:tag][@sha256:<64 hex>], at most 255
+// characters, no whitespace, no leading '-', lowercase repository path.
+bool IsValidImageReference(std::string_view ref);
+// [A-Za-z_][A-Za-z0-9_]*
+bool IsValidEnvName(std::string_view name);
+// ^[a-z_][a-z0-9_-]{0,31}$ and not "root".
+bool IsValidUserName(std::string_view name);
+// ^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$ (the id becomes part of the container name).
+bool IsValidDeploymentId(std::string_view id);
+
+}  // namespace taolie::agent
