@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs what the agent needs to build, test and run in dev mode (Debian 12, as root).
+# Idempotent: does nothing when every package is already installed.
+set -euo pipefail
+
+BUILD_PKGS=(g++ cmake ninja-build pkg-config libcurl4-openssl-dev libpq-dev nlohmann-json3-dev
+  libyaml-cpp-dev libspdlog-dev libfmt-dev libcli11-dev libcpp-httplib-dev libsystemd-dev
+  libgtest-dev libgmock-dev)
+# Real services used by dev mode and the integration tests.
+RUNTIME_PKGS=(postgresql-15 docker.io docker-registry iptables busybox-static openssh-server
+  openssh-client sshpass curl ca-certificates)
+
+missing=()
+for p in "${BUILD_PKGS[@]}" "${RUNTIME_PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+  echo "missing packages: ${missing[*]} (run this script as root)" >&2
+  exit 1
+fi
+echo "installing: ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# Do not let package scripts start the system's docker/postgres/ssh services (policy-rc.d).
+policy=/usr/sbin/policy-rc.d
+created_policy=0
+if [ ! -e "$policy" ]; then
+  printf '#!/bin/sh\nexit 101\n' > "$policy"
+  chmod +x "$policy"
+  created_policy=1
+fi
+apt-get install -y -qq --no-install-recommends "${missing[@]}"
+[ "$created_policy" = 1 ] && rm -f "$policy"
+exit 0

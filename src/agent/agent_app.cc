@@ -1,0 +1,203 @@
+#include "agent/agent_app.h"
+
+#include <spdlog/spdlog.h>
+
+#include <vector>
+
+#include "agent/deployment_manager.h"
+#include "agent/failpoints.h"
+#include "agent/loops.h"
+#include "agent/periodic_runner.h"
+#include "agent/runtime.h"
+#include "agent/work_queue.h"
+#include "common/secrets.h"
+#include "docker/engine_docker_client.h"
+#include "gpu/nvml_gpu_probe.h"
+#include "host/linux_host_probe.h"
+#include "platform/https_platform_api.h"
+#include "store/managed_postgres.h"
+#include "store/pg_store.h"
+
+namespace taolie::agent {
+
+struct AgentApp::Impl {
+  config::Config cfg;
+  std::string version;
+  RealClock clock;
+  std::unique_ptr<store::ManagedPostgres> pg;
+  std::unique_ptr<store::PgStore> store;
+  std::unique_ptr<docker::EngineDockerClient> docker;
+  std::unique_ptr<gpu::NvmlGpuProbe> gpus;
+  std::unique_ptr<host::LinuxHostProbe> host;
+  std::unique_ptr<platform::HttpsPlatformApi> api;
+  std::unique_ptr<Deps> deps;
+  std::unique_ptr<Runtime> rt;
+  std::unique_ptr<WorkQueue> work;
+  std::unique_ptr<DeploymentManager> manager;
+  std::vector<std::unique_ptr<Loop>> loops;
+  std::vector<std::unique_ptr<PeriodicRunner>> runners;
+  PeriodicRunner* outbox_runner = nullptr;
+  std::stop_source stop;
+  bool stopped = false;
+};
+
+AgentApp::AgentApp(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+AgentApp::~AgentApp() { Stop(); }
+
+const std::string& AgentApp::agent_id() const { return impl_->rt->agent_id(); }
+
+Result<std::unique_ptr<AgentApp>> AgentApp::Create(const config::Config& cfg, const std::string& version) {
+  auto impl = std::make_unique<Impl>();
+  impl->cfg = cfg;
+  impl->version = version;
+  InitFailpoints();
+
+  // Database: managed (private cluster under data_dir) or external.
+  std::string mode = cfg.database.mode.empty() ? (cfg.database.host.empty() ? "managed" : "external") : cfg.database.mode;
+  std::string conninfo;
+  if (mode == "managed") {
+    store::ManagedPostgres::Options o;
+    o.data_dir = cfg.data_dir;
+    auto pg = store::ManagedPostgres::Start(o);
+    if (!pg.ok()) return MakeError(pg.error().code, "managed PostgreSQL: " + pg.error().message);
+    impl->pg = std::move(*pg);
+    conninfo = impl->pg->ConnInfo();
+  } else {
+    auto quote = [](const std::string& v) {
+      std::string out = "'";
+      for (char c : v) {
+        if (c == '\'' || c == '\\') out.push_back('\\');
+        out.push_back(c);
+      }
+      return out + "'";
+    };
+    conninfo = "host=" + quote(cfg.database.host) + " port=" + std::to_string(cfg.database.port) +
+               " dbname=" + quote(cfg.database.name) + " user=" + quote(cfg.database.user) +
+               " password=" + quote(cfg.database.password) +
+               " connect_timeout=" + std::to_string(cfg.database.connect_timeout) +
+               " application_name=taolie-host-agent";
+  }
+  auto store = store::PgStore::Create(conninfo, cfg.database.statement_timeout_ms);
+  if (!store.ok()) return MakeError(store.error().code, "database: " + store.error().message);
+  impl->store = std::move(*store);
+
+  // Identity: configured, else kept in our own state, else generated once.
+  std::string agent_id = cfg.agent.id;
+  if (agent_id.empty()) {
+    auto saved = impl->store->GetState("agent_id");
+    if (!saved.ok()) return saved.error();
+    if (saved->has_value()) {
+      agent_id = **saved;
+    } else {
+      auto fresh = NewAgentId();
+      if (!fresh.ok()) return fresh.error();
+      agent_id = *fresh;
+      TAOLIE_RETURN_IF_ERROR(impl->store->SetState("agent_id", agent_id));
+      spdlog::info("generated agent id {}", agent_id);
+    }
+  }
+
+  auto docker = docker::EngineDockerClient::Create(cfg.docker.host, std::chrono::seconds(cfg.docker.timeout),
+                                                    cfg.docker.api_version);
+  if (!docker.ok()) return MakeError(docker.error().code, "docker: " + docker.error().message);
+  impl->docker = std::move(*docker);
+  std::string storage_path = "/var/lib/docker";
+  if (auto v = impl->docker->Version(); v.ok()) {
+    spdlog::info("docker engine {} (API {})", v->version, v->api_version);
+    if (!v->root_dir.empty()) storage_path = v->root_dir;
+  } else {
+    spdlog::warn("docker engine not reachable yet: {}", v.error().ToString());
+  }
+
+  impl->gpus = gpu::NvmlGpuProbe::Create(cfg.gpu.nvml_library, cfg.gpu.exclude_uuids);
+  if (!impl->gpus->Available()) {
+    spdlog::warn("no GPUs available: {}", impl->gpus->UnavailableReason());
+  }
+  host::LinuxHostProbe::Options ho;
+  ho.storage_path = storage_path;
+  ho.interface = cfg.network.interface;
+  impl->host = host::LinuxHostProbe::Create(ho);
+
+  platform::HttpsPlatformApi::Options po;
+  po.base_url = cfg.server.url;
+  po.api_key = cfg.agent.api_key;
+  po.timeout = std::chrono::seconds(cfg.server.timeout);
+  po.ca_file = cfg.server.ca_file;
+  po.allow_insecure = cfg.server.allow_insecure;
+  po.user_agent = "taolie-host-agent/" + version;
+  auto api = platform::HttpsPlatformApi::Create(po);
+  if (!api.ok()) return MakeError(api.error().code, "server.url: " + api.error().message);
+  impl->api = std::move(*api);
+
+  TimestampFormat ts = cfg.server.timestamp_format == "rfc3339" ? TimestampFormat::kRfc3339 : TimestampFormat::kNaive;
+  impl->rt = std::make_unique<Runtime>(agent_id, version, ts);
+  if (auto g = impl->store->GetState("platform_gpu_uuid"); g.ok() && g->has_value()) {
+    impl->rt->set_platform_gpu_uuid(**g);
+  }
+  impl->deps = std::make_unique<Deps>(Deps{impl->cfg, *impl->store, *impl->docker, *impl->gpus, *impl->host,
+                                           *impl->api, impl->clock});
+  impl->work = std::make_unique<WorkQueue>(3);
+  impl->manager = std::make_unique<DeploymentManager>(*impl->deps, *impl->rt, *impl->work);
+  return std::unique_ptr<AgentApp>(new AgentApp(std::move(impl)));
+}
+
+Status AgentApp::Start() {
+  auto& m = *impl_;
+  const auto& mon = m.cfg.monitoring;
+  Deps& d = *m.deps;
+  auto started = std::chrono::steady_clock::now();
+
+  // Inventory first, so claims have rows to land on.
+  GpuHealthLoop(d, *m.rt).RunOnce(m.stop.get_token()).ok();
+  if (Status st = m.manager->Reconcile(m.stop.get_token()); !st.ok()) {
+    spdlog::warn("start-up reconciliation incomplete: {} (retried by the duration monitor)", st.error().ToString());
+  }
+  if (Status reg = RegisterWithPlatform(d, *m.rt, m.stop.get_token()); !reg.ok()) {
+    spdlog::warn("registration failed: {} (retried with each heartbeat)", reg.error().ToString());
+  }
+
+  auto add = [&](std::unique_ptr<Loop> loop, int interval_s, int splay_ms) {
+    auto runner = std::make_unique<PeriodicRunner>(*loop, std::chrono::seconds(interval_s),
+                                                   std::chrono::milliseconds(splay_ms));
+    m.loops.push_back(std::move(loop));
+    m.runners.push_back(std::move(runner));
+    return m.runners.back().get();
+  };
+  add(std::make_unique<GpuMetricsLoop>(d, *m.rt), mon.gpu_metrics_interval, 0);
+  add(std::make_unique<GpuHealthLoop>(d, *m.rt), mon.gpu_health_interval, mon.gpu_health_interval * 1000);
+  add(std::make_unique<HeartbeatLoop>(d, *m.rt, started), mon.heartbeat_interval, 0);
+  add(std::make_unique<CommandPollLoop>(d, *m.rt, *m.manager), mon.command_poll_interval, 100);
+  add(std::make_unique<MetricsPushLoop>(d, *m.rt), mon.metrics_push_interval, 2000);
+  add(std::make_unique<HealthPushLoop>(d, *m.rt), mon.health_push_interval, 3000);
+  add(std::make_unique<DurationMonitorLoop>(*m.manager), mon.duration_check_interval, 500);
+  m.outbox_runner = add(std::make_unique<OutboxLoop>(d, *m.rt), 5, 200);
+  PeriodicRunner* outbox = m.outbox_runner;
+  m.rt->SetOutboxNotifier([outbox] { outbox->Wake(); });
+  for (auto& r : m.runners) r->Start();
+  spdlog::info("agent {} running: {} loops", m.rt->agent_id(), m.runners.size());
+  return OkStatus();
+}
+
+void AgentApp::Reregister() {
+  if (Status reg = RegisterWithPlatform(*impl_->deps, *impl_->rt, impl_->stop.get_token()); !reg.ok()) {
+    spdlog::warn("registration failed: {}", reg.error().ToString());
+  }
+}
+
+void AgentApp::Stop() {
+  auto& m = *impl_;
+  if (m.stopped) return;
+  m.stopped = true;
+  m.stop.request_stop();
+  if (m.rt) m.rt->SetOutboxNotifier(nullptr);
+  for (auto& r : m.runners) r->RequestStop();
+  if (m.work) m.work->Shutdown();
+  for (auto& r : m.runners) r->Join();
+  m.runners.clear();
+  spdlog::info("agent stopped; renters' containers keep running");
+  m.store.reset();
+  if (m.pg) m.pg->Stop();
+}
+
+}  // namespace taolie::agent

@@ -1,0 +1,34 @@
+#pragma once
+// Composition root: builds the concrete adapters from the config, reconciles, registers and
+// runs the loops until Stop(). The only place that knows concrete types.
+#include <chrono>
+#include <memory>
+#include <stop_token>
+#include <string>
+
+#include "common/result.h"
+#include "config/config.h"
+
+namespace taolie::agent {
+
+class AgentApp {
+ public:
+  static Result<std::unique_ptr<AgentApp>> Create(const config::Config& cfg, const std::string& version);
+  ~AgentApp();
+
+  // Reconciles with Docker, registers (one try; the heartbeat loop retries) and starts loops.
+  Status Start();
+  // Stops accepting work, stops loops and workers; renters' containers keep running.
+  void Stop();
+  // Re-sends the registration (SIGHUP).
+  void Reregister();
+  const std::string& agent_id() const;
+
+  struct Impl;
+
+ private:
+  explicit AgentApp(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace taolie::agent

@@ -1,0 +1,35 @@
+#include "agent/failpoints.h"
+
+#include <signal.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <string>
+
+namespace taolie::agent {
+namespace {
+std::atomic<bool> g_enabled{false};
+std::string g_points;  // written once before threads start
+}  // namespace
+
+void InitFailpoints() {
+  const char* v = std::getenv("TAOLIE_FAILPOINTS");
+  if (v != nullptr && *v != '\0') {
+    g_points = std::string(",") + v + ",";
+    g_enabled = true;
+    spdlog::warn("failpoints armed: {}", v);
+  }
+}
+
+void Failpoint(std::string_view name) {
+  if (!g_enabled.load(std::memory_order_relaxed)) return;
+  if (g_points.find("," + std::string(name) + ",") == std::string::npos) return;
+  spdlog::warn("failpoint {} reached: killing the agent", name);
+  spdlog::default_logger()->flush();
+  ::kill(::getpid(), SIGKILL);
+  ::_exit(137);
+}
+
+}  // namespace taolie::agent

@@ -1,0 +1,368 @@
+#include "agent/loops.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+#include "platform/delivery.h"
+#include "platform/messages.h"
+
+namespace taolie::agent {
+namespace {
+
+constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
+
+Status HttpError(const Result<platform::Response>& r, const std::string& what) {
+  if (!r.ok()) return MakeError(r.error().code, what + ": " + r.error().message);
+  return MakeError(ErrorCode::kUnavailable,
+                   what + ": HTTP " + std::to_string(r->status) + " " + platform::RedactForLog(r->body, 300));
+}
+
+std::optional<int64_t> OptInt(const std::optional<uint64_t>& v) {
+  if (!v) return std::nullopt;
+  return static_cast<int64_t>(*v);
+}
+std::optional<int64_t> OptInt(const std::optional<uint32_t>& v) {
+  if (!v) return std::nullopt;
+  return static_cast<int64_t>(*v);
+}
+
+}  // namespace
+
+Status RegisterWithPlatform(Deps& d, Runtime& rt, std::stop_token stop) {
+  platform::RegistrationInput in;
+  in.agent_id = rt.agent_id();
+  in.agent_version = rt.version();
+  if (auto v = d.docker.Version(); v.ok()) in.docker_version = v->version;
+  in.public_ip = d.cfg.network.public_ip;
+  in.location = d.cfg.provider.count("region") ? d.cfg.provider.at("region") : "";
+  if (!d.cfg.network.port_range.empty()) {
+    in.port_range = std::to_string(d.cfg.network.port_range.first) + "-" + std::to_string(d.cfg.network.port_range.last);
+  }
+  in.ssh_port = d.cfg.network.ports.ssh;
+  in.rental_port_1 = d.cfg.network.ports.rental_port_1;
+  in.rental_port_2 = d.cfg.network.ports.rental_port_2;
+  in.rental_port_3 = d.cfg.network.ports.rental_port_3;
+  auto facts = d.host.Facts();
+  if (!facts.ok()) return facts.error();
+  in.host = *facts;
+  if (d.gpus.Available()) {
+    if (auto drv = d.gpus.Driver(); drv.ok()) in.driver = *drv;
+    if (auto list = d.gpus.ListGpus(); list.ok()) in.gpus = *list;
+  }
+  in.upload_mbps = d.cfg.network.upload_mbps;
+  in.download_mbps = d.cfg.network.download_mbps;
+  in.latency_ms = d.cfg.network.latency_ms;
+  in.now = d.clock.Now();
+  in.ts = rt.ts();
+  auto resp = d.api.Send(platform::Method::kPost, platform::RegisterPath(), platform::BuildRegisterBody(in), stop);
+  if (!resp.ok()) return HttpError(resp, "register");
+  auto parsed = platform::ParseRegisterResponse(resp->status, resp->body);
+  if (!parsed.ok()) return parsed.error();
+  rt.MarkPlatformOk(d.clock.Now());
+  if (!parsed->gpu_uuid.empty()) {
+    rt.set_platform_gpu_uuid(parsed->gpu_uuid);
+    (void)d.store.SetState("platform_gpu_uuid", parsed->gpu_uuid);
+  }
+  rt.set_registered(true);
+  spdlog::info("registered with the platform as {} (offer {})", rt.agent_id(), parsed->gpu_uuid);
+  return OkStatus();
+}
+
+Status GpuMetricsLoop::RunOnce(std::stop_token stop) {
+  store::MetricSample s;
+  s.taken_at = d_.clock.Now();
+  auto host = d_.host.Sample();
+  if (host.ok()) {
+    rt_.SetLatestHost(*host);
+    s.host.cpu_utilization = host->cpu_utilization_percent;
+    s.host.ram_used_gb = static_cast<double>(host->ram_used_bytes) / kGiB;
+    s.host.storage_used_gb = static_cast<double>(host->storage_used_bytes) / kGiB;
+    s.host.network_utilization = host->network_utilization_percent;
+    s.host.upload_mbps = host->upload_mbps;
+    s.host.download_mbps = host->download_mbps;
+    s.host.uptime_hours = static_cast<int64_t>(host->uptime_seconds / 3600.0);
+  }
+  std::map<std::string, std::string> claimed;
+  if (auto gpus = d_.store.ListGpus(); gpus.ok()) {
+    for (const auto& g : *gpus) claimed[g.uuid] = g.deployment_id;
+  }
+  if (d_.gpus.Available()) {
+    auto samples = d_.gpus.Sample();
+    if (!samples.ok()) return samples.error();
+    for (const auto& g : *samples) {
+      store::GpuMetricRow r;
+      r.gpu_uuid = g.uuid;
+      r.gpu_index = g.index;
+      r.utilization = g.utilization_percent;
+      r.memory_used_mb = OptInt(g.memory_used_mb);
+      r.memory_total_mb = OptInt(g.memory_total_mb);
+      r.temperature_c = g.temperature_c;
+      r.power_draw_watts = g.power_draw_watts;
+      r.power_limit_watts = g.power_limit_watts;
+      r.fan_speed_percent = g.fan_speed_percent;
+      r.sm_clock_mhz = OptInt(g.sm_clock_mhz);
+      r.mem_clock_mhz = OptInt(g.mem_clock_mhz);
+      r.deployment_id = claimed.count(g.uuid) ? claimed[g.uuid] : "";
+      s.gpus.push_back(std::move(r));
+    }
+    rt_.SetLatestGpuSamples(std::move(*samples), s.taken_at);
+  }
+  auto id = d_.store.InsertMetricSample(s);
+  if (!id.ok()) return id.error();
+  if (!host.ok()) return host.error();
+  (void)stop;
+  return OkStatus();
+}
+
+Status GpuHealthLoop::RunOnce(std::stop_token stop) {
+  const auto& cfg = d_.cfg;
+  auto now = d_.clock.Now();
+  std::vector<GpuHealth> verdicts;
+  std::vector<gpu::GpuSample> samples;
+  if (d_.gpus.Available()) {
+    auto list = d_.gpus.ListGpus();
+    if (list.ok()) {
+      std::vector<store::GpuRecord> present;
+      for (const auto& g : *list) {
+        store::GpuRecord r;
+        r.uuid = g.uuid;
+        r.index = g.index;
+        r.name = g.name;
+        r.memory_total_mb = g.memory_total_mb;
+        r.pci_bus_id = g.pci_bus_id;
+        present.push_back(r);
+      }
+      if (Status st = d_.store.SyncGpus(present); !st.ok()) return st;
+    }
+    if (auto x = d_.gpus.DrainXids(); x.ok()) xids_.insert(xids_.end(), x->begin(), x->end());
+    xids_.erase(std::remove_if(xids_.begin(), xids_.end(),
+                               [&](const gpu::XidEvent& e) { return now - e.at > std::chrono::hours(1); }),
+                xids_.end());
+    auto s = d_.gpus.Sample();
+    if (s.ok()) samples = *s;
+    for (const auto& g : samples) {
+      std::vector<gpu::XidEvent> mine;
+      for (const auto& x : xids_) {
+        if (x.uuid == g.uuid) mine.push_back(x);
+      }
+      verdicts.push_back(EvaluateGpu(g, cfg.monitoring.gpu_thresholds, mine));
+    }
+  }
+  std::vector<store::GpuHealthRow> rows;
+  for (const auto& v : verdicts) {
+    const gpu::GpuSample* s = nullptr;
+    for (const auto& x : samples) {
+      if (x.uuid == v.uuid) s = &x;
+    }
+    std::string health = (s != nullptr && s->lost) ? "lost" : v.health;
+    (void)d_.store.SetGpuHealth(v.uuid, health);
+    rows.push_back({v.uuid, v.health, GpuHealthToJson(v)});
+  }
+  HostHealthInput in;
+  in.gpus = verdicts;
+  in.samples = samples;
+  in.gpu_probe_available = d_.gpus.Available();
+  if (auto f = d_.host.Facts(); f.ok()) {
+    in.storage_total_bytes = f->storage_total_bytes;
+    in.storage_available_bytes = f->storage_available_bytes;
+  }
+  auto hb = std::chrono::seconds(cfg.monitoring.heartbeat_interval);
+  in.platform_reachable = now - rt_.last_platform_ok() <= 3 * hb;
+  in.draining = rt_.draining();
+  int free_gpus = 0;
+  if (auto gpus = d_.store.ListGpus(); gpus.ok()) {
+    for (const auto& g : *gpus) {
+      if (g.present && g.deployment_id.empty() && (g.health == "healthy" || g.health == "warning")) ++free_gpus;
+    }
+  }
+  rt_.available_gpus = free_gpus;
+  in.free_healthy_gpus = free_gpus;
+  in.active_deployments = rt_.active_deployments;
+  store::HealthReport report = BuildHealthReport(in, now, cfg.monitoring.gpu_thresholds);
+  auto id = d_.store.InsertHealthReport(report, rows);
+  if (!id.ok()) return id.error();
+  if (std::chrono::steady_clock::now() - last_prune_ > std::chrono::hours(1)) {
+    last_prune_ = std::chrono::steady_clock::now();
+    const auto& r = cfg.monitoring.retention;
+    auto pruned = d_.store.Prune(r.metrics_days, r.health_days, r.events_days, r.commands_days);
+    if (pruned.ok() && *pruned > 0) spdlog::info("retention: pruned {} old rows", *pruned);
+  }
+  (void)stop;
+  return OkStatus();
+}
+
+Status HeartbeatLoop::RunOnce(std::stop_token stop) {
+  if (!rt_.registered()) {
+    Status reg = RegisterWithPlatform(d_, rt_, stop);
+    if (!reg.ok()) return reg;
+  }
+  auto up = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started_).count();
+  std::string body = platform::BuildHeartbeatBody(rt_.agent_id(), d_.clock.Now(), rt_.ts(),
+                                                  rt_.draining() ? "draining" : "online", rt_.version(),
+                                                  rt_.active_deployments, rt_.available_gpus, up);
+  auto r = d_.api.Send(platform::Method::kPost, platform::HeartbeatPath(rt_.agent_id()), body, stop);
+  if (platform::Classify(r, false) != platform::Disposition::kSuccess) {
+    rt_.platform_errors++;
+    return HttpError(r, "heartbeat");
+  }
+  rt_.MarkPlatformOk(d_.clock.Now());
+  return OkStatus();
+}
+
+Status CommandPollLoop::RunOnce(std::stop_token stop) {
+  rerun_ = false;
+  auto r = d_.api.Send(platform::Method::kGet, platform::CommandsPath(rt_.agent_id()), "", stop);
+  if (platform::Classify(r, false) != platform::Disposition::kSuccess) {
+    rt_.platform_errors++;
+    return HttpError(r, "command poll");
+  }
+  rt_.MarkPlatformOk(d_.clock.Now());
+  auto parsed = platform::ParseCommands(r->body);
+  if (!parsed.ok()) {
+    spdlog::warn("command poll: bad response: {}", parsed.error().message);
+    return OkStatus();  // bad input: logged, keep polling at the normal rate
+  }
+  for (const auto& e : parsed->errors) spdlog::warn("command poll: skipped malformed command: {}", e);
+  int fresh = 0;
+  for (const auto& c : parsed->commands) {
+    store::CommandRecord rec;
+    rec.command_id = c.command_id;
+    rec.command_type = c.command_type;
+    rec.payload_json = c.payload_json;
+    rec.received_at = d_.clock.Now();
+    auto is_new = d_.store.RecordCommand(rec);
+    if (!is_new.ok()) return is_new.error();  // not recorded: it will be re-delivered
+    if (*is_new) {
+      ++fresh;
+      spdlog::info("command {} ({}) received", c.command_id, c.command_type);
+      m_.Schedule(rec);
+      continue;
+    }
+    auto known = d_.store.GetCommand(c.command_id);
+    if (!known.ok() || !known->has_value()) continue;
+    if ((*known)->state == store::CommandState::kPending) {
+      m_.Schedule(**known);  // deduplicated by the work queue while in progress
+    } else if ((*known)->acked_at) {
+      // Done and acked, yet re-delivered: our ack was lost on the way. Ack again (harmless).
+      store::OutboxEvent e;
+      e.deployment_id = (*known)->deployment_id;
+      e.kind = "ack";
+      e.path = platform::AckPath(rt_.agent_id(), c.command_id);
+      e.body = platform::BuildAckBody(d_.clock.Now(), rt_.ts(), (*known)->result, (*known)->error,
+                                      (*known)->deployment_id);
+      e.created_at = d_.clock.Now();
+      if (d_.store.AppendEvents({e}).ok()) rt_.NotifyOutbox();
+    }
+  }
+  // Poll again at once after new commands, a few times in a row at most.
+  rerun_ = fresh > 0 && ++immediate_in_a_row_ < 5;
+  if (!rerun_) immediate_in_a_row_ = 0;
+  return OkStatus();
+}
+
+Status MetricsPushLoop::RunOnce(std::stop_token stop) {
+  if (!rt_.registered()) return OkStatus();  // kept in the database until registration succeeds
+  auto samples = d_.store.UnpushedMetricSamples(30);
+  if (!samples.ok()) return samples.error();
+  std::vector<int64_t> done;
+  Status result = OkStatus();
+  for (const auto& s : *samples) {
+    if (stop.stop_requested()) break;
+    auto body = platform::BuildMetricsBody(rt_.agent_id(), rt_.platform_gpu_uuid(), s, rt_.ts());
+    auto r = d_.api.Send(platform::Method::kPost, platform::MetricsPath(), body, stop);
+    auto disp = platform::Classify(r, false);
+    if (disp == platform::Disposition::kSuccess) {
+      done.push_back(s.id);
+    } else if (disp == platform::Disposition::kPermanent) {
+      spdlog::warn("metrics push: sample {} refused, dropped: {}", s.id, HttpError(r, "metrics").error().message);
+      done.push_back(s.id);
+    } else {
+      rt_.platform_errors++;
+      result = HttpError(r, "metrics push");
+      break;
+    }
+  }
+  if (!done.empty()) {
+    rt_.MarkPlatformOk(d_.clock.Now());
+    TAOLIE_RETURN_IF_ERROR(d_.store.MarkMetricSamplesPushed(done));
+  }
+  return result;
+}
+
+Status HealthPushLoop::RunOnce(std::stop_token stop) {
+  if (!rt_.registered()) return OkStatus();
+  auto reports = d_.store.UnpushedHealthReports(30);
+  if (!reports.ok()) return reports.error();
+  std::vector<int64_t> done;
+  Status result = OkStatus();
+  for (const auto& h : *reports) {
+    if (stop.stop_requested()) break;
+    auto body = platform::BuildHealthBody(rt_.agent_id(), rt_.platform_gpu_uuid(), h, d_.clock.Now(), rt_.ts());
+    auto r = d_.api.Send(platform::Method::kPost, platform::HealthPath(), body, stop);
+    auto disp = platform::Classify(r, false);
+    if (disp == platform::Disposition::kSuccess || disp == platform::Disposition::kPermanent) {
+      if (disp == platform::Disposition::kPermanent) spdlog::warn("health push: report {} refused, dropped", h.id);
+      done.push_back(h.id);
+    } else {
+      rt_.platform_errors++;
+      result = HttpError(r, "health push");
+      break;
+    }
+  }
+  if (!done.empty()) TAOLIE_RETURN_IF_ERROR(d_.store.MarkHealthReportsPushed(done));
+  return result;
+}
+
+Status DurationMonitorLoop::RunOnce(std::stop_token stop) {
+  // Reconcile with Docker every 10th round (5 min at the default interval).
+  if (++rounds_ % 10 == 0) {
+    if (Status st = m_.Reconcile(stop); !st.ok()) return st;
+  }
+  return m_.CheckDeployments(stop);
+}
+
+Status OutboxLoop::RunOnce(std::stop_token stop) {
+  if (!rt_.registered()) return OkStatus();
+  auto events = d_.store.PendingEvents(50);
+  if (!events.ok()) return events.error();
+  for (const auto& e : *events) {
+    if (stop.stop_requested()) break;
+    auto r = d_.api.Send(platform::Method::kPost, e.path, e.body, stop);
+    auto disp = platform::Classify(r, e.ext);
+    std::string outcome;
+    switch (disp) {
+      case platform::Disposition::kSuccess:
+        outcome = "delivered";
+        break;
+      case platform::Disposition::kUnsupported:
+        outcome = "unsupported";
+        if (unsupported_warned_.insert(e.kind).second) {
+          spdlog::warn("platform does not support '{}' events (HTTP {}); kept as delivered-unsupported", e.kind,
+                       r.ok() ? r->status : 0);
+        }
+        break;
+      case platform::Disposition::kPermanent:
+        outcome = "rejected";
+        spdlog::warn("platform refused {} event {}: {}", e.kind, e.id, HttpError(r, e.kind).error().message);
+        break;
+      case platform::Disposition::kRetry: {
+        rt_.platform_errors++;
+        Status err = HttpError(r, "deliver " + e.kind);
+        (void)d_.store.MarkEventAttempt(e.id, err.error().message);
+        return err;  // keep order: nothing after it goes first
+      }
+    }
+    std::string scrubbed = e.kind == "success" ? platform::ScrubSecretsFromBody(e.body) : "";
+    TAOLIE_RETURN_IF_ERROR(d_.store.MarkEventDone(e.id, outcome, scrubbed));
+    rt_.events_delivered++;
+    rt_.MarkPlatformOk(d_.clock.Now());
+    if (e.kind == "success") (void)d_.store.ScrubSecrets(e.deployment_id);  // delivered or refused: drop it
+    if (e.kind == "ack") {
+      if (auto cid = CommandIdFromAckPath(e.path)) (void)d_.store.MarkCommandAcked(*cid);
+    }
+  }
+  return OkStatus();
+}
+
+}  // namespace taolie::agent

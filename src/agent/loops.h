@@ -1,0 +1,126 @@
+#pragma once
+// The agent's periodic loops (platform-api.md and the README's seven), plus the outbox sender.
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <mutex>
+#include <set>
+#include <stop_token>
+#include <string>
+#include <vector>
+
+#include "agent/deployment_manager.h"
+#include "agent/health_rules.h"
+#include "agent/periodic_runner.h"
+#include "agent/runtime.h"
+
+namespace taolie::agent {
+
+// Registration: sent at start, retried by the heartbeat loop until it succeeds.
+Status RegisterWithPlatform(Deps& d, Runtime& rt, std::stop_token stop);
+
+// 1. GPU metrics (10 s): sample GPUs and host, store one metric sample.
+class GpuMetricsLoop final : public Loop {
+ public:
+  GpuMetricsLoop(Deps d, Runtime& rt) : d_(d), rt_(rt) {}
+  const char* Name() const override { return "gpu-metrics"; }
+  Status RunOnce(std::stop_token stop) override;
+
+ private:
+  Deps d_;
+  Runtime& rt_;
+};
+
+// 2. GPU health (60 s): checks per GPU, host report, GPU inventory sync, retention.
+class GpuHealthLoop final : public Loop {
+ public:
+  GpuHealthLoop(Deps d, Runtime& rt) : d_(d), rt_(rt) {}
+  const char* Name() const override { return "gpu-health"; }
+  Status RunOnce(std::stop_token stop) override;
+
+ private:
+  Deps d_;
+  Runtime& rt_;
+  std::vector<gpu::XidEvent> xids_;  // last hour
+  std::chrono::steady_clock::time_point last_prune_{};
+};
+
+// 3. Heartbeat (30 s).
+class HeartbeatLoop final : public Loop {
+ public:
+  HeartbeatLoop(Deps d, Runtime& rt, std::chrono::steady_clock::time_point started)
+      : d_(d), rt_(rt), started_(started) {}
+  const char* Name() const override { return "heartbeat"; }
+  Status RunOnce(std::stop_token stop) override;
+
+ private:
+  Deps d_;
+  Runtime& rt_;
+  std::chrono::steady_clock::time_point started_;
+};
+
+// 4. Command polling (10 s; again at once after a poll that returned commands).
+class CommandPollLoop final : public Loop {
+ public:
+  CommandPollLoop(Deps d, Runtime& rt, DeploymentManager& m) : d_(d), rt_(rt), m_(m) {}
+  const char* Name() const override { return "command-poll"; }
+  Status RunOnce(std::stop_token stop) override;
+  bool WantsImmediateRerun() override { return rerun_; }
+
+ private:
+  Deps d_;
+  Runtime& rt_;
+  DeploymentManager& m_;
+  bool rerun_ = false;
+  int immediate_in_a_row_ = 0;
+};
+
+// 5. Metrics push (10 s) and 6. health push (60 s): oldest unpushed first.
+class MetricsPushLoop final : public Loop {
+ public:
+  MetricsPushLoop(Deps d, Runtime& rt) : d_(d), rt_(rt) {}
+  const char* Name() const override { return "metrics-push"; }
+  Status RunOnce(std::stop_token stop) override;
+
+ private:
+  Deps d_;
+  Runtime& rt_;
+};
+
+class HealthPushLoop final : public Loop {
+ public:
+  HealthPushLoop(Deps d, Runtime& rt) : d_(d), rt_(rt) {}
+  const char* Name() const override { return "health-push"; }
+  Status RunOnce(std::stop_token stop) override;
+
+ private:
+  Deps d_;
+  Runtime& rt_;
+};
+
+// 7. Duration monitor (30 s): expiry warnings, expiries, dead containers, reconciliation.
+class DurationMonitorLoop final : public Loop {
+ public:
+  DurationMonitorLoop(DeploymentManager& m) : m_(m) {}
+  const char* Name() const override { return "duration-monitor"; }
+  Status RunOnce(std::stop_token stop) override;
+
+ private:
+  DeploymentManager& m_;
+  int rounds_ = 0;
+};
+
+// Outbox sender: delivers events (deployment events and acks) in order, at least once.
+class OutboxLoop final : public Loop {
+ public:
+  OutboxLoop(Deps d, Runtime& rt) : d_(d), rt_(rt) {}
+  const char* Name() const override { return "outbox"; }
+  Status RunOnce(std::stop_token stop) override;
+
+ private:
+  Deps d_;
+  Runtime& rt_;
+  std::set<std::string> unsupported_warned_;
+};
+
+}  // namespace taolie::agent

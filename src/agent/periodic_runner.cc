@@ -1,0 +1,86 @@
+#include "agent/periodic_runner.h"
+
+#include <spdlog/spdlog.h>
+
+namespace taolie::agent {
+
+bool SleepFor(std::chrono::milliseconds d, std::stop_token stop) {
+  std::mutex mu;
+  std::condition_variable_any cv;
+  std::unique_lock lock(mu);
+  return !cv.wait_for(lock, stop, d, [] { return false; }) && !stop.stop_requested();
+}
+
+PeriodicRunner::PeriodicRunner(Loop& loop, std::chrono::milliseconds interval,
+                               std::chrono::milliseconds splay)
+    : loop_(loop), interval_(interval), splay_(splay) {}
+
+PeriodicRunner::~PeriodicRunner() {
+  RequestStop();
+  Join();
+}
+
+void PeriodicRunner::Start() {
+  thread_ = std::jthread([this](std::stop_token stop) { Run(stop); });
+}
+
+void PeriodicRunner::RequestStop() {
+  thread_.request_stop();
+  std::lock_guard lock(mu_);
+  cv_.notify_all();
+}
+
+void PeriodicRunner::Join() {
+  if (thread_.joinable()) thread_.join();
+}
+
+void PeriodicRunner::Wake() {
+  std::lock_guard lock(mu_);
+  wake_ = true;
+  cv_.notify_all();
+}
+
+void PeriodicRunner::Run(std::stop_token stop) {
+  using Clock = std::chrono::steady_clock;
+  // Retries after a failure come sooner than the interval (full jitter), never later: a loop
+  // keeps at least its configured rhythm while its peer is down.
+  Backoff backoff(std::chrono::milliseconds(1000), interval_);
+  auto next = Clock::now() + splay_;
+  Clock::time_point last_error_log{};
+  while (!stop.stop_requested()) {
+    {
+      std::unique_lock lock(mu_);
+      cv_.wait_until(lock, stop, next, [this] { return wake_; });
+      wake_ = false;
+    }
+    if (stop.stop_requested()) break;
+    auto started = Clock::now();
+    Status st = loop_.RunOnce(stop);
+    auto elapsed = Clock::now() - started;
+    stats_.rounds++;
+    stats_.last_round_micros = std::chrono::duration_cast<std::chrono::microseconds>(elapsed).count();
+    if (st.ok()) {
+      stats_.last_success_unix =
+          std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+      if (backoff.attempt() > 0) spdlog::info("{}: recovered", loop_.Name());
+      backoff.Reset();
+      if (loop_.WantsImmediateRerun()) {
+        next = Clock::now();
+        continue;
+      }
+      // Fixed rate: keep the rhythm unless a round overran a whole interval.
+      next += interval_;
+      if (next < Clock::now()) next = Clock::now() + interval_;
+    } else {
+      stats_.failures++;
+      auto now = Clock::now();
+      if (now - last_error_log > std::chrono::minutes(1) || backoff.attempt() == 0) {
+        spdlog::warn("{}: {}", loop_.Name(), st.error().ToString());
+        last_error_log = now;
+      }
+      next = now + std::max(std::chrono::milliseconds(200), backoff.Next());
+    }
+  }
+}
+
+}  // namespace taolie::agent

@@ -1,0 +1,66 @@
+#pragma once
+// Runs one periodic loop on its own thread: initial splay, fixed-rate schedule, backoff after
+// failures, immediate stop, and an on-demand "run now" wake-up.
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <mutex>
+#include <stop_token>
+#include <string>
+#include <thread>
+
+#include "common/backoff.h"
+#include "common/result.h"
+
+namespace taolie::agent {
+
+// A loop body. RunOnce is called by the runner; tests call it directly.
+class Loop {
+ public:
+  virtual ~Loop() = default;
+  virtual const char* Name() const = 0;
+  // Returns an error when the round failed (the runner backs off and logs, rate-limited).
+  virtual Status RunOnce(std::stop_token stop) = 0;
+  // True when the loop wants another round immediately (e.g. a poll that returned commands).
+  virtual bool WantsImmediateRerun() { return false; }
+};
+
+struct LoopStats {
+  std::atomic<uint64_t> rounds{0};
+  std::atomic<uint64_t> failures{0};
+  std::atomic<int64_t> last_success_unix{0};
+  std::atomic<int64_t> last_round_micros{0};
+};
+
+class PeriodicRunner {
+ public:
+  PeriodicRunner(Loop& loop, std::chrono::milliseconds interval, std::chrono::milliseconds splay);
+  ~PeriodicRunner();  // stops and joins
+  PeriodicRunner(const PeriodicRunner&) = delete;
+  PeriodicRunner& operator=(const PeriodicRunner&) = delete;
+
+  void Start();
+  void RequestStop();
+  void Join();
+  void Wake();  // run a round now
+  const LoopStats& stats() const { return stats_; }
+  const char* name() const { return loop_.Name(); }
+
+ private:
+  void Run(std::stop_token stop);
+
+  Loop& loop_;
+  std::chrono::milliseconds interval_;
+  std::chrono::milliseconds splay_;
+  std::mutex mu_;
+  std::condition_variable_any cv_;
+  bool wake_ = false;
+  LoopStats stats_;
+  std::jthread thread_;
+};
+
+// Sleeps up to `d`, returning early (false) when stop is requested.
+bool SleepFor(std::chrono::milliseconds d, std::stop_token stop);
+
+}  // namespace taolie::agent

@@ -1,0 +1,118 @@
+#pragma once
+// What the agent's parts share at run time: collaborators (seams) and in-memory state.
+#include <atomic>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/time_format.h"
+#include "config/config.h"
+#include "docker/docker_client.h"
+#include "gpu/gpu_probe.h"
+#include "host/host_probe.h"
+#include "platform/platform_api.h"
+#include "store/store.h"
+
+namespace taolie::agent {
+
+struct Deps {
+  const config::Config& cfg;
+  store::Store& store;
+  docker::DockerClient& docker;
+  gpu::GpuProbe& gpus;
+  host::HostProbe& host;
+  platform::PlatformApi& api;
+  Clock& clock;
+};
+
+// Thread-safe shared state.
+class Runtime {
+ public:
+  Runtime(std::string agent_id, std::string version, TimestampFormat ts)
+      : agent_id_(std::move(agent_id)), version_(std::move(version)), ts_(ts) {}
+
+  const std::string& agent_id() const { return agent_id_; }
+  const std::string& version() const { return version_; }
+  TimestampFormat ts() const { return ts_; }
+
+  std::string platform_gpu_uuid() const {
+    std::lock_guard l(mu_);
+    return platform_gpu_uuid_;
+  }
+  void set_platform_gpu_uuid(const std::string& v) {
+    std::lock_guard l(mu_);
+    platform_gpu_uuid_ = v;
+  }
+  bool registered() const { return registered_; }
+  void set_registered(bool v) { registered_ = v; }
+  bool draining() const { return draining_; }
+  void set_draining(bool v) { draining_ = v; }
+
+  void MarkPlatformOk(SystemTime t) {
+    std::lock_guard l(mu_);
+    last_platform_ok_ = t;
+  }
+  SystemTime last_platform_ok() const {
+    std::lock_guard l(mu_);
+    return last_platform_ok_;
+  }
+
+  void SetLatestGpuSamples(std::vector<gpu::GpuSample> s, SystemTime at) {
+    std::lock_guard l(mu_);
+    latest_gpu_ = std::move(s);
+    latest_gpu_at_ = at;
+  }
+  std::vector<gpu::GpuSample> LatestGpuSamples(SystemTime* at = nullptr) const {
+    std::lock_guard l(mu_);
+    if (at != nullptr) *at = latest_gpu_at_;
+    return latest_gpu_;
+  }
+  void SetLatestHost(const host::HostSample& s) {
+    std::lock_guard l(mu_);
+    latest_host_ = s;
+  }
+  host::HostSample LatestHost() const {
+    std::lock_guard l(mu_);
+    return latest_host_;
+  }
+
+  // Wakes the outbox sender (set by the composition root).
+  void SetOutboxNotifier(std::function<void()> f) {
+    std::lock_guard l(mu_);
+    outbox_notifier_ = std::move(f);
+  }
+  void NotifyOutbox() const {
+    std::function<void()> f;
+    {
+      std::lock_guard l(mu_);
+      f = outbox_notifier_;
+    }
+    if (f) f();
+  }
+
+  std::atomic<int> active_deployments{0};
+  std::atomic<int> available_gpus{0};
+  std::atomic<uint64_t> deploys_succeeded{0};
+  std::atomic<uint64_t> deploys_failed{0};
+  std::atomic<uint64_t> events_delivered{0};
+  std::atomic<uint64_t> platform_errors{0};
+
+ private:
+  mutable std::mutex mu_;
+  const std::string agent_id_;
+  const std::string version_;
+  const TimestampFormat ts_;
+  std::string platform_gpu_uuid_;
+  std::atomic<bool> registered_{false};
+  std::atomic<bool> draining_{false};
+  SystemTime last_platform_ok_{};
+  std::vector<gpu::GpuSample> latest_gpu_;
+  SystemTime latest_gpu_at_{};
+  host::HostSample latest_host_;
+  std::function<void()> outbox_notifier_;
+};
+
+}  // namespace taolie::agent

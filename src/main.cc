@@ -1,0 +1,253 @@
+// taolie-host-agent: run | check-config | version | dev
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <csignal>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+
+#include "agent/agent_app.h"
+#include "config/config_loader.h"
+#include "host/sd_notify.h"
+#include "host/signals.h"
+#include "sim/simulator.h"
+#include "telemetry/logging.h"
+
+#ifndef TAOLIE_VERSION
+#define TAOLIE_VERSION "0.0.0"
+#endif
+
+namespace {
+
+using namespace taolie;
+
+constexpr const char* kVersion = TAOLIE_VERSION;
+
+std::string EnvGet(const char* name) {
+  const char* v = std::getenv(name);
+  return v == nullptr ? "" : v;
+}
+
+Status InitLogging(const config::Config& cfg) {
+  telemetry::LoggingOptions lo;
+  lo.level = cfg.logging.level;
+  lo.console = cfg.logging.console;
+  lo.file = cfg.logging.file;
+  lo.max_size_mb = cfg.logging.max_size_mb;
+  lo.max_files = cfg.logging.max_files;
+  lo.journal = cfg.logging.journal && host::UnderSystemd();
+  Status st = telemetry::SetupLogging(lo);
+  if (!st.ok() && !lo.file.empty()) {
+    // The file is optional for the agent's survival: fall back to console + journal.
+    std::fprintf(stderr, "logging.file: %s; logging to the console only\n", st.error().message.c_str());
+    lo.file.clear();
+    st = telemetry::SetupLogging(lo);
+  }
+  telemetry::RegisterSecret(cfg.agent.api_key);
+  telemetry::RegisterSecret(cfg.database.password);
+  return st;
+}
+
+// Runs the agent until SIGTERM/SIGINT. SIGHUP re-sends the registration.
+int RunUntilSignal(const config::Config& cfg) {
+  auto app = agent::AgentApp::Create(cfg, kVersion);
+  if (!app.ok()) {
+    spdlog::critical("cannot start: {}", app.error().ToString());
+    return 1;
+  }
+  if (Status st = (*app)->Start(); !st.ok()) {
+    spdlog::critical("cannot start: {}", st.error().ToString());
+    return 1;
+  }
+  host::SdNotify::Ready();
+  while (true) {
+    int sig = host::SignalWaiter::Wait(std::chrono::milliseconds(1000));
+    if (sig == SIGTERM || sig == SIGINT) {
+      spdlog::info("signal {}: stopping", sig);
+      host::SdNotify::Stopping();
+      break;
+    }
+    if (sig == SIGHUP) {
+      spdlog::info("SIGHUP: re-registering");
+      (*app)->Reregister();
+    }
+    host::SdNotify::Watchdog();
+  }
+  (*app)->Stop();
+  return 0;
+}
+
+int CmdCheckConfig(const std::string& path) {
+  auto loaded = config::LoadConfigFile(path, [](const char* n) { return std::getenv(n); });
+  if (!loaded.ok()) {
+    std::cerr << loaded.error().message << "\n";
+    return 2;
+  }
+  auto problems = loaded->problems;
+  auto run_problems = config::ValidateForRun(loaded->config);
+  problems.insert(problems.end(), run_problems.begin(), run_problems.end());
+  int fatal = 0;
+  for (const auto& p : problems) {
+    std::cout << (p.fatal ? "error: " : "warning: ") << config::FormatProblem(p) << "\n";
+    fatal += p.fatal ? 1 : 0;
+  }
+  if (fatal > 0) {
+    std::cout << fatal << " problem(s) in " << path << "\n";
+    return 1;
+  }
+  std::cout << path << ": OK\n";
+  return 0;
+}
+
+int CmdRun(const std::string& path) {
+  (void)host::SignalWaiter::BlockSignals();  // before any thread starts
+  auto loaded = config::LoadConfigFile(path, [](const char* n) { return std::getenv(n); });
+  if (!loaded.ok()) {
+    std::cerr << loaded.error().message << "\n";
+    return 2;
+  }
+  config::Config cfg = loaded->config;
+  auto problems = loaded->problems;
+  auto more = config::ValidateForRun(cfg);
+  problems.insert(problems.end(), more.begin(), more.end());
+  bool fatal = false;
+  for (const auto& p : problems) {
+    std::cerr << (p.fatal ? "error: " : "warning: ") << config::FormatProblem(p) << "\n";
+    fatal = fatal || p.fatal;
+  }
+  if (fatal) return 2;
+  if (Status st = InitLogging(cfg); !st.ok()) {
+    std::cerr << "logging: " << st.error().message << "\n";
+    return 2;
+  }
+  spdlog::info("taolie-host-agent {} starting (config {})", kVersion, path);
+  return RunUntilSignal(cfg);
+}
+
+struct DevOptions {
+  std::string data_dir = ".dev";
+  std::string docker_host;
+  int sim_port = 8470;
+  std::string fake_nvml;
+  std::string scenario;
+  std::string demo_image;
+};
+
+int CmdDev(const DevOptions& o) {
+  (void)host::SignalWaiter::BlockSignals();
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::create_directories(o.data_dir, ec);
+  config::Config cfg;
+  cfg.data_dir = fs::absolute(o.data_dir).string();
+  cfg.agent.api_key = "sim-key";
+  cfg.network.public_ip = "127.0.0.1";
+  cfg.network.bind_ip = "127.0.0.1";
+  cfg.network.ports = {22022, 28888, 29999, 0};
+  cfg.network.port_range = {30000, 30099};
+  cfg.logging.file = cfg.data_dir + "/agent.log";
+  cfg.logging.journal = false;
+  cfg.docker.host = o.docker_host;
+  cfg.deployment.readiness_timeout_seconds = 60;
+  cfg.monitoring.heartbeat_interval = 10;
+  cfg.monitoring.command_poll_interval = 2;
+  cfg.monitoring.duration_check_interval = 5;
+
+  // Real NVML when the machine has it; the project's fake GPUs otherwise.
+  void* probe_lib = nullptr;
+  (void)probe_lib;
+  std::string fake = o.fake_nvml;
+  if (fake.empty()) {
+    fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+    fake = (exe.parent_path() / "fake_nvml" / "libnvidia-ml.so.1").string();
+  }
+  bool real_nvml = fs::exists("/dev/nvidiactl") && o.fake_nvml.empty();
+  if (!real_nvml) {
+    cfg.gpu.nvml_library = fake;
+    if (!o.scenario.empty()) setenv("TAOLIE_FAKE_NVML_SCENARIO", o.scenario.c_str(), 1);
+  }
+
+  sim::Simulator::Options so;
+  so.port = o.sim_port;
+  so.api_key = cfg.agent.api_key;
+  auto simulator = sim::Simulator::Start(so);
+  if (!simulator.ok()) {
+    std::cerr << "simulator: " << simulator.error().ToString() << "\n";
+    return 1;
+  }
+  cfg.server.url = (*simulator)->base_url();
+  if (Status st = InitLogging(cfg); !st.ok()) {
+    std::cerr << "logging: " << st.error().message << "\n";
+    return 2;
+  }
+  spdlog::info("dev mode: simulator at {}, GPUs {}, data in {}", cfg.server.url,
+               real_nvml ? "from NVML" : "simulated (" + fake + ")", cfg.data_dir);
+  auto app = agent::AgentApp::Create(cfg, kVersion);
+  if (!app.ok()) {
+    spdlog::critical("cannot start: {}", app.error().ToString());
+    return 1;
+  }
+  if (Status st = (*app)->Start(); !st.ok()) {
+    spdlog::critical("cannot start: {}", st.error().ToString());
+    return 1;
+  }
+  const std::string& id = (*app)->agent_id();
+  std::string base = (*simulator)->base_url();
+  std::string image = o.demo_image.empty() ? "127.0.0.1:5555/taolie-test/sshd:1" : o.demo_image;
+  std::printf(
+      "\n=== TAOLIE host agent (dev) is running as %s ===\n"
+      "Rent a GPU (5 minutes, SSH + Jupyter):\n"
+      "  curl -s -X POST %s/sim/agents/%s/deploy -d '{\"image\":\"%s\",\"ports\":{\"22\":22,\"8888\":8888},"
+      "\"duration_minutes\":5,\"price_per_hour\":1.2}'\n"
+      "See the access details the agent reported:\n"
+      "  curl -s %s/sim/deployments\n"
+      "End it early:\n"
+      "  curl -s -X POST %s/sim/agents/%s/terminate/<deployment_id>\n"
+      "Everything the agent sent: curl -s %s/sim/events   Log: %s\n"
+      "Ctrl-C stops the agent (containers keep running; the next start adopts them).\n\n",
+      id.c_str(), base.c_str(), id.c_str(), image.c_str(), base.c_str(), base.c_str(), id.c_str(), base.c_str(),
+      cfg.logging.file.c_str());
+  std::fflush(stdout);
+  while (true) {
+    int sig = host::SignalWaiter::Wait(std::chrono::milliseconds(1000));
+    if (sig == SIGTERM || sig == SIGINT) break;
+  }
+  (*app)->Stop();
+  (*simulator)->Stop();
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App cli{"TAOLIE host agent: rents this machine's GPUs out through the TAOLIE platform"};
+  cli.require_subcommand(1);
+  std::string config_path = "/etc/taolie-host-agent/config.yaml";
+  auto* run = cli.add_subcommand("run", "run the agent");
+  run->add_option("-c,--config", config_path, "config file")->capture_default_str();
+  auto* check = cli.add_subcommand("check-config", "validate a config file; prints each problem as 'key: reason'");
+  check->add_option("-c,--config", config_path, "config file")->capture_default_str();
+  auto* version = cli.add_subcommand("version", "print the version");
+  DevOptions dev_opts;
+  auto* dev = cli.add_subcommand("dev", "all-in-one local mode: managed PostgreSQL, platform simulator, fake GPUs");
+  dev->add_option("--data-dir", dev_opts.data_dir)->capture_default_str();
+  dev->add_option("--docker-host", dev_opts.docker_host, "Docker socket (default $DOCKER_HOST or the standard one)");
+  dev->add_option("--sim-port", dev_opts.sim_port)->capture_default_str();
+  dev->add_option("--fake-nvml", dev_opts.fake_nvml, "path of the fake libnvidia-ml.so.1");
+  dev->add_option("--scenario", dev_opts.scenario, "fake NVML scenario file");
+  dev->add_option("--image", dev_opts.demo_image, "image shown in the how-to-rent hint");
+  CLI11_PARSE(cli, argc, argv);
+
+  if (*version) {
+    std::printf("taolie-host-agent %s\n", kVersion);
+    return 0;
+  }
+  if (*check) return CmdCheckConfig(config_path);
+  if (*run) return CmdRun(config_path);
+  if (*dev) return CmdDev(dev_opts);
+  return 2;
+}

@@ -1,0 +1,189 @@
+// Unit tests of the agent's own logic: health rules, work queue, periodic runner, helpers.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <future>
+
+#include "agent/deployment_manager.h"
+#include "agent/health_rules.h"
+#include "agent/periodic_runner.h"
+#include "agent/work_queue.h"
+
+namespace taolie::agent {
+namespace {
+
+gpu::GpuSample Healthy() {
+  gpu::GpuSample s;
+  s.index = 0;
+  s.uuid = "GPU-1";
+  s.temperature_c = 50;
+  s.power_draw_watts = 100;
+  s.power_limit_watts = 300;
+  s.memory_used_mb = 100;
+  s.memory_total_mb = 1000;
+  s.fan_speed_percent = 40;
+  s.ecc_volatile_uncorrected = 0;
+  s.throttle_reasons = 0;
+  return s;
+}
+
+struct HealthCase {
+  const char* name;
+  void (*mutate)(gpu::GpuSample&);
+  std::vector<uint64_t> xids;
+  const char* want_health;
+  const char* failing_check;  // "" = none
+};
+
+TEST(HealthRules, Table) {
+  config::GpuThresholds t;  // warning 80, critical 90, power 95 %, memory 95 %
+  std::vector<HealthCase> cases = {
+      {"healthy", [](gpu::GpuSample&) {}, {}, "healthy", ""},
+      {"hot", [](gpu::GpuSample& s) { s.temperature_c = 85; }, {}, "warning", "temperature"},
+      {"critical", [](gpu::GpuSample& s) { s.temperature_c = 95; }, {}, "unhealthy", "temperature"},
+      {"power", [](gpu::GpuSample& s) { s.power_draw_watts = 299; }, {}, "warning", "power"},
+      {"memory", [](gpu::GpuSample& s) { s.memory_used_mb = 990; }, {}, "warning", "memory"},
+      {"ecc", [](gpu::GpuSample& s) { s.ecc_volatile_uncorrected = 2; }, {}, "unhealthy", "ecc"},
+      {"throttle", [](gpu::GpuSample& s) { s.throttle_reasons = 0x40; }, {}, "warning", "throttle"},
+      {"idle throttle ok", [](gpu::GpuSample& s) { s.throttle_reasons = 0x1; }, {}, "healthy", ""},
+      {"lost", [](gpu::GpuSample& s) { s.lost = true; }, {}, "unhealthy", "driver"},
+      {"read error", [](gpu::GpuSample& s) { s.error = "Unknown Error"; }, {}, "warning", "driver"},
+      {"xid 79", [](gpu::GpuSample&) {}, {79}, "unhealthy", "xid"},
+      {"xid 13", [](gpu::GpuSample&) {}, {13}, "warning", "xid"},
+      {"fanless is fine", [](gpu::GpuSample& s) { s.fan_speed_percent.reset(); }, {}, "healthy", ""},
+  };
+  for (const auto& c : cases) {
+    gpu::GpuSample s = Healthy();
+    c.mutate(s);
+    std::vector<gpu::XidEvent> xids;
+    for (auto x : c.xids) xids.push_back({"GPU-1", x, std::chrono::system_clock::now()});
+    GpuHealth h = EvaluateGpu(s, t, xids);
+    EXPECT_EQ(h.health, c.want_health) << c.name;
+    std::string failing;
+    for (const auto& chk : h.checks) {
+      if (!chk.ok) failing = chk.name;
+    }
+    EXPECT_EQ(failing, c.failing_check) << c.name;
+  }
+}
+
+TEST(HealthRules, ReportFlagsAndStatus) {
+  config::GpuThresholds t;
+  HostHealthInput in;
+  gpu::GpuSample hot = Healthy();
+  hot.temperature_c = 85;
+  in.gpus = {EvaluateGpu(Healthy(), t, {}), EvaluateGpu(hot, t, {})};
+  in.storage_total_bytes = 100ull << 30;
+  in.storage_available_bytes = 50ull << 30;
+  in.free_healthy_gpus = 2;
+  auto r = BuildHealthReport(in, SystemTime{}, t);
+  EXPECT_TRUE(r.is_healthy);
+  EXPECT_FALSE(r.temperature_ok);
+  EXPECT_TRUE(r.power_ok);
+  EXPECT_TRUE(r.storage_ok);
+  EXPECT_EQ(r.status, "available");
+  EXPECT_LT(r.gpu_performance_score, 100.0);
+
+  in.storage_available_bytes = 1ull << 30;  // 1 %: storage check fails, host unhealthy
+  r = BuildHealthReport(in, SystemTime{}, t);
+  EXPECT_FALSE(r.storage_ok);
+  EXPECT_EQ(r.status, "unhealthy");
+
+  in.storage_available_bytes = 50ull << 30;
+  in.free_healthy_gpus = 0;
+  in.active_deployments = 2;
+  EXPECT_EQ(BuildHealthReport(in, SystemTime{}, t).status, "busy");
+  in.draining = true;
+  EXPECT_EQ(BuildHealthReport(in, SystemTime{}, t).status, "draining");
+  in.draining = false;
+  in.platform_reachable = false;
+  EXPECT_FALSE(BuildHealthReport(in, SystemTime{}, t).network_ok);
+}
+
+TEST(WorkQueue, SerialKeysRunInOrderAndDedupe) {
+  WorkQueue q(3);
+  std::mutex mu;
+  std::vector<int> order;
+  std::promise<void> release;
+  std::shared_future<void> gate = release.get_future().share();
+  ASSERT_TRUE(q.Submit("a1", "dep:a", [&, gate](std::stop_token) {
+    gate.wait();
+    std::lock_guard l(mu);
+    order.push_back(1);
+  }));
+  ASSERT_TRUE(q.Submit("a2", "dep:a", [&](std::stop_token) {
+    std::lock_guard l(mu);
+    order.push_back(2);
+  }));
+  EXPECT_FALSE(q.Submit("a2", "dep:a", [](std::stop_token) {}));  // duplicate dedupe key
+  std::promise<void> b_done;
+  ASSERT_TRUE(q.Submit("b1", "dep:b", [&](std::stop_token) { b_done.set_value(); }));
+  // dep:b is not blocked by dep:a.
+  ASSERT_EQ(b_done.get_future().wait_for(std::chrono::seconds(5)), std::future_status::ready);
+  release.set_value();
+  for (int i = 0; i < 500 && q.Outstanding() > 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_EQ(q.Outstanding(), 0u);
+  EXPECT_EQ(order, (std::vector<int>{1, 2}));
+}
+
+TEST(WorkQueue, ShutdownStopsRunningJob) {
+  WorkQueue q(1);
+  std::promise<void> started;
+  std::atomic<bool> saw_stop{false};
+  q.Submit("long", "x", [&](std::stop_token st) {
+    started.set_value();
+    for (int i = 0; i < 1000 && !st.stop_requested(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    saw_stop = st.stop_requested();
+  });
+  started.get_future().wait();
+  q.Shutdown();
+  EXPECT_TRUE(saw_stop);
+}
+
+class CountingLoop : public Loop {
+ public:
+  const char* Name() const override { return "counting"; }
+  Status RunOnce(std::stop_token) override {
+    int n = ++rounds;
+    if (n <= fail_first) return MakeError(ErrorCode::kUnavailable, "down");
+    return OkStatus();
+  }
+  std::atomic<int> rounds{0};
+  int fail_first = 0;
+};
+
+TEST(PeriodicRunner, WakeRunsAtOnceAndStopIsPrompt) {
+  CountingLoop loop;
+  PeriodicRunner runner(loop, std::chrono::hours(1), std::chrono::milliseconds(0));
+  runner.Start();
+  for (int i = 0; i < 500 && loop.rounds < 1; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  EXPECT_EQ(loop.rounds, 1);  // first round at once (no splay), next one an hour later
+  runner.Wake();
+  for (int i = 0; i < 500 && loop.rounds < 2; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  EXPECT_EQ(loop.rounds, 2);
+  auto t0 = std::chrono::steady_clock::now();
+  runner.RequestStop();
+  runner.Join();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(1));
+  EXPECT_EQ(runner.stats().rounds, 2u);
+}
+
+TEST(PeriodicRunner, FailureRetriesSoonerThanTheInterval) {
+  CountingLoop loop;
+  loop.fail_first = 1;
+  // A failing round is retried after a jittered backoff (<= 1 s the first time), not an hour.
+  PeriodicRunner runner(loop, std::chrono::hours(1), std::chrono::milliseconds(0));
+  runner.Start();
+  for (int i = 0; i < 300 && loop.rounds < 2; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_EQ(loop.rounds, 2);
+  EXPECT_EQ(runner.stats().failures, 1u);
+}
+
+TEST(AckPath, RoundTrip) {
+  EXPECT_EQ(CommandIdFromAckPath("/api/host-agents/agent-1/commands/cmd-7/ack"), "cmd-7");
+  EXPECT_EQ(CommandIdFromAckPath("/api/host-agents/agent-1/commands/a%2Fb%20c/ack"), "a/b c");
+  EXPECT_FALSE(CommandIdFromAckPath("/api/host-agents/agent-1/heartbeat").has_value());
+}
+
+}  // namespace
+}  // namespace taolie::agent

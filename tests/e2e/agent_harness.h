@@ -1,0 +1,179 @@
+#pragma once
+// Runs the real agent binary as a child process against the simulator, a private dockerd,
+// the local registry, the fake NVML and its own managed PostgreSQL.
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "docker/engine_docker_client.h"
+#include "fixtures/test_env.h"
+#include "sim/simulator.h"
+
+extern char** environ;
+
+namespace taolie::testing {
+
+inline std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+inline std::string Tail(const std::string& s, size_t n) { return s.size() > n ? s.substr(s.size() - n) : s; }
+
+struct HarnessOptions {
+  std::string scenario = "two_gpus.ini";
+  std::string extra_yaml;  // appended to the generated config
+  std::map<std::string, std::string> env;
+  int readiness_timeout = 40;
+};
+
+class AgentHarness {
+ public:
+  // `root` holds the agent's data dir; kept across restarts of the same harness.
+  AgentHarness(std::string docker_host, std::string registry, sim::Simulator& sim, HarnessOptions o)
+      : docker_host_(std::move(docker_host)), registry_(std::move(registry)), sim_(sim), o_(std::move(o)) {
+    char tmpl[] = "/tmp/taolie-e2e-XXXXXX";
+    root_ = mkdtemp(tmpl);
+    ::chmod(root_.c_str(), 0755);
+  }
+  ~AgentHarness() {
+    Kill();
+    std::error_code ec;
+    // The managed PostgreSQL of a killed agent keeps running: stop it by its pid file.
+    std::string pidfile = root_ + "/data/pg/postmaster.pid";
+    std::ifstream in(pidfile);
+    pid_t pg = 0;
+    if (in >> pg && pg > 0) {
+      ::kill(pg, SIGINT);
+      for (int i = 0; i < 100 && ::kill(pg, 0) == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    std::filesystem::remove_all(root_, ec);
+  }
+
+  std::string ConfigPath() const { return root_ + "/config.yaml"; }
+  std::string LogPath() const { return root_ + "/agent.out"; }
+  std::string Log() const { return ReadFile(LogPath()); }
+
+  void WriteConfig() {
+    std::ofstream out(ConfigPath());
+    out << "agent:\n  api_key: sim-key\n"
+        << "network:\n  public_ip: 127.0.0.1\n  bind_ip: 127.0.0.1\n"
+        << "  ports:\n    ssh: " << ssh_port_ << "\n    rental_port_1: " << ssh_port_ + 1
+        << "\n    rental_port_2: " << ssh_port_ + 2 << "\n"
+        << "  port_range: \"" << range_first_ << "-" << range_first_ + 49 << "\"\n"
+        << "server:\n  url: " << sim_.base_url() << "\n  timeout: 5\n"
+        << "monitoring:\n  heartbeat_interval: 2\n  command_poll_interval: 1\n  metrics_push_interval: 2\n"
+        << "  health_push_interval: 3\n  duration_check_interval: 1\n  gpu_metrics_interval: 2\n"
+        << "  gpu_health_interval: 3\n"
+        << "database:\n  mode: managed\n"
+        << "gpu:\n  nvml_library: " << FAKE_NVML_PATH << "\n"
+        << "logging:\n  level: debug\n  file: \"\"\n  journal: false\n"
+        << "docker:\n  host: " << docker_host_ << "\n"
+        << "deployment:\n  readiness_timeout_seconds: " << o_.readiness_timeout
+        << "\n  stop_grace_seconds: 3\n  expiry_warning_seconds: 30\n"
+        << "data_dir: " << root_ << "/data\n"
+        << o_.extra_yaml;
+  }
+
+  void Start() {
+    WriteConfig();
+    std::vector<std::string> env_strings;
+    for (char** e = environ; *e != nullptr; ++e) env_strings.emplace_back(*e);
+    env_strings.push_back(std::string("TAOLIE_FAKE_NVML_SCENARIO=") + SCENARIO_DIR + "/" + o_.scenario);
+    for (const auto& [k, v] : o_.env) env_strings.push_back(k + "=" + v);
+    std::vector<char*> envp;
+    for (auto& s : env_strings) envp.push_back(s.data());
+    envp.push_back(nullptr);
+    std::string bin = AGENT_BIN;
+    std::string cfg = ConfigPath();
+    std::vector<char*> argv{bin.data(), const_cast<char*>("run"), const_cast<char*>("--config"), cfg.data(), nullptr};
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, LogPath().c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    posix_spawn_file_actions_adddup2(&fa, 1, 2);
+    int rc = posix_spawn(&pid_, bin.c_str(), &fa, nullptr, argv.data(), envp.data());
+    posix_spawn_file_actions_destroy(&fa);
+    if (rc != 0) pid_ = 0;
+  }
+
+  // Waits for the child to exit; returns its wait status or -1 on timeout.
+  int WaitExit(std::chrono::seconds timeout) {
+    if (pid_ == 0) return 0;
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < deadline) {
+      int status = 0;
+      pid_t r = ::waitpid(pid_, &status, WNOHANG);
+      if (r == pid_) {
+        pid_ = 0;
+        return status;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return -1;
+  }
+  int Terminate(std::chrono::seconds timeout = std::chrono::seconds(10)) {
+    if (pid_ != 0) ::kill(pid_, SIGTERM);
+    return WaitExit(timeout);
+  }
+  void Kill() {
+    if (pid_ != 0) {
+      ::kill(pid_, SIGKILL);
+      WaitExit(std::chrono::seconds(10));
+    }
+  }
+  bool Running() const { return pid_ != 0 && ::kill(pid_, 0) == 0 && !Exited(); }
+  bool Exited() const {
+    int status = 0;
+    return pid_ != 0 && ::waitpid(pid_, &status, WNOHANG) == pid_;
+  }
+  pid_t pid() const { return pid_; }
+
+  // The agent's id, read from the first registration it sent.
+  std::string AgentId() const {
+    auto reg = sim_.LatestRegistration();
+    if (!reg) return "";
+    return nlohmann::json::parse(*reg).value("host_agent_id", "");
+  }
+  std::string WaitAgentId(std::chrono::seconds timeout) {
+    std::string id;
+    sim::Simulator::WaitFor([&] { return !(id = AgentId()).empty(); }, timeout);
+    return id;
+  }
+
+  int ssh_port() const { return ssh_port_; }
+  void set_ports(int ssh_port, int range_first) {
+    ssh_port_ = ssh_port;
+    range_first_ = range_first;
+  }
+  const std::string& root() const { return root_; }
+  const std::string& registry() const { return registry_; }
+
+ private:
+  std::string docker_host_;
+  std::string registry_;
+  sim::Simulator& sim_;
+  HarnessOptions o_;
+  std::string root_;
+  pid_t pid_ = 0;
+  int ssh_port_ = 42022;
+  int range_first_ = 42100;
+};
+
+}  // namespace taolie::testing

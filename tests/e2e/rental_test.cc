@@ -1,0 +1,208 @@
+// End-to-end rental tests: the real agent binary, a private dockerd with the fake GPU hook, a
+// local registry, the platform simulator, the fake NVML and managed PostgreSQL.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+
+#include "e2e/agent_harness.h"
+#include "store/pg_store.h"
+
+namespace taolie::testing {
+namespace {
+
+using nlohmann::json;
+using namespace std::chrono_literals;
+
+std::string Banner(int port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+  timeval tv{3, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  std::string out;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0) {
+    char buf[128];
+    ssize_t n = ::read(fd, buf, sizeof(buf));
+    if (n > 0) out.assign(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  return out;
+}
+
+std::unique_ptr<store::PgStore> OpenAgentDb(const std::string& data_dir) {
+  std::string password = ReadFile(data_dir + "/pg-password");
+  while (!password.empty() && (password.back() == '\n' || password.back() == '\r')) password.pop_back();
+  auto s = store::PgStore::Create("host=" + data_dir + "/pg-run dbname=taolie_host_agent user=taolie password=" +
+                                  password + " connect_timeout=5");
+  if (!s.ok()) return nullptr;
+  return std::move(*s);
+}
+
+class RentalTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    docker_host_ = EnvOr("TAOLIE_TEST_DOCKER_HOST");
+    registry_ = EnvOr("TAOLIE_TEST_REGISTRY");
+    if (docker_host_.empty() || registry_.empty()) {
+      if (InCi()) FAIL() << "TAOLIE_TEST_DOCKER_HOST / TAOLIE_TEST_REGISTRY not set (CI=true)";
+      GTEST_SKIP() << "test services not running; use scripts/test.sh";
+    }
+    auto sim = sim::Simulator::Start({});
+    ASSERT_TRUE(sim.ok()) << sim.error().ToString();
+    sim_ = std::move(*sim);
+    auto docker = docker::EngineDockerClient::Create(docker_host_, 30s);
+    ASSERT_TRUE(docker.ok()) << docker.error().ToString();
+    docker_ = std::move(*docker);
+  }
+  void TearDown() override {
+    if (agent_ && HasFailure()) std::cerr << "---- agent log (tail) ----\n" << Tail(agent_->Log(), 6000) << "\n";
+    agent_.reset();
+    if (docker_) {
+      auto list = docker_->List({{"taolie.managed", "true"}});
+      if (list.ok()) {
+        for (const auto& c : *list) (void)docker_->Remove(c.id, true);
+      }
+    }
+    if (sim_) sim_->Stop();
+  }
+
+  void StartAgent(HarnessOptions o = {}) {
+    agent_ = std::make_unique<AgentHarness>(docker_host_, registry_, *sim_, std::move(o));
+    agent_->Start();
+    agent_id_ = agent_->WaitAgentId(60s);
+    ASSERT_FALSE(agent_id_.empty()) << "agent did not register\n" << Tail(agent_->Log(), 4000);
+  }
+
+  std::string SshImage() const { return registry_ + "/taolie-test/sshd:1"; }
+
+  std::vector<docker::ContainerInfo> Containers(const std::string& deployment_id) {
+    auto list = docker_->List({{"taolie.deployment_id", deployment_id}});
+    return list.ok() ? *list : std::vector<docker::ContainerInfo>{};
+  }
+
+  json WaitEvent(const std::string& dep, const std::string& kind, std::chrono::seconds timeout) {
+    std::vector<std::string> ev;
+    sim::Simulator::WaitFor([&] { return !(ev = sim_->Events(dep, kind)).empty(); }, timeout);
+    return ev.empty() ? json() : json::parse(ev.front());
+  }
+
+  std::string docker_host_, registry_, agent_id_;
+  std::unique_ptr<sim::Simulator> sim_;
+  std::unique_ptr<docker::EngineDockerClient> docker_;
+  std::unique_ptr<AgentHarness> agent_;
+};
+
+TEST_F(RentalTest, DeployRedeliverTerminate) {
+  StartAgent();
+  json payload = {{"deployment_id", "e2e-loop-1"}, {"image", SshImage()}, {"duration_minutes", 30},
+                  {"ports", {{"22", 22}, {"8888", 8888}}}, {"user_id", "renter-1"}, {"price_per_hour", 1.5}};
+  std::string cmd = sim_->QueueCommand(agent_id_, "deploy", payload.dump(), "cmd-loop-1");
+
+  json success = WaitEvent("e2e-loop-1", "success", 120s);
+  ASSERT_FALSE(success.is_null()) << "no success event";
+  ASSERT_TRUE(sim::Simulator::WaitFor([&] { return sim_->Acked(cmd); }, 30s));
+
+  // The container runs with exactly the claimed GPU, and the reported ports are the bound ones.
+  auto containers = Containers("e2e-loop-1");
+  ASSERT_EQ(containers.size(), 1u);
+  auto info = docker_->Inspect(containers[0].id);
+  ASSERT_TRUE(info.ok());
+  EXPECT_TRUE(info->running);
+  EXPECT_FALSE(info->privileged);
+  EXPECT_EQ(info->name, "deployment-e2e-loop-1");
+  ASSERT_EQ(info->device_request_ids.size(), 1u);
+  std::string gpu = info->device_request_ids[0];
+  auto env_has = [&](const std::string& kv) {
+    return std::find(info->env.begin(), info->env.end(), kv) != info->env.end();
+  };
+  EXPECT_TRUE(env_has("DEPLOYMENT_ID=e2e-loop-1"));
+  // The GPU hook sets it in the main process only (not in exec sessions): read PID 1.
+  auto nv = docker_->Exec(info->id, {"sh", "-c", "tr '\\0' '\\n' < /proc/1/environ | grep NVIDIA_VISIBLE_DEVICES"}, 10s);
+  ASSERT_TRUE(nv.ok());
+  EXPECT_NE(nv->output.find(gpu), std::string::npos) << nv->output;
+  EXPECT_EQ(success["status"], "running");
+  EXPECT_EQ(success["container_id"], info->id);
+  EXPECT_EQ(success["gpus"], json::array({gpu}));
+  const json& access = success["access_info"];
+  int ssh_port = access["ssh"]["port"];
+  int jupyter_port = access["rental_ports"]["port_1"]["port"];
+  std::map<int, int> bound;
+  for (const auto& p : info->ports) bound[p.container_port] = p.host_port;
+  EXPECT_EQ(bound[22], ssh_port);
+  EXPECT_EQ(bound[8888], jupyter_port);
+  EXPECT_EQ(access["port_mappings"]["22"], ssh_port);
+  EXPECT_EQ(ssh_port, agent_->ssh_port());
+  EXPECT_EQ(Banner(ssh_port).rfind("SSH-2.0", 0), 0u);
+  std::string password = access["ssh"]["password"];
+  EXPECT_GE(password.size(), 16u);
+  EXPECT_TRUE(env_has("SSH_PASSWORD=" + password));
+
+  // A re-delivered copy of the command changes nothing.
+  sim_->QueueCommand(agent_id_, "deploy", payload.dump(), cmd);
+  ASSERT_TRUE(sim::Simulator::WaitFor([&] { return sim_->Acked(cmd); }, 30s));
+  std::this_thread::sleep_for(2s);
+  auto again = Containers("e2e-loop-1");
+  ASSERT_EQ(again.size(), 1u);
+  EXPECT_EQ(again[0].id, info->id);
+  EXPECT_EQ(sim_->Events("e2e-loop-1", "success").size(), 1u);
+
+  // Terminate: container gone, GPU free, event recorded with usage and refund.
+  std::string term = sim_->QueueCommand(agent_id_, "terminate", json{{"deployment_id", "e2e-loop-1"}}.dump());
+  json ended = WaitEvent("e2e-loop-1", "terminated", 60s);
+  ASSERT_FALSE(ended.is_null());
+  EXPECT_EQ(ended["status"], "terminated");
+  EXPECT_EQ(ended["reason"], "user_requested");
+  EXPECT_EQ(ended["reserved_minutes"], 30);
+  EXPECT_GT(ended["refund_amount"].get<double>(), 0.0);
+  ASSERT_TRUE(sim::Simulator::WaitFor([&] { return sim_->Acked(term); }, 30s));
+  EXPECT_TRUE(Containers("e2e-loop-1").empty());
+  auto db = OpenAgentDb(agent_->root() + "/data");
+  ASSERT_NE(db, nullptr);
+  auto gpus = db->ListGpus();
+  ASSERT_TRUE(gpus.ok());
+  ASSERT_EQ(gpus->size(), 2u);
+  for (const auto& g : *gpus) EXPECT_TRUE(g.deployment_id.empty()) << g.uuid;
+  auto ports = db->AllocatedPorts();
+  ASSERT_TRUE(ports.ok());
+  EXPECT_TRUE(ports->empty());
+  auto dep = db->GetDeployment("e2e-loop-1");
+  ASSERT_TRUE(dep.ok() && dep->has_value());
+  EXPECT_FALSE((*dep)->ssh_password.has_value()) << "password kept after success was delivered";
+
+  // SIGTERM stops the agent cleanly and quickly.
+  auto t0 = std::chrono::steady_clock::now();
+  int status = agent_->Terminate(10s);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 5s);
+}
+
+TEST_F(RentalTest, RentalExpires) {
+  StartAgent();
+  json payload = {{"deployment_id", "e2e-exp-1"}, {"image", SshImage()}, {"duration_minutes", 1},
+                  {"ports", {{"22", 22}}}, {"price_per_hour", 6.0}};
+  sim_->QueueCommand(agent_id_, "deploy", payload.dump());
+  ASSERT_FALSE(WaitEvent("e2e-exp-1", "success", 120s).is_null());
+  json expiring = WaitEvent("e2e-exp-1", "expiring", 70s);
+  ASSERT_FALSE(expiring.is_null());
+  EXPECT_LE(expiring["seconds_left"].get<int>(), 31);
+  auto c = Containers("e2e-exp-1");
+  ASSERT_EQ(c.size(), 1u);
+  auto warn = docker_->Exec(c[0].id, {"cat", "/run/taolie/expiry"}, 10s);
+  ASSERT_TRUE(warn.ok());
+  EXPECT_NE(warn->output.find("rental ends"), std::string::npos) << warn->output;
+  json ended = WaitEvent("e2e-exp-1", "terminated", 60s);
+  ASSERT_FALSE(ended.is_null());
+  EXPECT_EQ(ended["status"], "expired");
+  EXPECT_EQ(ended["reserved_minutes"], 1);
+  EXPECT_GE(ended["refund_amount"].get<double>(), 0.0);
+  EXPECT_LE(ended["used_minutes"].get<double>(), 1.0);
+  EXPECT_TRUE(Containers("e2e-exp-1").empty());
+}
+
+}  // namespace
+}  // namespace taolie::testing
