@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <set>
 
 #include "agent/failpoints.h"
@@ -101,6 +102,16 @@ bool HttpAnswers(const std::string& host, int port) {
   std::string got = ok ? ReadSome(fd, std::chrono::milliseconds(2000), 64) : "";
   ::close(fd);
   return got.rfind("HTTP/", 0) == 0;
+}
+
+// True when host process `pid` runs in the container (its cgroup path names the container id).
+bool ProcessInContainer(uint32_t pid, const std::string& container_id) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/cgroup");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.find(container_id) != std::string::npos) return true;
+  }
+  return false;
 }
 
 // The address a readiness probe connects to for a port bound on `bind_ip`.
@@ -721,22 +732,23 @@ Status DeploymentManager::EndDeployment(const std::string& deployment_id, const 
   Status removed = d_.docker.Remove(target, true);
   if (!removed.ok() && removed.error().code != ErrorCode::kNotFound) return removed.error();
   Failpoint("after_remove");
-  // The GPU must show no process of this rental before it is handed out again.
-  if (d_.gpus.Available() && !d.gpu_uuids.empty()) {
+  // The GPU must show no process of this rental before it is handed out again: a process on
+  // a claimed GPU whose cgroup names the container is one of the rental's.
+  if (d_.gpus.Available() && !d.gpu_uuids.empty() && !d.container_id.empty()) {
     for (int attempt = 0; attempt < 10; ++attempt) {
-      auto samples = d_.gpus.Sample();
-      bool busy = false;
-      if (samples.ok()) {
+      std::vector<uint32_t> leftover;
+      if (auto samples = d_.gpus.Sample(); samples.ok()) {
         for (const auto& s : *samples) {
-          if (std::find(d.gpu_uuids.begin(), d.gpu_uuids.end(), s.uuid) != d.gpu_uuids.end() &&
-              !s.process_pids.empty()) {
-            busy = true;
+          if (std::find(d.gpu_uuids.begin(), d.gpu_uuids.end(), s.uuid) == d.gpu_uuids.end()) continue;
+          for (uint32_t pid : s.process_pids) {
+            if (ProcessInContainer(pid, d.container_id)) leftover.push_back(pid);
           }
         }
       }
-      if (!busy) break;
+      if (leftover.empty()) break;
       if (attempt == 9) {
-        spdlog::warn("deployment {}: GPU still shows processes after removal; marking it warning", d.id);
+        spdlog::warn("deployment {}: {} process(es) of the rental still on its GPU(s); GPUs marked warning", d.id,
+                     leftover.size());
         for (const auto& u : d.gpu_uuids) (void)d_.store.SetGpuHealth(u, "warning");
       }
       SleepFor(std::chrono::milliseconds(500), stop);

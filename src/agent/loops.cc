@@ -18,6 +18,10 @@ Status HttpError(const Result<platform::Response>& r, const std::string& what) {
                    what + ": HTTP " + std::to_string(r->status) + " " + platform::RedactForLog(r->body, 300));
 }
 
+bool Cancelled(const Result<platform::Response>& r) {
+  return !r.ok() && r.error().code == ErrorCode::kCancelled;
+}
+
 std::optional<int64_t> OptInt(const std::optional<uint64_t>& v) {
   if (!v) return std::nullopt;
   return static_cast<int64_t>(*v);
@@ -271,6 +275,7 @@ Status MetricsPushLoop::RunOnce(std::stop_token stop) {
     if (stop.stop_requested()) break;
     auto body = platform::BuildMetricsBody(rt_.agent_id(), rt_.platform_gpu_uuid(), s, rt_.ts());
     auto r = d_.api.Send(platform::Method::kPost, platform::MetricsPath(), body, stop);
+    if (Cancelled(r)) break;
     auto disp = platform::Classify(r, false);
     if (disp == platform::Disposition::kSuccess) {
       done.push_back(s.id);
@@ -300,6 +305,7 @@ Status HealthPushLoop::RunOnce(std::stop_token stop) {
     if (stop.stop_requested()) break;
     auto body = platform::BuildHealthBody(rt_.agent_id(), rt_.platform_gpu_uuid(), h, d_.clock.Now(), rt_.ts());
     auto r = d_.api.Send(platform::Method::kPost, platform::HealthPath(), body, stop);
+    if (Cancelled(r)) break;
     auto disp = platform::Classify(r, false);
     if (disp == platform::Disposition::kSuccess || disp == platform::Disposition::kPermanent) {
       if (disp == platform::Disposition::kPermanent) spdlog::warn("health push: report {} refused, dropped", h.id);
@@ -329,6 +335,7 @@ Status OutboxLoop::RunOnce(std::stop_token stop) {
   for (const auto& e : *events) {
     if (stop.stop_requested()) break;
     auto r = d_.api.Send(platform::Method::kPost, e.path, e.body, stop);
+    if (Cancelled(r)) return r.error();  // shutting down: not a verdict on the event
     auto disp = platform::Classify(r, e.ext);
     std::string outcome;
     switch (disp) {

@@ -121,8 +121,8 @@ TEST_F(RentalTest, DeployRedeliverTerminate) {
     return std::find(info->env.begin(), info->env.end(), kv) != info->env.end();
   };
   EXPECT_TRUE(env_has("DEPLOYMENT_ID=e2e-loop-1"));
-  // The GPU hook sets it in the main process only (not in exec sessions): read PID 1.
-  auto nv = docker_->Exec(info->id, {"sh", "-c", "tr '\\0' '\\n' < /proc/1/environ | grep NVIDIA_VISIBLE_DEVICES"}, 10s);
+  // The GPU hook sets it in the main process only; the image's entrypoint exports it to sessions.
+  auto nv = docker_->Exec(info->id, {"sh", "-c", "grep NVIDIA_VISIBLE_DEVICES /etc/profile"}, 10s);
   ASSERT_TRUE(nv.ok());
   EXPECT_NE(nv->output.find(gpu), std::string::npos) << nv->output;
   EXPECT_EQ(success["status"], "running");
