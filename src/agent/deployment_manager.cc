@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <set>
 
 #include "agent/failpoints.h"
@@ -240,6 +241,18 @@ bool DeploymentManager::HostPortTaken(int port) const {
   return taken;
 }
 
+std::string DeploymentManager::RejectedDeploymentId(const store::CommandRecord& cmd) const {
+  // Report under the payload's deployment_id when it is well-formed and not in use, so the
+  // platform can match the failure; otherwise under the command id.
+  auto j = nlohmann::json::parse(cmd.payload_json, nullptr, false);
+  if (j.is_object() && j.contains("deployment_id") && j["deployment_id"].is_string()) {
+    std::string id = j["deployment_id"].get<std::string>();
+    auto existing = d_.store.GetDeployment(id);
+    if (IsValidDeploymentId(id) && existing.ok() && !existing->has_value()) return id;
+  }
+  return cmd.command_id;
+}
+
 void DeploymentManager::ProcessDeploy(const store::CommandRecord& cmd, std::stop_token stop) {
   const auto& cfg = d_.cfg;
   ValidationLimits limits;
@@ -249,7 +262,7 @@ void DeploymentManager::ProcessDeploy(const store::CommandRecord& cmd, std::stop
   auto parsed = ParseDeployPayload(cmd.command_id, cmd.payload_json, limits);
   if (!parsed.ok()) {
     spdlog::warn("deploy {} rejected: {}", cmd.command_id, parsed.error().message);
-    std::string id = cmd.command_id;
+    std::string id = RejectedDeploymentId(cmd);
     FinishCommand(cmd, "rejected", parsed.error().message, id,
                   {Event(id, "failed", platform::BuildFailedBody(id, "validate", parsed.error().message,
                                                                   d_.clock.Now(), rt_.ts()),

@@ -183,8 +183,9 @@ Result<ParsedCommands> ParseCommands(const std::string& body) {
     Json p = Json::object();
     if (payload != e.end() && !payload->is_null()) {
       if (!payload->is_object()) {
+        // Still handed on, raw: the command has an id, so it can be rejected with an ack
+        // (otherwise the platform would re-deliver it forever).
         out.errors.push_back(where + ": payload is " + payload->type_name() + ", not an object");
-        continue;
       }
       p = *payload;
     }

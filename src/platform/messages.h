@@ -50,7 +50,7 @@ std::string BuildHeartbeatBody(const std::string& agent_id, SystemTime now, Time
 struct PlatformCommand {
   std::string command_id;
   std::string command_type;  // lowercased
-  std::string payload_json;  // compact JSON object text ("{}" when absent)
+  std::string payload_json;  // compact JSON text: an object, "{}" when absent, raw when malformed
 };
 struct ParsedCommands {
   std::vector<PlatformCommand> commands;

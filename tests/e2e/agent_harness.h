@@ -23,6 +23,7 @@
 #include "docker/engine_docker_client.h"
 #include "fixtures/test_env.h"
 #include "sim/simulator.h"
+#include "store/pg_store.h"
 
 extern char** environ;
 
@@ -36,6 +37,16 @@ inline std::string ReadFile(const std::string& path) {
 }
 
 inline std::string Tail(const std::string& s, size_t n) { return s.size() > n ? s.substr(s.size() - n) : s; }
+
+// Opens the agent's managed database (socket dir and password under its data dir).
+inline std::unique_ptr<store::PgStore> OpenAgentDb(const std::string& data_dir) {
+  std::string password = ReadFile(data_dir + "/pg-password");
+  while (!password.empty() && (password.back() == '\n' || password.back() == '\r')) password.pop_back();
+  auto s = store::PgStore::Create("host=" + data_dir + "/pg-run dbname=taolie_host_agent user=taolie password=" +
+                                  password + " connect_timeout=5");
+  if (!s.ok()) return nullptr;
+  return std::move(*s);
+}
 
 struct HarnessOptions {
   std::string scenario = "two_gpus.ini";
@@ -157,6 +168,14 @@ class AgentHarness {
     return id;
   }
 
+  // Environment for the next Start() (e.g. TAOLIE_FAILPOINTS); "" removes a variable.
+  void SetEnv(const std::string& k, const std::string& v) {
+    if (v.empty()) {
+      o_.env.erase(k);
+    } else {
+      o_.env[k] = v;
+    }
+  }
   int ssh_port() const { return ssh_port_; }
   void set_ports(int ssh_port, int range_first) {
     ssh_port_ = ssh_port;

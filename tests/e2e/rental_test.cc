@@ -8,7 +8,6 @@
 #include <algorithm>
 
 #include "e2e/agent_harness.h"
-#include "store/pg_store.h"
 
 namespace taolie::testing {
 namespace {
@@ -32,15 +31,6 @@ std::string Banner(int port) {
   }
   ::close(fd);
   return out;
-}
-
-std::unique_ptr<store::PgStore> OpenAgentDb(const std::string& data_dir) {
-  std::string password = ReadFile(data_dir + "/pg-password");
-  while (!password.empty() && (password.back() == '\n' || password.back() == '\r')) password.pop_back();
-  auto s = store::PgStore::Create("host=" + data_dir + "/pg-run dbname=taolie_host_agent user=taolie password=" +
-                                  password + " connect_timeout=5");
-  if (!s.ok()) return nullptr;
-  return std::move(*s);
 }
 
 class RentalTest : public ::testing::Test {

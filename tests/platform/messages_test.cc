@@ -230,15 +230,18 @@ TEST(Messages, ParseCommandsSkipsMalformedElements) {
   ]})";
   auto r = ParseCommands(body);
   ASSERT_TRUE(r.ok()) << r.error().ToString();
-  ASSERT_EQ(r->commands.size(), 3u);
+  ASSERT_EQ(r->commands.size(), 4u);
   EXPECT_EQ(r->commands[0].command_id, "c1");
   EXPECT_EQ(r->commands[0].command_type, "deploy");
   EXPECT_EQ(r->commands[0].payload_json, R"({"image":"busybox","n":[1,2]})");
-  EXPECT_EQ(r->commands[1].command_id, "c4");
-  EXPECT_EQ(r->commands[1].command_type, "terminate");
-  EXPECT_EQ(r->commands[1].payload_json, "{}");
-  EXPECT_EQ(r->commands[2].command_type, "reboot");
+  // A non-object payload is passed on raw so that the command can be rejected and acked.
+  EXPECT_EQ(r->commands[1].command_id, "c3");
+  EXPECT_EQ(r->commands[1].payload_json, "[1]");
+  EXPECT_EQ(r->commands[2].command_id, "c4");
+  EXPECT_EQ(r->commands[2].command_type, "terminate");
   EXPECT_EQ(r->commands[2].payload_json, "{}");
+  EXPECT_EQ(r->commands[3].command_type, "reboot");
+  EXPECT_EQ(r->commands[3].payload_json, "{}");
   ASSERT_EQ(r->errors.size(), 6u);
   EXPECT_NE(r->errors[0].find("commands[1]"), std::string::npos);
   EXPECT_NE(r->errors[5].find("c3"), std::string::npos);

@@ -1,0 +1,374 @@
+// Rentals that are correct, secure and crash-safe (issue 3), end to end on real components.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <set>
+
+#include "e2e/agent_harness.h"
+
+namespace taolie::testing {
+namespace {
+
+using nlohmann::json;
+using namespace std::chrono_literals;
+
+std::string Shell(const std::string& cmd) {
+  std::string out;
+  FILE* p = ::popen(cmd.c_str(), "r");
+  if (p == nullptr) return out;
+  char buf[512];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
+  ::pclose(p);
+  return out;
+}
+
+class SafetyTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    docker_host_ = EnvOr("TAOLIE_TEST_DOCKER_HOST");
+    registry_ = EnvOr("TAOLIE_TEST_REGISTRY");
+    if (docker_host_.empty() || registry_.empty()) {
+      if (InCi()) FAIL() << "TAOLIE_TEST_DOCKER_HOST / TAOLIE_TEST_REGISTRY not set (CI=true)";
+      GTEST_SKIP() << "test services not running; use scripts/test.sh";
+    }
+    auto sim = sim::Simulator::Start({});
+    ASSERT_TRUE(sim.ok()) << sim.error().ToString();
+    sim_ = std::move(*sim);
+    auto docker = docker::EngineDockerClient::Create(docker_host_, 30s);
+    ASSERT_TRUE(docker.ok());
+    docker_ = std::move(*docker);
+  }
+  void TearDown() override {
+    if (agent_ && HasFailure()) std::cerr << "---- agent log (tail) ----\n" << Tail(agent_->Log(), 8000) << "\n";
+    agent_.reset();
+    if (docker_) {
+      if (auto list = docker_->List({{"taolie.managed", "true"}}); list.ok()) {
+        for (const auto& c : *list) (void)docker_->Remove(c.id, true);
+      }
+    }
+    if (sim_) sim_->Stop();
+  }
+  void StartAgent(HarnessOptions o = {}) {
+    agent_ = std::make_unique<AgentHarness>(docker_host_, registry_, *sim_, std::move(o));
+    agent_->Start();
+    agent_id_ = agent_->WaitAgentId(60s);
+    ASSERT_FALSE(agent_id_.empty()) << "agent did not register\n" << Tail(agent_->Log(), 4000);
+  }
+  std::vector<docker::ContainerInfo> Managed() {
+    auto list = docker_->List({{"taolie.managed", "true"}});
+    return list.ok() ? *list : std::vector<docker::ContainerInfo>{};
+  }
+  std::vector<docker::ContainerInfo> Containers(const std::string& dep) {
+    auto list = docker_->List({{"taolie.deployment_id", dep}});
+    return list.ok() ? *list : std::vector<docker::ContainerInfo>{};
+  }
+  json WaitEvent(const std::string& dep, const std::string& kind, std::chrono::seconds timeout) {
+    std::vector<std::string> ev;
+    sim::Simulator::WaitFor([&] { return !(ev = sim_->Events(dep, kind)).empty(); }, timeout);
+    return ev.empty() ? json() : json::parse(ev.front());
+  }
+  json Ack(const std::string& cmd, std::chrono::seconds timeout) {
+    if (!sim::Simulator::WaitFor([&] { return sim_->Acked(cmd); }, timeout)) return json();
+    auto bodies = sim_->AckBodies(cmd);
+    return bodies.empty() ? json() : json::parse(bodies.back());
+  }
+  std::string SshImage() const { return registry_ + "/taolie-test/sshd:1"; }
+
+  std::string docker_host_, registry_, agent_id_, key_path_;
+  std::unique_ptr<sim::Simulator> sim_;
+  std::unique_ptr<docker::EngineDockerClient> docker_;
+  std::unique_ptr<AgentHarness> agent_;
+};
+
+TEST_F(SafetyTest, RenterLogsInWithReportedCredentials) {
+  StartAgent();
+  key_path_ = agent_->root() + "/renter_key";
+  Shell("ssh-keygen -q -t ed25519 -N '' -f " + key_path_ + " 2>&1");
+  std::string pub = ReadFile(key_path_ + ".pub");
+  ASSERT_FALSE(pub.empty());
+  json payload = {{"deployment_id", "ssh-1"}, {"image", SshImage()}, {"duration_minutes", 10},
+                  {"ports", {{"22", 22}, {"8888", 8888}}}, {"environment", {{"SSH_USERNAME", "alice"}}},
+                  {"ssh_public_key", pub}};
+  sim_->QueueCommand(agent_id_, "deploy", payload.dump());
+  json ok = WaitEvent("ssh-1", "success", 120s);
+  ASSERT_FALSE(ok.is_null());
+  const json& ssh = ok["access_info"]["ssh"];
+  EXPECT_EQ(ssh["username"], "alice");
+  EXPECT_EQ(ssh["command"], "ssh alice@127.0.0.1 -p " + std::to_string(ssh["port"].get<int>()));
+  std::string out = Shell("sshpass -p '" + ssh["password"].get<std::string>() +
+                        "' ssh -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o ConnectTimeout=10 "
+                        "-o LogLevel=ERROR -p " + std::to_string(ssh["port"].get<int>()) +
+                        " alice@127.0.0.1 'echo id=$DEPLOYMENT_ID gpus=$NVIDIA_VISIBLE_DEVICES user=$(id -un)' 2>&1");
+  std::string gpu = ok["gpus"][0];
+  EXPECT_NE(out.find("id=ssh-1"), std::string::npos) << out;
+  EXPECT_NE(out.find("gpus=" + gpu), std::string::npos) << out;
+  EXPECT_NE(out.find("user=alice"), std::string::npos) << out;
+  // A wrong password is refused.
+  std::string bad = Shell("sshpass -p wrong-password ssh -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null "
+                        "-o ConnectTimeout=10 -o LogLevel=ERROR -p " + std::to_string(ssh["port"].get<int>()) +
+                        " alice@127.0.0.1 'echo in' 2>&1");
+  EXPECT_EQ(bad.find("in\n"), std::string::npos) << bad;
+  // The renter's public key works too (AUTHORIZED_KEYS).
+  std::string key_out = Shell("ssh -i " + key_path_ +
+                              " -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null "
+                              "-o ConnectTimeout=10 -o LogLevel=ERROR -p " + std::to_string(ssh["port"].get<int>()) +
+                              " alice@127.0.0.1 'echo key-ok expires=$DEPLOYMENT_EXPIRES_AT' 2>&1");
+  EXPECT_NE(key_out.find("key-ok expires=" + ok["expires_at"].get<std::string>().substr(0, 19)), std::string::npos)
+      << key_out << " vs " << ok["expires_at"];
+  // Once `success` is delivered, the agent keeps no SSH password.
+  auto db = OpenAgentDb(agent_->root() + "/data");
+  ASSERT_NE(db, nullptr);
+  bool scrubbed = sim::Simulator::WaitFor(
+      [&] {
+        auto d = db->GetDeployment("ssh-1");
+        return d.ok() && d->has_value() && !(*d)->ssh_password.has_value();
+      },
+      10s);
+  EXPECT_TRUE(scrubbed);
+  // The Jupyter URL answers with the token.
+  const json& p1 = ok["access_info"]["rental_ports"]["port_1"];
+  EXPECT_EQ(p1["full_url"], p1["url"].get<std::string>() + "/?token=" + p1["token"].get<std::string>());
+  EXPECT_GE(p1["token"].get<std::string>().size(), 32u);
+  std::string page = Shell("curl -s --max-time 5 '" + p1["full_url"].get<std::string>() + "'");
+  EXPECT_NE(page.find("taolie-test-jupyter"), std::string::npos) << page;
+}
+
+TEST_F(SafetyTest, TwoConcurrentRentalsOnTwoGpus) {
+  StartAgent();
+  json a = {{"deployment_id", "two-a"}, {"image", SshImage()}, {"duration_minutes", 10},
+            {"ports", {{"22", 22}, {"8888", 8888}}}};
+  json b = {{"deployment_id", "two-b"}, {"image", SshImage()}, {"duration_minutes", 10},
+            {"ports", {{"22", 22}, {"8888", 8888}}}};
+  sim_->QueueCommand(agent_id_, "deploy", a.dump());
+  sim_->QueueCommand(agent_id_, "deploy", b.dump());
+  json sa = WaitEvent("two-a", "success", 120s);
+  json sb = WaitEvent("two-b", "success", 120s);
+  ASSERT_FALSE(sa.is_null());
+  ASSERT_FALSE(sb.is_null());
+  EXPECT_NE(sa["gpus"][0], sb["gpus"][0]);
+  std::set<int> ports;
+  for (const auto& s : {sa, sb}) {
+    for (const auto& [k, v] : s["access_info"]["port_mappings"].items()) ports.insert(v.get<int>());
+  }
+  EXPECT_EQ(ports.size(), 4u) << "host ports overlap";
+  // One of them got the named ports, the other ports from the range.
+  int named = 0;
+  for (const auto& s : {sa, sb}) named += s["access_info"]["ssh"]["port"] == agent_->ssh_port() ? 1 : 0;
+  EXPECT_EQ(named, 1);
+  // A third rental finds no free GPU and is rejected without creating anything.
+  std::string c = sim_->QueueCommand(agent_id_, "deploy",
+                                     json{{"deployment_id", "two-c"}, {"image", SshImage()}, {"ports", {{"22", 22}}}}.dump());
+  json ack = Ack(c, 30s);
+  ASSERT_FALSE(ack.is_null());
+  EXPECT_EQ(ack["result"], "failed");
+  EXPECT_NE(ack.value("error", "").find("gpu_count"), std::string::npos) << ack.dump();
+  EXPECT_TRUE(Containers("two-c").empty());
+  for (const auto& s : {sa, sb}) {
+    auto info = docker_->Inspect(s["container_id"]);
+    ASSERT_TRUE(info.ok());
+    EXPECT_EQ(info->device_request_ids, std::vector<std::string>{s["gpus"][0].get<std::string>()});
+  }
+}
+
+TEST_F(SafetyTest, HostilePayloadsCreateNothing) {
+  StartAgent();
+  struct Case {
+    const char* name;
+    json payload;
+    const char* reason_has;
+  };
+  std::vector<Case> cases = {
+      {"privileged flag as image", {{"image", "--privileged"}}, "image"},
+      {"host root volume", {{"image", SshImage()}, {"volumes", {{"/", "/host"}}}}, "volumes"},
+      {"env name with =", {{"image", SshImage()}, {"environment", {{"A=B", "x"}}}}, "environment"},
+      {"huge duration", {{"image", SshImage()}, {"duration_minutes", 100000}}, "duration_minutes"},
+      {"port 0", {{"image", SshImage()}, {"ports", {{"22", 0}}}}, "ports"},
+      {"bad restart policy", {{"image", SshImage()}, {"restart_policy", "sometimes"}}, "restart_policy"},
+      {"path in id", {{"image", SshImage()}, {"deployment_id", "../x"}}, "deployment_id"},
+  };
+  std::vector<std::pair<std::string, const Case*>> sent;
+  for (const auto& c : cases) sent.emplace_back(sim_->QueueCommand(agent_id_, "deploy", c.payload.dump()), &c);
+  std::string not_object = sim_->QueueCommand(agent_id_, "deploy", "[1,2]");
+  std::string unknown = sim_->QueueCommand(agent_id_, "reboot_host", "{}");
+  for (const auto& [cmd, c] : sent) {
+    json ack = Ack(cmd, 30s);
+    ASSERT_FALSE(ack.is_null()) << c->name;
+    EXPECT_EQ(ack["result"], "rejected") << c->name;
+    EXPECT_NE(ack.value("error", "").find(c->reason_has), std::string::npos) << c->name << ": " << ack.dump();
+    json failed = WaitEvent(cmd, "failed", 10s);
+    ASSERT_FALSE(failed.is_null()) << c->name;
+    EXPECT_EQ(failed["stage"], "validate") << c->name;
+  }
+  EXPECT_EQ(Ack(not_object, 30s).value("result", ""), "rejected");
+  json unk = Ack(unknown, 30s);
+  EXPECT_EQ(unk.value("result", ""), "rejected");
+  EXPECT_NE(unk.value("error", "").find("reboot_host"), std::string::npos);
+  EXPECT_TRUE(Managed().empty()) << "a hostile payload created a container";
+}
+
+TEST_F(SafetyTest, ReadinessFailureRemovesContainer) {
+  HarnessOptions o;
+  o.readiness_timeout = 5;
+  StartAgent(o);
+  std::string cmd = sim_->QueueCommand(
+      agent_id_, "deploy",
+      json{{"deployment_id", "nossh-1"}, {"image", registry_ + "/taolie-test/busybox:1"}, {"ports", {{"22", 22}}}}.dump());
+  json failed = WaitEvent("nossh-1", "failed", 90s);
+  ASSERT_FALSE(failed.is_null());
+  EXPECT_EQ(failed["stage"], "readiness");
+  EXPECT_TRUE(sim_->Events("nossh-1", "success").empty());
+  json ack = Ack(cmd, 30s);
+  EXPECT_EQ(ack.value("result", ""), "failed");
+  EXPECT_TRUE(Containers("nossh-1").empty());
+  // The GPU and ports are free again: a good rental gets the named SSH port.
+  sim_->QueueCommand(agent_id_, "deploy",
+                     json{{"deployment_id", "after-1"}, {"image", SshImage()}, {"gpu_count", 2}, {"ports", {{"22", 22}}}}.dump());
+  json ok = WaitEvent("after-1", "success", 120s);
+  ASSERT_FALSE(ok.is_null());
+  EXPECT_EQ(ok["access_info"]["ssh"]["port"], agent_->ssh_port());
+}
+
+TEST_F(SafetyTest, ContainerKilledBehindTheAgentsBackIsReported) {
+  StartAgent();
+  sim_->QueueCommand(agent_id_, "deploy",
+                     json{{"deployment_id", "victim-1"}, {"image", SshImage()}, {"ports", {{"22", 22}}},
+                          {"restart_policy", "no"}}.dump());
+  json ok = WaitEvent("victim-1", "success", 120s);
+  ASSERT_FALSE(ok.is_null());
+  ASSERT_TRUE(docker_->Remove(ok["container_id"], true).ok());
+  json ended = WaitEvent("victim-1", "terminated", 30s);
+  ASSERT_FALSE(ended.is_null());
+  EXPECT_EQ(ended["status"], "failed");
+  EXPECT_NE(ended["reason"].get<std::string>().find("removed"), std::string::npos) << ended.dump();
+}
+
+TEST_F(SafetyTest, ContainersAreUnprivilegedAndBounded) {
+  StartAgent();
+  sim_->QueueCommand(agent_id_, "deploy",
+                     json{{"deployment_id", "iso-1"}, {"image", SshImage()}, {"ports", {{"22", 22}}},
+                          {"memory_limit_mb", 512}, {"cpu_limit", 1.5}, {"shm_size_mb", 128}}.dump());
+  json ok = WaitEvent("iso-1", "success", 120s);
+  ASSERT_FALSE(ok.is_null());
+  std::string id = ok["container_id"];
+  auto info = docker_->Inspect(id);
+  ASSERT_TRUE(info.ok());
+  EXPECT_FALSE(info->privileged);
+  auto in = [&](const std::string& cmd) {
+    auto r = docker_->Exec(id, {"sh", "-c", cmd}, 10s);
+    return r.ok() ? r->output : "exec failed: " + r.error().message;
+  };
+  // cgroup v1 or v2, whichever the host runs.
+  std::string mem = in("cat /sys/fs/cgroup/memory.max 2>/dev/null || cat /sys/fs/cgroup/memory/memory.limit_in_bytes");
+  EXPECT_EQ(std::stoll(mem), 512ll << 20) << mem;
+  std::string pids = in("cat /sys/fs/cgroup/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids/pids.max");
+  EXPECT_EQ(std::stoll(pids), 4096) << pids;
+  std::string cpu = in("cat /sys/fs/cgroup/cpu.max 2>/dev/null || "
+                       "echo $(cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us) $(cat /sys/fs/cgroup/cpu/cpu.cfs_period_us)");
+  long long quota = 0, period = 0;
+  ASSERT_EQ(std::sscanf(cpu.c_str(), "%lld %lld", &quota, &period), 2) << cpu;
+  EXPECT_EQ(quota * 10 / period, 15) << cpu;
+  std::string shm = in("df -k /dev/shm | tail -1");
+  EXPECT_NE(shm.find(std::to_string(128 * 1024)), std::string::npos) << shm;
+  // No Docker socket, no host PID namespace, no host devices beyond the basics.
+  EXPECT_EQ(in("test -e /var/run/docker.sock -o -e /run/docker.sock && echo yes || echo no"), "no\n");
+  std::string init = in("cat /proc/1/comm");
+  EXPECT_EQ(init.rfind("sshd", 0), 0u) << init;  // PID 1 is the container's own process
+  std::string devs = in("ls /dev");
+  EXPECT_EQ(devs.find("sda"), std::string::npos) << devs;
+  EXPECT_EQ(devs.find("vda"), std::string::npos) << devs;
+  EXPECT_EQ(devs.find("mem\n"), std::string::npos) << devs;
+  // A request above the host's cap is refused, not silently clamped.
+  std::string big = sim_->QueueCommand(
+      agent_id_, "deploy",
+      json{{"deployment_id", "iso-2"}, {"image", SshImage()}, {"ports", {{"22", 22}}}, {"memory_limit_mb", 1 << 30}}
+          .dump());
+  json ack = Ack(big, 30s);
+  ASSERT_FALSE(ack.is_null());
+  EXPECT_NE(ack["result"], "succeeded");
+  EXPECT_NE(ack.value("error", "").find("memory_limit_mb"), std::string::npos) << ack.dump();
+  EXPECT_TRUE(Containers("iso-2").empty());
+}
+
+// SIGKILL at each step of deploy and terminate, then restart: one container or none, nothing
+// leaked, every event delivered exactly once, a re-delivered command never deploys twice.
+class CrashTest : public SafetyTest, public ::testing::WithParamInterface<const char*> {};
+
+TEST_P(CrashTest, KilledAtStepThenRestarted) {
+  const std::string point = GetParam();
+  const bool in_terminate = point == "after_stop_intent" || point == "after_remove";
+  HarnessOptions o;
+  if (!in_terminate) o.env["TAOLIE_FAILPOINTS"] = point;
+  StartAgent(o);
+  const std::string dep = "crash-" + point;
+  json payload = {{"deployment_id", dep}, {"image", SshImage()}, {"duration_minutes", 10},
+                  {"ports", {{"22", 22}, {"8888", 8888}}}, {"price_per_hour", 2.0}};
+  std::string cmd = sim_->QueueCommand(agent_id_, "deploy", payload.dump(), "cmd-" + dep);
+  std::string term;
+  if (in_terminate) {
+    ASSERT_FALSE(WaitEvent(dep, "success", 120s).is_null());
+    ASSERT_FALSE(Ack(cmd, 30s).is_null());
+    agent_->Terminate();
+    agent_->SetEnv("TAOLIE_FAILPOINTS", point);
+    agent_->Start();
+    term = sim_->QueueCommand(agent_id_, "terminate", json{{"deployment_id", dep}}.dump());
+  }
+  // The failpoint kills the agent.
+  int status = agent_->WaitExit(120s);
+  ASSERT_NE(status, -1) << "agent did not reach failpoint " << point;
+  ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << "status " << status;
+  // Restart without failpoints: the agent finishes what was half-done.
+  agent_->SetEnv("TAOLIE_FAILPOINTS", "");
+  agent_->Start();
+  if (in_terminate) {
+    ASSERT_FALSE(WaitEvent(dep, "terminated", 90s).is_null());
+    ASSERT_FALSE(Ack(term, 60s).is_null());
+    EXPECT_TRUE(Containers(dep).empty());
+  } else {
+    ASSERT_FALSE(WaitEvent(dep, "success", 120s).is_null());
+    json ack = Ack(cmd, 60s);
+    ASSERT_FALSE(ack.is_null());
+    EXPECT_EQ(ack["result"], "succeeded");
+    // Re-delivery after the crash does not deploy twice.
+    sim_->QueueCommand(agent_id_, "deploy", payload.dump(), cmd);
+    ASSERT_FALSE(Ack(cmd, 60s).is_null());
+    std::this_thread::sleep_for(2s);
+    auto c = Containers(dep);
+    ASSERT_EQ(c.size(), 1u);
+    EXPECT_TRUE(c[0].running);
+  }
+  EXPECT_EQ(Managed().size(), in_terminate ? 0u : 1u);
+  // Nothing leaked: GPUs claimed and ports allocated only by the deployment that runs.
+  auto db = OpenAgentDb(agent_->root() + "/data");
+  ASSERT_NE(db, nullptr);
+  auto gpus = db->ListGpus();
+  ASSERT_TRUE(gpus.ok());
+  int claimed = 0;
+  for (const auto& g : *gpus) {
+    if (!g.deployment_id.empty()) {
+      ++claimed;
+      EXPECT_EQ(g.deployment_id, dep);
+    }
+  }
+  EXPECT_EQ(claimed, in_terminate ? 0 : 1);
+  auto ports = db->AllocatedPorts();
+  ASSERT_TRUE(ports.ok());
+  EXPECT_EQ(ports->size(), in_terminate ? 0u : 2u);
+  auto active = db->ActiveDeployments();
+  ASSERT_TRUE(active.ok());
+  EXPECT_EQ(active->size(), in_terminate ? 0u : 1u);
+  for (const auto& [key, count] : sim_->EventCounts()) {
+    EXPECT_EQ(count, 1) << key.first << "/" << key.second << " delivered " << count << " times";
+  }
+  EXPECT_TRUE(sim_->Events(dep, "failed").empty());
+}
+
+INSTANTIATE_TEST_SUITE_P(Steps, CrashTest,
+                         ::testing::Values("after_claim", "after_pull", "after_create", "after_start",
+                                           "before_success_event", "after_success_event", "after_stop_intent",
+                                           "after_remove"),
+                         [](const ::testing::TestParamInfo<const char*>& i) { return std::string(i.param); });
+
+}  // namespace
+}  // namespace taolie::testing
