@@ -11,12 +11,13 @@ build=${BUILD_DIR:-$root/build}
 cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTAOLIE_BUILD_TESTS=OFF >/dev/null
 cmake --build "$build" -j"$(nproc)" --target taolie-host-agent fake_nvml
 
-export TAOLIE_TEST_ROOT=${TAOLIE_DEV_SERVICES:-/tmp/taolie-dev-services}
-"$root/tests/fixtures/services.sh" start
+# The same private daemon and registry as the tests (reused when already running; only one
+# dockerd can run per machine). They stay up after the agent stops:
+# `tests/fixtures/services.sh stop` ends them.
+"$root/tests/fixtures/services.sh" start >/dev/null
 eval "$("$root/tests/fixtures/services.sh" env)"
-trap '"$root/tests/fixtures/services.sh" stop >/dev/null 2>&1 || true' EXIT
 
-"$build/taolie-host-agent" dev --data-dir "${TAOLIE_DEV_DATA:-$root/.dev}" \
+exec "$build/taolie-host-agent" dev --data-dir "${TAOLIE_DEV_DATA:-$root/.dev}" \
   --docker-host "$TAOLIE_TEST_DOCKER_HOST" \
   --fake-nvml "$build/fake_nvml/libnvidia-ml.so.1" \
   --scenario "${TAOLIE_FAKE_NVML_SCENARIO:-$root/tests/fake_nvml/scenarios/two_gpus.ini}" \

@@ -206,7 +206,7 @@ int CmdDev(const DevOptions& o) {
       "See the access details the agent reported:\n"
       "  curl -s %s/sim/deployments\n"
       "End it early:\n"
-      "  curl -s -X POST %s/sim/agents/%s/terminate/<deployment_id>\n"
+      "  curl -s -X POST %s/sim/agents/%s/terminate/<deployment_id> -d '{}'\n"
       "Everything the agent sent: curl -s %s/sim/events   Log: %s\n"
       "Ctrl-C stops the agent (containers keep running; the next start adopts them).\n\n",
       id.c_str(), base.c_str(), id.c_str(), image.c_str(), base.c_str(), base.c_str(), id.c_str(), base.c_str(),
@@ -217,6 +217,25 @@ int CmdDev(const DevOptions& o) {
     if (sig == SIGTERM || sig == SIGINT) break;
   }
   (*app)->Stop();
+  (*simulator)->Stop();
+  return 0;
+}
+
+int CmdSim(int port) {
+  (void)host::SignalWaiter::BlockSignals();
+  sim::Simulator::Options so;
+  so.port = port;
+  auto simulator = sim::Simulator::Start(so);
+  if (!simulator.ok()) {
+    std::cerr << "simulator: " << simulator.error().ToString() << "\n";
+    return 1;
+  }
+  std::printf("simulator listening on %s (api key: %s)\n", (*simulator)->base_url().c_str(), so.api_key.c_str());
+  std::fflush(stdout);
+  while (true) {
+    int sig = host::SignalWaiter::Wait(std::chrono::milliseconds(1000));
+    if (sig == SIGTERM || sig == SIGINT) break;
+  }
   (*simulator)->Stop();
   return 0;
 }
@@ -240,6 +259,9 @@ int main(int argc, char** argv) {
   dev->add_option("--fake-nvml", dev_opts.fake_nvml, "path of the fake libnvidia-ml.so.1");
   dev->add_option("--scenario", dev_opts.scenario, "fake NVML scenario file");
   dev->add_option("--image", dev_opts.demo_image, "image shown in the how-to-rent hint");
+  int sim_port = 8470;
+  auto* simcmd = cli.add_subcommand("sim", "run only the platform simulator on 127.0.0.1 (for tests and benchmarks)");
+  simcmd->add_option("--port", sim_port)->capture_default_str();
   CLI11_PARSE(cli, argc, argv);
 
   if (*version) {
@@ -249,5 +271,6 @@ int main(int argc, char** argv) {
   if (*check) return CmdCheckConfig(config_path);
   if (*run) return CmdRun(config_path);
   if (*dev) return CmdDev(dev_opts);
+  if (*simcmd) return CmdSim(sim_port);
   return 2;
 }
