@@ -7,6 +7,7 @@
 
 #include <algorithm>
 
+#include "common/time_format.h"
 #include "e2e/agent_harness.h"
 
 namespace taolie::testing {
@@ -192,6 +193,58 @@ TEST_F(RentalTest, RentalExpires) {
   EXPECT_GE(ended["refund_amount"].get<double>(), 0.0);
   EXPECT_LE(ended["used_minutes"].get<double>(), 1.0);
   EXPECT_TRUE(Containers("e2e-exp-1").empty());
+}
+
+}  // namespace
+}  // namespace taolie::testing
+
+namespace taolie::testing {
+namespace {
+
+// Samples taken while the platform was unreachable are kept and sent later, oldest first,
+// with their original timestamps; the heartbeat resumes on its own.
+TEST_F(RentalTest, MetricsTakenDuringAnOutageArriveLaterInOrder) {
+  StartAgent();
+  auto accepted = [&](const std::string& prefix) {
+    std::vector<json> out;
+    for (const auto& r : sim_->Requests(prefix)) {
+      if (r.status == 200) out.push_back(json::parse(r.body));
+    }
+    return out;
+  };
+  ASSERT_TRUE(sim::Simulator::WaitFor([&] { return accepted("/api/host-agents/metrics").size() >= 2; }, 30s));
+  sim_->SetDown(true);
+  auto down_at = std::chrono::system_clock::now();
+  std::this_thread::sleep_for(7s);
+  size_t before = accepted("/api/host-agents/metrics").size();
+  int heartbeats_before = sim_->CountHeartbeats();
+  sim_->SetDown(false);
+  auto up_at = std::chrono::system_clock::now();
+  // The outage's samples (one per 2 s) arrive once the platform is back.
+  std::vector<json> metrics;
+  ASSERT_TRUE(sim::Simulator::WaitFor(
+      [&] {
+        metrics = accepted("/api/host-agents/metrics");
+        int in_outage = 0;
+        for (const auto& m : metrics) {
+          auto t = ParseTimestamp(m["timestamp"].get<std::string>());
+          if (t && *t > down_at + 1s && *t < up_at - 1s) ++in_outage;
+        }
+        return in_outage >= 2;
+      },
+      30s))
+      << "samples from the outage were not delivered";
+  EXPECT_GT(metrics.size(), before);
+  for (size_t i = 1; i < metrics.size(); ++i) {
+    EXPECT_LE(metrics[i - 1]["timestamp"].get<std::string>(), metrics[i]["timestamp"].get<std::string>())
+        << "metrics out of order at " << i;
+  }
+  // Eight compat GPU keys aggregate both GPUs; the ext list has one entry per GPU.
+  const json& last = metrics.back();
+  EXPECT_EQ(last["gpus"].size(), 2u);
+  EXPECT_TRUE(last["gpu_utilization"].is_number());
+  EXPECT_TRUE(last["vram_used_mb"].is_number_integer());
+  EXPECT_TRUE(sim::Simulator::WaitFor([&] { return sim_->CountHeartbeats() > heartbeats_before + 1; }, 15s));
 }
 
 }  // namespace
