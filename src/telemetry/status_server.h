@@ -1,0 +1,69 @@
+#pragma once
+// The agent's own local, read-only status endpoint: /healthz, /status (JSON), /metrics
+// (Prometheus text). Small by design: two worker threads, 5 s socket timeouts, 64 KiB payload
+// limit, clients restricted to an allow-list of IPs/CIDRs (loopback only by default).
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/result.h"
+
+namespace taolie::telemetry {
+
+struct StatusServerOptions {
+  std::string listen = "127.0.0.1";  // a numeric IPv4 or IPv6 address
+  int port = 9109;                   // 0 = pick a free port (see StatusServer::port())
+  // IPs or CIDRs (IPv4 and IPv6) allowed to connect; empty = loopback clients only
+  // (127.0.0.0/8 and ::1).
+  std::vector<std::string> allowed_ips;
+};
+
+// A parsed allow-list of IP addresses and CIDR blocks. IPv4-mapped IPv6 client addresses
+// (::ffff:a.b.c.d) are matched as IPv4; a zone suffix ("fe80::1%eth0") is ignored.
+class IpAllowList {
+ public:
+  // Empty `entries` = loopback only. InvalidArgument names the first malformed entry.
+  static Result<IpAllowList> Parse(const std::vector<std::string>& entries);
+  bool Allows(std::string_view client_ip) const;
+
+ private:
+  struct Block {
+    int family = 0;                       // AF_INET or AF_INET6
+    std::array<std::uint8_t, 16> addr{};  // first 4 bytes used for AF_INET
+    int prefix_len = 0;
+  };
+  std::vector<Block> blocks_;
+};
+
+class StatusServer {
+ public:
+  using Provider = std::function<std::string()>;
+
+  // Binds listen:port synchronously and serves on a background thread; returns once the
+  // listener is accepting. Unavailable (naming listen:port and the errno text) if the port
+  // cannot be bound; InvalidArgument for a bad address, port, allow-list or empty provider.
+  // Providers run on the server's worker threads; one that throws yields a 500.
+  static Result<std::unique_ptr<StatusServer>> Start(const StatusServerOptions& options,
+                                                     Provider status_json,
+                                                     Provider metrics_text);
+  ~StatusServer();  // Stop()
+
+  StatusServer(const StatusServer&) = delete;
+  StatusServer& operator=(const StatusServer&) = delete;
+
+  int port() const;
+  // Idempotent. Closes the listener and joins the serving thread; in-flight requests finish
+  // first (an idle client connection holds it for at most the 1 s keep-alive wait).
+  void Stop();
+
+ private:
+  struct Impl;
+  explicit StatusServer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace taolie::telemetry
