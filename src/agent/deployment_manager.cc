@@ -477,6 +477,7 @@ Status DeploymentManager::ReadinessCheck(const DeploymentRecord& d, std::stop_to
     *why = "no SSH port (container port 22) is published";
     return MakeError(ErrorCode::kFailedPrecondition, *why);
   }
+  std::chrono::milliseconds pause(25);
   while (std::chrono::steady_clock::now() < deadline) {
     if (stop.stop_requested()) return MakeError(ErrorCode::kCancelled, "stopped");
     auto info = d_.docker.Inspect(d.container_id);
@@ -487,7 +488,8 @@ Status DeploymentManager::ReadinessCheck(const DeploymentRecord& d, std::stop_to
     if (!ssh_ok) ssh_ok = SshBanner(addr, ssh_port);
     if (!http_ok) http_ok = HttpAnswers(addr, http_port);
     if (ssh_ok && http_ok) return OkStatus();
-    SleepFor(std::chrono::milliseconds(500), stop);
+    SleepFor(pause, stop);
+    pause = std::min(pause * 2, std::chrono::milliseconds(500));  // quick first probes, then calmer
   }
   *why = std::string("not ready within ") + std::to_string(dc.readiness_timeout_seconds) + " s:" +
          (ssh_ok ? "" : " no SSH-2.0 banner on port " + std::to_string(ssh_port)) +
