@@ -156,6 +156,7 @@ int CmdDev(const DevOptions& o) {
   cfg.monitoring.heartbeat_interval = 10;
   cfg.monitoring.command_poll_interval = 2;
   cfg.monitoring.duration_check_interval = 5;
+  cfg.api.port = 8471;
 
   // Real NVML when the machine has it; the project's fake GPUs otherwise.
   void* probe_lib = nullptr;
@@ -208,6 +209,7 @@ int CmdDev(const DevOptions& o) {
       "End it early:\n"
       "  curl -s -X POST %s/sim/agents/%s/terminate/<deployment_id> -d '{}'\n"
       "Everything the agent sent: curl -s %s/sim/events   Log: %s\n"
+      "The agent's own status and metrics: curl -s http://127.0.0.1:8471/status (and /metrics)\n"
       "Ctrl-C stops the agent (containers keep running; the next start adopts them).\n\n",
       id.c_str(), base.c_str(), id.c_str(), image.c_str(), base.c_str(), base.c_str(), id.c_str(), base.c_str(),
       cfg.logging.file.c_str());

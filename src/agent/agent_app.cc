@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <nlohmann/json.hpp>
 #include <vector>
 
 #include "agent/deployment_manager.h"
@@ -17,6 +18,8 @@
 #include "platform/https_platform_api.h"
 #include "store/managed_postgres.h"
 #include "store/pg_store.h"
+#include "telemetry/prometheus_text.h"
+#include "telemetry/status_server.h"
 
 namespace taolie::agent {
 
@@ -37,9 +40,18 @@ struct AgentApp::Impl {
   std::vector<std::unique_ptr<Loop>> loops;
   std::vector<std::unique_ptr<PeriodicRunner>> runners;
   PeriodicRunner* outbox_runner = nullptr;
+  std::unique_ptr<telemetry::StatusServer> status;
+  std::chrono::steady_clock::time_point started{};
   std::stop_source stop;
   bool stopped = false;
 };
+
+namespace {
+
+std::string StatusJson(AgentApp::Impl& m);
+std::string MetricsText(AgentApp::Impl& m);
+
+}  // namespace
 
 AgentApp::AgentApp(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
@@ -175,6 +187,22 @@ Status AgentApp::Start() {
   PeriodicRunner* outbox = m.outbox_runner;
   m.rt->SetOutboxNotifier([outbox] { outbox->Wake(); });
   for (auto& r : m.runners) r->Start();
+  m.started = started;
+  if (m.cfg.api.enabled) {
+    telemetry::StatusServerOptions so;
+    so.listen = m.cfg.api.listen == "localhost" ? "127.0.0.1" : m.cfg.api.listen;
+    so.port = m.cfg.api.port;
+    so.allowed_ips = m.cfg.network.security.allowed_ips;
+    Impl* impl = impl_.get();
+    auto server = telemetry::StatusServer::Start(
+        so, [impl] { return StatusJson(*impl); }, [impl] { return MetricsText(*impl); });
+    if (server.ok()) {
+      m.status = std::move(*server);
+      spdlog::info("status endpoint on http://{}:{}/status", so.listen, m.status->port());
+    } else {
+      spdlog::warn("status endpoint not started: {}", server.error().ToString());
+    }
+  }
   spdlog::info("agent {} running: {} loops", m.rt->agent_id(), m.runners.size());
   return OkStatus();
 }
@@ -190,6 +218,7 @@ void AgentApp::Stop() {
   if (m.stopped) return;
   m.stopped = true;
   m.stop.request_stop();
+  if (m.status) m.status->Stop();
   if (m.rt) m.rt->SetOutboxNotifier(nullptr);
   for (auto& r : m.runners) r->RequestStop();
   if (m.work) m.work->Shutdown();
@@ -200,4 +229,101 @@ void AgentApp::Stop() {
   if (m.pg) m.pg->Stop();
 }
 
+}  // namespace taolie::agent
+
+namespace taolie::agent {
+namespace {
+
+using nlohmann::json;
+
+int64_t UnixSeconds(SystemTime t) {
+  return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
+}
+
+std::string StatusJson(AgentApp::Impl& m) {
+  const Runtime& rt = *m.rt;
+  json loops = json::array();
+  for (const auto& r : m.runners) {
+    loops.push_back({{"name", r->name()},
+                     {"rounds", r->stats().rounds.load()},
+                     {"failures", r->stats().failures.load()},
+                     {"last_success_unix", r->stats().last_success_unix.load()}});
+  }
+  json deployments = json::array();
+  if (auto active = m.store->ActiveDeployments(); active.ok()) {
+    for (const auto& d : *active) {
+      deployments.push_back({{"id", d.id},
+                             {"state", store::DeploymentStateName(d.state)},
+                             {"image", d.image},
+                             {"gpus", d.gpu_uuids},
+                             {"expires_at", d.expires_at ? FormatRfc3339(*d.expires_at) : ""}});
+    }
+  }
+  json gpus = json::array();
+  if (auto list = m.store->ListGpus(); list.ok()) {
+    for (const auto& g : *list) {
+      gpus.push_back({{"index", g.index}, {"uuid", g.uuid}, {"name", g.name}, {"health", g.health},
+                      {"present", g.present}, {"deployment_id", g.deployment_id}});
+    }
+  }
+  auto up = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - m.started).count();
+  json out = {{"agent_id", rt.agent_id()},
+              {"version", rt.version()},
+              {"registered", rt.registered()},
+              {"platform_gpu_uuid", rt.platform_gpu_uuid()},
+              {"draining", rt.draining()},
+              {"uptime_seconds", up},
+              {"last_platform_contact_unix", UnixSeconds(rt.last_platform_ok())},
+              {"database", m.store->Ping().ok() ? "ok" : "unavailable"},
+              {"gpu_probe", m.gpus->Available() ? "ok" : m.gpus->UnavailableReason()},
+              {"deployments", deployments},
+              {"gpus", gpus},
+              {"loops", loops},
+              {"counters",
+               {{"deploys_succeeded", rt.deploys_succeeded.load()},
+                {"deploys_failed", rt.deploys_failed.load()},
+                {"events_delivered", rt.events_delivered.load()},
+                {"platform_errors", rt.platform_errors.load()}}}};
+  return out.dump();
+}
+
+std::string MetricsText(AgentApp::Impl& m) {
+  using telemetry::MetricFamily;
+  const Runtime& rt = *m.rt;
+  MetricFamily rounds{"taolie_loop_rounds_total", "Rounds run by each loop.", "counter", {}};
+  MetricFamily failures{"taolie_loop_failures_total", "Rounds that failed, by loop.", "counter", {}};
+  for (const auto& r : m.runners) {
+    rounds.samples.push_back({{{"loop", r->name()}}, static_cast<double>(r->stats().rounds.load())});
+    failures.samples.push_back({{{"loop", r->name()}}, static_cast<double>(r->stats().failures.load())});
+  }
+  std::vector<MetricFamily> f{rounds, failures};
+  f.push_back({"taolie_deployments_active", "Deployments not yet ended.", "gauge",
+               {{{}, static_cast<double>(rt.active_deployments.load())}}});
+  f.push_back({"taolie_gpus_available", "Healthy GPUs free to rent.", "gauge",
+               {{{}, static_cast<double>(rt.available_gpus.load())}}});
+  f.push_back({"taolie_deploys_total", "Deploys by outcome since start.", "counter",
+               {{{{"result", "succeeded"}}, static_cast<double>(rt.deploys_succeeded.load())},
+                {{{"result", "failed"}}, static_cast<double>(rt.deploys_failed.load())}}});
+  f.push_back({"taolie_events_delivered_total", "Outbox events delivered to the platform.", "counter",
+               {{{}, static_cast<double>(rt.events_delivered.load())}}});
+  f.push_back({"taolie_platform_errors_total", "Failed calls to the platform.", "counter",
+               {{{}, static_cast<double>(rt.platform_errors.load())}}});
+  f.push_back({"taolie_registered", "1 when the platform accepted the registration.", "gauge",
+               {{{}, rt.registered() ? 1.0 : 0.0}}});
+  MetricFamily temp{"taolie_gpu_temperature_celsius", "GPU temperature.", "gauge", {}};
+  MetricFamily util{"taolie_gpu_utilization_percent", "GPU utilization.", "gauge", {}};
+  MetricFamily power{"taolie_gpu_power_watts", "GPU power draw.", "gauge", {}};
+  MetricFamily mem{"taolie_gpu_memory_used_bytes", "GPU memory in use.", "gauge", {}};
+  for (const auto& g : rt.LatestGpuSamples()) {
+    std::vector<std::pair<std::string, std::string>> l{{"uuid", g.uuid}, {"index", std::to_string(g.index)}};
+    if (g.temperature_c) temp.samples.push_back({l, *g.temperature_c});
+    if (g.utilization_percent) util.samples.push_back({l, *g.utilization_percent});
+    if (g.power_draw_watts) power.samples.push_back({l, *g.power_draw_watts});
+    if (g.memory_used_mb) mem.samples.push_back({l, static_cast<double>(*g.memory_used_mb) * 1024 * 1024});
+  }
+  for (auto* x : {&temp, &util, &power, &mem}) f.push_back(*x);
+  return telemetry::PrometheusText(f);
+}
+
+}  // namespace
 }  // namespace taolie::agent

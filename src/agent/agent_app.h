@@ -24,7 +24,7 @@ class AgentApp {
   void Reregister();
   const std::string& agent_id() const;
 
-  struct Impl;
+  struct Impl;  // public so the status providers in agent_app.cc can see it
 
  private:
   explicit AgentApp(std::unique_ptr<Impl> impl);

@@ -48,6 +48,19 @@ inline std::unique_ptr<store::PgStore> OpenAgentDb(const std::string& data_dir) 
   return std::move(*s);
 }
 
+// Minimal HTTP/1.0 GET on 127.0.0.1; returns the body ("" on failure).
+inline std::string HttpGet(int port, const std::string& path) {
+  std::string cmd = "curl -s --max-time 5 http://127.0.0.1:" + std::to_string(port) + path;
+  std::string out;
+  FILE* p = ::popen(cmd.c_str(), "r");
+  if (p == nullptr) return out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
+  ::pclose(p);
+  return out;
+}
+
 struct HarnessOptions {
   std::string scenario = "two_gpus.ini";
   std::string extra_yaml;  // appended to the generated config
@@ -99,6 +112,7 @@ class AgentHarness {
         << "docker:\n  host: " << docker_host_ << "\n"
         << "deployment:\n  readiness_timeout_seconds: " << o_.readiness_timeout
         << "\n  stop_grace_seconds: 3\n  expiry_warning_seconds: 30\n"
+        << "api:\n  listen: 127.0.0.1\n  port: " << ssh_port_ + 3 << "\n"
         << "data_dir: " << root_ << "/data\n"
         << o_.extra_yaml;
   }
@@ -177,6 +191,7 @@ class AgentHarness {
     }
   }
   int ssh_port() const { return ssh_port_; }
+  int status_port() const { return ssh_port_ + 3; }
   void set_ports(int ssh_port, int range_first) {
     ssh_port_ = ssh_port;
     range_first_ = range_first;

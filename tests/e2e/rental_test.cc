@@ -133,6 +133,15 @@ TEST_F(RentalTest, DeployRedeliverTerminate) {
   EXPECT_GE(password.size(), 16u);
   EXPECT_TRUE(env_has("SSH_PASSWORD=" + password));
 
+  // The local status endpoint shows the rental; the metrics endpoint counts it.
+  json st = json::parse(HttpGet(agent_->status_port(), "/status"), nullptr, false);
+  ASSERT_TRUE(st.is_object()) << "no /status";
+  EXPECT_EQ(st["agent_id"], agent_id_);
+  ASSERT_EQ(st["deployments"].size(), 1u);
+  EXPECT_EQ(st["deployments"][0]["state"], "running");
+  EXPECT_NE(HttpGet(agent_->status_port(), "/metrics").find("taolie_deploys_total{result=\"succeeded\"} 1"),
+            std::string::npos);
+
   // A re-delivered copy of the command changes nothing.
   sim_->QueueCommand(agent_id_, "deploy", payload.dump(), cmd);
   ASSERT_TRUE(sim::Simulator::WaitFor([&] { return sim_->Acked(cmd); }, 30s));
