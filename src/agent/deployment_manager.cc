@@ -439,26 +439,17 @@ void DeploymentManager::FailDeployment(DeploymentRecord& d, const std::string& s
     spdlog::error("deployment {}: could not record failure: {}", d.id, st.error().ToString());
     return;
   }
-  Status rm = d_.docker.Remove(d.container_id.empty() ? d.container_name : d.container_id, true);
-  if (!rm.ok() && rm.error().code != ErrorCode::kNotFound) {
-    spdlog::error("deployment {}: could not remove container: {} (reconcile retries)", d.id, rm.error().ToString());
-    return;
-  }
-  d.state = DeploymentState::kEnded;
-  d.ended_at = d_.clock.Now();
-  d.ssh_password.reset();
-  std::vector<store::OutboxEvent> events{
-      Event(d.id, "failed", platform::BuildFailedBody(d.id, stage, error, d_.clock.Now(), rt_.ts()), true)};
-  if (Status st = d_.store.UpdateDeployment(d, events); !st.ok()) {
-    spdlog::error("deployment {}: could not record failure: {}", d.id, st.error().ToString());
+  // The container goes before the GPU and ports are handed out again (EndDeployment); when
+  // Docker is unavailable the deployment stays in kStopping and the duration monitor retries.
+  if (Status st = EndDeployment(d.id, "failed", d.end_reason, std::stop_token()); !st.ok()) {
+    spdlog::error("deployment {}: cleanup after failure incomplete: {} (retried)", d.id, st.error().ToString());
     return;
   }
   rt_.deploys_failed++;
   auto cmd = d_.store.GetCommand(d.command_id);
   if (cmd.ok() && cmd->has_value() && (*cmd)->state == store::CommandState::kPending) {
-    FinishCommand(**cmd, "failed", stage + ": " + error, d.id, {});
+    FinishCommand(**cmd, "failed", d.end_reason, d.id, {});
   }
-  rt_.NotifyOutbox();
 }
 
 Status DeploymentManager::ReadinessCheck(const DeploymentRecord& d, std::stop_token stop, std::string* why) {
@@ -742,7 +733,9 @@ Status DeploymentManager::EndDeployment(const std::string& deployment_id, const 
   Failpoint("after_stop_intent");
   std::string target = d.container_id.empty() ? d.container_name : d.container_id;
   spdlog::info("deployment {}: stopping ({}: {})", d.id, d.end_status, d.end_reason);
-  Status stopped = d_.docker.Stop(target, std::chrono::seconds(d_.cfg.deployment.stop_grace_seconds));
+  // A renter who never got access has nothing to save: no grace period then.
+  auto grace = d.started_at ? std::chrono::seconds(d_.cfg.deployment.stop_grace_seconds) : std::chrono::seconds(0);
+  Status stopped = d_.docker.Stop(target, grace);
   if (!stopped.ok() && stopped.error().code != ErrorCode::kNotFound) return stopped.error();
   Status removed = d_.docker.Remove(target, true);
   if (!removed.ok() && removed.error().code != ErrorCode::kNotFound) return removed.error();
@@ -774,7 +767,11 @@ Status DeploymentManager::EndDeployment(const std::string& deployment_id, const 
   d.ssh_password.reset();
   store::Usage usage = ComputeUsage(d.duration_minutes, d.started_at, *d.ended_at, d.price_per_hour);
   std::vector<store::OutboxEvent> events;
-  if (d.error_stage.empty() || d.started_at) {
+  if (!d.error_stage.empty() && !d.started_at) {
+    // Never became ready: the platform hears `failed` with the stage, not an ending.
+    events.push_back(Event(d.id, "failed",
+                           platform::BuildFailedBody(d.id, d.error_stage, d.error, *d.ended_at, rt_.ts()), true));
+  } else {
     events.push_back(Event(d.id, "terminated",
                            platform::BuildTerminatedBody(d.id, d.end_status, d.end_reason, d.started_at, *d.ended_at,
                                                          usage, rt_.ts()),

@@ -33,6 +33,15 @@ std::optional<int64_t> OptInt(const std::optional<uint32_t>& v) {
 
 }  // namespace
 
+std::string InventorySignature(const std::vector<gpu::GpuInfo>& gpus) {
+  std::vector<std::string> ids;
+  for (const auto& g : gpus) ids.push_back(g.uuid + "/" + std::to_string(g.memory_total_mb));
+  std::sort(ids.begin(), ids.end());
+  std::string out;
+  for (const auto& i : ids) out += i + ";";
+  return out;
+}
+
 Status RegisterWithPlatform(Deps& d, Runtime& rt, std::stop_token stop) {
   platform::RegistrationInput in;
   in.agent_id = rt.agent_id();
@@ -68,6 +77,7 @@ Status RegisterWithPlatform(Deps& d, Runtime& rt, std::stop_token stop) {
     rt.set_platform_gpu_uuid(parsed->gpu_uuid);
     (void)d.store.SetState("platform_gpu_uuid", parsed->gpu_uuid);
   }
+  rt.set_registered_signature(InventorySignature(in.gpus));
   rt.set_registered(true);
   spdlog::info("registered with the platform as {} (offer {})", rt.agent_id(), parsed->gpu_uuid);
   return OkStatus();
@@ -138,6 +148,10 @@ Status GpuHealthLoop::RunOnce(std::stop_token stop) {
         present.push_back(r);
       }
       if (Status st = d_.store.SyncGpus(present); !st.ok()) return st;
+      if (rt_.registered() && InventorySignature(*list) != rt_.registered_signature()) {
+        spdlog::info("GPU inventory changed: registering again");
+        rt_.reregister_wanted = true;  // the heartbeat loop registers again before its next beat
+      }
     }
     if (auto x = d_.gpus.DrainXids(); x.ok()) xids_.insert(xids_.end(), x->begin(), x->end());
     xids_.erase(std::remove_if(xids_.begin(), xids_.end(),
@@ -197,9 +211,12 @@ Status GpuHealthLoop::RunOnce(std::stop_token stop) {
 }
 
 Status HeartbeatLoop::RunOnce(std::stop_token stop) {
-  if (!rt_.registered()) {
+  if (!rt_.registered() || rt_.reregister_wanted.exchange(false)) {
     Status reg = RegisterWithPlatform(d_, rt_, stop);
-    if (!reg.ok()) return reg;
+    if (!reg.ok()) {
+      if (rt_.registered()) rt_.reregister_wanted = true;
+      return reg;
+    }
   }
   auto up = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started_).count();
   std::string body = platform::BuildHeartbeatBody(rt_.agent_id(), d_.clock.Now(), rt_.ts(),
@@ -267,7 +284,18 @@ Status CommandPollLoop::RunOnce(std::stop_token stop) {
 
 Status MetricsPushLoop::RunOnce(std::stop_token stop) {
   if (!rt_.registered()) return OkStatus();  // kept in the database until registration succeeds
-  auto samples = d_.store.UnpushedMetricSamples(30);
+  // After an outage, catch up several batches per round (bounded), oldest first.
+  for (int batch = 0; batch < 10 && !stop.stop_requested(); ++batch) {
+    auto more = PushBatch(stop);
+    if (!more.ok()) return more.error();
+    if (!*more) break;
+  }
+  return OkStatus();
+}
+
+Result<bool> MetricsPushLoop::PushBatch(std::stop_token stop) {
+  constexpr int kBatch = 30;
+  auto samples = d_.store.UnpushedMetricSamples(kBatch);
   if (!samples.ok()) return samples.error();
   std::vector<int64_t> done;
   Status result = OkStatus();
@@ -292,7 +320,8 @@ Status MetricsPushLoop::RunOnce(std::stop_token stop) {
     rt_.MarkPlatformOk(d_.clock.Now());
     TAOLIE_RETURN_IF_ERROR(d_.store.MarkMetricSamplesPushed(done));
   }
-  return result;
+  if (!result.ok()) return result.error();
+  return static_cast<int>(samples->size()) == kBatch && static_cast<int>(done.size()) == kBatch;
 }
 
 Status HealthPushLoop::RunOnce(std::stop_token stop) {

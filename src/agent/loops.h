@@ -16,8 +16,10 @@
 
 namespace taolie::agent {
 
-// Registration: sent at start, retried by the heartbeat loop until it succeeds.
+// Registration: sent at start, retried by the heartbeat loop until it succeeds, and sent
+// again when what it describes changes (GPUs appear or vanish).
 Status RegisterWithPlatform(Deps& d, Runtime& rt, std::stop_token stop);
+std::string InventorySignature(const std::vector<gpu::GpuInfo>& gpus);
 
 // 1. GPU metrics (10 s): sample GPUs and host, store one metric sample.
 class GpuMetricsLoop final : public Loop {
@@ -83,6 +85,7 @@ class MetricsPushLoop final : public Loop {
   Status RunOnce(std::stop_token stop) override;
 
  private:
+  Result<bool> PushBatch(std::stop_token stop);  // true when a full batch went out
   Deps d_;
   Runtime& rt_;
 };

@@ -46,6 +46,15 @@ class Runtime {
     std::lock_guard l(mu_);
     platform_gpu_uuid_ = v;
   }
+  // What the last registration described (GPU UUIDs, ports...): a change means re-register.
+  std::string registered_signature() const {
+    std::lock_guard l(mu_);
+    return registered_signature_;
+  }
+  void set_registered_signature(const std::string& v) {
+    std::lock_guard l(mu_);
+    registered_signature_ = v;
+  }
   bool registered() const { return registered_; }
   void set_registered(bool v) { registered_ = v; }
   bool draining() const { return draining_; }
@@ -93,6 +102,7 @@ class Runtime {
     if (f) f();
   }
 
+  std::atomic<bool> reregister_wanted{false};  // set when the inventory changed
   std::atomic<int> active_deployments{0};
   std::atomic<int> available_gpus{0};
   std::atomic<uint64_t> deploys_succeeded{0};
@@ -106,6 +116,7 @@ class Runtime {
   const std::string version_;
   const TimestampFormat ts_;
   std::string platform_gpu_uuid_;
+  std::string registered_signature_;
   std::atomic<bool> registered_{false};
   std::atomic<bool> draining_{false};
   SystemTime last_platform_ok_{};

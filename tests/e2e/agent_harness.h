@@ -121,7 +121,8 @@ class AgentHarness {
     WriteConfig();
     std::vector<std::string> env_strings;
     for (char** e = environ; *e != nullptr; ++e) env_strings.emplace_back(*e);
-    env_strings.push_back(std::string("TAOLIE_FAKE_NVML_SCENARIO=") + SCENARIO_DIR + "/" + o_.scenario);
+    env_strings.push_back(std::string("TAOLIE_FAKE_NVML_SCENARIO=") +
+                          (o_.scenario.rfind('/', 0) == 0 ? o_.scenario : std::string(SCENARIO_DIR) + "/" + o_.scenario));
     for (const auto& [k, v] : o_.env) env_strings.push_back(k + "=" + v);
     std::vector<char*> envp;
     for (auto& s : env_strings) envp.push_back(s.data());

@@ -3,6 +3,8 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
 #include <set>
 
 #include "e2e/agent_harness.h"
@@ -289,6 +291,57 @@ TEST_F(SafetyTest, ContainersAreUnprivilegedAndBounded) {
   EXPECT_NE(ack["result"], "succeeded");
   EXPECT_NE(ack.value("error", "").find("memory_limit_mb"), std::string::npos) << ack.dump();
   EXPECT_TRUE(Containers("iso-2").empty());
+}
+
+// A GPU that falls off the bus is not rented out; a GPU that disappears from the inventory
+// makes the agent register again with the new count.
+TEST_F(SafetyTest, LostGpuIsNotRentedAndInventoryChangeReregisters) {
+  char tmpl[] = "/tmp/taolie-scenario-XXXXXX";
+  std::string dir = mkdtemp(tmpl);
+  std::string scenario = dir + "/gpus.ini";
+  auto write = [&](const std::string& text) {
+    std::ofstream(scenario + ".tmp") << text;
+    std::rename((scenario + ".tmp").c_str(), scenario.c_str());  // atomic for the reader
+  };
+  const std::string gpu0 = "[gpu0]\nuuid=GPU-aaaaaaaa-0000-0000-0000-000000000000\n";
+  const std::string gpu1 = "[gpu1]\nuuid=GPU-aaaaaaaa-0000-0000-0000-000000000001\n";
+  write("gpu_count=2\n" + gpu0 + gpu1);
+  HarnessOptions o;
+  o.scenario = scenario;
+  StartAgent(o);
+  EXPECT_EQ(json::parse(*sim_->LatestRegistration())["gpu_count"], 2);
+  write("gpu_count=2\n" + gpu0 + gpu1 + "lost=1\n");
+  // The health push reports GPU 1 unhealthy.
+  ASSERT_TRUE(sim::Simulator::WaitFor(
+      [&] {
+        for (const auto& r : sim_->Requests("/api/host-agents/health")) {
+          json h = json::parse(r.body, nullptr, false);
+          if (h.is_object() && h.contains("gpus") && h["gpus"].size() == 2 && h["gpus"][1]["health"] == "unhealthy" &&
+              h["is_healthy"] == false) {
+            return true;
+          }
+        }
+        return false;
+      },
+      30s));
+  std::string cmd = sim_->QueueCommand(
+      agent_id_, "deploy",
+      json{{"deployment_id", "lost-1"}, {"image", SshImage()}, {"gpu_count", 2}, {"ports", {{"22", 22}}}}.dump());
+  json ack = Ack(cmd, 30s);
+  ASSERT_FALSE(ack.is_null());
+  EXPECT_EQ(ack["result"], "failed");
+  EXPECT_TRUE(Containers("lost-1").empty());
+  // One healthy GPU is still rentable, and it is GPU 0.
+  sim_->QueueCommand(agent_id_, "deploy",
+                     json{{"deployment_id", "lost-2"}, {"image", SshImage()}, {"ports", {{"22", 22}}}}.dump());
+  json ok = WaitEvent("lost-2", "success", 120s);
+  ASSERT_FALSE(ok.is_null());
+  EXPECT_EQ(ok["gpus"][0], "GPU-aaaaaaaa-0000-0000-0000-000000000000");
+  // The inventory shrinks: the agent registers again with the new count.
+  write("gpu_count=1\n" + gpu0);
+  EXPECT_TRUE(sim::Simulator::WaitFor(
+      [&] { return json::parse(*sim_->LatestRegistration())["gpu_count"] == 1; }, 30s));
+  std::filesystem::remove_all(dir);
 }
 
 // SIGKILL at each step of deploy and terminate, then restart: one container or none, nothing
