@@ -8,6 +8,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <future>
+#include <thread>
 #include <iostream>
 
 #include "agent/agent_app.h"
@@ -26,11 +28,6 @@ namespace {
 using namespace taolie;
 
 constexpr const char* kVersion = TAOLIE_VERSION;
-
-std::string EnvGet(const char* name) {
-  const char* v = std::getenv(name);
-  return v == nullptr ? "" : v;
-}
 
 Status InitLogging(const config::Config& cfg) {
   telemetry::LoggingOptions lo;
@@ -77,7 +74,20 @@ int RunUntilSignal(const config::Config& cfg) {
     }
     host::SdNotify::Watchdog();
   }
-  (*app)->Stop();
+  // Everything is recorded before it is done, so work still in flight after a few seconds (a
+  // container's stop grace period, a pull) can be left: the next start resumes it.
+  std::promise<void> stopped;
+  auto done = stopped.get_future();
+  std::thread stopper([&] {
+    (*app)->Stop();
+    stopped.set_value();
+  });
+  if (done.wait_for(std::chrono::milliseconds(4500)) == std::future_status::timeout) {
+    spdlog::warn("work still in progress; it resumes at the next start");
+    spdlog::default_logger()->flush();
+    std::_Exit(0);
+  }
+  stopper.join();
   return 0;
 }
 
@@ -159,8 +169,6 @@ int CmdDev(const DevOptions& o) {
   cfg.api.port = 8471;
 
   // Real NVML when the machine has it; the project's fake GPUs otherwise.
-  void* probe_lib = nullptr;
-  (void)probe_lib;
   std::string fake = o.fake_nvml;
   if (fake.empty()) {
     fs::path exe = fs::read_symlink("/proc/self/exe", ec);

@@ -226,7 +226,9 @@ void AgentApp::Stop() {
   m.runners.clear();
   spdlog::info("agent stopped; renters' containers keep running");
   m.store.reset();
-  if (m.pg) m.pg->Stop();
+  if (m.pg) {
+    if (Status st = m.pg->Stop(); !st.ok()) spdlog::warn("managed PostgreSQL: {}", st.error().ToString());
+  }
 }
 
 }  // namespace taolie::agent

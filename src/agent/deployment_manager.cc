@@ -186,7 +186,7 @@ void DeploymentManager::Schedule(const store::CommandRecord& cmd) {
     }
   } else if (cmd.command_type == "deploy") {
     // Serialise with later terminates of the same deployment.
-    auto spec = ParseDeployPayload(cmd.command_id, cmd.payload_json, ValidationLimits{});
+    auto spec = ParseDeployPayload(cmd.command_id, cmd.payload_json, Limits());
     if (spec.ok()) serial = "dep:" + spec->deployment_id;
   }
   work_.Submit("cmd:" + cmd.command_id, serial, [this, cmd](std::stop_token st) { Process(cmd, st); });
@@ -241,6 +241,12 @@ bool DeploymentManager::HostPortTaken(int port) const {
   return taken;
 }
 
+ValidationLimits DeploymentManager::Limits() const {
+  int gpus = 8;
+  if (auto list = d_.store.ListGpus(); list.ok() && !list->empty()) gpus = static_cast<int>(list->size());
+  return ValidationLimitsFromConfig(d_.cfg.deployment, gpus);
+}
+
 std::string DeploymentManager::RejectedDeploymentId(const store::CommandRecord& cmd) const {
   // Report under the payload's deployment_id when it is well-formed and not in use, so the
   // platform can match the failure; otherwise under the command id.
@@ -255,11 +261,7 @@ std::string DeploymentManager::RejectedDeploymentId(const store::CommandRecord& 
 
 void DeploymentManager::ProcessDeploy(const store::CommandRecord& cmd, std::stop_token stop) {
   const auto& cfg = d_.cfg;
-  ValidationLimits limits;
-  limits.max_duration_minutes = cfg.deployment.max_duration_minutes;
-  limits.max_ports = cfg.deployment.max_ports;
-  limits.allowed_volume_roots = cfg.deployment.allowed_volume_roots;
-  auto parsed = ParseDeployPayload(cmd.command_id, cmd.payload_json, limits);
+  auto parsed = ParseDeployPayload(cmd.command_id, cmd.payload_json, Limits());
   if (!parsed.ok()) {
     spdlog::warn("deploy {} rejected: {}", cmd.command_id, parsed.error().message);
     std::string id = RejectedDeploymentId(cmd);
@@ -459,7 +461,7 @@ Status DeploymentManager::ReadinessCheck(const DeploymentRecord& d, std::stop_to
   int http_port = 0;
   for (const auto& p : d.ports) {
     if (p.container_port == 22) ssh_port = p.host_port;
-    if (p.role == "rental_port_1" || (p.container_port == 8888 && http_port == 0)) http_port = p.host_port;
+    if (p.container_port == 8888) http_port = p.host_port;  // Jupyter's port in platform images
   }
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(dc.readiness_timeout_seconds);
   bool ssh_ok = ssh_port == 0 && !dc.require_ssh;
@@ -803,12 +805,11 @@ Status DeploymentManager::WarnExpiry(DeploymentRecord& d) {
       d, {Event(d.id, "expiring", platform::BuildExpiringBody(d.id, *d.expires_at, left, rt_.ts()), true)});
 }
 
-Status DeploymentManager::CheckDeployments(std::stop_token stop) {
+Status DeploymentManager::CheckDeployments(std::stop_token /*stop*/) {
   auto active = d_.store.ActiveDeployments();
   if (!active.ok()) return active.error();
   auto now = d_.clock.Now();
   auto warn = std::chrono::seconds(d_.cfg.deployment.expiry_warning_seconds);
-  int running = 0;
   for (auto& d : *active) {
     if (d.state != DeploymentState::kRunning) {
       if (d.state == DeploymentState::kStopping) {
@@ -819,7 +820,6 @@ Status DeploymentManager::CheckDeployments(std::stop_token stop) {
       }
       continue;
     }
-    ++running;
     if (d.expires_at && now >= *d.expires_at) {
       std::string id = d.id;
       work_.Submit("end:" + id, "dep:" + id, [this, id](std::stop_token s) {
@@ -851,8 +851,6 @@ Status DeploymentManager::CheckDeployments(std::stop_token stop) {
     }
   }
   rt_.active_deployments = static_cast<int>(active->size());
-  (void)running;
-  (void)stop;
   return OkStatus();
 }
 

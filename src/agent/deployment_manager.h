@@ -52,6 +52,7 @@ class DeploymentManager {
   std::string ResultOf(const store::DeploymentRecord& d, std::string* error) const;
   bool HostPortTaken(int port) const;
   std::string RejectedDeploymentId(const store::CommandRecord& cmd) const;
+  ValidationLimits Limits() const;
 
   store::OutboxEvent Event(const std::string& deployment_id, const std::string& kind, std::string body,
                            bool ext) const;

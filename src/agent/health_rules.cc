@@ -151,7 +151,7 @@ std::string GpuHealthToJson(const GpuHealth& g) {
 }
 
 store::HealthReport BuildHealthReport(const HostHealthInput& in, SystemTime now,
-                                      const config::GpuThresholds& t) {
+                                      const config::GpuThresholds& /*t*/) {
   store::HealthReport r;
   r.checked_at = now;
   bool any_unhealthy = !in.gpu_probe_available && !in.gpus.empty();
@@ -195,7 +195,6 @@ store::HealthReport BuildHealthReport(const HostHealthInput& in, SystemTime now,
   json details = json::array();
   for (const auto& g : in.gpus) details.push_back(json::parse(GpuHealthToJson(g)));
   r.details_json = details.dump();
-  (void)t;
   return r;
 }
 

@@ -83,7 +83,7 @@ Status RegisterWithPlatform(Deps& d, Runtime& rt, std::stop_token stop) {
   return OkStatus();
 }
 
-Status GpuMetricsLoop::RunOnce(std::stop_token stop) {
+Status GpuMetricsLoop::RunOnce(std::stop_token /*stop*/) {
   store::MetricSample s;
   s.taken_at = d_.clock.Now();
   auto host = d_.host.Sample();
@@ -125,11 +125,10 @@ Status GpuMetricsLoop::RunOnce(std::stop_token stop) {
   auto id = d_.store.InsertMetricSample(s);
   if (!id.ok()) return id.error();
   if (!host.ok()) return host.error();
-  (void)stop;
   return OkStatus();
 }
 
-Status GpuHealthLoop::RunOnce(std::stop_token stop) {
+Status GpuHealthLoop::RunOnce(std::stop_token /*stop*/) {
   const auto& cfg = d_.cfg;
   auto now = d_.clock.Now();
   std::vector<GpuHealth> verdicts;
@@ -206,7 +205,6 @@ Status GpuHealthLoop::RunOnce(std::stop_token stop) {
     auto pruned = d_.store.Prune(r.metrics_days, r.health_days, r.events_days, r.commands_days);
     if (pruned.ok() && *pruned > 0) spdlog::info("retention: pruned {} old rows", *pruned);
   }
-  (void)stop;
   return OkStatus();
 }
 
