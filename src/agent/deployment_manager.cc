@@ -833,16 +833,23 @@ Status DeploymentManager::CheckDeployments(std::stop_token /*stop*/) {
     if (!info.ok() && info.error().code == ErrorCode::kNotFound) {
       std::string id = d.id;
       work_.Submit("end:" + id, "dep:" + id, [this, id](std::stop_token s) {
-        (void)EndDeployment(id, "failed", "container was removed outside the agent", s);
+        if (Status st = EndDeployment(id, "failed", "container was removed outside the agent", s); !st.ok()) {
+          spdlog::warn("end {}: {} (retried)", id, st.error().ToString());
+        }
       });
       continue;
     }
     if (info.ok() && !info->running && info->state != "restarting") {
       std::string id = d.id;
-      std::string reason = "container " + info->state + " with exit code " + std::to_string(info->exit_code) +
-                           (info->oom_killed ? " (out of memory)" : "");
-      work_.Submit("end:" + id, "dep:" + id,
-                   [this, id, reason](std::stop_token s) { (void)EndDeployment(id, "failed", reason, s); });
+      std::string reason = info->state == "removing"
+                               ? "container was removed outside the agent"
+                               : "container " + info->state + " with exit code " + std::to_string(info->exit_code) +
+                                     (info->oom_killed ? " (out of memory)" : "");
+      work_.Submit("end:" + id, "dep:" + id, [this, id, reason](std::stop_token s) {
+        if (Status st = EndDeployment(id, "failed", reason, s); !st.ok()) {
+          spdlog::warn("end {}: {} (retried)", id, st.error().ToString());
+        }
+      });
       continue;
     }
     if (d.expires_at && !d.warned_at && now + warn >= *d.expires_at) {

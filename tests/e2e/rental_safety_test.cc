@@ -239,11 +239,22 @@ TEST_F(SafetyTest, ContainerKilledBehindTheAgentsBackIsReported) {
                           {"restart_policy", "no"}}.dump());
   json ok = WaitEvent("victim-1", "success", 120s);
   ASSERT_FALSE(ok.is_null());
+  sim_->QueueCommand(agent_id_, "deploy",
+                     json{{"deployment_id", "victim-2"}, {"image", SshImage()}, {"ports", {{"22", 22}}},
+                          {"restart_policy", "no"}}.dump());
+  json ok2 = WaitEvent("victim-2", "success", 120s);
+  ASSERT_FALSE(ok2.is_null());
   ASSERT_TRUE(docker_->Remove(ok["container_id"], true).ok());
+  ASSERT_TRUE(docker_->Kill(ok2["container_id"], "SIGKILL").ok());
   json ended = WaitEvent("victim-1", "terminated", 30s);
   ASSERT_FALSE(ended.is_null());
   EXPECT_EQ(ended["status"], "failed");
   EXPECT_NE(ended["reason"].get<std::string>().find("removed"), std::string::npos) << ended.dump();
+  json killed = WaitEvent("victim-2", "terminated", 30s);
+  ASSERT_FALSE(killed.is_null());
+  EXPECT_EQ(killed["status"], "failed");
+  EXPECT_NE(killed["reason"].get<std::string>().find("137"), std::string::npos) << killed.dump();
+  EXPECT_TRUE(Managed().empty());
 }
 
 TEST_F(SafetyTest, ContainersAreUnprivilegedAndBounded) {
