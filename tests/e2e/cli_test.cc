@@ -66,8 +66,8 @@ TEST_F(CliTest, CheckConfigNamesEachBadKey) {
 
 TEST_F(CliTest, CheckConfigAcceptsTheSeedAndThePythonAgentsFile) {
   // The documented seed and the first agent's file load; only the placeholder API key fails.
-  for (const std::string path : {std::string(SEED_CONFIG), std::string(PYTHON_CONFIG)}) {
-    Out o = RunAgent("check-config --config " + path);
+  for (const char* path : {SEED_CONFIG, PYTHON_CONFIG}) {
+    Out o = RunAgent(std::string("check-config --config ") + path);
     EXPECT_EQ(o.code, 1) << o.text;
     EXPECT_NE(o.text.find("agent.api_key:"), std::string::npos) << o.text;
     EXPECT_EQ(o.text.find("error: network"), std::string::npos) << o.text;
