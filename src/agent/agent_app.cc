@@ -28,6 +28,7 @@ struct AgentApp::Impl {
   std::string version;
   RealClock clock;
   std::unique_ptr<store::ManagedPostgres> pg;
+  store::ManagedPostgres::Options pg_options;
   std::unique_ptr<store::PgStore> store;
   std::unique_ptr<docker::EngineDockerClient> docker;
   std::unique_ptr<gpu::NvmlGpuProbe> gpus;
@@ -49,6 +50,17 @@ struct AgentApp::Impl {
 namespace {
 
 std::string StatusJson(AgentApp::Impl& m);
+
+// Managed mode: restarts the private PostgreSQL when it dies; the store reconnects by itself.
+class PostgresSupervisor final : public Loop {
+ public:
+  explicit PostgresSupervisor(AgentApp::Impl& m) : m_(m) {}
+  const char* Name() const override { return "postgres-supervisor"; }
+  Status RunOnce(std::stop_token stop) override;
+
+ private:
+  AgentApp::Impl& m_;
+};
 std::string MetricsText(AgentApp::Impl& m);
 
 }  // namespace
@@ -71,6 +83,7 @@ Result<std::unique_ptr<AgentApp>> AgentApp::Create(const config::Config& cfg, co
   if (mode == "managed") {
     store::ManagedPostgres::Options o;
     o.data_dir = cfg.data_dir;
+    impl->pg_options = o;
     auto pg = store::ManagedPostgres::Start(o);
     if (!pg.ok()) return MakeError(pg.error().code, "managed PostgreSQL: " + pg.error().message);
     impl->pg = std::move(*pg);
@@ -184,6 +197,7 @@ Status AgentApp::Start() {
   add(std::make_unique<HealthPushLoop>(d, *m.rt), mon.health_push_interval, 3000);
   add(std::make_unique<DurationMonitorLoop>(*m.manager), mon.duration_check_interval, 500);
   m.outbox_runner = add(std::make_unique<OutboxLoop>(d, *m.rt), 5, 200);
+  if (m.pg) add(std::make_unique<PostgresSupervisor>(m), 5, 5000);
   PeriodicRunner* outbox = m.outbox_runner;
   m.rt->SetOutboxNotifier([outbox] { outbox->Wake(); });
   for (auto& r : m.runners) r->Start();
@@ -240,6 +254,16 @@ using nlohmann::json;
 
 int64_t UnixSeconds(SystemTime t) {
   return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
+}
+
+Status PostgresSupervisor::RunOnce(std::stop_token stop) {
+  if (stop.stop_requested() || m_.pg->Running()) return OkStatus();
+  spdlog::error("managed PostgreSQL (pid {}) is gone: restarting it", m_.pg->Pid());
+  auto pg = store::ManagedPostgres::Start(m_.pg_options);
+  if (!pg.ok()) return MakeError(pg.error().code, "managed PostgreSQL restart: " + pg.error().message);
+  m_.pg = std::move(*pg);
+  spdlog::info("managed PostgreSQL is back (pid {})", m_.pg->Pid());
+  return OkStatus();
 }
 
 std::string StatusJson(AgentApp::Impl& m) {

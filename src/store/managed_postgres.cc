@@ -551,6 +551,18 @@ Result<std::unique_ptr<ManagedPostgres>> ManagedPostgres::Start(const Options& o
   return pg;
 }
 
+bool ManagedPostgres::Running() {
+  if (pid_ <= 0) return false;
+  if (!adopted_) {
+    int status = 0;
+    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = 0;  // reaped: it is gone
+      return false;
+    }
+  }
+  return ProcessAlive(pid_);
+}
+
 ManagedPostgres::~ManagedPostgres() {
   auto st = Stop();
   if (!st.ok()) spdlog::error("{}", st.error().message);

@@ -58,6 +58,8 @@ class ManagedPostgres {
   Status Stop();
 
   pid_t Pid() const { return pid_; }         // the postmaster; 0 once stopped
+  // False once the server has died (crash, OOM kill, someone's kill -9): restart with Start().
+  bool Running();
   bool Adopted() const { return adopted_; }  // true: found running, not started by us
   const std::string& SocketDir() const { return socket_dir_; }
   const std::string& DataDir() const { return pgdata_; }

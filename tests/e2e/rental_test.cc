@@ -258,3 +258,34 @@ TEST_F(RentalTest, MetricsTakenDuringAnOutageArriveLaterInOrder) {
 
 }  // namespace
 }  // namespace taolie::testing
+
+namespace taolie::testing {
+namespace {
+
+// The managed PostgreSQL is killed under the agent: heartbeats keep their rhythm, the agent
+// restarts the database, reconnects, and rents again.
+TEST_F(RentalTest, DatabaseKilledUnderTheAgentIsSurvived) {
+  StartAgent();
+  std::string pidfile = agent_->root() + "/data/pg/postmaster.pid";
+  auto read_pid = [&] { return std::atoi(ReadFile(pidfile).c_str()); };
+  int pg = read_pid();
+  ASSERT_GT(pg, 0);
+  int beats = sim_->CountHeartbeats();
+  ASSERT_EQ(::kill(pg, SIGKILL), 0);
+  // Heartbeats do not wait for the database (interval 2 s).
+  EXPECT_TRUE(sim::Simulator::WaitFor([&] { return sim_->CountHeartbeats() >= beats + 2; }, 10s));
+  ASSERT_TRUE(sim::Simulator::WaitFor(
+      [&] {
+        int now = read_pid();
+        return now > 0 && now != pg && ::kill(now, 0) == 0;
+      },
+      40s))
+      << "the database was not restarted";
+  sim_->QueueCommand(agent_id_, "deploy",
+                     json{{"deployment_id", "after-db"}, {"image", SshImage()}, {"ports", {{"22", 22}}}}.dump());
+  EXPECT_FALSE(WaitEvent("after-db", "success", 120s).is_null());
+  EXPECT_TRUE(agent_->Running());
+}
+
+}  // namespace
+}  // namespace taolie::testing
