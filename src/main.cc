@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <future>
 #include <thread>
 #include <iostream>
@@ -49,8 +50,10 @@ Status InitLogging(const config::Config& cfg) {
   return st;
 }
 
-// Runs the agent until SIGTERM/SIGINT. SIGHUP re-sends the registration.
-int RunUntilSignal(const config::Config& cfg) {
+// Runs the agent until SIGTERM/SIGINT. SIGHUP re-sends the registration. `on_started` runs
+// once the agent is up (dev mode prints its hints there).
+int RunUntilSignal(const config::Config& cfg,
+                   const std::function<void(agent::AgentApp&)>& on_started = nullptr) {
   auto app = agent::AgentApp::Create(cfg, kVersion);
   if (!app.ok()) {
     spdlog::critical("cannot start: {}", app.error().ToString());
@@ -60,6 +63,7 @@ int RunUntilSignal(const config::Config& cfg) {
     spdlog::critical("cannot start: {}", st.error().ToString());
     return 1;
   }
+  if (on_started) on_started(**app);
   host::SdNotify::Ready();
   while (true) {
     int sig = host::SignalWaiter::Wait(std::chrono::milliseconds(1000));
@@ -195,19 +199,11 @@ int CmdDev(const DevOptions& o) {
   }
   spdlog::info("dev mode: simulator at {}, GPUs {}, data in {}", cfg.server.url,
                real_nvml ? "from NVML" : "simulated (" + fake + ")", cfg.data_dir);
-  auto app = agent::AgentApp::Create(cfg, kVersion);
-  if (!app.ok()) {
-    spdlog::critical("cannot start: {}", app.error().ToString());
-    return 1;
-  }
-  if (Status st = (*app)->Start(); !st.ok()) {
-    spdlog::critical("cannot start: {}", st.error().ToString());
-    return 1;
-  }
-  const std::string& id = (*app)->agent_id();
   std::string base = (*simulator)->base_url();
   std::string image = o.demo_image.empty() ? "127.0.0.1:5555/taolie-test/sshd:1" : o.demo_image;
-  std::printf(
+  auto hints = [&](agent::AgentApp& app) {
+    const std::string& id = app.agent_id();
+    std::printf(
       "\n=== TAOLIE host agent (dev) is running as %s ===\n"
       "Rent a GPU (5 minutes, SSH + Jupyter):\n"
       "  curl -s -X POST %s/sim/agents/%s/deploy -d '{\"image\":\"%s\",\"ports\":{\"22\":22,\"8888\":8888},"
@@ -221,14 +217,11 @@ int CmdDev(const DevOptions& o) {
       "Ctrl-C stops the agent (containers keep running; the next start adopts them).\n\n",
       id.c_str(), base.c_str(), id.c_str(), image.c_str(), base.c_str(), base.c_str(), id.c_str(), base.c_str(),
       cfg.logging.file.c_str());
-  std::fflush(stdout);
-  while (true) {
-    int sig = host::SignalWaiter::Wait(std::chrono::milliseconds(1000));
-    if (sig == SIGTERM || sig == SIGINT) break;
-  }
-  (*app)->Stop();
+    std::fflush(stdout);
+  };
+  int rc = RunUntilSignal(cfg, hints);
   (*simulator)->Stop();
-  return 0;
+  return rc;
 }
 
 int CmdSim(int port) {

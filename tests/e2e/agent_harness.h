@@ -18,6 +18,7 @@
 #include <thread>
 #include <vector>
 
+#include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
 #include "docker/engine_docker_client.h"
@@ -48,9 +49,8 @@ inline std::unique_ptr<store::PgStore> OpenAgentDb(const std::string& data_dir) 
   return std::move(*s);
 }
 
-// Minimal HTTP/1.0 GET on 127.0.0.1; returns the body ("" on failure).
-inline std::string HttpGet(int port, const std::string& path) {
-  std::string cmd = "curl -s --max-time 5 http://127.0.0.1:" + std::to_string(port) + path;
+// Runs a shell command and returns its standard output.
+inline std::string Shell(const std::string& cmd) {
   std::string out;
   FILE* p = ::popen(cmd.c_str(), "r");
   if (p == nullptr) return out;
@@ -59,6 +59,11 @@ inline std::string HttpGet(int port, const std::string& path) {
   while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
   ::pclose(p);
   return out;
+}
+
+// GET http://127.0.0.1:<port><path>; returns the body ("" on failure).
+inline std::string HttpGet(int port, const std::string& path) {
+  return Shell("curl -s --max-time 5 http://127.0.0.1:" + std::to_string(port) + path);
 }
 
 struct HarnessOptions {
@@ -211,4 +216,72 @@ class AgentHarness {
   int range_first_ = 42100;
 };
 
+
+// Base fixture: the simulator, a Docker client for checks, and one agent under test. Skips
+// (or fails under CI=true) when the test services are not running.
+class AgentE2eTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    docker_host_ = EnvOr("TAOLIE_TEST_DOCKER_HOST");
+    registry_ = EnvOr("TAOLIE_TEST_REGISTRY");
+    if (docker_host_.empty() || registry_.empty()) {
+      if (InCi()) FAIL() << "TAOLIE_TEST_DOCKER_HOST / TAOLIE_TEST_REGISTRY not set (CI=true)";
+      GTEST_SKIP() << "test services not running; use scripts/test.sh";
+    }
+    auto sim = sim::Simulator::Start({});
+    ASSERT_TRUE(sim.ok()) << sim.error().ToString();
+    sim_ = std::move(*sim);
+    auto docker = docker::EngineDockerClient::Create(docker_host_, std::chrono::seconds(30));
+    ASSERT_TRUE(docker.ok()) << docker.error().ToString();
+    docker_ = std::move(*docker);
+  }
+  void TearDown() override {
+    if (agent_ && HasFailure()) std::cerr << "---- agent log (tail) ----\n" << Tail(agent_->Log(), 8000) << "\n";
+    agent_.reset();
+    if (docker_) {
+      if (auto list = docker_->List({{"taolie.managed", "true"}}); list.ok()) {
+        for (const auto& c : *list) (void)docker_->Remove(c.id, true);
+      }
+    }
+    if (sim_) sim_->Stop();
+  }
+
+  void StartAgent(HarnessOptions o = {}) {
+    agent_ = std::make_unique<AgentHarness>(docker_host_, registry_, *sim_, std::move(o));
+    agent_->Start();
+    agent_id_ = agent_->WaitAgentId(std::chrono::seconds(60));
+    ASSERT_FALSE(agent_id_.empty()) << "agent did not register\n" << Tail(agent_->Log(), 4000);
+  }
+
+  std::string SshImage() const { return registry_ + "/taolie-test/sshd:1"; }
+
+  std::vector<docker::ContainerInfo> Containers(const std::string& deployment_id) {
+    auto list = docker_->List({{"taolie.deployment_id", deployment_id}});
+    return list.ok() ? *list : std::vector<docker::ContainerInfo>{};
+  }
+  std::vector<docker::ContainerInfo> Managed() {
+    auto list = docker_->List({{"taolie.managed", "true"}});
+    return list.ok() ? *list : std::vector<docker::ContainerInfo>{};
+  }
+
+  // The first event of a kind for a deployment, waited for up to `timeout`; null if none.
+  nlohmann::json WaitEvent(const std::string& dep, const std::string& kind, std::chrono::seconds timeout) {
+    std::vector<std::string> ev;
+    sim::Simulator::WaitFor([&] { return !(ev = sim_->Events(dep, kind)).empty(); }, timeout);
+    return ev.empty() ? nlohmann::json() : nlohmann::json::parse(ev.front());
+  }
+  // The last ack body of a command, once acked; null if not acked in time.
+  nlohmann::json Ack(const std::string& cmd, std::chrono::seconds timeout) {
+    if (!sim::Simulator::WaitFor([&] { return sim_->Acked(cmd); }, timeout)) return nlohmann::json();
+    auto bodies = sim_->AckBodies(cmd);
+    return bodies.empty() ? nlohmann::json() : nlohmann::json::parse(bodies.back());
+  }
+
+  std::string docker_host_, registry_, agent_id_;
+  std::unique_ptr<sim::Simulator> sim_;
+  std::unique_ptr<docker::EngineDockerClient> docker_;
+  std::unique_ptr<AgentHarness> agent_;
+};
+
 }  // namespace taolie::testing
+

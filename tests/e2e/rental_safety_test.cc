@@ -15,73 +15,9 @@ namespace {
 using nlohmann::json;
 using namespace std::chrono_literals;
 
-std::string Shell(const std::string& cmd) {
-  std::string out;
-  FILE* p = ::popen(cmd.c_str(), "r");
-  if (p == nullptr) return out;
-  char buf[512];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
-  ::pclose(p);
-  return out;
-}
-
-class SafetyTest : public ::testing::Test {
+class SafetyTest : public AgentE2eTest {
  protected:
-  void SetUp() override {
-    docker_host_ = EnvOr("TAOLIE_TEST_DOCKER_HOST");
-    registry_ = EnvOr("TAOLIE_TEST_REGISTRY");
-    if (docker_host_.empty() || registry_.empty()) {
-      if (InCi()) FAIL() << "TAOLIE_TEST_DOCKER_HOST / TAOLIE_TEST_REGISTRY not set (CI=true)";
-      GTEST_SKIP() << "test services not running; use scripts/test.sh";
-    }
-    auto sim = sim::Simulator::Start({});
-    ASSERT_TRUE(sim.ok()) << sim.error().ToString();
-    sim_ = std::move(*sim);
-    auto docker = docker::EngineDockerClient::Create(docker_host_, 30s);
-    ASSERT_TRUE(docker.ok());
-    docker_ = std::move(*docker);
-  }
-  void TearDown() override {
-    if (agent_ && HasFailure()) std::cerr << "---- agent log (tail) ----\n" << Tail(agent_->Log(), 8000) << "\n";
-    agent_.reset();
-    if (docker_) {
-      if (auto list = docker_->List({{"taolie.managed", "true"}}); list.ok()) {
-        for (const auto& c : *list) (void)docker_->Remove(c.id, true);
-      }
-    }
-    if (sim_) sim_->Stop();
-  }
-  void StartAgent(HarnessOptions o = {}) {
-    agent_ = std::make_unique<AgentHarness>(docker_host_, registry_, *sim_, std::move(o));
-    agent_->Start();
-    agent_id_ = agent_->WaitAgentId(60s);
-    ASSERT_FALSE(agent_id_.empty()) << "agent did not register\n" << Tail(agent_->Log(), 4000);
-  }
-  std::vector<docker::ContainerInfo> Managed() {
-    auto list = docker_->List({{"taolie.managed", "true"}});
-    return list.ok() ? *list : std::vector<docker::ContainerInfo>{};
-  }
-  std::vector<docker::ContainerInfo> Containers(const std::string& dep) {
-    auto list = docker_->List({{"taolie.deployment_id", dep}});
-    return list.ok() ? *list : std::vector<docker::ContainerInfo>{};
-  }
-  json WaitEvent(const std::string& dep, const std::string& kind, std::chrono::seconds timeout) {
-    std::vector<std::string> ev;
-    sim::Simulator::WaitFor([&] { return !(ev = sim_->Events(dep, kind)).empty(); }, timeout);
-    return ev.empty() ? json() : json::parse(ev.front());
-  }
-  json Ack(const std::string& cmd, std::chrono::seconds timeout) {
-    if (!sim::Simulator::WaitFor([&] { return sim_->Acked(cmd); }, timeout)) return json();
-    auto bodies = sim_->AckBodies(cmd);
-    return bodies.empty() ? json() : json::parse(bodies.back());
-  }
-  std::string SshImage() const { return registry_ + "/taolie-test/sshd:1"; }
-
-  std::string docker_host_, registry_, agent_id_, key_path_;
-  std::unique_ptr<sim::Simulator> sim_;
-  std::unique_ptr<docker::EngineDockerClient> docker_;
-  std::unique_ptr<AgentHarness> agent_;
+  std::string key_path_;
 };
 
 TEST_F(SafetyTest, RenterLogsInWithReportedCredentials) {

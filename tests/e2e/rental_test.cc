@@ -34,59 +34,7 @@ std::string Banner(int port) {
   return out;
 }
 
-class RentalTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    docker_host_ = EnvOr("TAOLIE_TEST_DOCKER_HOST");
-    registry_ = EnvOr("TAOLIE_TEST_REGISTRY");
-    if (docker_host_.empty() || registry_.empty()) {
-      if (InCi()) FAIL() << "TAOLIE_TEST_DOCKER_HOST / TAOLIE_TEST_REGISTRY not set (CI=true)";
-      GTEST_SKIP() << "test services not running; use scripts/test.sh";
-    }
-    auto sim = sim::Simulator::Start({});
-    ASSERT_TRUE(sim.ok()) << sim.error().ToString();
-    sim_ = std::move(*sim);
-    auto docker = docker::EngineDockerClient::Create(docker_host_, 30s);
-    ASSERT_TRUE(docker.ok()) << docker.error().ToString();
-    docker_ = std::move(*docker);
-  }
-  void TearDown() override {
-    if (agent_ && HasFailure()) std::cerr << "---- agent log (tail) ----\n" << Tail(agent_->Log(), 6000) << "\n";
-    agent_.reset();
-    if (docker_) {
-      auto list = docker_->List({{"taolie.managed", "true"}});
-      if (list.ok()) {
-        for (const auto& c : *list) (void)docker_->Remove(c.id, true);
-      }
-    }
-    if (sim_) sim_->Stop();
-  }
-
-  void StartAgent(HarnessOptions o = {}) {
-    agent_ = std::make_unique<AgentHarness>(docker_host_, registry_, *sim_, std::move(o));
-    agent_->Start();
-    agent_id_ = agent_->WaitAgentId(60s);
-    ASSERT_FALSE(agent_id_.empty()) << "agent did not register\n" << Tail(agent_->Log(), 4000);
-  }
-
-  std::string SshImage() const { return registry_ + "/taolie-test/sshd:1"; }
-
-  std::vector<docker::ContainerInfo> Containers(const std::string& deployment_id) {
-    auto list = docker_->List({{"taolie.deployment_id", deployment_id}});
-    return list.ok() ? *list : std::vector<docker::ContainerInfo>{};
-  }
-
-  json WaitEvent(const std::string& dep, const std::string& kind, std::chrono::seconds timeout) {
-    std::vector<std::string> ev;
-    sim::Simulator::WaitFor([&] { return !(ev = sim_->Events(dep, kind)).empty(); }, timeout);
-    return ev.empty() ? json() : json::parse(ev.front());
-  }
-
-  std::string docker_host_, registry_, agent_id_;
-  std::unique_ptr<sim::Simulator> sim_;
-  std::unique_ptr<docker::EngineDockerClient> docker_;
-  std::unique_ptr<AgentHarness> agent_;
-};
+class RentalTest : public AgentE2eTest {};
 
 TEST_F(RentalTest, DeployRedeliverTerminate) {
   StartAgent();
