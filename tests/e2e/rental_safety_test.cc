@@ -65,6 +65,13 @@ TEST_F(SafetyTest, RenterLogsInWithReportedCredentials) {
       },
       10s);
   EXPECT_TRUE(scrubbed);
+  // No secret reaches the agent's log (debug level here): not the renter's password or
+  // token, not the agent's API key.
+  std::string log = agent_->Log();
+  EXPECT_EQ(log.find(ssh["password"].get<std::string>()), std::string::npos) << "SSH password logged";
+  EXPECT_EQ(log.find(ok["access_info"]["rental_ports"]["port_1"]["token"].get<std::string>()), std::string::npos)
+      << "Jupyter token logged";
+  EXPECT_EQ(log.find("sim-key"), std::string::npos) << "API key logged";
   // The Jupyter URL answers with the token.
   const json& p1 = ok["access_info"]["rental_ports"]["port_1"];
   EXPECT_EQ(p1["full_url"], p1["url"].get<std::string>() + "/?token=" + p1["token"].get<std::string>());
