@@ -298,7 +298,8 @@ void DeploymentManager::ProcessDeploy(const store::CommandRecord& cmd, std::stop
   }
 
   // Admission: choose GPUs and ports and claim them atomically with the deployment row.
-  std::lock_guard admit(admit_mu_);
+  // Serialised, but only admission: a long pull of one rental never holds up another's.
+  std::unique_lock admit(admit_mu_);
   DeploymentRecord d;
   d.id = spec.deployment_id;
   d.command_id = cmd.command_id;
@@ -331,12 +332,23 @@ void DeploymentManager::ProcessDeploy(const store::CommandRecord& cmd, std::stop
   store::GpuClaim claim;
   claim.count = spec.gpu_count;
   claim.uuids = spec.gpu_uuids;
+  auto gpus = d_.store.ListGpus();
+  if (!gpus.ok()) {
+    spdlog::warn("deploy {}: store unavailable: {}", d.id, gpus.error().ToString());
+    return;
+  }
+  // Resource requests beyond this host's caps are refused here, before anything is claimed.
+  host::HostFacts facts;
+  if (auto f = d_.host.Facts(); f.ok()) facts = *f;
+  int claimed_count = claim.uuids.empty() ? claim.count : static_cast<int>(claim.uuids.size());
+  auto limits = ComputeLimits(spec, cfg.deployment,
+                              HostCapacity{facts.ram_total_bytes, facts.cpu_logical, static_cast<int>(gpus->size())},
+                              claimed_count);
+  if (!limits.ok()) {
+    reject(limits.error().message);
+    return;
+  }
   if (claim.uuids.empty() && claim.count > 0) {
-    auto gpus = d_.store.ListGpus();
-    if (!gpus.ok()) {
-      spdlog::warn("deploy {}: store unavailable: {}", d.id, gpus.error().ToString());
-      return;
-    }
     int free = 0;
     for (const auto& g : *gpus) {
       if (g.present && g.deployment_id.empty() && (g.health == "healthy" || g.health == "warning")) ++free;
@@ -377,6 +389,7 @@ void DeploymentManager::ProcessDeploy(const store::CommandRecord& cmd, std::stop
     return;
   }
   d = *created;
+  admit.unlock();
   spdlog::info("deployment {} accepted: image {}, GPUs [{}], {} port(s)", d.id, d.image, Join(d.gpu_uuids, ","),
                d.ports.size());
   Failpoint("after_claim");

@@ -175,6 +175,27 @@ TEST_F(SafetyTest, ReadinessFailureRemovesContainer) {
   EXPECT_EQ(ok["access_info"]["ssh"]["port"], agent_->ssh_port());
 }
 
+// A deploy stuck waiting (here: readiness that never comes) holds up neither another
+// rental nor the heartbeat.
+TEST_F(SafetyTest, SlowDeployBlocksNeitherAnotherRentalNorTheHeartbeat) {
+  HarnessOptions o;
+  o.readiness_timeout = 15;
+  StartAgent(o);
+  sim_->QueueCommand(agent_id_, "deploy",
+                     json{{"deployment_id", "slow-1"}, {"image", registry_ + "/taolie-test/busybox:1"},
+                          {"ports", {{"22", 22}}}}.dump());
+  ASSERT_TRUE(sim::Simulator::WaitFor([&] { return !Containers("slow-1").empty(); }, 60s));
+  int beats = sim_->CountHeartbeats();
+  sim_->QueueCommand(agent_id_, "deploy",
+                     json{{"deployment_id", "fast-1"}, {"image", SshImage()}, {"ports", {{"22", 22}}}}.dump());
+  ASSERT_FALSE(WaitEvent("fast-1", "success", 60s).is_null());
+  EXPECT_TRUE(sim::Simulator::WaitFor([&] { return sim_->CountHeartbeats() >= beats + 2; }, 8s));
+  EXPECT_TRUE(sim_->Events("slow-1", "failed").empty()) << "the slow deploy was expected to still be waiting";
+  json failed = WaitEvent("slow-1", "failed", 60s);
+  ASSERT_FALSE(failed.is_null());
+  EXPECT_EQ(failed["stage"], "readiness");
+}
+
 TEST_F(SafetyTest, ContainerKilledBehindTheAgentsBackIsReported) {
   StartAgent();
   sim_->QueueCommand(agent_id_, "deploy",
