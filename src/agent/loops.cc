@@ -68,7 +68,12 @@ Status RegisterWithPlatform(Deps& d, Runtime& rt, std::stop_token stop) {
   in.latency_ms = d.cfg.network.latency_ms;
   in.now = d.clock.Now();
   in.ts = rt.ts();
-  auto resp = d.api.Send(platform::Method::kPost, platform::RegisterPath(), platform::BuildRegisterBody(in), stop);
+  platform::RetryPolicy policy;
+  policy.max_attempts = 3;
+  policy.max_retry_after = std::chrono::seconds(60);
+  auto resp = platform::SendWithRetry(d.api, platform::Method::kPost, platform::RegisterPath(),
+                                      platform::BuildRegisterBody(in), false, policy, stop,
+                                      platform::StopAwareSleeper(stop));
   if (!resp.ok()) return HttpError(resp, "register");
   auto parsed = platform::ParseRegisterResponse(resp->status, resp->body);
   if (!parsed.ok()) return parsed.error();
@@ -210,10 +215,22 @@ Status GpuHealthLoop::RunOnce(std::stop_token /*stop*/) {
 
 Status HeartbeatLoop::RunOnce(std::stop_token stop) {
   if (!rt_.registered() || rt_.reregister_wanted.exchange(false)) {
+    // A refused key (401) or a refused field (422) will not fix itself: retry slowly until
+    // the operator fixes the config (restart or SIGHUP retries at once).
+    if (std::chrono::steady_clock::now() < next_register_) {
+      if (rt_.registered()) rt_.reregister_wanted = true;
+      return rt_.registered() ? OkStatus() : MakeError(ErrorCode::kFailedPrecondition, "not registered");
+    }
     Status reg = RegisterWithPlatform(d_, rt_, stop);
     if (!reg.ok()) {
       if (rt_.registered()) rt_.reregister_wanted = true;
-      return reg;
+      if (reg.error().code == ErrorCode::kPermissionDenied || reg.error().code == ErrorCode::kInvalidArgument) {
+        next_register_ = std::chrono::steady_clock::now() + std::chrono::minutes(5);
+        spdlog::error("registration refused: {}. Fix the config, then restart the agent or send SIGHUP "
+                      "(next try in 5 minutes)",
+                      reg.error().message);
+      }
+      if (!rt_.registered()) return reg;
     }
   }
   auto up = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started_).count();
@@ -361,7 +378,13 @@ Status OutboxLoop::RunOnce(std::stop_token stop) {
   if (!events.ok()) return events.error();
   for (const auto& e : *events) {
     if (stop.stop_requested()) break;
-    auto r = d_.api.Send(platform::Method::kPost, e.path, e.body, stop);
+    // Retries here honour Retry-After; this thread only delivers events.
+    platform::RetryPolicy policy;
+    policy.max_attempts = 4;
+    policy.max_delay = std::chrono::seconds(10);
+    policy.max_retry_after = std::chrono::seconds(60);
+    auto r = platform::SendWithRetry(d_.api, platform::Method::kPost, e.path, e.body, e.ext, policy, stop,
+                                     platform::StopAwareSleeper(stop));
     if (Cancelled(r)) return r.error();  // shutting down: not a verdict on the event
     auto disp = platform::Classify(r, e.ext);
     std::string outcome;

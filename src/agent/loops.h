@@ -59,6 +59,7 @@ class HeartbeatLoop final : public Loop {
   Deps d_;
   Runtime& rt_;
   std::chrono::steady_clock::time_point started_;
+  std::chrono::steady_clock::time_point next_register_{};  // after a 401/422: retry slowly
 };
 
 // 4. Command polling (10 s; again at once after a poll that returned commands).

@@ -71,6 +71,7 @@ struct HarnessOptions {
   std::string extra_yaml;  // appended to the generated config
   std::map<std::string, std::string> env;
   int readiness_timeout = 40;
+  std::string api_key = "sim-key";
 };
 
 class AgentHarness {
@@ -102,7 +103,7 @@ class AgentHarness {
 
   void WriteConfig() {
     std::ofstream out(ConfigPath());
-    out << "agent:\n  api_key: sim-key\n"
+    out << "agent:\n  api_key: " << o_.api_key << "\n"
         << "network:\n  public_ip: 127.0.0.1\n  bind_ip: 127.0.0.1\n"
         << "  ports:\n    ssh: " << ssh_port_ << "\n    rental_port_1: " << ssh_port_ + 1
         << "\n    rental_port_2: " << ssh_port_ + 2 << "\n"

@@ -210,6 +210,25 @@ TEST_F(RentalTest, MetricsTakenDuringAnOutageArriveLaterInOrder) {
 namespace taolie::testing {
 namespace {
 
+// A wrong API key is said plainly; the agent keeps running and does not hammer the platform.
+TEST_F(RentalTest, WrongApiKeyKeepsRunningAndRetriesSlowly) {
+  HarnessOptions o;
+  o.api_key = "wrong-key-123";
+  agent_ = std::make_unique<AgentHarness>(docker_host_, registry_, *sim_, o);
+  agent_->Start();
+  ASSERT_TRUE(sim::Simulator::WaitFor([&] { return !sim_->Requests("/api/host-agents/register").empty(); }, 60s));
+  std::this_thread::sleep_for(6s);
+  EXPECT_TRUE(agent_->Running());
+  auto attempts = sim_->Requests("/api/host-agents/register");
+  EXPECT_LE(attempts.size(), 3u);
+  for (const auto& r : attempts) EXPECT_EQ(r.status, 401);
+  EXPECT_NE(agent_->Log().find("API key"), std::string::npos);
+  EXPECT_EQ(agent_->Log().find("wrong-key-123"), std::string::npos) << "the key was logged";
+  json st = json::parse(HttpGet(agent_->status_port(), "/status"), nullptr, false);
+  ASSERT_TRUE(st.is_object());
+  EXPECT_EQ(st["registered"], false);
+}
+
 // The managed PostgreSQL is killed under the agent: heartbeats keep their rhythm, the agent
 // restarts the database, reconnects, and rents again.
 TEST_F(RentalTest, DatabaseKilledUnderTheAgentIsSurvived) {
