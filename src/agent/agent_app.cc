@@ -309,6 +309,7 @@ std::string StatusJson(AgentApp::Impl& m) {
                {{"deploys_succeeded", rt.deploys_succeeded.load()},
                 {"deploys_failed", rt.deploys_failed.load()},
                 {"events_delivered", rt.events_delivered.load()},
+                {"events_unsupported", rt.events_unsupported.load()},
                 {"platform_errors", rt.platform_errors.load()}}}};
   return out.dump();
 }
@@ -332,6 +333,9 @@ std::string MetricsText(AgentApp::Impl& m) {
                 {{{"result", "failed"}}, static_cast<double>(rt.deploys_failed.load())}}});
   f.push_back({"taolie_events_delivered_total", "Outbox events delivered to the platform.", "counter",
                {{{}, static_cast<double>(rt.events_delivered.load())}}});
+  f.push_back({"taolie_events_unsupported_total",
+               "Events to ext endpoints the platform does not have (404/405), kept as delivered-unsupported.",
+               "counter", {{{}, static_cast<double>(rt.events_unsupported.load())}}});
   f.push_back({"taolie_platform_errors_total", "Failed calls to the platform.", "counter",
                {{{}, static_cast<double>(rt.platform_errors.load())}}});
   f.push_back({"taolie_registered", "1 when the platform accepted the registration.", "gauge",

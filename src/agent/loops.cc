@@ -394,6 +394,7 @@ Status OutboxLoop::RunOnce(std::stop_token stop) {
         break;
       case platform::Disposition::kUnsupported:
         outcome = "unsupported";
+        rt_.events_unsupported++;
         if (unsupported_warned_.insert(e.kind).second) {
           spdlog::warn("platform does not support '{}' events (HTTP {}); kept as delivered-unsupported", e.kind,
                        r.ok() ? r->status : 0);

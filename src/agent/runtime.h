@@ -108,6 +108,7 @@ class Runtime {
   std::atomic<uint64_t> deploys_succeeded{0};
   std::atomic<uint64_t> deploys_failed{0};
   std::atomic<uint64_t> events_delivered{0};
+  std::atomic<uint64_t> events_unsupported{0};  // ext endpoint answered 404/405
   std::atomic<uint64_t> platform_errors{0};
 
  private:

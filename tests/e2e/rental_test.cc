@@ -229,6 +229,37 @@ TEST_F(RentalTest, WrongApiKeyKeepsRunningAndRetriesSlowly) {
   EXPECT_EQ(st["registered"], false);
 }
 
+// An older platform without the ext event endpoints: 404 is recorded once, the events are
+// kept as delivered-unsupported (never retried forever), and the compat traffic flows on.
+TEST_F(RentalTest, PlatformWithoutExtEndpoints) {
+  sim_->Stop();
+  sim::Simulator::Options so;
+  so.ext_endpoints = false;
+  auto sim = sim::Simulator::Start(so);
+  ASSERT_TRUE(sim.ok());
+  sim_ = std::move(*sim);
+  StartAgent();
+  std::string bad = sim_->QueueCommand(agent_id_, "deploy", json{{"image", "--privileged"}}.dump());
+  ASSERT_TRUE(sim::Simulator::WaitFor([&] { return sim_->Acked(bad); }, 30s));
+  sim_->QueueCommand(agent_id_, "deploy",
+                     json{{"deployment_id", "old-1"}, {"image", SshImage()}, {"ports", {{"22", 22}}}}.dump());
+  ASSERT_FALSE(WaitEvent("old-1", "success", 120s).is_null());
+  std::string term = sim_->QueueCommand(agent_id_, "terminate", json{{"deployment_id", "old-1"}}.dump());
+  ASSERT_TRUE(sim::Simulator::WaitFor([&] { return sim_->Acked(term); }, 60s));
+  // Each unsupported event was tried once (retries honour 404 as final), not again and again.
+  std::this_thread::sleep_for(3s);
+  int failed_posts = 0, terminated_posts = 0;
+  for (const auto& r : sim_->Requests("/api/deployments/")) {
+    if (r.path.find("/failed") != std::string::npos) ++failed_posts;
+    if (r.path.find("/terminated") != std::string::npos) ++terminated_posts;
+    EXPECT_TRUE(r.status == 200 || r.status == 404) << r.path << " " << r.status;
+  }
+  EXPECT_EQ(failed_posts, 1);
+  EXPECT_EQ(terminated_posts, 1);
+  EXPECT_NE(HttpGet(agent_->status_port(), "/metrics").find("taolie_events_unsupported_total 2"), std::string::npos);
+  EXPECT_NE(agent_->Log().find("does not support"), std::string::npos);
+}
+
 // The managed PostgreSQL is killed under the agent: heartbeats keep their rhythm, the agent
 // restarts the database, reconnects, and rents again.
 TEST_F(RentalTest, DatabaseKilledUnderTheAgentIsSurvived) {
