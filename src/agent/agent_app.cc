@@ -196,8 +196,9 @@ Status AgentApp::Start() {
   add(std::make_unique<MetricsPushLoop>(d, *m.rt), mon.metrics_push_interval, 2000);
   add(std::make_unique<HealthPushLoop>(d, *m.rt), mon.health_push_interval, 3000);
   add(std::make_unique<DurationMonitorLoop>(*m.manager), mon.duration_check_interval, 500);
-  m.outbox_runner = add(std::make_unique<OutboxLoop>(d, *m.rt), 5, 200);
-  if (m.pg) add(std::make_unique<PostgresSupervisor>(m), 5, 5000);
+  // The outbox is woken whenever an event is written; the interval is only a safety net.
+  m.outbox_runner = add(std::make_unique<OutboxLoop>(d, *m.rt), 60, 200);
+  if (m.pg) add(std::make_unique<PostgresSupervisor>(m), 15, 15000);
   PeriodicRunner* outbox = m.outbox_runner;
   m.rt->SetOutboxNotifier([outbox] { outbox->Wake(); });
   for (auto& r : m.runners) r->Start();

@@ -1,5 +1,6 @@
 #include "agent/work_queue.h"
 
+#include <pthread.h>
 #include <spdlog/spdlog.h>
 
 namespace taolie::agent {
@@ -43,6 +44,7 @@ bool WorkQueue::IsQueuedOrRunning(const std::string& dedupe_key) const {
 }
 
 void WorkQueue::Worker(std::stop_token stop) {
+  pthread_setname_np(pthread_self(), "rental-worker");
   while (!stop.stop_requested()) {
     Item item;
     {
