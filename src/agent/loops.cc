@@ -84,6 +84,7 @@ Status RegisterWithPlatform(Deps& d, Runtime& rt, std::stop_token stop) {
   }
   rt.set_registered_signature(InventorySignature(in.gpus));
   rt.set_registered(true);
+  rt.NotifyOutbox();  // events held back while unregistered go out now
   spdlog::info("registered with the platform as {} (offer {})", rt.agent_id(), parsed->gpu_uuid);
   return OkStatus();
 }
