@@ -319,6 +319,41 @@ TEST_F(SafetyTest, LostGpuIsNotRentedAndInventoryChangeReregisters) {
   std::filesystem::remove_all(dir);
 }
 
+// SIGTERM leaves the renter's container running; the next start adopts it (and removes a
+// container with our labels that no deployment owns); the adopted rental ends normally.
+TEST_F(SafetyTest, RestartAdoptsRunningRentalsAndRemovesOrphans) {
+  StartAgent();
+  sim_->QueueCommand(agent_id_, "deploy",
+                     json{{"deployment_id", "keep-1"}, {"image", SshImage()}, {"ports", {{"22", 22}}}}.dump());
+  json ok = WaitEvent("keep-1", "success", 120s);
+  ASSERT_FALSE(ok.is_null());
+  int status = agent_->Terminate();
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  auto info = docker_->Inspect(ok["container_id"]);
+  ASSERT_TRUE(info.ok());
+  EXPECT_TRUE(info->running) << "SIGTERM must leave renters' containers running";
+  // An orphan: our labels, no deployment.
+  docker::ContainerSpec orphan;
+  orphan.name = "deployment-orphan-1";
+  orphan.image = registry_ + "/taolie-test/busybox:1";
+  orphan.labels = {{"taolie.managed", "true"}, {"taolie.agent_id", agent_id_}, {"taolie.deployment_id", "orphan-1"}};
+  ASSERT_TRUE(docker_->Pull(orphan.image, nullptr, std::stop_token()).ok());
+  auto orphan_id = docker_->Create(orphan);
+  ASSERT_TRUE(orphan_id.ok()) << orphan_id.error().ToString();
+  ASSERT_TRUE(docker_->Start(*orphan_id).ok());
+  agent_->Start();
+  ASSERT_TRUE(sim::Simulator::WaitFor([&] { return Containers("orphan-1").empty(); }, 30s)) << "orphan kept";
+  auto still = Containers("keep-1");
+  ASSERT_EQ(still.size(), 1u);
+  EXPECT_EQ(still[0].id, ok["container_id"].get<std::string>());
+  std::string term = sim_->QueueCommand(agent_id_, "terminate", json{{"deployment_id", "keep-1"}}.dump());
+  json ended = WaitEvent("keep-1", "terminated", 60s);
+  ASSERT_FALSE(ended.is_null());
+  EXPECT_EQ(ended["status"], "terminated");
+  EXPECT_FALSE(Ack(term, 30s).is_null());
+  EXPECT_TRUE(Managed().empty());
+}
+
 // SIGKILL at each step of deploy and terminate, then restart: one container or none, nothing
 // leaked, every event delivered exactly once, a re-delivered command never deploys twice.
 class CrashTest : public SafetyTest, public ::testing::WithParamInterface<const char*> {};
