@@ -7,6 +7,7 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <cstdlib>
+#include <algorithm>
 #include <filesystem>
 #include <functional>
 #include <future>
@@ -65,8 +66,14 @@ int RunUntilSignal(const config::Config& cfg,
   }
   if (on_started) on_started(**app);
   host::SdNotify::Ready();
+  // Wake for signals at once, and otherwise only as often as systemd's watchdog needs.
+  auto wake = std::chrono::milliseconds(60'000);
+  if (auto wd = host::SdNotify::WatchdogInterval()) {
+    wake = std::max(std::chrono::milliseconds(500),
+                    std::chrono::duration_cast<std::chrono::milliseconds>(*wd) / 2);
+  }
   while (true) {
-    int sig = host::SignalWaiter::Wait(std::chrono::milliseconds(1000));
+    int sig = host::SignalWaiter::Wait(wake);
     if (sig == SIGTERM || sig == SIGINT) {
       spdlog::info("signal {}: stopping", sig);
       host::SdNotify::Stopping();

@@ -389,6 +389,7 @@ void DeploymentManager::ProcessDeploy(const store::CommandRecord& cmd, std::stop
     return;
   }
   d = *created;
+  rt_.claims_generation++;
   admit.unlock();
   spdlog::info("deployment {} accepted: image {}, GPUs [{}], {} port(s)", d.id, d.image, Join(d.gpu_uuids, ","),
                d.ports.size());
@@ -793,6 +794,7 @@ Status DeploymentManager::EndDeployment(const std::string& deployment_id, const 
                            true));
   }
   TAOLIE_RETURN_IF_ERROR(d_.store.UpdateDeployment(d, events));
+  rt_.claims_generation++;
   spdlog::info("deployment {} ended ({}), used {:.2f} of {} min", d.id, d.end_status, usage.used_minutes,
                d.duration_minutes);
   rt_.NotifyOutbox();

@@ -103,10 +103,17 @@ Status GpuMetricsLoop::RunOnce(std::stop_token /*stop*/) {
     s.host.download_mbps = host->download_mbps;
     s.host.uptime_hours = static_cast<int64_t>(host->uptime_seconds / 3600.0);
   }
-  std::map<std::string, std::string> claimed;
-  if (auto gpus = d_.store.ListGpus(); gpus.ok()) {
-    for (const auto& g : *gpus) claimed[g.uuid] = g.deployment_id;
+  auto steady_now = std::chrono::steady_clock::now();
+  if (rt_.claims_generation != claims_generation_ || steady_now - claims_read_ > std::chrono::minutes(5)) {
+    uint64_t generation = rt_.claims_generation;
+    if (auto gpus = d_.store.ListGpus(); gpus.ok()) {
+      claims_.clear();
+      for (const auto& g : *gpus) claims_[g.uuid] = g.deployment_id;
+      claims_generation_ = generation;
+      claims_read_ = steady_now;
+    }
   }
+  const auto& claimed = claims_;
   if (d_.gpus.Available()) {
     auto samples = d_.gpus.Sample();
     if (!samples.ok()) return samples.error();
@@ -123,7 +130,8 @@ Status GpuMetricsLoop::RunOnce(std::stop_token /*stop*/) {
       r.fan_speed_percent = g.fan_speed_percent;
       r.sm_clock_mhz = OptInt(g.sm_clock_mhz);
       r.mem_clock_mhz = OptInt(g.mem_clock_mhz);
-      r.deployment_id = claimed.count(g.uuid) ? claimed[g.uuid] : "";
+      auto claim = claimed.find(g.uuid);
+      r.deployment_id = claim == claimed.end() ? "" : claim->second;
       s.gpus.push_back(std::move(r));
     }
     rt_.SetLatestGpuSamples(std::move(*samples), s.taken_at);
@@ -139,9 +147,16 @@ Status GpuHealthLoop::RunOnce(std::stop_token /*stop*/) {
   auto now = d_.clock.Now();
   std::vector<GpuHealth> verdicts;
   std::vector<gpu::GpuSample> samples;
+  auto steady_now = std::chrono::steady_clock::now();
+  bool full_write = steady_now - full_write_ > std::chrono::minutes(10);
+  if (full_write) {
+    full_write_ = steady_now;
+    synced_signature_.clear();
+    health_written_.clear();
+  }
   if (d_.gpus.Available()) {
     auto list = d_.gpus.ListGpus();
-    if (list.ok()) {
+    if (list.ok() && InventorySignature(*list) != synced_signature_) {
       std::vector<store::GpuRecord> present;
       for (const auto& g : *list) {
         store::GpuRecord r;
@@ -153,6 +168,7 @@ Status GpuHealthLoop::RunOnce(std::stop_token /*stop*/) {
         present.push_back(r);
       }
       if (Status st = d_.store.SyncGpus(present); !st.ok()) return st;
+      synced_signature_ = InventorySignature(*list);
       if (rt_.registered() && InventorySignature(*list) != rt_.registered_signature()) {
         spdlog::info("GPU inventory changed: registering again");
         rt_.reregister_wanted = true;  // the heartbeat loop registers again before its next beat
@@ -179,7 +195,10 @@ Status GpuHealthLoop::RunOnce(std::stop_token /*stop*/) {
       if (x.uuid == v.uuid) s = &x;
     }
     std::string health = (s != nullptr && s->lost) ? "lost" : v.health;
-    (void)d_.store.SetGpuHealth(v.uuid, health);
+    auto written = health_written_.find(v.uuid);
+    if (written == health_written_.end() || written->second != health) {
+      if (d_.store.SetGpuHealth(v.uuid, health).ok()) health_written_[v.uuid] = health;
+    }
     rows.push_back({v.uuid, v.health, GpuHealthToJson(v)});
   }
   HostHealthInput in;

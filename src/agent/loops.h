@@ -31,6 +31,10 @@ class GpuMetricsLoop final : public Loop {
  private:
   Deps d_;
   Runtime& rt_;
+  // GPU -> deployment, re-read only when claims change (or every few minutes).
+  std::map<std::string, std::string> claims_;
+  uint64_t claims_generation_ = ~0ull;
+  std::chrono::steady_clock::time_point claims_read_{};
 };
 
 // 2. GPU health (60 s): checks per GPU, host report, GPU inventory sync, retention.
@@ -45,6 +49,10 @@ class GpuHealthLoop final : public Loop {
   Runtime& rt_;
   std::vector<gpu::XidEvent> xids_;  // last hour
   std::chrono::steady_clock::time_point last_prune_{};
+  // Writes only what changed (inventory, per-GPU health); everything again every 10 minutes.
+  std::string synced_signature_;
+  std::map<std::string, std::string> health_written_;
+  std::chrono::steady_clock::time_point full_write_{};
 };
 
 // 3. Heartbeat (30 s).

@@ -103,6 +103,7 @@ class Runtime {
   }
 
   std::atomic<bool> reregister_wanted{false};  // set when the inventory changed
+  std::atomic<uint64_t> claims_generation{0};   // bumped when GPUs are claimed or released
   std::atomic<int> active_deployments{0};
   std::atomic<int> available_gpus{0};
   std::atomic<uint64_t> deploys_succeeded{0};

@@ -447,6 +447,8 @@ Result<std::unique_ptr<ManagedPostgres>> ManagedPostgres::Start(const Options& o
        << "shared_buffers = 16MB\n"
        << "work_mem = 4MB\n"
        << "maintenance_work_mem = 16MB\n"
+       // Small tables, pruned hourly by the agent: vacuum checks need not run every minute.
+       << "autovacuum_naptime = 5min\n"
        << "logging_collector = on\n"
        << "log_directory = 'log'\n"
        << "log_filename = 'postgresql-%a.log'\n"

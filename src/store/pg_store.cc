@@ -179,6 +179,21 @@ Error PgError(PGconn* conn, const PGresult* res) {
   return MakeError(ec, msg);
 }
 
+// "($1, $2), ($3, $4)" for `rows` rows of `casts.size()` columns; casts[i] is appended to
+// column i's placeholder (e.g. "::jsonb"). One statement instead of one per row.
+std::string ValuesList(size_t rows, const std::vector<const char*>& casts) {
+  std::string out;
+  int n = 0;
+  for (size_t r = 0; r < rows; ++r) {
+    out += r == 0 ? "(" : ", (";
+    for (size_t c = 0; c < casts.size(); ++c) {
+      out += (c == 0 ? "$" : ", $") + std::to_string(++n) + casts[c];
+    }
+    out += ")";
+  }
+  return out;
+}
+
 // A transaction in progress: the statements of one Store call.
 class Tx {
  public:
@@ -939,18 +954,22 @@ Result<int64_t> PgStore::InsertMetricSample(const MetricSample& s) {
     if (!r.ok()) return r.error();
     int64_t id = r->Int(0, "id");
     std::string taken_at = r->Str(0, "taken_at");
+    if (s.gpus.empty()) return id;
+    Params params;
     for (const auto& g : s.gpus) {
-      TAOLIE_RETURN_IF_ERROR(tx.Exec(
-          "INSERT INTO gpu_metrics (sample_id, gpu_uuid, gpu_index, utilization, "
-          "  memory_used_mb, memory_total_mb, temperature_c, power_draw_watts, "
-          "  power_limit_watts, fan_speed_percent, sm_clock_mhz, mem_clock_mhz, deployment_id, "
-          "  taken_at) "
-          "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
-          {Num(id), g.gpu_uuid, Num(g.gpu_index), OptNum(g.utilization), OptNum(g.memory_used_mb),
-           OptNum(g.memory_total_mb), OptNum(g.temperature_c), OptNum(g.power_draw_watts),
-           OptNum(g.power_limit_watts), OptNum(g.fan_speed_percent), OptNum(g.sm_clock_mhz),
-           OptNum(g.mem_clock_mhz), g.deployment_id, taken_at}));
+      Params row{Num(id), g.gpu_uuid, Num(g.gpu_index), OptNum(g.utilization), OptNum(g.memory_used_mb),
+                 OptNum(g.memory_total_mb), OptNum(g.temperature_c), OptNum(g.power_draw_watts),
+                 OptNum(g.power_limit_watts), OptNum(g.fan_speed_percent), OptNum(g.sm_clock_mhz),
+                 OptNum(g.mem_clock_mhz), g.deployment_id, taken_at};
+      params.insert(params.end(), row.begin(), row.end());
     }
+    std::string sql =
+        "INSERT INTO gpu_metrics (sample_id, gpu_uuid, gpu_index, utilization, "
+        "  memory_used_mb, memory_total_mb, temperature_c, power_draw_watts, "
+        "  power_limit_watts, fan_speed_percent, sm_clock_mhz, mem_clock_mhz, deployment_id, "
+        "  taken_at) VALUES " +
+        ValuesList(s.gpus.size(), std::vector<const char*>(14, ""));
+    TAOLIE_RETURN_IF_ERROR(tx.Exec(sql.c_str(), params));
     return id;
   });
 }
@@ -1035,12 +1054,15 @@ Result<int64_t> PgStore::InsertHealthReport(const HealthReport& h,
     if (!r.ok()) return r.error();
     int64_t id = r->Int(0, "id");
     std::string checked_at = r->Str(0, "checked_at");
+    if (gpus.empty()) return id;
+    Params params;
     for (const auto& g : gpus) {
-      TAOLIE_RETURN_IF_ERROR(tx.Exec(
-          "INSERT INTO gpu_health_history (report_id, gpu_uuid, health, checks, checked_at) "
-          "VALUES ($1, $2, $3, $4::jsonb, $5)",
-          {Num(id), g.gpu_uuid, g.health, EmptyToNull(g.checks_json), checked_at}));
+      Params row{Num(id), g.gpu_uuid, g.health, EmptyToNull(g.checks_json), checked_at};
+      params.insert(params.end(), row.begin(), row.end());
     }
+    std::string sql = "INSERT INTO gpu_health_history (report_id, gpu_uuid, health, checks, checked_at) VALUES " +
+                      ValuesList(gpus.size(), {"", "", "", "::jsonb", ""});
+    TAOLIE_RETURN_IF_ERROR(tx.Exec(sql.c_str(), params));
     return id;
   });
 }
