@@ -881,8 +881,11 @@ std::vector<ConfigProblem> Validate(const Config& c) {
 
   // docker
   const DockerConfig& dk = c.docker;
-  if (!dk.host.empty() && dk.host.rfind("unix://", 0) != 0 && dk.host.rfind("tcp://", 0) != 0) {
-    k.Fatal("docker.host", "must start with unix:// or tcp://, got " + Quote(dk.host));
+  if (dk.host.rfind("tcp://", 0) == 0) {
+    k.Fatal("docker.host", "tcp:// endpoints are not supported yet; use the unix socket, e.g. "
+                           "unix:///var/run/docker.sock");
+  } else if (!dk.host.empty() && dk.host.rfind("unix://", 0) != 0) {
+    k.Fatal("docker.host", "must start with unix://, got " + Quote(dk.host));
   }
   k.Positive("docker.timeout", dk.timeout);
   k.Positive("docker.pull_timeout", dk.pull_timeout);

@@ -347,6 +347,7 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"agent: {id: \"agent-0123456789AB\"}", "agent.id"},
         BadCase{"agent: {id: {x: 1}}", "agent.id"},
         BadCase{"docker: {host: \"/var/run/docker.sock\"}", "docker.host"},
+        BadCase{"docker: {host: \"tcp://127.0.0.1:2375\"}", "docker.host"},
         BadCase{"docker: {timeout: 0}", "docker.timeout"},
         BadCase{"docker: {pull_timeout: -5}", "docker.pull_timeout"},
         BadCase{"deployment: {allowed_volume_roots: [\"relative/dir\"]}",
@@ -383,14 +384,14 @@ TEST(ConfigLoader, EnvironmentOverridesSecretsAndUrl) {
   auto env = FakeEnv({{"TAOLIE_API_KEY", "env-key-123456"},
                       {"TAOLIE_DB_PASSWORD", "env-db-pass"},
                       {"TAOLIE_SERVER_URL", "https://platform.example.org"},
-                      {"DOCKER_HOST", "tcp://127.0.0.1:2375"}});
+                      {"DOCKER_HOST", "unix:///run/user/1000/docker.sock"}});
   LoadResult r =
       LoadConfigString("agent: {api_key: file-key}\ndatabase: {password: file-pass}\n", env);
   EXPECT_FALSE(HasFatal(r.problems)) << Dump(r.problems);
   EXPECT_EQ(r.config.agent.api_key, "env-key-123456");
   EXPECT_EQ(r.config.database.password, "env-db-pass");
   EXPECT_EQ(r.config.server.url, "https://platform.example.org");
-  EXPECT_EQ(r.config.docker.host, "tcp://127.0.0.1:2375");
+  EXPECT_EQ(r.config.docker.host, "unix:///run/user/1000/docker.sock");
   EXPECT_THAT(ValidateForRun(r.config), IsEmpty());
 }
 
