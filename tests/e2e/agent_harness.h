@@ -72,6 +72,7 @@ struct HarnessOptions {
   std::map<std::string, std::string> env;
   int readiness_timeout = 40;
   std::string api_key = "sim-key";
+  std::string nvml_library;  // "" = the project's fake libnvidia-ml.so.1
 };
 
 class AgentHarness {
@@ -113,7 +114,7 @@ class AgentHarness {
         << "  health_push_interval: 3\n  duration_check_interval: 1\n  gpu_metrics_interval: 2\n"
         << "  gpu_health_interval: 3\n"
         << "database:\n  mode: managed\n"
-        << "gpu:\n  nvml_library: " << FAKE_NVML_PATH << "\n"
+        << "gpu:\n  nvml_library: " << (o_.nvml_library.empty() ? FAKE_NVML_PATH : o_.nvml_library) << "\n"
         << "logging:\n  level: debug\n  file: \"\"\n  journal: false\n"
         << "docker:\n  host: " << docker_host_ << "\n"
         << "deployment:\n  readiness_timeout_seconds: " << o_.readiness_timeout

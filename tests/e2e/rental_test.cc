@@ -260,6 +260,35 @@ TEST_F(RentalTest, PlatformWithoutExtEndpoints) {
   EXPECT_NE(agent_->Log().find("does not support"), std::string::npos);
 }
 
+// No NVML on the host: a clear state, not a crash. The host registers as a CPU host, GPU
+// rentals are refused, CPU-only rentals work.
+TEST_F(RentalTest, GpuLessHostIsAClearState) {
+  HarnessOptions o;
+  o.nvml_library = "/nonexistent/libnvidia-ml.so.1";
+  StartAgent(o);
+  json reg = json::parse(*sim_->LatestRegistration());
+  EXPECT_EQ(reg["gpu_count"], 0);
+  EXPECT_EQ(reg["resource_type"], "cpu");
+  json st = json::parse(HttpGet(agent_->status_port(), "/status"), nullptr, false);
+  ASSERT_TRUE(st.is_object());
+  EXPECT_NE(st["gpu_probe"].get<std::string>().find("nonexistent"), std::string::npos) << st["gpu_probe"];
+  std::string gpu = sim_->QueueCommand(agent_id_, "deploy",
+                                       json{{"deployment_id", "gpu-1"}, {"image", SshImage()}, {"ports", {{"22", 22}}}}.dump());
+  ASSERT_TRUE(sim::Simulator::WaitFor([&] { return sim_->Acked(gpu); }, 30s));
+  EXPECT_NE(sim_->AckBodies(gpu).back().find("gpu_count"), std::string::npos);
+  sim_->QueueCommand(agent_id_, "deploy",
+                     json{{"deployment_id", "cpu-1"}, {"image", SshImage()}, {"gpu_count", 0}, {"ports", {{"22", 22}}}}
+                         .dump());
+  json ok = WaitEvent("cpu-1", "success", 120s);
+  ASSERT_FALSE(ok.is_null());
+  EXPECT_TRUE(ok["gpus"].empty());
+  auto c = Containers("cpu-1");
+  ASSERT_EQ(c.size(), 1u);
+  auto info = docker_->Inspect(c[0].id);
+  ASSERT_TRUE(info.ok());
+  EXPECT_TRUE(info->device_request_ids.empty());
+}
+
 // The managed PostgreSQL is killed under the agent: heartbeats keep their rhythm, the agent
 // restarts the database, reconnects, and rents again.
 TEST_F(RentalTest, DatabaseKilledUnderTheAgentIsSurvived) {
