@@ -53,7 +53,7 @@ Status InitLogging(const config::Config& cfg) {
 
 // Runs the agent until SIGTERM/SIGINT. SIGHUP re-sends the registration. `on_started` runs
 // once the agent is up (dev mode prints its hints there).
-int RunUntilSignal(const config::Config& cfg,
+int RunUntilSignal(const config::Config& cfg, const std::string& config_path,
                    const std::function<void(agent::AgentApp&)>& on_started = nullptr) {
   auto app = agent::AgentApp::Create(cfg, kVersion);
   if (!app.ok()) {
@@ -80,8 +80,19 @@ int RunUntilSignal(const config::Config& cfg,
       break;
     }
     if (sig == SIGHUP) {
-      spdlog::info("SIGHUP: re-registering");
-      (*app)->Reregister();
+      // Re-read the config for the API key only (everything else needs a restart).
+      std::string key = cfg.agent.api_key;
+      if (!config_path.empty()) {
+        auto reloaded = config::LoadConfigFile(config_path, [](const char* n) { return std::getenv(n); });
+        if (reloaded.ok() && !config::HasFatal(reloaded->problems)) {
+          key = reloaded->config.agent.api_key;
+          telemetry::RegisterSecret(key);
+        } else {
+          spdlog::warn("SIGHUP: {} has problems; keeping the running config", config_path);
+        }
+      }
+      spdlog::info("SIGHUP: registering again");
+      (*app)->Reload(key);
     }
     host::SdNotify::Watchdog();
   }
@@ -146,7 +157,7 @@ int CmdRun(const std::string& path) {
     return 2;
   }
   spdlog::info("taolie-host-agent {} starting (config {})", kVersion, path);
-  return RunUntilSignal(cfg);
+  return RunUntilSignal(cfg, path);
 }
 
 struct DevOptions {
@@ -226,7 +237,7 @@ int CmdDev(const DevOptions& o) {
       cfg.logging.file.c_str());
     std::fflush(stdout);
   };
-  int rc = RunUntilSignal(cfg, hints);
+  int rc = RunUntilSignal(cfg, "", hints);
   (*simulator)->Stop();
   return rc;
 }

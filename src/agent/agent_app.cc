@@ -222,7 +222,8 @@ Status AgentApp::Start() {
   return OkStatus();
 }
 
-void AgentApp::Reregister() {
+void AgentApp::Reload(const std::string& api_key) {
+  if (!api_key.empty()) impl_->api->SetApiKey(api_key);
   if (Status reg = RegisterWithPlatform(*impl_->deps, *impl_->rt, impl_->stop.get_token()); !reg.ok()) {
     spdlog::warn("registration failed: {}", reg.error().ToString());
   }

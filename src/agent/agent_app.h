@@ -20,8 +20,9 @@ class AgentApp {
   Status Start();
   // Stops accepting work, stops loops and workers; renters' containers keep running.
   void Stop();
-  // Re-sends the registration (SIGHUP).
-  void Reregister();
+  // SIGHUP: takes a new API key (the operator fixed agent.api_key) and re-sends the
+  // registration at once.
+  void Reload(const std::string& api_key);
   const std::string& agent_id() const;
 
   struct Impl;  // public so the status providers in agent_app.cc can see it

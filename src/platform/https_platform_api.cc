@@ -122,6 +122,11 @@ bool HttpsPlatformApi::IsLoopbackHost(const std::string& host_in) {
   return false;
 }
 
+void HttpsPlatformApi::SetApiKey(const std::string& api_key) {
+  std::lock_guard lock(key_mu_);
+  options_.api_key = api_key;
+}
+
 std::string HttpsPlatformApi::JoinUrl(const std::string& base, const std::string& path) {
   size_t end = base.size();
   while (end > 0 && base[end - 1] == '/') --end;
@@ -218,7 +223,11 @@ Result<Response> HttpsPlatformApi::Send(Method method, const std::string& path,
   char errbuf[CURL_ERROR_SIZE] = {0};
 
   curl_slist* headers = nullptr;
-  const std::string auth = "Authorization: Bearer " + options_.api_key;
+  std::string auth;
+  {
+    std::lock_guard lock(key_mu_);
+    auth = "Authorization: Bearer " + options_.api_key;
+  }
   headers = curl_slist_append(headers, auth.c_str());
   headers = curl_slist_append(headers, "Content-Type: application/json");
   headers = curl_slist_append(headers, "Accept: application/json");

@@ -35,6 +35,9 @@ class HttpsPlatformApi final : public PlatformApi {
   Result<Response> Send(Method method, const std::string& path, const std::string& body,
                         std::stop_token stop) override;
 
+  // Replaces the API key for later requests (SIGHUP after the operator fixed agent.api_key).
+  void SetApiKey(const std::string& api_key);
+
   // base_url + path, with exactly one '/' between them (pure; exposed for tests).
   static std::string JoinUrl(const std::string& base, const std::string& path);
   // True for 127.0.0.0/8, ::1 and "localhost" (pure; exposed for tests).
@@ -46,6 +49,7 @@ class HttpsPlatformApi final : public PlatformApi {
   void ReleaseHandle(void* handle);
 
   Options options_;
+  std::mutex key_mu_;  // guards options_.api_key
   std::string base_;  // base_url without trailing slashes
   std::mutex pool_mu_;
   std::vector<void*> pool_;  // idle CURL* handles (keep their connections alive)

@@ -198,6 +198,12 @@ class AgentHarness {
       o_.env[k] = v;
     }
   }
+  // Rewrites the config with another API key and sends SIGHUP.
+  void ReloadWithApiKey(const std::string& key) {
+    o_.api_key = key;
+    WriteConfig();
+    if (pid_ != 0) ::kill(pid_, SIGHUP);
+  }
   int ssh_port() const { return ssh_port_; }
   int status_port() const { return ssh_port_ + 3; }
   void set_ports(int ssh_port, int range_first) {

@@ -227,6 +227,11 @@ TEST_F(RentalTest, WrongApiKeyKeepsRunningAndRetriesSlowly) {
   json st = json::parse(HttpGet(agent_->status_port(), "/status"), nullptr, false);
   ASSERT_TRUE(st.is_object());
   EXPECT_EQ(st["registered"], false);
+  // The operator fixes the key and sends SIGHUP: registered at once, no restart.
+  agent_->ReloadWithApiKey("sim-key");
+  EXPECT_TRUE(sim::Simulator::WaitFor([&] { return sim_->LatestRegistration().has_value(); }, 15s));
+  EXPECT_TRUE(sim::Simulator::WaitFor([&] { return sim_->CountHeartbeats() > 0; }, 15s));
+  EXPECT_EQ(agent_->Log().find("sim-key"), std::string::npos) << "the new key was logged";
 }
 
 // An older platform without the ext event endpoints: 404 is recorded once, the events are
