@@ -31,6 +31,13 @@ using namespace taolie;
 
 constexpr const char* kVersion = TAOLIE_VERSION;
 
+// SIGTERM/SIGINT/SIGHUP are taken by the main thread only: block them before threads start.
+bool BlockSignals() {
+  Status st = host::SignalWaiter::BlockSignals();
+  if (!st.ok()) std::fprintf(stderr, "signals: %s\n", st.error().message.c_str());
+  return st.ok();
+}
+
 Status InitLogging(const config::Config& cfg) {
   telemetry::LoggingOptions lo;
   lo.level = cfg.logging.level;
@@ -136,7 +143,7 @@ int CmdCheckConfig(const std::string& path) {
 }
 
 int CmdRun(const std::string& path) {
-  (void)host::SignalWaiter::BlockSignals();  // before any thread starts
+  if (!BlockSignals()) return 1;  // before any thread starts
   auto loaded = config::LoadConfigFile(path, [](const char* n) { return std::getenv(n); });
   if (!loaded.ok()) {
     std::cerr << loaded.error().message << "\n";
@@ -170,7 +177,7 @@ struct DevOptions {
 };
 
 int CmdDev(const DevOptions& o) {
-  (void)host::SignalWaiter::BlockSignals();
+  if (!BlockSignals()) return 1;
   namespace fs = std::filesystem;
   std::error_code ec;
   fs::create_directories(o.data_dir, ec);
@@ -243,7 +250,7 @@ int CmdDev(const DevOptions& o) {
 }
 
 int CmdSim(int port) {
-  (void)host::SignalWaiter::BlockSignals();
+  if (!BlockSignals()) return 1;
   sim::Simulator::Options so;
   so.port = port;
   auto simulator = sim::Simulator::Start(so);

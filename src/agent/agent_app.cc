@@ -174,7 +174,7 @@ Status AgentApp::Start() {
   auto started = std::chrono::steady_clock::now();
 
   // Inventory first, so claims have rows to land on.
-  GpuHealthLoop(d, *m.rt).RunOnce(m.stop.get_token()).ok();
+  WarnIfError(GpuHealthLoop(d, *m.rt).RunOnce(m.stop.get_token()), "start-up GPU inventory");
   if (Status st = m.manager->Reconcile(m.stop.get_token()); !st.ok()) {
     spdlog::warn("start-up reconciliation incomplete: {} (retried by the duration monitor)", st.error().ToString());
   }

@@ -186,8 +186,7 @@ void DeploymentManager::Schedule(const store::CommandRecord& cmd) {
     }
   } else if (cmd.command_type == "deploy") {
     // Serialise with later terminates of the same deployment.
-    auto spec = ParseDeployPayload(cmd.command_id, cmd.payload_json, Limits());
-    if (spec.ok()) serial = "dep:" + spec->deployment_id;
+    serial = "dep:" + PayloadDeploymentId(cmd);
   }
   work_.Submit("cmd:" + cmd.command_id, serial, [this, cmd](std::stop_token st) { Process(cmd, st); });
 }
@@ -247,16 +246,23 @@ ValidationLimits DeploymentManager::Limits() const {
   return ValidationLimitsFromConfig(d_.cfg.deployment, gpus);
 }
 
+std::string DeploymentManager::PayloadDeploymentId(const store::CommandRecord& cmd) {
+  auto j = nlohmann::json::parse(cmd.payload_json, nullptr, false);
+  if (j.is_object() && j.contains("deployment_id")) {
+    const auto& v = j["deployment_id"];
+    std::string id = v.is_string() ? v.get<std::string>() : v.is_number_integer() ? v.dump() : "";
+    if (IsValidDeploymentId(id)) return id;
+  }
+  return cmd.command_id;
+}
+
 std::string DeploymentManager::RejectedDeploymentId(const store::CommandRecord& cmd) const {
   // Report under the payload's deployment_id when it is well-formed and not in use, so the
   // platform can match the failure; otherwise under the command id.
-  auto j = nlohmann::json::parse(cmd.payload_json, nullptr, false);
-  if (j.is_object() && j.contains("deployment_id") && j["deployment_id"].is_string()) {
-    std::string id = j["deployment_id"].get<std::string>();
-    auto existing = d_.store.GetDeployment(id);
-    if (IsValidDeploymentId(id) && existing.ok() && !existing->has_value()) return id;
-  }
-  return cmd.command_id;
+  std::string id = PayloadDeploymentId(cmd);
+  if (id == cmd.command_id) return id;
+  auto existing = d_.store.GetDeployment(id);
+  return existing.ok() && !existing->has_value() ? id : cmd.command_id;
 }
 
 void DeploymentManager::ProcessDeploy(const store::CommandRecord& cmd, std::stop_token stop) {
@@ -773,7 +779,7 @@ Status DeploymentManager::EndDeployment(const std::string& deployment_id, const 
       if (attempt == 9) {
         spdlog::warn("deployment {}: {} process(es) of the rental still on its GPU(s); GPUs marked warning", d.id,
                      leftover.size());
-        for (const auto& u : d.gpu_uuids) (void)d_.store.SetGpuHealth(u, "warning");
+        for (const auto& u : d.gpu_uuids) WarnIfError(d_.store.SetGpuHealth(u, "warning"), "mark GPU " + u);
       }
       SleepFor(std::chrono::milliseconds(500), stop);
     }

@@ -52,6 +52,9 @@ class DeploymentManager {
   std::string ResultOf(const store::DeploymentRecord& d, std::string* error) const;
   bool HostPortTaken(int port) const;
   std::string RejectedDeploymentId(const store::CommandRecord& cmd) const;
+  // The deploy payload's deployment_id when well-formed, else the command id (the rule
+  // ParseDeployPayload applies), without validating the rest.
+  static std::string PayloadDeploymentId(const store::CommandRecord& cmd);
   ValidationLimits Limits() const;
 
   store::OutboxEvent Event(const std::string& deployment_id, const std::string& kind, std::string body,

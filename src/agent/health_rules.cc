@@ -150,8 +150,7 @@ std::string GpuHealthToJson(const GpuHealth& g) {
       .dump();
 }
 
-store::HealthReport BuildHealthReport(const HostHealthInput& in, SystemTime now,
-                                      const config::GpuThresholds& /*t*/) {
+store::HealthReport BuildHealthReport(const HostHealthInput& in, SystemTime now) {
   store::HealthReport r;
   r.checked_at = now;
   bool any_unhealthy = !in.gpu_probe_available && !in.gpus.empty();

@@ -48,8 +48,7 @@ struct HostHealthInput {
 };
 
 // Builds the health report (scores, flags, status); details_json holds the ext per-GPU list.
-store::HealthReport BuildHealthReport(const HostHealthInput& in, SystemTime now,
-                                      const config::GpuThresholds& t);
+store::HealthReport BuildHealthReport(const HostHealthInput& in, SystemTime now);
 
 std::string GpuHealthToJson(const GpuHealth& g);  // one ext "gpus" element
 

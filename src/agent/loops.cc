@@ -80,7 +80,7 @@ Status RegisterWithPlatform(Deps& d, Runtime& rt, std::stop_token stop) {
   rt.MarkPlatformOk(d.clock.Now());
   if (!parsed->gpu_uuid.empty()) {
     rt.set_platform_gpu_uuid(parsed->gpu_uuid);
-    (void)d.store.SetState("platform_gpu_uuid", parsed->gpu_uuid);
+    WarnIfError(d.store.SetState("platform_gpu_uuid", parsed->gpu_uuid), "store platform gpu_uuid");
   }
   rt.set_registered_signature(InventorySignature(in.gpus));
   rt.set_registered(true);
@@ -94,7 +94,6 @@ Status GpuMetricsLoop::RunOnce(std::stop_token /*stop*/) {
   s.taken_at = d_.clock.Now();
   auto host = d_.host.Sample();
   if (host.ok()) {
-    rt_.SetLatestHost(*host);
     s.host.cpu_utilization = host->cpu_utilization_percent;
     s.host.ram_used_gb = static_cast<double>(host->ram_used_bytes) / kGiB;
     s.host.storage_used_gb = static_cast<double>(host->storage_used_bytes) / kGiB;
@@ -221,7 +220,7 @@ Status GpuHealthLoop::RunOnce(std::stop_token /*stop*/) {
   rt_.available_gpus = free_gpus;
   in.free_healthy_gpus = free_gpus;
   in.active_deployments = rt_.active_deployments;
-  store::HealthReport report = BuildHealthReport(in, now, cfg.monitoring.gpu_thresholds);
+  store::HealthReport report = BuildHealthReport(in, now);
   auto id = d_.store.InsertHealthReport(report, rows);
   if (!id.ok()) return id.error();
   if (std::chrono::steady_clock::now() - last_prune_ > std::chrono::hours(1)) {
@@ -427,7 +426,7 @@ Status OutboxLoop::RunOnce(std::stop_token stop) {
       case platform::Disposition::kRetry: {
         rt_.platform_errors++;
         Status err = HttpError(r, "deliver " + e.kind);
-        (void)d_.store.MarkEventAttempt(e.id, err.error().message);
+        WarnIfError(d_.store.MarkEventAttempt(e.id, err.error().message), "record delivery attempt");
         return err;  // keep order: nothing after it goes first
       }
     }
@@ -435,9 +434,11 @@ Status OutboxLoop::RunOnce(std::stop_token stop) {
     TAOLIE_RETURN_IF_ERROR(d_.store.MarkEventDone(e.id, outcome, scrubbed));
     rt_.events_delivered++;
     rt_.MarkPlatformOk(d_.clock.Now());
-    if (e.kind == "success") (void)d_.store.ScrubSecrets(e.deployment_id);  // delivered or refused: drop it
+    if (e.kind == "success") {  // delivered or refused: the password is not kept
+      WarnIfError(d_.store.ScrubSecrets(e.deployment_id), "scrub SSH password of " + e.deployment_id);
+    }
     if (e.kind == "ack") {
-      if (auto cid = CommandIdFromAckPath(e.path)) (void)d_.store.MarkCommandAcked(*cid);
+      if (auto cid = CommandIdFromAckPath(e.path)) WarnIfError(d_.store.MarkCommandAcked(*cid), "mark acked");
     }
   }
   return OkStatus();

@@ -16,7 +16,14 @@
 #include "platform/platform_api.h"
 #include "store/store.h"
 
+#include <spdlog/spdlog.h>
+
 namespace taolie::agent {
+
+// For writes whose failure must not stop the caller but must leave a trace.
+inline void WarnIfError(const Status& st, std::string_view what) {
+  if (!st.ok()) spdlog::warn("{}: {}", what, st.error().ToString());
+}
 
 struct Deps {
   const config::Config& cfg;
@@ -79,14 +86,6 @@ class Runtime {
     if (at != nullptr) *at = latest_gpu_at_;
     return latest_gpu_;
   }
-  void SetLatestHost(const host::HostSample& s) {
-    std::lock_guard l(mu_);
-    latest_host_ = s;
-  }
-  host::HostSample LatestHost() const {
-    std::lock_guard l(mu_);
-    return latest_host_;
-  }
 
   // Wakes the outbox sender (set by the composition root).
   void SetOutboxNotifier(std::function<void()> f) {
@@ -124,7 +123,6 @@ class Runtime {
   SystemTime last_platform_ok_{};
   std::vector<gpu::GpuSample> latest_gpu_;
   SystemTime latest_gpu_at_{};
-  host::HostSample latest_host_;
   std::function<void()> outbox_notifier_;
 };
 

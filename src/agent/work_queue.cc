@@ -38,11 +38,6 @@ size_t WorkQueue::Outstanding() const {
   return queue_.size() + running_;
 }
 
-bool WorkQueue::IsQueuedOrRunning(const std::string& dedupe_key) const {
-  std::lock_guard lock(mu_);
-  return keys_.count(dedupe_key) > 0;
-}
-
 void WorkQueue::Worker(std::stop_token stop) {
   pthread_setname_np(pthread_self(), "rental-worker");
   while (!stop.stop_requested()) {

@@ -26,7 +26,6 @@ class WorkQueue {
   // Asks running jobs to stop (their stop_token fires), drops queued ones, joins the threads.
   void Shutdown();
   size_t Outstanding() const;  // queued + running
-  bool IsQueuedOrRunning(const std::string& dedupe_key) const;
 
  private:
   struct Item {

@@ -76,7 +76,7 @@ TEST(HealthRules, ReportFlagsAndStatus) {
   in.storage_total_bytes = 100ull << 30;
   in.storage_available_bytes = 50ull << 30;
   in.free_healthy_gpus = 2;
-  auto r = BuildHealthReport(in, SystemTime{}, t);
+  auto r = BuildHealthReport(in, SystemTime{});
   EXPECT_TRUE(r.is_healthy);
   EXPECT_FALSE(r.temperature_ok);
   EXPECT_TRUE(r.power_ok);
@@ -85,19 +85,19 @@ TEST(HealthRules, ReportFlagsAndStatus) {
   EXPECT_LT(r.gpu_performance_score, 100.0);
 
   in.storage_available_bytes = 1ull << 30;  // 1 %: storage check fails, host unhealthy
-  r = BuildHealthReport(in, SystemTime{}, t);
+  r = BuildHealthReport(in, SystemTime{});
   EXPECT_FALSE(r.storage_ok);
   EXPECT_EQ(r.status, "unhealthy");
 
   in.storage_available_bytes = 50ull << 30;
   in.free_healthy_gpus = 0;
   in.active_deployments = 2;
-  EXPECT_EQ(BuildHealthReport(in, SystemTime{}, t).status, "busy");
+  EXPECT_EQ(BuildHealthReport(in, SystemTime{}).status, "busy");
   in.draining = true;
-  EXPECT_EQ(BuildHealthReport(in, SystemTime{}, t).status, "draining");
+  EXPECT_EQ(BuildHealthReport(in, SystemTime{}).status, "draining");
   in.draining = false;
   in.platform_reachable = false;
-  EXPECT_FALSE(BuildHealthReport(in, SystemTime{}, t).network_ok);
+  EXPECT_FALSE(BuildHealthReport(in, SystemTime{}).network_ok);
 }
 
 TEST(WorkQueue, SerialKeysRunInOrderAndDedupe) {
