@@ -2,17 +2,16 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
-#include <csignal>
-
 #include <CLI/CLI.hpp>
+#include <algorithm>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
-#include <algorithm>
 #include <filesystem>
 #include <functional>
 #include <future>
-#include <thread>
 #include <iostream>
+#include <thread>
 
 #include "agent/agent_app.h"
 #include "config/config_loader.h"
@@ -49,7 +48,8 @@ Status InitLogging(const config::Config& cfg) {
   Status st = telemetry::SetupLogging(lo);
   if (!st.ok() && !lo.file.empty()) {
     // The file is optional for the agent's survival: fall back to console + journal.
-    std::fprintf(stderr, "logging.file: %s; logging to the console only\n", st.error().message.c_str());
+    std::fprintf(stderr, "logging.file: %s; logging to the console only\n",
+                 st.error().message.c_str());
     lo.file.clear();
     st = telemetry::SetupLogging(lo);
   }
@@ -90,7 +90,8 @@ int RunUntilSignal(const config::Config& cfg, const std::string& config_path,
       // Re-read the config for the API key only (everything else needs a restart).
       std::string key = cfg.agent.api_key;
       if (!config_path.empty()) {
-        auto reloaded = config::LoadConfigFile(config_path, [](const char* n) { return std::getenv(n); });
+        auto reloaded =
+            config::LoadConfigFile(config_path, [](const char* n) { return std::getenv(n); });
         if (reloaded.ok() && !config::HasFatal(reloaded->problems)) {
           key = reloaded->config.agent.api_key;
           telemetry::RegisterSecret(key);
@@ -229,19 +230,20 @@ int CmdDev(const DevOptions& o) {
   auto hints = [&](agent::AgentApp& app) {
     const std::string& id = app.agent_id();
     std::printf(
-      "\n=== TAOLIE host agent (dev) is running as %s ===\n"
-      "Rent a GPU (5 minutes, SSH + Jupyter):\n"
-      "  curl -s -X POST %s/sim/agents/%s/deploy -d '{\"image\":\"%s\",\"ports\":{\"22\":22,\"8888\":8888},"
-      "\"duration_minutes\":5,\"price_per_hour\":1.2}'\n"
-      "See the access details the agent reported:\n"
-      "  curl -s %s/sim/deployments\n"
-      "End it early:\n"
-      "  curl -s -X POST %s/sim/agents/%s/terminate/<deployment_id> -d '{}'\n"
-      "Everything the agent sent: curl -s %s/sim/events   Log: %s\n"
-      "The agent's own status and metrics: curl -s http://127.0.0.1:8471/status (and /metrics)\n"
-      "Ctrl-C stops the agent (containers keep running; the next start adopts them).\n\n",
-      id.c_str(), base.c_str(), id.c_str(), image.c_str(), base.c_str(), base.c_str(), id.c_str(), base.c_str(),
-      cfg.logging.file.c_str());
+        "\n=== TAOLIE host agent (dev) is running as %s ===\n"
+        "Rent a GPU (5 minutes, SSH + Jupyter):\n"
+        "  curl -s -X POST %s/sim/agents/%s/deploy -d "
+        "'{\"image\":\"%s\",\"ports\":{\"22\":22,\"8888\":8888},"
+        "\"duration_minutes\":5,\"price_per_hour\":1.2}'\n"
+        "See the access details the agent reported:\n"
+        "  curl -s %s/sim/deployments\n"
+        "End it early:\n"
+        "  curl -s -X POST %s/sim/agents/%s/terminate/<deployment_id> -d '{}'\n"
+        "Everything the agent sent: curl -s %s/sim/events   Log: %s\n"
+        "The agent's own status and metrics: curl -s http://127.0.0.1:8471/status (and /metrics)\n"
+        "Ctrl-C stops the agent (containers keep running; the next start adopts them).\n\n",
+        id.c_str(), base.c_str(), id.c_str(), image.c_str(), base.c_str(), base.c_str(), id.c_str(),
+        base.c_str(), cfg.logging.file.c_str());
     std::fflush(stdout);
   };
   int rc = RunUntilSignal(cfg, "", hints);
@@ -258,7 +260,8 @@ int CmdSim(int port) {
     std::cerr << "simulator: " << simulator.error().ToString() << "\n";
     return 1;
   }
-  std::printf("simulator listening on %s (api key: %s)\n", (*simulator)->base_url().c_str(), so.api_key.c_str());
+  std::printf("simulator listening on %s (api key: %s)\n", (*simulator)->base_url().c_str(),
+              so.api_key.c_str());
   std::fflush(stdout);
   while (true) {
     int sig = host::SignalWaiter::Wait(std::chrono::milliseconds(1000));
@@ -276,19 +279,23 @@ int main(int argc, char** argv) {
   std::string config_path = "/etc/taolie-host-agent/config.yaml";
   auto* run = cli.add_subcommand("run", "run the agent");
   run->add_option("-c,--config", config_path, "config file")->capture_default_str();
-  auto* check = cli.add_subcommand("check-config", "validate a config file; prints each problem as 'key: reason'");
+  auto* check = cli.add_subcommand("check-config",
+                                   "validate a config file; prints each problem as 'key: reason'");
   check->add_option("-c,--config", config_path, "config file")->capture_default_str();
   auto* version = cli.add_subcommand("version", "print the version");
   DevOptions dev_opts;
-  auto* dev = cli.add_subcommand("dev", "all-in-one local mode: managed PostgreSQL, platform simulator, fake GPUs");
+  auto* dev = cli.add_subcommand(
+      "dev", "all-in-one local mode: managed PostgreSQL, platform simulator, fake GPUs");
   dev->add_option("--data-dir", dev_opts.data_dir)->capture_default_str();
-  dev->add_option("--docker-host", dev_opts.docker_host, "Docker socket (default $DOCKER_HOST or the standard one)");
+  dev->add_option("--docker-host", dev_opts.docker_host,
+                  "Docker socket (default $DOCKER_HOST or the standard one)");
   dev->add_option("--sim-port", dev_opts.sim_port)->capture_default_str();
   dev->add_option("--fake-nvml", dev_opts.fake_nvml, "path of the fake libnvidia-ml.so.1");
   dev->add_option("--scenario", dev_opts.scenario, "fake NVML scenario file");
   dev->add_option("--image", dev_opts.demo_image, "image shown in the how-to-rent hint");
   int sim_port = 8470;
-  auto* simcmd = cli.add_subcommand("sim", "run only the platform simulator on 127.0.0.1 (for tests and benchmarks)");
+  auto* simcmd = cli.add_subcommand(
+      "sim", "run only the platform simulator on 127.0.0.1 (for tests and benchmarks)");
   simcmd->add_option("--port", sim_port)->capture_default_str();
   CLI11_PARSE(cli, argc, argv);
 

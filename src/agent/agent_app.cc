@@ -71,14 +71,17 @@ AgentApp::~AgentApp() { Stop(); }
 
 const std::string& AgentApp::agent_id() const { return impl_->rt->agent_id(); }
 
-Result<std::unique_ptr<AgentApp>> AgentApp::Create(const config::Config& cfg, const std::string& version) {
+Result<std::unique_ptr<AgentApp>> AgentApp::Create(const config::Config& cfg,
+                                                   const std::string& version) {
   auto impl = std::make_unique<Impl>();
   impl->cfg = cfg;
   impl->version = version;
   InitFailpoints();
 
   // Database: managed (private cluster under data_dir) or external.
-  std::string mode = cfg.database.mode.empty() ? (cfg.database.host.empty() ? "managed" : "external") : cfg.database.mode;
+  std::string mode = cfg.database.mode.empty()
+                         ? (cfg.database.host.empty() ? "managed" : "external")
+                         : cfg.database.mode;
   std::string conninfo;
   if (mode == "managed") {
     store::ManagedPostgres::Options o;
@@ -123,8 +126,8 @@ Result<std::unique_ptr<AgentApp>> AgentApp::Create(const config::Config& cfg, co
     }
   }
 
-  auto docker = docker::EngineDockerClient::Create(cfg.docker.host, std::chrono::seconds(cfg.docker.timeout),
-                                                    cfg.docker.api_version);
+  auto docker = docker::EngineDockerClient::Create(
+      cfg.docker.host, std::chrono::seconds(cfg.docker.timeout), cfg.docker.api_version);
   if (!docker.ok()) return MakeError(docker.error().code, "docker: " + docker.error().message);
   impl->docker = std::move(*docker);
   std::string storage_path = "/var/lib/docker";
@@ -155,13 +158,14 @@ Result<std::unique_ptr<AgentApp>> AgentApp::Create(const config::Config& cfg, co
   if (!api.ok()) return MakeError(api.error().code, "server.url: " + api.error().message);
   impl->api = std::move(*api);
 
-  TimestampFormat ts = cfg.server.timestamp_format == "rfc3339" ? TimestampFormat::kRfc3339 : TimestampFormat::kNaive;
+  TimestampFormat ts = cfg.server.timestamp_format == "rfc3339" ? TimestampFormat::kRfc3339
+                                                                : TimestampFormat::kNaive;
   impl->rt = std::make_unique<Runtime>(agent_id, version, ts);
   if (auto g = impl->store->GetState("platform_gpu_uuid"); g.ok() && g->has_value()) {
     impl->rt->set_platform_gpu_uuid(**g);
   }
-  impl->deps = std::make_unique<Deps>(Deps{impl->cfg, *impl->store, *impl->docker, *impl->gpus, *impl->host,
-                                           *impl->api, impl->clock});
+  impl->deps = std::make_unique<Deps>(Deps{impl->cfg, *impl->store, *impl->docker, *impl->gpus,
+                                           *impl->host, *impl->api, impl->clock});
   impl->work = std::make_unique<WorkQueue>(3);
   impl->manager = std::make_unique<DeploymentManager>(*impl->deps, *impl->rt, *impl->work);
   return std::unique_ptr<AgentApp>(new AgentApp(std::move(impl)));
@@ -176,7 +180,8 @@ Status AgentApp::Start() {
   // Inventory first, so claims have rows to land on.
   WarnIfError(GpuHealthLoop(d, *m.rt).RunOnce(m.stop.get_token()), "start-up GPU inventory");
   if (Status st = m.manager->Reconcile(m.stop.get_token()); !st.ok()) {
-    spdlog::warn("start-up reconciliation incomplete: {} (retried by the duration monitor)", st.error().ToString());
+    spdlog::warn("start-up reconciliation incomplete: {} (retried by the duration monitor)",
+                 st.error().ToString());
   }
   if (Status reg = RegisterWithPlatform(d, *m.rt, m.stop.get_token()); !reg.ok()) {
     spdlog::warn("registration failed: {} (retried with each heartbeat)", reg.error().ToString());
@@ -190,7 +195,8 @@ Status AgentApp::Start() {
     return m.runners.back().get();
   };
   add(std::make_unique<GpuMetricsLoop>(d, *m.rt), mon.gpu_metrics_interval, 0);
-  add(std::make_unique<GpuHealthLoop>(d, *m.rt), mon.gpu_health_interval, mon.gpu_health_interval * 1000);
+  add(std::make_unique<GpuHealthLoop>(d, *m.rt), mon.gpu_health_interval,
+      mon.gpu_health_interval * 1000);
   add(std::make_unique<HeartbeatLoop>(d, *m.rt, started), mon.heartbeat_interval, 0);
   add(std::make_unique<CommandPollLoop>(d, *m.rt, *m.manager), mon.command_poll_interval, 100);
   add(std::make_unique<MetricsPushLoop>(d, *m.rt), mon.metrics_push_interval, 2000);
@@ -224,7 +230,8 @@ Status AgentApp::Start() {
 
 void AgentApp::Reload(const std::string& api_key) {
   if (!api_key.empty()) impl_->api->SetApiKey(api_key);
-  if (Status reg = RegisterWithPlatform(*impl_->deps, *impl_->rt, impl_->stop.get_token()); !reg.ok()) {
+  if (Status reg = RegisterWithPlatform(*impl_->deps, *impl_->rt, impl_->stop.get_token());
+      !reg.ok()) {
     spdlog::warn("registration failed: {}", reg.error().ToString());
   }
 }
@@ -243,7 +250,8 @@ void AgentApp::Stop() {
   spdlog::info("agent stopped; renters' containers keep running");
   m.store.reset();
   if (m.pg) {
-    if (Status st = m.pg->Stop(); !st.ok()) spdlog::warn("managed PostgreSQL: {}", st.error().ToString());
+    if (Status st = m.pg->Stop(); !st.ok())
+      spdlog::warn("managed PostgreSQL: {}", st.error().ToString());
   }
 }
 
@@ -262,7 +270,8 @@ Status PostgresSupervisor::RunOnce(std::stop_token stop) {
   if (stop.stop_requested() || m_.pg->Running()) return OkStatus();
   spdlog::error("managed PostgreSQL (pid {}) is gone: restarting it", m_.pg->Pid());
   auto pg = store::ManagedPostgres::Start(m_.pg_options);
-  if (!pg.ok()) return MakeError(pg.error().code, "managed PostgreSQL restart: " + pg.error().message);
+  if (!pg.ok())
+    return MakeError(pg.error().code, "managed PostgreSQL restart: " + pg.error().message);
   m_.pg = std::move(*pg);
   spdlog::info("managed PostgreSQL is back (pid {})", m_.pg->Pid());
   return OkStatus();
@@ -290,11 +299,17 @@ std::string StatusJson(AgentApp::Impl& m) {
   json gpus = json::array();
   if (auto list = m.store->ListGpus(); list.ok()) {
     for (const auto& g : *list) {
-      gpus.push_back({{"index", g.index}, {"uuid", g.uuid}, {"name", g.name}, {"health", g.health},
-                      {"present", g.present}, {"deployment_id", g.deployment_id}});
+      gpus.push_back({{"index", g.index},
+                      {"uuid", g.uuid},
+                      {"name", g.name},
+                      {"health", g.health},
+                      {"present", g.present},
+                      {"deployment_id", g.deployment_id}});
     }
   }
-  auto up = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - m.started).count();
+  auto up =
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - m.started)
+          .count();
   json out = {{"agent_id", rt.agent_id()},
               {"version", rt.version()},
               {"registered", rt.registered()},
@@ -320,38 +335,57 @@ std::string MetricsText(AgentApp::Impl& m) {
   using telemetry::MetricFamily;
   const Runtime& rt = *m.rt;
   MetricFamily rounds{"taolie_loop_rounds_total", "Rounds run by each loop.", "counter", {}};
-  MetricFamily failures{"taolie_loop_failures_total", "Rounds that failed, by loop.", "counter", {}};
+  MetricFamily failures{
+      "taolie_loop_failures_total", "Rounds that failed, by loop.", "counter", {}};
   for (const auto& r : m.runners) {
-    rounds.samples.push_back({{{"loop", r->name()}}, static_cast<double>(r->stats().rounds.load())});
-    failures.samples.push_back({{{"loop", r->name()}}, static_cast<double>(r->stats().failures.load())});
+    rounds.samples.push_back(
+        {{{"loop", r->name()}}, static_cast<double>(r->stats().rounds.load())});
+    failures.samples.push_back(
+        {{{"loop", r->name()}}, static_cast<double>(r->stats().failures.load())});
   }
   std::vector<MetricFamily> f{rounds, failures};
-  f.push_back({"taolie_deployments_active", "Deployments not yet ended.", "gauge",
+  f.push_back({"taolie_deployments_active",
+               "Deployments not yet ended.",
+               "gauge",
                {{{}, static_cast<double>(rt.active_deployments.load())}}});
-  f.push_back({"taolie_gpus_available", "Healthy GPUs free to rent.", "gauge",
+  f.push_back({"taolie_gpus_available",
+               "Healthy GPUs free to rent.",
+               "gauge",
                {{{}, static_cast<double>(rt.available_gpus.load())}}});
-  f.push_back({"taolie_deploys_total", "Deploys by outcome since start.", "counter",
+  f.push_back({"taolie_deploys_total",
+               "Deploys by outcome since start.",
+               "counter",
                {{{{"result", "succeeded"}}, static_cast<double>(rt.deploys_succeeded.load())},
                 {{{"result", "failed"}}, static_cast<double>(rt.deploys_failed.load())}}});
-  f.push_back({"taolie_events_delivered_total", "Outbox events delivered to the platform.", "counter",
+  f.push_back({"taolie_events_delivered_total",
+               "Outbox events delivered to the platform.",
+               "counter",
                {{{}, static_cast<double>(rt.events_delivered.load())}}});
   f.push_back({"taolie_events_unsupported_total",
-               "Events to ext endpoints the platform does not have (404/405), kept as delivered-unsupported.",
-               "counter", {{{}, static_cast<double>(rt.events_unsupported.load())}}});
-  f.push_back({"taolie_platform_errors_total", "Failed calls to the platform.", "counter",
+               "Events to ext endpoints the platform does not have (404/405), kept as "
+               "delivered-unsupported.",
+               "counter",
+               {{{}, static_cast<double>(rt.events_unsupported.load())}}});
+  f.push_back({"taolie_platform_errors_total",
+               "Failed calls to the platform.",
+               "counter",
                {{{}, static_cast<double>(rt.platform_errors.load())}}});
-  f.push_back({"taolie_registered", "1 when the platform accepted the registration.", "gauge",
+  f.push_back({"taolie_registered",
+               "1 when the platform accepted the registration.",
+               "gauge",
                {{{}, rt.registered() ? 1.0 : 0.0}}});
   MetricFamily temp{"taolie_gpu_temperature_celsius", "GPU temperature.", "gauge", {}};
   MetricFamily util{"taolie_gpu_utilization_percent", "GPU utilization.", "gauge", {}};
   MetricFamily power{"taolie_gpu_power_watts", "GPU power draw.", "gauge", {}};
   MetricFamily mem{"taolie_gpu_memory_used_bytes", "GPU memory in use.", "gauge", {}};
   for (const auto& g : rt.LatestGpuSamples()) {
-    std::vector<std::pair<std::string, std::string>> l{{"uuid", g.uuid}, {"index", std::to_string(g.index)}};
+    std::vector<std::pair<std::string, std::string>> l{{"uuid", g.uuid},
+                                                       {"index", std::to_string(g.index)}};
     if (g.temperature_c) temp.samples.push_back({l, *g.temperature_c});
     if (g.utilization_percent) util.samples.push_back({l, *g.utilization_percent});
     if (g.power_draw_watts) power.samples.push_back({l, *g.power_draw_watts});
-    if (g.memory_used_mb) mem.samples.push_back({l, static_cast<double>(*g.memory_used_mb) * 1024 * 1024});
+    if (g.memory_used_mb)
+      mem.samples.push_back({l, static_cast<double>(*g.memory_used_mb) * 1024 * 1024});
   }
   for (auto* x : {&temp, &util, &power, &mem}) f.push_back(*x);
   return telemetry::PrometheusText(f);

@@ -13,7 +13,8 @@ namespace taolie::agent {
 
 class AgentApp {
  public:
-  static Result<std::unique_ptr<AgentApp>> Create(const config::Config& cfg, const std::string& version);
+  static Result<std::unique_ptr<AgentApp>> Create(const config::Config& cfg,
+                                                  const std::string& version);
   ~AgentApp();
 
   // Reconciles with Docker, registers (one try; the heartbeat loop retries) and starts loops.

@@ -74,7 +74,8 @@ std::string ReadSome(int fd, std::chrono::milliseconds timeout, size_t max) {
   std::string out;
   auto deadline = std::chrono::steady_clock::now() + timeout;
   while (out.size() < max) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) break;
     pollfd p{fd, POLLIN, 0};
     if (::poll(&p, 1, static_cast<int>(left.count())) != 1) break;
@@ -126,13 +127,15 @@ std::string ProbeAddress(const std::string& bind_ip) {
 std::optional<std::string> CommandIdFromAckPath(const std::string& path) {
   const std::string marker = "/commands/";
   auto pos = path.rfind(marker);
-  if (pos == std::string::npos || path.size() < 4 || path.compare(path.size() - 4, 4, "/ack") != 0) {
+  if (pos == std::string::npos || path.size() < 4 ||
+      path.compare(path.size() - 4, 4, "/ack") != 0) {
     return std::nullopt;
   }
   std::string enc = path.substr(pos + marker.size(), path.size() - 4 - pos - marker.size());
   std::string out;
   for (size_t i = 0; i < enc.size(); ++i) {
-    if (enc[i] == '%' && i + 2 < enc.size() && std::isxdigit(static_cast<unsigned char>(enc[i + 1])) &&
+    if (enc[i] == '%' && i + 2 < enc.size() &&
+        std::isxdigit(static_cast<unsigned char>(enc[i + 1])) &&
         std::isxdigit(static_cast<unsigned char>(enc[i + 2]))) {
       out.push_back(static_cast<char>(std::strtol(enc.substr(i + 1, 2).c_str(), nullptr, 16)));
       i += 2;
@@ -146,8 +149,9 @@ std::optional<std::string> CommandIdFromAckPath(const std::string& path) {
 DeploymentManager::DeploymentManager(Deps deps, Runtime& rt, WorkQueue& work)
     : d_(deps), rt_(rt), work_(work) {}
 
-store::OutboxEvent DeploymentManager::Event(const std::string& deployment_id, const std::string& kind,
-                                            std::string body, bool ext) const {
+store::OutboxEvent DeploymentManager::Event(const std::string& deployment_id,
+                                            const std::string& kind, std::string body,
+                                            bool ext) const {
   store::OutboxEvent e;
   e.deployment_id = deployment_id;
   e.kind = kind;
@@ -158,8 +162,9 @@ store::OutboxEvent DeploymentManager::Event(const std::string& deployment_id, co
   return e;
 }
 
-store::OutboxEvent DeploymentManager::AckEvent(const std::string& command_id, const std::string& result,
-                                               const std::string& error, const std::string& deployment_id) const {
+store::OutboxEvent DeploymentManager::AckEvent(const std::string& command_id,
+                                               const std::string& result, const std::string& error,
+                                               const std::string& deployment_id) const {
   store::OutboxEvent e;
   e.deployment_id = deployment_id;
   e.kind = "ack";
@@ -188,18 +193,21 @@ void DeploymentManager::Schedule(const store::CommandRecord& cmd) {
     // Serialise with later terminates of the same deployment.
     serial = "dep:" + PayloadDeploymentId(cmd);
   }
-  work_.Submit("cmd:" + cmd.command_id, serial, [this, cmd](std::stop_token st) { Process(cmd, st); });
+  work_.Submit("cmd:" + cmd.command_id, serial,
+               [this, cmd](std::stop_token st) { Process(cmd, st); });
 }
 
 void DeploymentManager::Process(const store::CommandRecord& cmd, std::stop_token stop) {
   auto current = d_.store.GetCommand(cmd.command_id);
-  if (current.ok() && current->has_value() && (*current)->state == store::CommandState::kDone) return;
+  if (current.ok() && current->has_value() && (*current)->state == store::CommandState::kDone)
+    return;
   if (cmd.command_type == "deploy") {
     ProcessDeploy(cmd, stop);
   } else if (cmd.command_type == "terminate") {
     ProcessTerminate(cmd, stop);
   } else {
-    spdlog::warn("command {}: unknown command_type '{}', rejected", cmd.command_id, cmd.command_type);
+    spdlog::warn("command {}: unknown command_type '{}', rejected", cmd.command_id,
+                 cmd.command_type);
     FinishCommand(cmd, "rejected", "unknown command_type '" + cmd.command_type + "'", "", {});
   }
 }
@@ -235,14 +243,16 @@ bool DeploymentManager::HostPortTaken(int port) const {
   addr.sin_family = AF_INET;
   addr.sin_port = htons(static_cast<uint16_t>(port));
   addr.sin_addr.s_addr = htonl(INADDR_ANY);
-  bool taken = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 && errno == EADDRINUSE;
+  bool taken =
+      ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 && errno == EADDRINUSE;
   ::close(fd);
   return taken;
 }
 
 ValidationLimits DeploymentManager::Limits() const {
   int gpus = 8;
-  if (auto list = d_.store.ListGpus(); list.ok() && !list->empty()) gpus = static_cast<int>(list->size());
+  if (auto list = d_.store.ListGpus(); list.ok() && !list->empty())
+    gpus = static_cast<int>(list->size());
   return ValidationLimitsFromConfig(d_.cfg.deployment, gpus);
 }
 
@@ -272,8 +282,9 @@ void DeploymentManager::ProcessDeploy(const store::CommandRecord& cmd, std::stop
     spdlog::warn("deploy {} rejected: {}", cmd.command_id, parsed.error().message);
     std::string id = RejectedDeploymentId(cmd);
     FinishCommand(cmd, "rejected", parsed.error().message, id,
-                  {Event(id, "failed", platform::BuildFailedBody(id, "validate", parsed.error().message,
-                                                                  d_.clock.Now(), rt_.ts()),
+                  {Event(id, "failed",
+                         platform::BuildFailedBody(id, "validate", parsed.error().message,
+                                                   d_.clock.Now(), rt_.ts()),
                          true)});
     rt_.deploys_failed++;
     return;
@@ -329,9 +340,10 @@ void DeploymentManager::ProcessDeploy(const store::CommandRecord& cmd, std::stop
 
   auto reject = [&](const std::string& why) {
     spdlog::warn("deploy {} rejected: {}", d.id, why);
-    FinishCommand(cmd, "failed", why, d.id,
-                  {Event(d.id, "failed", platform::BuildFailedBody(d.id, "validate", why, d_.clock.Now(), rt_.ts()),
-                         true)});
+    FinishCommand(
+        cmd, "failed", why, d.id,
+        {Event(d.id, "failed",
+               platform::BuildFailedBody(d.id, "validate", why, d_.clock.Now(), rt_.ts()), true)});
     rt_.deploys_failed++;
   };
 
@@ -347,9 +359,10 @@ void DeploymentManager::ProcessDeploy(const store::CommandRecord& cmd, std::stop
   host::HostFacts facts;
   if (auto f = d_.host.Facts(); f.ok()) facts = *f;
   int claimed_count = claim.uuids.empty() ? claim.count : static_cast<int>(claim.uuids.size());
-  auto limits = ComputeLimits(spec, cfg.deployment,
-                              HostCapacity{facts.ram_total_bytes, facts.cpu_logical, static_cast<int>(gpus->size())},
-                              claimed_count);
+  auto limits = ComputeLimits(
+      spec, cfg.deployment,
+      HostCapacity{facts.ram_total_bytes, facts.cpu_logical, static_cast<int>(gpus->size())},
+      claimed_count);
   if (!limits.ok()) {
     reject(limits.error().message);
     return;
@@ -357,11 +370,12 @@ void DeploymentManager::ProcessDeploy(const store::CommandRecord& cmd, std::stop
   if (claim.uuids.empty() && claim.count > 0) {
     int free = 0;
     for (const auto& g : *gpus) {
-      if (g.present && g.deployment_id.empty() && (g.health == "healthy" || g.health == "warning")) ++free;
+      if (g.present && g.deployment_id.empty() && (g.health == "healthy" || g.health == "warning"))
+        ++free;
     }
     if (claim.count > free) {
-      reject("gpu_count: " + std::to_string(claim.count) + " requested but only " + std::to_string(free) +
-             " healthy GPU(s) are free");
+      reject("gpu_count: " + std::to_string(claim.count) + " requested but only " +
+             std::to_string(free) + " healthy GPU(s) are free");
       return;
     }
   }
@@ -375,10 +389,12 @@ void DeploymentManager::ProcessDeploy(const store::CommandRecord& cmd, std::stop
   }
   std::set<int> in_db;
   for (const auto& a : *allocated) in_db.insert(a.host_port);
-  NamedPorts named{cfg.network.ports.ssh, cfg.network.ports.rental_port_1, cfg.network.ports.rental_port_2};
+  NamedPorts named{cfg.network.ports.ssh, cfg.network.ports.rental_port_1,
+                   cfg.network.ports.rental_port_2};
   PortRangeSpec range{cfg.network.port_range.first, cfg.network.port_range.last};
-  auto ports = AllocatePorts(container_ports, named, range,
-                             [&](int port) { return in_db.count(port) > 0 || HostPortTaken(port); });
+  auto ports = AllocatePorts(container_ports, named, range, [&](int port) {
+    return in_db.count(port) > 0 || HostPortTaken(port);
+  });
   if (!ports.ok()) {
     reject(ports.error().message);
     return;
@@ -397,13 +413,14 @@ void DeploymentManager::ProcessDeploy(const store::CommandRecord& cmd, std::stop
   d = *created;
   rt_.claims_generation++;
   admit.unlock();
-  spdlog::info("deployment {} accepted: image {}, GPUs [{}], {} port(s)", d.id, d.image, Join(d.gpu_uuids, ","),
-               d.ports.size());
+  spdlog::info("deployment {} accepted: image {}, GPUs [{}], {} port(s)", d.id, d.image,
+               Join(d.gpu_uuids, ","), d.ports.size());
   Failpoint("after_claim");
   RunDeployment(std::move(d), stop);
 }
 
-docker::ContainerSpec DeploymentManager::BuildContainerSpec(const DeploymentRecord& d, const DeploySpec& spec,
+docker::ContainerSpec DeploymentManager::BuildContainerSpec(const DeploymentRecord& d,
+                                                            const DeploySpec& spec,
                                                             std::string* error) {
   const auto& dc = d_.cfg.deployment;
   docker::ContainerSpec c;
@@ -426,7 +443,8 @@ docker::ContainerSpec DeploymentManager::BuildContainerSpec(const DeploymentReco
   std::string bind_ip = d_.cfg.network.bind_ip == "0.0.0.0" ? "" : d_.cfg.network.bind_ip;
   for (const auto& p : d.ports) c.ports.push_back({p.container_port, "tcp", bind_ip, p.host_port});
   c.gpu_uuids = d.gpu_uuids;
-  for (const auto& [host_path, container_path] : spec.volumes) c.binds.push_back(host_path + ":" + container_path);
+  for (const auto& [host_path, container_path] : spec.volumes)
+    c.binds.push_back(host_path + ":" + container_path);
 
   host::HostFacts facts;
   if (auto f = d_.host.Facts(); f.ok()) facts = *f;
@@ -449,7 +467,8 @@ docker::ContainerSpec DeploymentManager::BuildContainerSpec(const DeploymentReco
   return c;
 }
 
-void DeploymentManager::FailDeployment(DeploymentRecord& d, const std::string& stage, const std::string& error) {
+void DeploymentManager::FailDeployment(DeploymentRecord& d, const std::string& stage,
+                                       const std::string& error) {
   spdlog::warn("deployment {} failed at {}: {}", d.id, stage, error);
   // Intent first: the container must go before the GPU and ports are handed out again.
   d.error_stage = stage;
@@ -464,7 +483,8 @@ void DeploymentManager::FailDeployment(DeploymentRecord& d, const std::string& s
   // The container goes before the GPU and ports are handed out again (EndDeployment); when
   // Docker is unavailable the deployment stays in kStopping and the duration monitor retries.
   if (Status st = EndDeployment(d.id, "failed", d.end_reason, std::stop_token()); !st.ok()) {
-    spdlog::error("deployment {}: cleanup after failure incomplete: {} (retried)", d.id, st.error().ToString());
+    spdlog::error("deployment {}: cleanup after failure incomplete: {} (retried)", d.id,
+                  st.error().ToString());
     return;
   }
   rt_.deploys_failed++;
@@ -474,7 +494,8 @@ void DeploymentManager::FailDeployment(DeploymentRecord& d, const std::string& s
   }
 }
 
-Status DeploymentManager::ReadinessCheck(const DeploymentRecord& d, std::stop_token stop, std::string* why) {
+Status DeploymentManager::ReadinessCheck(const DeploymentRecord& d, std::stop_token stop,
+                                         std::string* why) {
   const auto& dc = d_.cfg.deployment;
   std::string addr = ProbeAddress(d_.cfg.network.bind_ip);
   int ssh_port = 0;
@@ -483,7 +504,8 @@ Status DeploymentManager::ReadinessCheck(const DeploymentRecord& d, std::stop_to
     if (p.container_port == 22) ssh_port = p.host_port;
     if (p.container_port == 8888) http_port = p.host_port;  // Jupyter's port in platform images
   }
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(dc.readiness_timeout_seconds);
+  auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::seconds(dc.readiness_timeout_seconds);
   bool ssh_ok = ssh_port == 0 && !dc.require_ssh;
   bool http_ok = http_port == 0;
   if (ssh_port == 0 && dc.require_ssh) {
@@ -495,7 +517,8 @@ Status DeploymentManager::ReadinessCheck(const DeploymentRecord& d, std::stop_to
     if (stop.stop_requested()) return MakeError(ErrorCode::kCancelled, "stopped");
     auto info = d_.docker.Inspect(d.container_id);
     if (info.ok() && !info->running) {
-      *why = "container exited with code " + std::to_string(info->exit_code) + " before it was ready";
+      *why =
+          "container exited with code " + std::to_string(info->exit_code) + " before it was ready";
       return MakeError(ErrorCode::kFailedPrecondition, *why);
     }
     if (!ssh_ok) ssh_ok = SshBanner(addr, ssh_port);
@@ -504,8 +527,8 @@ Status DeploymentManager::ReadinessCheck(const DeploymentRecord& d, std::stop_to
     SleepFor(pause, stop);
     pause = std::min(pause * 2, std::chrono::milliseconds(500));  // quick first probes, then calmer
   }
-  *why = std::string("not ready within ") + std::to_string(dc.readiness_timeout_seconds) + " s:" +
-         (ssh_ok ? "" : " no SSH-2.0 banner on port " + std::to_string(ssh_port)) +
+  *why = std::string("not ready within ") + std::to_string(dc.readiness_timeout_seconds) +
+         " s:" + (ssh_ok ? "" : " no SSH-2.0 banner on port " + std::to_string(ssh_port)) +
          (http_ok ? "" : " no HTTP answer on port " + std::to_string(http_port));
   return MakeError(ErrorCode::kDeadlineExceeded, *why);
 }
@@ -545,7 +568,9 @@ void DeploymentManager::RunDeployment(DeploymentRecord d, std::stop_token stop) 
         std::lock_guard l(cancel_mu_);
         cancels_.erase(d.id);
       }
-      if (Status s = EndDeployment(d.id, "terminated", "terminated while deploying", std::stop_token()); !s.ok()) {
+      if (Status s =
+              EndDeployment(d.id, "terminated", "terminated while deploying", std::stop_token());
+          !s.ok()) {
         spdlog::warn("deployment {}: {}", d.id, s.error().ToString());
       }
       auto cmd = d_.store.GetCommand(d.command_id);
@@ -588,8 +613,8 @@ void DeploymentManager::RunDeployment(DeploymentRecord d, std::stop_token stop) 
         if (!pulled.ok()) {
           auto present = d_.docker.ImageExists(d.image);
           if (present.ok() && *present) {
-            spdlog::warn("deployment {}: pull failed ({}), using the local copy of {}", d.id, pulled.error().message,
-                         d.image);
+            spdlog::warn("deployment {}: pull failed ({}), using the local copy of {}", d.id,
+                         pulled.error().message, d.image);
           } else {
             FailDeployment(d, "pull", pulled.error().message);
             return;
@@ -615,7 +640,8 @@ void DeploymentManager::RunDeployment(DeploymentRecord d, std::stop_token stop) 
           d.container_id = existing->id;
         } else {
           if (existing.ok()) {
-            FailDeployment(d, "create", "a container named " + d.container_name + " exists and is not ours");
+            FailDeployment(d, "create",
+                           "a container named " + d.container_name + " exists and is not ours");
             return;
           }
           auto id = d_.docker.Create(cs);
@@ -654,8 +680,9 @@ void DeploymentManager::RunDeployment(DeploymentRecord d, std::stop_token stop) 
             if (b.container_port == p.container_port && b.host_port == p.host_port) found = true;
           }
           if (!found) {
-            FailDeployment(d, "start", "port " + std::to_string(p.host_port) + " for container port " +
-                                           std::to_string(p.container_port) + " is not bound");
+            FailDeployment(d, "start",
+                           "port " + std::to_string(p.host_port) + " for container port " +
+                               std::to_string(p.container_port) + " is not bound");
             return;
           }
         }
@@ -680,13 +707,14 @@ void DeploymentManager::RunDeployment(DeploymentRecord d, std::stop_token stop) 
           if (p.role == "rental_port_2") access.custom_host_port = p.host_port;
         }
         Failpoint("before_success_event");
-        auto body = platform::BuildSuccessBody(d.id, d.container_id, access, d.gpu_uuids, *d.started_at,
-                                               d.expires_at.value_or(*d.started_at), rt_.ts());
+        auto body =
+            platform::BuildSuccessBody(d.id, d.container_id, access, d.gpu_uuids, *d.started_at,
+                                       d.expires_at.value_or(*d.started_at), rt_.ts());
         if (!save({Event(d.id, "success", body, false)})) return;
         rt_.deploys_succeeded++;
         rt_.NotifyOutbox();
-        spdlog::info("deployment {} running: container {}, expires {}", d.id, d.container_id.substr(0, 12),
-                     FormatRfc3339(*d.expires_at));
+        spdlog::info("deployment {} running: container {}, expires {}", d.id,
+                     d.container_id.substr(0, 12), FormatRfc3339(*d.expires_at));
         Failpoint("after_success_event");
         auto cmd = d_.store.GetCommand(d.command_id);
         if (cmd.ok() && cmd->has_value() && (*cmd)->state == store::CommandState::kPending) {
@@ -709,14 +737,17 @@ void DeploymentManager::ProcessTerminate(const store::CommandRecord& cmd, std::s
     return;
   }
   auto found = d_.store.GetDeployment(spec->deployment_id);
-  if (found.ok() && !found->has_value()) found = d_.store.FindDeploymentByCommand(spec->deployment_id);
+  if (found.ok() && !found->has_value())
+    found = d_.store.FindDeploymentByCommand(spec->deployment_id);
   if (!found.ok()) {
     spdlog::warn("terminate {}: store unavailable: {}", cmd.command_id, found.error().ToString());
     return;
   }
   if (!found->has_value() || (*found)->state == DeploymentState::kEnded) {
-    spdlog::info("terminate {}: deployment {} is unknown or already ended", cmd.command_id, spec->deployment_id);
-    FinishCommand(cmd, "succeeded", "", found->has_value() ? (*found)->id : spec->deployment_id, {});
+    spdlog::info("terminate {}: deployment {} is unknown or already ended", cmd.command_id,
+                 spec->deployment_id);
+    FinishCommand(cmd, "succeeded", "", found->has_value() ? (*found)->id : spec->deployment_id,
+                  {});
     return;
   }
   std::string id = (*found)->id;
@@ -731,8 +762,9 @@ void DeploymentManager::ProcessTerminate(const store::CommandRecord& cmd, std::s
   }
 }
 
-Status DeploymentManager::EndDeployment(const std::string& deployment_id, const std::string& end_status,
-                                        const std::string& reason, std::stop_token stop) {
+Status DeploymentManager::EndDeployment(const std::string& deployment_id,
+                                        const std::string& end_status, const std::string& reason,
+                                        std::stop_token stop) {
   auto found = d_.store.GetDeployment(deployment_id);
   if (!found.ok()) return found.error();
   if (!found->has_value()) return MakeError(ErrorCode::kNotFound, "no deployment " + deployment_id);
@@ -756,7 +788,8 @@ Status DeploymentManager::EndDeployment(const std::string& deployment_id, const 
   std::string target = d.container_id.empty() ? d.container_name : d.container_id;
   spdlog::info("deployment {}: stopping ({}: {})", d.id, d.end_status, d.end_reason);
   // A renter who never got access has nothing to save: no grace period then.
-  auto grace = d.started_at ? std::chrono::seconds(d_.cfg.deployment.stop_grace_seconds) : std::chrono::seconds(0);
+  auto grace = d.started_at ? std::chrono::seconds(d_.cfg.deployment.stop_grace_seconds)
+                            : std::chrono::seconds(0);
   Status stopped = d_.docker.Stop(target, grace);
   if (!stopped.ok() && stopped.error().code != ErrorCode::kNotFound) return stopped.error();
   Status removed = d_.docker.Remove(target, true);
@@ -769,7 +802,8 @@ Status DeploymentManager::EndDeployment(const std::string& deployment_id, const 
       std::vector<uint32_t> leftover;
       if (auto samples = d_.gpus.Sample(); samples.ok()) {
         for (const auto& s : *samples) {
-          if (std::find(d.gpu_uuids.begin(), d.gpu_uuids.end(), s.uuid) == d.gpu_uuids.end()) continue;
+          if (std::find(d.gpu_uuids.begin(), d.gpu_uuids.end(), s.uuid) == d.gpu_uuids.end())
+            continue;
           for (uint32_t pid : s.process_pids) {
             if (ProcessInContainer(pid, d.container_id)) leftover.push_back(pid);
           }
@@ -777,9 +811,11 @@ Status DeploymentManager::EndDeployment(const std::string& deployment_id, const 
       }
       if (leftover.empty()) break;
       if (attempt == 9) {
-        spdlog::warn("deployment {}: {} process(es) of the rental still on its GPU(s); GPUs marked warning", d.id,
-                     leftover.size());
-        for (const auto& u : d.gpu_uuids) WarnIfError(d_.store.SetGpuHealth(u, "warning"), "mark GPU " + u);
+        spdlog::warn(
+            "deployment {}: {} process(es) of the rental still on its GPU(s); GPUs marked warning",
+            d.id, leftover.size());
+        for (const auto& u : d.gpu_uuids)
+          WarnIfError(d_.store.SetGpuHealth(u, "warning"), "mark GPU " + u);
       }
       SleepFor(std::chrono::milliseconds(500), stop);
     }
@@ -787,22 +823,25 @@ Status DeploymentManager::EndDeployment(const std::string& deployment_id, const 
   d.state = DeploymentState::kEnded;
   d.ended_at = d_.clock.Now();
   d.ssh_password.reset();
-  store::Usage usage = ComputeUsage(d.duration_minutes, d.started_at, *d.ended_at, d.price_per_hour);
+  store::Usage usage =
+      ComputeUsage(d.duration_minutes, d.started_at, *d.ended_at, d.price_per_hour);
   std::vector<store::OutboxEvent> events;
   if (!d.error_stage.empty() && !d.started_at) {
     // Never became ready: the platform hears `failed` with the stage, not an ending.
-    events.push_back(Event(d.id, "failed",
-                           platform::BuildFailedBody(d.id, d.error_stage, d.error, *d.ended_at, rt_.ts()), true));
+    events.push_back(Event(
+        d.id, "failed",
+        platform::BuildFailedBody(d.id, d.error_stage, d.error, *d.ended_at, rt_.ts()), true));
   } else {
-    events.push_back(Event(d.id, "terminated",
-                           platform::BuildTerminatedBody(d.id, d.end_status, d.end_reason, d.started_at, *d.ended_at,
-                                                         usage, rt_.ts()),
-                           true));
+    events.push_back(
+        Event(d.id, "terminated",
+              platform::BuildTerminatedBody(d.id, d.end_status, d.end_reason, d.started_at,
+                                            *d.ended_at, usage, rt_.ts()),
+              true));
   }
   TAOLIE_RETURN_IF_ERROR(d_.store.UpdateDeployment(d, events));
   rt_.claims_generation++;
-  spdlog::info("deployment {} ended ({}), used {:.2f} of {} min", d.id, d.end_status, usage.used_minutes,
-               d.duration_minutes);
+  spdlog::info("deployment {} ended ({}), used {:.2f} of {} min", d.id, d.end_status,
+               usage.used_minutes, d.duration_minutes);
   rt_.NotifyOutbox();
   return OkStatus();
 }
@@ -811,19 +850,22 @@ Status DeploymentManager::WarnExpiry(DeploymentRecord& d) {
   auto now = d_.clock.Now();
   auto left = std::chrono::duration_cast<std::chrono::seconds>(*d.expires_at - now).count();
   if (left < 0) left = 0;
-  std::string msg = "TAOLIE: this rental ends at " + FormatRfc3339(*d.expires_at) + " (in " + std::to_string(left) +
-                    " s). Save your work now.";
-  auto r = d_.docker.Exec(d.container_id,
-                          {"sh", "-c",
-                           "mkdir -p /run/taolie && printf '%s\\n' \"$1\" > /run/taolie/expiry; "
-                           "for t in /dev/pts/[0-9]*; do [ -c \"$t\" ] && printf '\\r\\n%s\\r\\n' \"$1\" > \"$t\"; "
-                           "done 2>/dev/null; true",
-                           "sh", msg},
-                          std::chrono::seconds(10));
-  if (!r.ok()) spdlog::warn("deployment {}: expiry warning not delivered inside: {}", d.id, r.error().message);
+  std::string msg = "TAOLIE: this rental ends at " + FormatRfc3339(*d.expires_at) + " (in " +
+                    std::to_string(left) + " s). Save your work now.";
+  auto r = d_.docker.Exec(
+      d.container_id,
+      {"sh", "-c",
+       "mkdir -p /run/taolie && printf '%s\\n' \"$1\" > /run/taolie/expiry; "
+       "for t in /dev/pts/[0-9]*; do [ -c \"$t\" ] && printf '\\r\\n%s\\r\\n' \"$1\" > \"$t\"; "
+       "done 2>/dev/null; true",
+       "sh", msg},
+      std::chrono::seconds(10));
+  if (!r.ok())
+    spdlog::warn("deployment {}: expiry warning not delivered inside: {}", d.id, r.error().message);
   d.warned_at = now;
   return d_.store.UpdateDeployment(
-      d, {Event(d.id, "expiring", platform::BuildExpiringBody(d.id, *d.expires_at, left, rt_.ts()), true)});
+      d, {Event(d.id, "expiring", platform::BuildExpiringBody(d.id, *d.expires_at, left, rt_.ts()),
+                true)});
 }
 
 Status DeploymentManager::CheckDeployments(std::stop_token /*stop*/) {
@@ -836,7 +878,8 @@ Status DeploymentManager::CheckDeployments(std::stop_token /*stop*/) {
       if (d.state == DeploymentState::kStopping) {
         std::string id = d.id;
         work_.Submit("end:" + id, "dep:" + id, [this, id](std::stop_token s) {
-          if (Status st = EndDeployment(id, "", "", s); !st.ok()) spdlog::warn("end {}: {}", id, st.error().ToString());
+          if (Status st = EndDeployment(id, "", "", s); !st.ok())
+            spdlog::warn("end {}: {}", id, st.error().ToString());
         });
       }
       continue;
@@ -854,7 +897,8 @@ Status DeploymentManager::CheckDeployments(std::stop_token /*stop*/) {
     if (!info.ok() && info.error().code == ErrorCode::kNotFound) {
       std::string id = d.id;
       work_.Submit("end:" + id, "dep:" + id, [this, id](std::stop_token s) {
-        if (Status st = EndDeployment(id, "failed", "container was removed outside the agent", s); !st.ok()) {
+        if (Status st = EndDeployment(id, "failed", "container was removed outside the agent", s);
+            !st.ok()) {
           spdlog::warn("end {}: {} (retried)", id, st.error().ToString());
         }
       });
@@ -864,7 +908,8 @@ Status DeploymentManager::CheckDeployments(std::stop_token /*stop*/) {
       std::string id = d.id;
       std::string reason = info->state == "removing"
                                ? "container was removed outside the agent"
-                               : "container " + info->state + " with exit code " + std::to_string(info->exit_code) +
+                               : "container " + info->state + " with exit code " +
+                                     std::to_string(info->exit_code) +
                                      (info->oom_killed ? " (out of memory)" : "");
       work_.Submit("end:" + id, "dep:" + id, [this, id, reason](std::stop_token s) {
         if (Status st = EndDeployment(id, "failed", reason, s); !st.ok()) {
@@ -874,7 +919,8 @@ Status DeploymentManager::CheckDeployments(std::stop_token /*stop*/) {
       continue;
     }
     if (d.expires_at && !d.warned_at && now + warn >= *d.expires_at) {
-      if (Status st = WarnExpiry(d); !st.ok()) spdlog::warn("warn {}: {}", d.id, st.error().ToString());
+      if (Status st = WarnExpiry(d); !st.ok())
+        spdlog::warn("warn {}: {}", d.id, st.error().ToString());
       rt_.NotifyOutbox();
     }
   }
@@ -911,14 +957,17 @@ Status DeploymentManager::Reconcile(std::stop_token stop) {
         break;  // adopted; the duration monitor watches it
       case DeploymentState::kStopping:
         work_.Submit("end:" + id, "dep:" + id, [this, id](std::stop_token s) {
-          if (Status st = EndDeployment(id, "", "", s); !st.ok()) spdlog::warn("end {}: {}", id, st.error().ToString());
+          if (Status st = EndDeployment(id, "", "", s); !st.ok())
+            spdlog::warn("end {}: {}", id, st.error().ToString());
         });
         break;
       default: {
         // Half-done deploy: finish it from where it stopped.
-        spdlog::info("reconcile: resuming deployment {} from {}", id, store::DeploymentStateName(d.state));
+        spdlog::info("reconcile: resuming deployment {} from {}", id,
+                     store::DeploymentStateName(d.state));
         DeploymentRecord copy = d;
-        work_.Submit("resume:" + id, "dep:" + id, [this, copy](std::stop_token s) { RunDeployment(copy, s); });
+        work_.Submit("resume:" + id, "dep:" + id,
+                     [this, copy](std::stop_token s) { RunDeployment(copy, s); });
         break;
       }
     }

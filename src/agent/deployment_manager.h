@@ -10,9 +10,9 @@
 #include <stop_token>
 #include <string>
 
+#include "agent/rules/deploy_spec.h"
 #include "agent/runtime.h"
 #include "agent/work_queue.h"
-#include "agent/rules/deploy_spec.h"
 #include "store/records.h"
 
 namespace taolie::agent {
@@ -35,16 +35,20 @@ class DeploymentManager {
   Status EndDeployment(const std::string& deployment_id, const std::string& end_status,
                        const std::string& reason, std::stop_token stop);
 
-  static std::string ContainerName(const std::string& deployment_id) { return "deployment-" + deployment_id; }
+  static std::string ContainerName(const std::string& deployment_id) {
+    return "deployment-" + deployment_id;
+  }
 
  private:
   void ProcessDeploy(const store::CommandRecord& cmd, std::stop_token stop);
   void ProcessTerminate(const store::CommandRecord& cmd, std::stop_token stop);
-  void FinishCommand(const store::CommandRecord& cmd, const std::string& result, const std::string& error,
-                     const std::string& deployment_id, std::vector<store::OutboxEvent> extra_events);
+  void FinishCommand(const store::CommandRecord& cmd, const std::string& result,
+                     const std::string& error, const std::string& deployment_id,
+                     std::vector<store::OutboxEvent> extra_events);
   // Drives a deployment forward from its persisted state to running (or failed).
   void RunDeployment(store::DeploymentRecord d, std::stop_token stop);
-  void FailDeployment(store::DeploymentRecord& d, const std::string& stage, const std::string& error);
+  void FailDeployment(store::DeploymentRecord& d, const std::string& stage,
+                      const std::string& error);
   Status ReadinessCheck(const store::DeploymentRecord& d, std::stop_token stop, std::string* why);
   Status WarnExpiry(store::DeploymentRecord& d);
   docker::ContainerSpec BuildContainerSpec(const store::DeploymentRecord& d, const DeploySpec& spec,
@@ -57,10 +61,10 @@ class DeploymentManager {
   static std::string PayloadDeploymentId(const store::CommandRecord& cmd);
   ValidationLimits Limits() const;
 
-  store::OutboxEvent Event(const std::string& deployment_id, const std::string& kind, std::string body,
-                           bool ext) const;
-  store::OutboxEvent AckEvent(const std::string& command_id, const std::string& result, const std::string& error,
-                              const std::string& deployment_id) const;
+  store::OutboxEvent Event(const std::string& deployment_id, const std::string& kind,
+                           std::string body, bool ext) const;
+  store::OutboxEvent AckEvent(const std::string& command_id, const std::string& result,
+                              const std::string& error, const std::string& deployment_id) const;
 
   Deps d_;
   Runtime& rt_;

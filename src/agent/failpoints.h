@@ -6,7 +6,7 @@
 
 namespace taolie::agent {
 
-void InitFailpoints();           // reads TAOLIE_FAILPOINTS once at start
+void InitFailpoints();  // reads TAOLIE_FAILPOINTS once at start
 void Failpoint(std::string_view name);
 
 }  // namespace taolie::agent

@@ -41,11 +41,11 @@ bool IsCriticalXid(uint64_t xid) {
     case 48:  // double-bit ECC
     case 63:  // row remapping pending/failure
     case 64:
-    case 74:  // NVLink error
-    case 79:  // fell off the bus
-    case 92:  // high single-bit ECC rate
-    case 94:  // contained ECC error
-    case 95:  // uncontained ECC error
+    case 74:   // NVLink error
+    case 79:   // fell off the bus
+    case 92:   // high single-bit ECC rate
+    case 94:   // contained ECC error
+    case 95:   // uncontained ECC error
     case 119:  // GSP RPC timeout
     case 120:  // GSP error
       return true;
@@ -75,37 +75,45 @@ GpuHealth EvaluateGpu(const gpu::GpuSample& s, const config::GpuThresholds& t,
   if (s.temperature_c) {
     double v = *s.temperature_c;
     if (v >= t.temperature_critical_c) {
-      Add(g, Check("temperature", "unhealthy", v, t.temperature_critical_c, "temperature at or above critical"));
+      Add(g, Check("temperature", "unhealthy", v, t.temperature_critical_c,
+                   "temperature at or above critical"));
     } else if (v >= t.temperature_warning_c) {
-      Add(g, Check("temperature", "warning", v, t.temperature_warning_c, "temperature at or above warning"));
+      Add(g, Check("temperature", "warning", v, t.temperature_warning_c,
+                   "temperature at or above warning"));
     } else {
       Add(g, Check("temperature", "ok", v, t.temperature_warning_c, "within limits"));
     }
   } else {
-    Add(g, Check("temperature", "warning", std::nullopt, t.temperature_warning_c, "temperature not reported"));
+    Add(g, Check("temperature", "warning", std::nullopt, t.temperature_warning_c,
+                 "temperature not reported"));
   }
 
   if (s.power_draw_watts && s.power_limit_watts && *s.power_limit_watts > 0) {
     double pct = *s.power_draw_watts * 100.0 / *s.power_limit_watts;
     if (pct >= t.power_warning_percent) {
-      Add(g, Check("power", "warning", *s.power_draw_watts, *s.power_limit_watts * t.power_warning_percent / 100.0,
+      Add(g, Check("power", "warning", *s.power_draw_watts,
+                   *s.power_limit_watts * t.power_warning_percent / 100.0,
                    "power draw near the limit"));
     } else {
       Add(g, Check("power", "ok", *s.power_draw_watts, *s.power_limit_watts, "within limits"));
     }
   } else {
-    Add(g, Check("power", "ok", s.power_draw_watts, s.power_limit_watts, "power limit not reported"));
+    Add(g,
+        Check("power", "ok", s.power_draw_watts, s.power_limit_watts, "power limit not reported"));
   }
 
   if (s.memory_used_mb && s.memory_total_mb && *s.memory_total_mb > 0) {
-    double pct = static_cast<double>(*s.memory_used_mb) * 100.0 / static_cast<double>(*s.memory_total_mb);
-    Add(g, Check("memory", pct >= t.memory_warning_percent ? "warning" : "ok", pct, t.memory_warning_percent,
+    double pct =
+        static_cast<double>(*s.memory_used_mb) * 100.0 / static_cast<double>(*s.memory_total_mb);
+    Add(g, Check("memory", pct >= t.memory_warning_percent ? "warning" : "ok", pct,
+                 t.memory_warning_percent,
                  pct >= t.memory_warning_percent ? "memory almost full" : "within limits"));
   }
 
   if (s.ecc_volatile_uncorrected) {
     double v = static_cast<double>(*s.ecc_volatile_uncorrected);
-    bool bad = *s.ecc_volatile_uncorrected > static_cast<uint64_t>(std::max(0, t.ecc_uncorrected_max));
+    bool bad =
+        *s.ecc_volatile_uncorrected > static_cast<uint64_t>(std::max(0, t.ecc_uncorrected_max));
     Add(g, Check("ecc", bad ? "unhealthy" : "ok", v, t.ecc_uncorrected_max,
                  bad ? "uncorrected ECC errors since boot" : "no uncorrected ECC errors"));
   }
@@ -121,15 +129,16 @@ GpuHealth EvaluateGpu(const gpu::GpuSample& s, const config::GpuThresholds& t,
     // HW slowdown (0x8), HW thermal (0x40), HW power brake (0x80), SW thermal (0x20).
     constexpr uint32_t kHardMask = 0x8 | 0x20 | 0x40 | 0x80;
     bool throttled = (*s.throttle_reasons & kHardMask) != 0;
-    Add(g, Check("throttle", throttled ? "warning" : "ok", static_cast<double>(*s.throttle_reasons), std::nullopt,
-                 throttled ? "hardware or thermal slowdown active" : "no slowdown"));
+    Add(g, Check("throttle", throttled ? "warning" : "ok", static_cast<double>(*s.throttle_reasons),
+                 std::nullopt, throttled ? "hardware or thermal slowdown active" : "no slowdown"));
   }
 
   bool critical = false;
   for (const auto& x : recent_xids) critical = critical || IsCriticalXid(x.xid);
   if (!recent_xids.empty()) {
-    Add(g, Check("xid", critical ? "unhealthy" : "warning", static_cast<double>(recent_xids.back().xid),
-                 std::nullopt, critical ? "critical XID error reported" : "XID error reported"));
+    Add(g, Check("xid", critical ? "unhealthy" : "warning",
+                 static_cast<double>(recent_xids.back().xid), std::nullopt,
+                 critical ? "critical XID error reported" : "XID error reported"));
   } else {
     Add(g, Check("xid", "ok", std::nullopt, std::nullopt, "no XID errors"));
   }
@@ -146,7 +155,11 @@ std::string GpuHealthToJson(const GpuHealth& g) {
   }
   json xids = json::array();
   for (const auto& x : g.recent_xids) xids.push_back({{"xid", x.xid}, {"at", FormatRfc3339(x.at)}});
-  return json{{"index", g.index}, {"uuid", g.uuid}, {"health", g.health}, {"checks", checks}, {"recent_xids", xids}}
+  return json{{"index", g.index},
+              {"uuid", g.uuid},
+              {"health", g.health},
+              {"checks", checks},
+              {"recent_xids", xids}}
       .dump();
 }
 

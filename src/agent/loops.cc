@@ -14,8 +14,8 @@ constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
 
 Status HttpError(const Result<platform::Response>& r, const std::string& what) {
   if (!r.ok()) return MakeError(r.error().code, what + ": " + r.error().message);
-  return MakeError(ErrorCode::kUnavailable,
-                   what + ": HTTP " + std::to_string(r->status) + " " + platform::RedactForLog(r->body, 300));
+  return MakeError(ErrorCode::kUnavailable, what + ": HTTP " + std::to_string(r->status) + " " +
+                                                platform::RedactForLog(r->body, 300));
 }
 
 bool Cancelled(const Result<platform::Response>& r) {
@@ -50,7 +50,8 @@ Status RegisterWithPlatform(Deps& d, Runtime& rt, std::stop_token stop) {
   in.public_ip = d.cfg.network.public_ip;
   in.location = d.cfg.provider.count("region") ? d.cfg.provider.at("region") : "";
   if (!d.cfg.network.port_range.empty()) {
-    in.port_range = std::to_string(d.cfg.network.port_range.first) + "-" + std::to_string(d.cfg.network.port_range.last);
+    in.port_range = std::to_string(d.cfg.network.port_range.first) + "-" +
+                    std::to_string(d.cfg.network.port_range.last);
   }
   in.ssh_port = d.cfg.network.ports.ssh;
   in.rental_port_1 = d.cfg.network.ports.rental_port_1;
@@ -103,7 +104,8 @@ Status GpuMetricsLoop::RunOnce(std::stop_token /*stop*/) {
     s.host.uptime_hours = static_cast<int64_t>(host->uptime_seconds / 3600.0);
   }
   auto steady_now = std::chrono::steady_clock::now();
-  if (rt_.claims_generation != claims_generation_ || steady_now - claims_read_ > std::chrono::minutes(5)) {
+  if (rt_.claims_generation != claims_generation_ ||
+      steady_now - claims_read_ > std::chrono::minutes(5)) {
     uint64_t generation = rt_.claims_generation;
     if (auto gpus = d_.store.ListGpus(); gpus.ok()) {
       claims_.clear();
@@ -174,9 +176,10 @@ Status GpuHealthLoop::RunOnce(std::stop_token /*stop*/) {
       }
     }
     if (auto x = d_.gpus.DrainXids(); x.ok()) xids_.insert(xids_.end(), x->begin(), x->end());
-    xids_.erase(std::remove_if(xids_.begin(), xids_.end(),
-                               [&](const gpu::XidEvent& e) { return now - e.at > std::chrono::hours(1); }),
-                xids_.end());
+    xids_.erase(
+        std::remove_if(xids_.begin(), xids_.end(),
+                       [&](const gpu::XidEvent& e) { return now - e.at > std::chrono::hours(1); }),
+        xids_.end());
     auto s = d_.gpus.Sample();
     if (s.ok()) samples = *s;
     for (const auto& g : samples) {
@@ -214,7 +217,8 @@ Status GpuHealthLoop::RunOnce(std::stop_token /*stop*/) {
   int free_gpus = 0;
   if (auto gpus = d_.store.ListGpus(); gpus.ok()) {
     for (const auto& g : *gpus) {
-      if (g.present && g.deployment_id.empty() && (g.health == "healthy" || g.health == "warning")) ++free_gpus;
+      if (g.present && g.deployment_id.empty() && (g.health == "healthy" || g.health == "warning"))
+        ++free_gpus;
     }
   }
   rt_.available_gpus = free_gpus;
@@ -238,25 +242,31 @@ Status HeartbeatLoop::RunOnce(std::stop_token stop) {
     // the operator fixes the config (restart or SIGHUP retries at once).
     if (std::chrono::steady_clock::now() < next_register_) {
       if (rt_.registered()) rt_.reregister_wanted = true;
-      return rt_.registered() ? OkStatus() : MakeError(ErrorCode::kFailedPrecondition, "not registered");
+      return rt_.registered() ? OkStatus()
+                              : MakeError(ErrorCode::kFailedPrecondition, "not registered");
     }
     Status reg = RegisterWithPlatform(d_, rt_, stop);
     if (!reg.ok()) {
       if (rt_.registered()) rt_.reregister_wanted = true;
-      if (reg.error().code == ErrorCode::kPermissionDenied || reg.error().code == ErrorCode::kInvalidArgument) {
+      if (reg.error().code == ErrorCode::kPermissionDenied ||
+          reg.error().code == ErrorCode::kInvalidArgument) {
         next_register_ = std::chrono::steady_clock::now() + std::chrono::minutes(5);
-        spdlog::error("registration refused: {}. Fix the config, then restart the agent or send SIGHUP "
-                      "(next try in 5 minutes)",
-                      reg.error().message);
+        spdlog::error(
+            "registration refused: {}. Fix the config, then restart the agent or send SIGHUP "
+            "(next try in 5 minutes)",
+            reg.error().message);
       }
       if (!rt_.registered()) return reg;
     }
   }
-  auto up = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started_).count();
-  std::string body = platform::BuildHeartbeatBody(rt_.agent_id(), d_.clock.Now(), rt_.ts(),
-                                                  rt_.draining() ? "draining" : "online", rt_.version(),
-                                                  rt_.active_deployments, rt_.available_gpus, up);
-  auto r = d_.api.Send(platform::Method::kPost, platform::HeartbeatPath(rt_.agent_id()), body, stop);
+  auto up =
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started_)
+          .count();
+  std::string body = platform::BuildHeartbeatBody(
+      rt_.agent_id(), d_.clock.Now(), rt_.ts(), rt_.draining() ? "draining" : "online",
+      rt_.version(), rt_.active_deployments, rt_.available_gpus, up);
+  auto r =
+      d_.api.Send(platform::Method::kPost, platform::HeartbeatPath(rt_.agent_id()), body, stop);
   if (platform::Classify(r, false) != platform::Disposition::kSuccess) {
     rt_.platform_errors++;
     return HttpError(r, "heartbeat");
@@ -278,7 +288,8 @@ Status CommandPollLoop::RunOnce(std::stop_token stop) {
     spdlog::warn("command poll: bad response: {}", parsed.error().message);
     return OkStatus();  // bad input: logged, keep polling at the normal rate
   }
-  for (const auto& e : parsed->errors) spdlog::warn("command poll: skipped malformed command: {}", e);
+  for (const auto& e : parsed->errors)
+    spdlog::warn("command poll: skipped malformed command: {}", e);
   int fresh = 0;
   for (const auto& c : parsed->commands) {
     store::CommandRecord rec;
@@ -342,7 +353,8 @@ Result<bool> MetricsPushLoop::PushBatch(std::stop_token stop) {
     if (disp == platform::Disposition::kSuccess) {
       done.push_back(s.id);
     } else if (disp == platform::Disposition::kPermanent) {
-      spdlog::warn("metrics push: sample {} refused, dropped: {}", s.id, HttpError(r, "metrics").error().message);
+      spdlog::warn("metrics push: sample {} refused, dropped: {}", s.id,
+                   HttpError(r, "metrics").error().message);
       done.push_back(s.id);
     } else {
       rt_.platform_errors++;
@@ -366,12 +378,14 @@ Status HealthPushLoop::RunOnce(std::stop_token stop) {
   Status result = OkStatus();
   for (const auto& h : *reports) {
     if (stop.stop_requested()) break;
-    auto body = platform::BuildHealthBody(rt_.agent_id(), rt_.platform_gpu_uuid(), h, d_.clock.Now(), rt_.ts());
+    auto body = platform::BuildHealthBody(rt_.agent_id(), rt_.platform_gpu_uuid(), h,
+                                          d_.clock.Now(), rt_.ts());
     auto r = d_.api.Send(platform::Method::kPost, platform::HealthPath(), body, stop);
     if (Cancelled(r)) break;
     auto disp = platform::Classify(r, false);
     if (disp == platform::Disposition::kSuccess || disp == platform::Disposition::kPermanent) {
-      if (disp == platform::Disposition::kPermanent) spdlog::warn("health push: report {} refused, dropped", h.id);
+      if (disp == platform::Disposition::kPermanent)
+        spdlog::warn("health push: report {} refused, dropped", h.id);
       done.push_back(h.id);
     } else {
       rt_.platform_errors++;
@@ -402,8 +416,8 @@ Status OutboxLoop::RunOnce(std::stop_token stop) {
     policy.max_attempts = 4;
     policy.max_delay = std::chrono::seconds(10);
     policy.max_retry_after = std::chrono::seconds(60);
-    auto r = platform::SendWithRetry(d_.api, platform::Method::kPost, e.path, e.body, e.ext, policy, stop,
-                                     platform::StopAwareSleeper(stop));
+    auto r = platform::SendWithRetry(d_.api, platform::Method::kPost, e.path, e.body, e.ext, policy,
+                                     stop, platform::StopAwareSleeper(stop));
     if (Cancelled(r)) return r.error();  // shutting down: not a verdict on the event
     auto disp = platform::Classify(r, e.ext);
     std::string outcome;
@@ -415,18 +429,21 @@ Status OutboxLoop::RunOnce(std::stop_token stop) {
         outcome = "unsupported";
         rt_.events_unsupported++;
         if (unsupported_warned_.insert(e.kind).second) {
-          spdlog::warn("platform does not support '{}' events (HTTP {}); kept as delivered-unsupported", e.kind,
-                       r.ok() ? r->status : 0);
+          spdlog::warn(
+              "platform does not support '{}' events (HTTP {}); kept as delivered-unsupported",
+              e.kind, r.ok() ? r->status : 0);
         }
         break;
       case platform::Disposition::kPermanent:
         outcome = "rejected";
-        spdlog::warn("platform refused {} event {}: {}", e.kind, e.id, HttpError(r, e.kind).error().message);
+        spdlog::warn("platform refused {} event {}: {}", e.kind, e.id,
+                     HttpError(r, e.kind).error().message);
         break;
       case platform::Disposition::kRetry: {
         rt_.platform_errors++;
         Status err = HttpError(r, "deliver " + e.kind);
-        WarnIfError(d_.store.MarkEventAttempt(e.id, err.error().message), "record delivery attempt");
+        WarnIfError(d_.store.MarkEventAttempt(e.id, err.error().message),
+                    "record delivery attempt");
         return err;  // keep order: nothing after it goes first
       }
     }
@@ -435,10 +452,12 @@ Status OutboxLoop::RunOnce(std::stop_token stop) {
     rt_.events_delivered++;
     rt_.MarkPlatformOk(d_.clock.Now());
     if (e.kind == "success") {  // delivered or refused: the password is not kept
-      WarnIfError(d_.store.ScrubSecrets(e.deployment_id), "scrub SSH password of " + e.deployment_id);
+      WarnIfError(d_.store.ScrubSecrets(e.deployment_id),
+                  "scrub SSH password of " + e.deployment_id);
     }
     if (e.kind == "ack") {
-      if (auto cid = CommandIdFromAckPath(e.path)) WarnIfError(d_.store.MarkCommandAcked(*cid), "mark acked");
+      if (auto cid = CommandIdFromAckPath(e.path))
+        WarnIfError(d_.store.MarkCommandAcked(*cid), "mark acked");
     }
   }
   return OkStatus();

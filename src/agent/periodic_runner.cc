@@ -63,10 +63,12 @@ void PeriodicRunner::Run(std::stop_token stop) {
     Status st = loop_.RunOnce(stop);
     auto elapsed = Clock::now() - started;
     stats_.rounds++;
-    stats_.last_round_micros = std::chrono::duration_cast<std::chrono::microseconds>(elapsed).count();
+    stats_.last_round_micros =
+        std::chrono::duration_cast<std::chrono::microseconds>(elapsed).count();
     if (st.ok()) {
-      stats_.last_success_unix =
-          std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+      stats_.last_success_unix = std::chrono::duration_cast<std::chrono::seconds>(
+                                     std::chrono::system_clock::now().time_since_epoch())
+                                     .count();
       if (backoff.attempt() > 0) spdlog::info("{}: recovered", loop_.Name());
       backoff.Reset();
       if (loop_.WantsImmediateRerun()) {

@@ -1,5 +1,7 @@
 #pragma once
 // What the agent's parts share at run time: collaborators (seams) and in-memory state.
+#include <spdlog/spdlog.h>
+
 #include <atomic>
 #include <functional>
 #include <map>
@@ -15,8 +17,6 @@
 #include "host/host_probe.h"
 #include "platform/platform_api.h"
 #include "store/store.h"
-
-#include <spdlog/spdlog.h>
 
 namespace taolie::agent {
 
@@ -102,7 +102,7 @@ class Runtime {
   }
 
   std::atomic<bool> reregister_wanted{false};  // set when the inventory changed
-  std::atomic<uint64_t> claims_generation{0};   // bumped when GPUs are claimed or released
+  std::atomic<uint64_t> claims_generation{0};  // bumped when GPUs are claimed or released
   std::atomic<int> active_deployments{0};
   std::atomic<int> available_gpus{0};
   std::atomic<uint64_t> deploys_succeeded{0};

@@ -6,7 +6,8 @@
 namespace taolie::agent {
 
 WorkQueue::WorkQueue(int threads) {
-  for (int i = 0; i < threads; ++i) threads_.emplace_back([this](std::stop_token st) { Worker(st); });
+  for (int i = 0; i < threads; ++i)
+    threads_.emplace_back([this](std::stop_token st) { Worker(st); });
 }
 
 WorkQueue::~WorkQueue() { Shutdown(); }

@@ -38,7 +38,7 @@ class WorkQueue {
   mutable std::mutex mu_;
   std::condition_variable_any cv_;
   std::deque<Item> queue_;
-  std::set<std::string> keys_;           // dedupe keys queued or running
+  std::set<std::string> keys_;  // dedupe keys queued or running
   std::set<std::string> running_serial_;
   size_t running_ = 0;
   std::vector<std::jthread> threads_;

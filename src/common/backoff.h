@@ -8,7 +8,8 @@ namespace taolie {
 
 class Backoff {
  public:
-  Backoff(std::chrono::milliseconds base, std::chrono::milliseconds cap, uint64_t seed = std::random_device{}())
+  Backoff(std::chrono::milliseconds base, std::chrono::milliseconds cap,
+          uint64_t seed = std::random_device{}())
       : base_(base), cap_(cap), rng_(seed) {}
   // Delay before the next try; increments the attempt counter.
   std::chrono::milliseconds Next();

@@ -20,7 +20,8 @@ class RealClock final : public Clock {
 
 class FakeClock final : public Clock {
  public:
-  explicit FakeClock(SystemTime start = SystemTime(std::chrono::seconds(1'700'000'000))) : now_(start) {}
+  explicit FakeClock(SystemTime start = SystemTime(std::chrono::seconds(1'700'000'000)))
+      : now_(start) {}
   SystemTime Now() const override {
     std::lock_guard lock(mu_);
     return now_;

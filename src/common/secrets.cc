@@ -15,7 +15,8 @@ Status FillRandom(unsigned char* buf, size_t n) {
     ssize_t r = getrandom(buf + done, n - done, 0);
     if (r < 0) {
       if (errno == EINTR) continue;
-      return MakeError(ErrorCode::kInternal, std::string("getrandom failed: ") + std::strerror(errno));
+      return MakeError(ErrorCode::kInternal,
+                       std::string("getrandom failed: ") + std::strerror(errno));
     }
     done += static_cast<size_t>(r);
   }

@@ -10,8 +10,8 @@
 namespace taolie::config {
 
 struct AgentConfig {
-  std::string id;       // "" = generate once, keep in the agent's own state
-  std::string api_key;  // secret: never logged
+  std::string id;             // "" = generate once, keep in the agent's own state
+  std::string api_key;        // secret: never logged
   std::string version_label;  // informational, optional
 };
 
@@ -36,32 +36,32 @@ struct NetworkSecurityConfig {
 };
 
 struct NetworkConfig {
-  std::string public_ip;           // what renters connect to
+  std::string public_ip;  // what renters connect to
   PortsConfig ports;
-  PortRange port_range;            // network.port_range: "30000-30999"
-  std::string bind_ip = "0.0.0.0"; // host IP the published container ports bind to
-  double upload_mbps = 0;          // configured speeds; 0 = unknown
+  PortRange port_range;             // network.port_range: "30000-30999"
+  std::string bind_ip = "0.0.0.0";  // host IP the published container ports bind to
+  double upload_mbps = 0;           // configured speeds; 0 = unknown
   double download_mbps = 0;
   double latency_ms = 0;
-  std::string interface;           // interface for throughput counters; "" = auto
+  std::string interface;  // interface for throughput counters; "" = auto
   NetworkSecurityConfig security;
   std::map<std::string, std::string> port_descriptions;  // informational
 };
 
 struct ServerConfig {
   std::string url = "https://api.yourplatform.com";
-  int timeout = 10;                    // seconds, connect+read
-  std::string ca_file;                 // custom CA bundle; "" = system
-  bool allow_insecure = false;         // allow plain http:// to non-loopback hosts
+  int timeout = 10;                        // seconds, connect+read
+  std::string ca_file;                     // custom CA bundle; "" = system
+  bool allow_insecure = false;             // allow plain http:// to non-loopback hosts
   std::string timestamp_format = "naive";  // "naive" | "rfc3339"
 };
 
 struct GpuThresholds {
   double temperature_warning_c = 80;
   double temperature_critical_c = 90;
-  double power_warning_percent = 95;   // of the power limit
+  double power_warning_percent = 95;  // of the power limit
   double memory_warning_percent = 95;
-  double fan_min_percent = 0;          // below this while hot = warning
+  double fan_min_percent = 0;  // below this while hot = warning
   int ecc_uncorrected_max = 0;
 };
 
@@ -107,7 +107,7 @@ struct DatabaseConfig {
 };
 
 struct GpuConfig {
-  std::string uuid;          // platform offer id (compat); the agent stores what registration returns
+  std::string uuid;  // platform offer id (compat); the agent stores what registration returns
   std::string nvml_library = "libnvidia-ml.so.1";
   std::vector<std::string> exclude_uuids;  // GPUs the owner keeps for itself
 };
@@ -117,14 +117,14 @@ struct LoggingConfig {
   std::string file = "/var/log/taolie-host-agent/agent.log";  // "" = no file
   int max_size_mb = 100;
   int max_files = 5;
-  bool journal = true;   // when run under systemd
+  bool journal = true;  // when run under systemd
   bool console = true;
 };
 
 struct DockerConfig {
-  std::string host;  // "" = $DOCKER_HOST or unix:///var/run/docker.sock
+  std::string host;         // "" = $DOCKER_HOST or unix:///var/run/docker.sock
   std::string api_version;  // "" = negotiate
-  int timeout = 30;       // seconds for ordinary calls (pulls have their own)
+  int timeout = 30;         // seconds for ordinary calls (pulls have their own)
   int pull_timeout = 3600;
 };
 
@@ -135,7 +135,7 @@ struct DeploymentConfig {
   int expiry_warning_seconds = 30;
   int stop_grace_seconds = 30;
   int readiness_timeout_seconds = 120;
-  bool require_ssh = true;          // readiness requires an SSH-2.0 banner on port 22
+  bool require_ssh = true;  // readiness requires an SSH-2.0 banner on port 22
   // Caps applied to every rental; 0 = sized from the host.
   int64_t max_memory_mb = 0;
   double max_cpus = 0;

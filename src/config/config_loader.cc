@@ -882,8 +882,9 @@ std::vector<ConfigProblem> Validate(const Config& c) {
   // docker
   const DockerConfig& dk = c.docker;
   if (dk.host.rfind("tcp://", 0) == 0) {
-    k.Fatal("docker.host", "tcp:// endpoints are not supported yet; use the unix socket, e.g. "
-                           "unix:///var/run/docker.sock");
+    k.Fatal("docker.host",
+            "tcp:// endpoints are not supported yet; use the unix socket, e.g. "
+            "unix:///var/run/docker.sock");
   } else if (!dk.host.empty() && dk.host.rfind("unix://", 0) != 0) {
     k.Fatal("docker.host", "must start with unix://, got " + Quote(dk.host));
   }

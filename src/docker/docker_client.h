@@ -22,11 +22,11 @@ struct PortBinding {
 };
 
 struct ContainerSpec {
-  std::string name;   // "deployment-<id>"
+  std::string name;  // "deployment-<id>"
   std::string image;
   std::vector<std::string> env;  // "KEY=value"
   std::map<std::string, std::string> labels;
-  std::optional<std::vector<std::string>> cmd;  // overrides the image's CMD when set
+  std::optional<std::vector<std::string>> cmd;    // overrides the image's CMD when set
   std::string restart_policy = "unless-stopped";  // no | on-failure | unless-stopped | always
   std::vector<PortBinding> ports;
   std::vector<std::string> gpu_uuids;  // DeviceRequests driver "nvidia", DeviceIDs = these
@@ -35,12 +35,12 @@ struct ContainerSpec {
   int64_t nano_cpus = 0;
   int64_t shm_size_bytes = 0;
   int64_t pids_limit = 0;
-  std::string log_max_size;            // json-file log-opts, e.g. "50m"
-  std::string log_max_file;            // e.g. "3"
+  std::string log_max_size;  // json-file log-opts, e.g. "50m"
+  std::string log_max_file;  // e.g. "3"
   bool no_new_privileges = false;
   std::vector<std::string> cap_drop;
   std::vector<std::string> cap_add;
-  std::string runtime;                 // "" = default
+  std::string runtime;                      // "" = default
   std::optional<std::string> network_mode;  // "" = default bridge
   std::vector<std::string> extra_hosts;
 };
@@ -53,12 +53,12 @@ struct ContainerInfo {
   bool running = false;
   int exit_code = 0;
   bool oom_killed = false;
-  std::string started_at;   // as the engine reports it (RFC 3339)
+  std::string started_at;  // as the engine reports it (RFC 3339)
   std::string finished_at;
   std::map<std::string, std::string> labels;
-  std::vector<PortBinding> ports;  // what the engine actually bound
-  std::vector<std::string> env;    // only from Inspect
-  bool privileged = false;         // only from Inspect
+  std::vector<PortBinding> ports;               // what the engine actually bound
+  std::vector<std::string> env;                 // only from Inspect
+  bool privileged = false;                      // only from Inspect
   std::vector<std::string> device_request_ids;  // GPU UUIDs requested, only from Inspect
 };
 
@@ -77,7 +77,7 @@ struct VersionInfo {
   std::string version;      // "20.10.24"
   std::string api_version;  // "1.41"
   std::string os;
-  std::string root_dir;     // DockerRootDir from /info ("" if unknown)
+  std::string root_dir;  // DockerRootDir from /info ("" if unknown)
 };
 
 class DockerClient {
@@ -86,7 +86,8 @@ class DockerClient {
   virtual Result<VersionInfo> Version() = 0;
   virtual Result<bool> ImageExists(const std::string& image) = 0;
   // Pulls `image` (with tag/digest); `progress` may be empty; honours `stop`.
-  virtual Status Pull(const std::string& image, const std::function<void(const PullProgress&)>& progress,
+  virtual Status Pull(const std::string& image,
+                      const std::function<void(const PullProgress&)>& progress,
                       std::stop_token stop) = 0;
   virtual Result<std::string> Create(const ContainerSpec& spec) = 0;  // returns container id
   virtual Status Start(const std::string& id) = 0;
@@ -97,7 +98,8 @@ class DockerClient {
   virtual Status Remove(const std::string& id, bool force) = 0;
   virtual Result<ContainerInfo> Inspect(const std::string& id_or_name) = 0;  // NotFound when absent
   // Containers (all states) carrying every label in `labels` ("key" or "key=value" match).
-  virtual Result<std::vector<ContainerInfo>> List(const std::map<std::string, std::string>& labels) = 0;
+  virtual Result<std::vector<ContainerInfo>> List(
+      const std::map<std::string, std::string>& labels) = 0;
   // Runs `cmd` in the container as root and waits (bounded by `timeout`).
   virtual Result<ExecResult> Exec(const std::string& id, const std::vector<std::string>& cmd,
                                   std::chrono::seconds timeout) = 0;

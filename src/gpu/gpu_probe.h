@@ -30,8 +30,8 @@ struct GpuInfo {  // static facts, read once at start (and on re-scan)
 struct GpuSample {  // one reading of one GPU; an absent optional = the GPU does not report it
   int index = 0;
   std::string uuid;
-  bool lost = false;           // GPU fell off the bus / NVML_ERROR_GPU_IS_LOST
-  std::string error;           // last error reading this GPU, "" if none
+  bool lost = false;  // GPU fell off the bus / NVML_ERROR_GPU_IS_LOST
+  std::string error;  // last error reading this GPU, "" if none
   std::optional<double> utilization_percent;
   std::optional<uint64_t> memory_used_mb;
   std::optional<uint64_t> memory_total_mb;

@@ -13,24 +13,24 @@ struct HostFacts {  // mostly static, re-read at registration
   std::string kernel;
   std::string cpu_model;
   int cpu_sockets = 1;
-  int cpu_cores = 1;          // physical cores (logical if unknown)
+  int cpu_cores = 1;  // physical cores (logical if unknown)
   int cpu_logical = 1;
   uint64_t ram_total_bytes = 0;
-  uint64_t storage_total_bytes = 0;      // filesystem holding `storage_path`
+  uint64_t storage_total_bytes = 0;  // filesystem holding `storage_path`
   uint64_t storage_available_bytes = 0;
-  std::string storage_type;   // "SSD" | "HDD" | "Unknown"
+  std::string storage_type;  // "SSD" | "HDD" | "Unknown"
   double uptime_seconds = 0;
   int64_t boot_time_unix = 0;
 };
 
-struct HostSample {  // one periodic reading
-  double cpu_utilization_percent = 0;   // since the previous Sample() call
+struct HostSample {                    // one periodic reading
+  double cpu_utilization_percent = 0;  // since the previous Sample() call
   uint64_t ram_used_bytes = 0;
   uint64_t ram_total_bytes = 0;
   uint64_t storage_used_bytes = 0;
   uint64_t storage_total_bytes = 0;
   uint64_t storage_available_bytes = 0;
-  double upload_mbps = 0;               // from interface byte counters since previous call
+  double upload_mbps = 0;  // from interface byte counters since previous call
   double download_mbps = 0;
   double network_utilization_percent = 0;  // of link speed when known, else 0
   double uptime_seconds = 0;

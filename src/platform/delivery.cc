@@ -104,11 +104,10 @@ Result<Response> SendWithRetry(PlatformApi& api, Method method, const std::strin
                    RedactForLog(r->body, 512));
     }
     if (d != Disposition::kRetry) return r;
-    const std::string what =
-        r.ok() ? "HTTP " + std::to_string(r->status) : r.error().ToString();
+    const std::string what = r.ok() ? "HTTP " + std::to_string(r->status) : r.error().ToString();
     if (attempt >= max_attempts) {
-      spdlog::warn("platform {} {} failed after {} attempts: {}", MethodName(method), path,
-                   attempt, what);
+      spdlog::warn("platform {} {} failed after {} attempts: {}", MethodName(method), path, attempt,
+                   what);
       return r;
     }
     std::chrono::milliseconds delay = backoff.Next();

@@ -16,11 +16,11 @@
 namespace taolie::platform {
 
 struct RetryPolicy {
-  int max_attempts = 5;                               // total tries, >= 1
-  std::chrono::milliseconds base_delay{500};          // backoff base
-  std::chrono::milliseconds max_delay{30'000};        // backoff cap
-  std::chrono::milliseconds max_retry_after{300'000}; // cap on a server's Retry-After
-  std::optional<uint64_t> seed;                       // jitter seed (tests); none = random
+  int max_attempts = 5;                                // total tries, >= 1
+  std::chrono::milliseconds base_delay{500};           // backoff base
+  std::chrono::milliseconds max_delay{30'000};         // backoff cap
+  std::chrono::milliseconds max_retry_after{300'000};  // cap on a server's Retry-After
+  std::optional<uint64_t> seed;                        // jitter seed (tests); none = random
 };
 
 using Sleeper = std::function<void(std::chrono::milliseconds)>;

@@ -1,9 +1,9 @@
 #include "platform/https_platform_api.h"
 
 #include <arpa/inet.h>
-#include <unistd.h>
 #include <curl/curl.h>
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
@@ -153,9 +153,9 @@ Result<std::unique_ptr<HttpsPlatformApi>> HttpsPlatformApi::Create(const Options
                            "' is not); use https:// or set server.allow_insecure: true");
     }
   } else if (scheme != "https") {
-    return MakeError(ErrorCode::kInvalidArgument,
-                     "server.url: scheme must be https:// (or http:// for loopback), got '" +
-                         scheme + "'");
+    return MakeError(
+        ErrorCode::kInvalidArgument,
+        "server.url: scheme must be https:// (or http:// for loopback), got '" + scheme + "'");
   }
   if (options.base_url.find('?') != std::string::npos ||
       options.base_url.find('#') != std::string::npos) {

@@ -21,9 +21,9 @@ class HttpsPlatformApi final : public PlatformApi {
     std::string base_url;  // server.url, e.g. "https://api.example.com" (trailing '/' ok)
     std::string api_key;   // agent.api_key; never logged
     std::chrono::seconds timeout{10};  // connect + transfer
-    std::string ca_file;   // custom CA bundle; "" = system store
-    bool allow_insecure = false;  // allow http:// to non-loopback hosts
-    std::string user_agent;       // "" = "taolie-host-agent"
+    std::string ca_file;               // custom CA bundle; "" = system store
+    bool allow_insecure = false;       // allow http:// to non-loopback hosts
+    std::string user_agent;            // "" = "taolie-host-agent"
   };
 
   // Validates the options (InvalidArgument naming `server.url` / `server.timeout`).
@@ -50,7 +50,7 @@ class HttpsPlatformApi final : public PlatformApi {
 
   Options options_;
   std::mutex key_mu_;  // guards options_.api_key
-  std::string base_;  // base_url without trailing slashes
+  std::string base_;   // base_url without trailing slashes
   std::mutex pool_mu_;
   std::vector<void*> pool_;  // idle CURL* handles (keep their connections alive)
 };

@@ -106,9 +106,8 @@ Result<RegisterResult> ParseRegisterResponse(long status, const std::string& bod
   if (status == 200 || status == 201 || status == 409) {
     RegisterResult r{str("gpu_uuid"), str("message")};
     if (r.gpu_uuid.empty()) {
-      return MakeError(ErrorCode::kUnavailable,
-                       "registration answered " + std::to_string(status) +
-                           " without a gpu_uuid string");
+      return MakeError(ErrorCode::kUnavailable, "registration answered " + std::to_string(status) +
+                                                    " without a gpu_uuid string");
     }
     return r;
   }
@@ -130,8 +129,7 @@ Result<RegisterResult> ParseRegisterResponse(long status, const std::string& bod
 
 std::string BuildHeartbeatBody(const std::string& agent_id, SystemTime now, TimestampFormat ts,
                                const std::string& status, const std::string& agent_version,
-                               int active_deployments, int available_gpus,
-                               int64_t uptime_seconds) {
+                               int active_deployments, int available_gpus, int64_t uptime_seconds) {
   Json j;
   j["agent_id"] = agent_id;
   j["timestamp"] = Ts(now, ts);
@@ -264,8 +262,7 @@ std::string BuildMetricsBody(const std::string& agent_id, const std::string& pla
 // ---- Health ---------------------------------------------------------------------------------
 
 std::string BuildHealthBody(const std::string& agent_id, const std::string& platform_gpu_uuid,
-                            const store::HealthReport& report, SystemTime now,
-                            TimestampFormat ts) {
+                            const store::HealthReport& report, SystemTime now, TimestampFormat ts) {
   Json j;
   j["agent_id"] = agent_id;
   j["gpu_uuid"] = platform_gpu_uuid;

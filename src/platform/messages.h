@@ -43,8 +43,7 @@ Result<RegisterResult> ParseRegisterResponse(long status, const std::string& bod
 // ---- 2. Heartbeat -------------------------------------------------------------------------
 std::string BuildHeartbeatBody(const std::string& agent_id, SystemTime now, TimestampFormat ts,
                                const std::string& status, const std::string& agent_version,
-                               int active_deployments, int available_gpus,
-                               int64_t uptime_seconds);
+                               int active_deployments, int available_gpus, int64_t uptime_seconds);
 
 // ---- 3. Commands --------------------------------------------------------------------------
 struct PlatformCommand {
@@ -70,8 +69,7 @@ std::string BuildMetricsBody(const std::string& agent_id, const std::string& pla
 
 // ---- 6. Health ----------------------------------------------------------------------------
 std::string BuildHealthBody(const std::string& agent_id, const std::string& platform_gpu_uuid,
-                            const store::HealthReport& report, SystemTime now,
-                            TimestampFormat ts);
+                            const store::HealthReport& report, SystemTime now, TimestampFormat ts);
 
 // ---- 7. Deployment events -----------------------------------------------------------------
 struct AccessInfo {
@@ -81,7 +79,7 @@ struct AccessInfo {
   std::map<int, int> port_mappings;  // container port -> host port really bound
   int jupyter_host_port = 0;         // 0 = rental_ports.port_1 omitted
   std::string jupyter_token;
-  int custom_host_port = 0;          // 0 = rental_ports.port_2 omitted
+  int custom_host_port = 0;  // 0 = rental_ports.port_2 omitted
 };
 std::string BuildSuccessBody(const std::string& deployment_id, const std::string& container_id,
                              const AccessInfo& access, const std::vector<std::string>& gpu_uuids,
@@ -97,8 +95,7 @@ std::string BuildExpiringBody(const std::string& deployment_id, SystemTime expir
 // refund_amount only when usage.price_per_hour is set.
 std::string BuildTerminatedBody(const std::string& deployment_id, const std::string& status,
                                 const std::string& reason, std::optional<SystemTime> started_at,
-                                SystemTime ended_at, const store::Usage& usage,
-                                TimestampFormat ts);
+                                SystemTime ended_at, const store::Usage& usage, TimestampFormat ts);
 
 // ---- Paths (ids are percent-escaped) -------------------------------------------------------
 std::string RegisterPath();

@@ -14,7 +14,7 @@ namespace taolie::platform {
 enum class Method { kGet, kPost };
 
 struct Response {
-  long status = 0;        // HTTP status
+  long status = 0;  // HTTP status
   std::string body;
   std::optional<std::chrono::seconds> retry_after;  // parsed Retry-After (seconds form)
 };

@@ -1,9 +1,8 @@
 #include "sim/simulator.h"
 
+#include <arpa/inet.h>
 #include <httplib.h>
 #include <spdlog/spdlog.h>
-
-#include <arpa/inet.h>
 
 #include <atomic>
 #include <condition_variable>
@@ -30,13 +29,20 @@ struct Field {
 
 const char* TypeName(T t) {
   switch (t) {
-    case T::kString: return "string";
-    case T::kInt: return "int";
-    case T::kNumber: return "number";
-    case T::kBool: return "bool";
-    case T::kObject: return "object";
-    case T::kArray: return "array";
-    case T::kTimestamp: return "timestamp string";
+    case T::kString:
+      return "string";
+    case T::kInt:
+      return "int";
+    case T::kNumber:
+      return "number";
+    case T::kBool:
+      return "bool";
+    case T::kObject:
+      return "object";
+    case T::kArray:
+      return "array";
+    case T::kTimestamp:
+      return "timestamp string";
   }
   return "?";
 }
@@ -49,12 +55,18 @@ std::string JsonTypeName(const Json& v) {
 
 bool HasType(const Json& v, T t) {
   switch (t) {
-    case T::kString: return v.is_string();
-    case T::kInt: return v.is_number_integer();
-    case T::kNumber: return v.is_number();
-    case T::kBool: return v.is_boolean();
-    case T::kObject: return v.is_object();
-    case T::kArray: return v.is_array();
+    case T::kString:
+      return v.is_string();
+    case T::kInt:
+      return v.is_number_integer();
+    case T::kNumber:
+      return v.is_number();
+    case T::kBool:
+      return v.is_boolean();
+    case T::kObject:
+      return v.is_object();
+    case T::kArray:
+      return v.is_array();
     case T::kTimestamp:
       return v.is_string() && ParseTimestamp(v.get<std::string>()).has_value();
   }
@@ -64,13 +76,15 @@ bool HasType(const Json& v, T t) {
 // "" when every required field is present with its type, else "<prefix><field>: <reason>".
 std::string CheckRequired(const Json& obj, std::initializer_list<Field> fields,
                           const std::string& prefix = "") {
-  if (!obj.is_object()) return prefix.empty() ? "body: expected a JSON object" : prefix + ": expected an object";
+  if (!obj.is_object())
+    return prefix.empty() ? "body: expected a JSON object" : prefix + ": expected an object";
   for (const auto& f : fields) {
     auto it = obj.find(f.name);
     if (it == obj.end()) return prefix + f.name + ": field required";
     if (!HasType(*it, f.type)) {
       return prefix + f.name + ": expected " + TypeName(f.type) + ", got " + JsonTypeName(*it) +
-             (f.type == T::kTimestamp && it->is_string() ? " '" + it->get<std::string>() + "'" : "");
+             (f.type == T::kTimestamp && it->is_string() ? " '" + it->get<std::string>() + "'"
+                                                         : "");
     }
   }
   return "";
@@ -89,7 +103,8 @@ std::string CheckOptional(const Json& obj, std::initializer_list<Field> fields,
   return "";
 }
 
-std::string CheckOneOf(const Json& obj, const char* key, std::initializer_list<const char*> allowed) {
+std::string CheckOneOf(const Json& obj, const char* key,
+                       std::initializer_list<const char*> allowed) {
   const std::string v = obj[key].get<std::string>();
   for (const char* a : allowed) {
     if (v == a) return "";
@@ -98,37 +113,58 @@ std::string CheckOneOf(const Json& obj, const char* key, std::initializer_list<c
 }
 
 std::string ValidateRegister(const Json& j) {
-  std::string e = CheckRequired(
-      j, {{"host_agent_id", T::kString},       {"gpu_name", T::kString},
-          {"gpu_memory_mb", T::kInt},          {"gpu_count", T::kInt},
-          {"driver_version", T::kString},      {"cuda_version", T::kString},
-          {"hostname", T::kString},            {"os", T::kString},
-          {"cpu_count", T::kInt},              {"cpu_cores", T::kInt},
-          {"total_ram_gb", T::kInt},           {"total_vram_gb", T::kInt},
-          {"storage_total_gb", T::kInt},       {"storage_type", T::kString},
-          {"storage_available_gb", T::kInt},   {"upload_speed_mbps", T::kNumber},
-          {"download_speed_mbps", T::kNumber}, {"latency_ms", T::kNumber},
-          {"uptime_hours", T::kInt},           {"last_reboot", T::kTimestamp},
-          {"public_ip", T::kString},           {"ssh_port", T::kInt},
-          {"rental_port_1", T::kInt},          {"rental_port_2", T::kInt}});
+  std::string e = CheckRequired(j, {{"host_agent_id", T::kString},
+                                    {"gpu_name", T::kString},
+                                    {"gpu_memory_mb", T::kInt},
+                                    {"gpu_count", T::kInt},
+                                    {"driver_version", T::kString},
+                                    {"cuda_version", T::kString},
+                                    {"hostname", T::kString},
+                                    {"os", T::kString},
+                                    {"cpu_count", T::kInt},
+                                    {"cpu_cores", T::kInt},
+                                    {"total_ram_gb", T::kInt},
+                                    {"total_vram_gb", T::kInt},
+                                    {"storage_total_gb", T::kInt},
+                                    {"storage_type", T::kString},
+                                    {"storage_available_gb", T::kInt},
+                                    {"upload_speed_mbps", T::kNumber},
+                                    {"download_speed_mbps", T::kNumber},
+                                    {"latency_ms", T::kNumber},
+                                    {"uptime_hours", T::kInt},
+                                    {"last_reboot", T::kTimestamp},
+                                    {"public_ip", T::kString},
+                                    {"ssh_port", T::kInt},
+                                    {"rental_port_1", T::kInt},
+                                    {"rental_port_2", T::kInt}});
   if (!e.empty()) return e;
   if (j["host_agent_id"].get<std::string>().empty()) return "host_agent_id: must not be empty";
   e = CheckOneOf(j, "storage_type", {"SSD", "HDD", "Unknown"});
   if (!e.empty()) return e;
-  e = CheckOptional(j, {{"agent_version", T::kString}, {"docker_version", T::kString},
-                        {"cpu_model", T::kString},     {"location", T::kString},
-                        {"resource_type", T::kString}, {"rental_port_3", T::kInt},
-                        {"port_range", T::kString},    {"gpus", T::kArray}});
+  e = CheckOptional(j, {{"agent_version", T::kString},
+                        {"docker_version", T::kString},
+                        {"cpu_model", T::kString},
+                        {"location", T::kString},
+                        {"resource_type", T::kString},
+                        {"rental_port_3", T::kInt},
+                        {"port_range", T::kString},
+                        {"gpus", T::kArray}});
   if (!e.empty()) return e;
   if (j.contains("gpus")) {
     size_t i = 0;
     for (const auto& g : j["gpus"]) {
       const std::string p = "gpus[" + std::to_string(i++) + "].";
-      e = CheckRequired(g, {{"index", T::kInt}, {"uuid", T::kString}, {"name", T::kString},
-                            {"memory_mb", T::kInt}}, p);
+      e = CheckRequired(
+          g,
+          {{"index", T::kInt}, {"uuid", T::kString}, {"name", T::kString}, {"memory_mb", T::kInt}},
+          p);
       if (e.empty()) {
-        e = CheckOptional(g, {{"pci_bus_id", T::kString}, {"compute_capability", T::kString},
-                              {"power_limit_watts", T::kNumber}, {"mig_mode", T::kString}}, p);
+        e = CheckOptional(g,
+                          {{"pci_bus_id", T::kString},
+                           {"compute_capability", T::kString},
+                           {"power_limit_watts", T::kNumber},
+                           {"mig_mode", T::kString}},
+                          p);
       }
       if (!e.empty()) return e;
     }
@@ -143,8 +179,10 @@ std::string ValidateHeartbeat(const Json& j, const std::string& agent_id) {
   if (j["agent_id"] != agent_id) return "agent_id: does not match the path";
   e = CheckOneOf(j, "status", {"online", "draining"});
   if (!e.empty()) return e;
-  return CheckOptional(j, {{"agent_version", T::kString}, {"active_deployments", T::kInt},
-                           {"available_gpus", T::kInt}, {"uptime_seconds", T::kInt}});
+  return CheckOptional(j, {{"agent_version", T::kString},
+                           {"active_deployments", T::kInt},
+                           {"available_gpus", T::kInt},
+                           {"uptime_seconds", T::kInt}});
 }
 
 std::string ValidateAck(const Json& j) {
@@ -152,35 +190,46 @@ std::string ValidateAck(const Json& j) {
   if (!e.empty()) return e;
   e = CheckOneOf(j, "status", {"processed"});
   if (!e.empty()) return e;
-  e = CheckOptional(j, {{"result", T::kString}, {"error", T::kString},
-                        {"deployment_id", T::kString}});
+  e = CheckOptional(j,
+                    {{"result", T::kString}, {"error", T::kString}, {"deployment_id", T::kString}});
   if (!e.empty()) return e;
   if (j.contains("result")) return CheckOneOf(j, "result", {"succeeded", "failed", "rejected"});
   return "";
 }
 
 std::string ValidateMetrics(const Json& j) {
-  std::string e = CheckRequired(
-      j, {{"agent_id", T::kString},            {"gpu_uuid", T::kString},
-          {"gpu_utilization", T::kNumber},     {"vram_used_mb", T::kInt},
-          {"temperature_celsius", T::kNumber}, {"power_draw_watts", T::kNumber},
-          {"fan_speed_percent", T::kNumber},   {"cpu_utilization", T::kNumber},
-          {"ram_used_gb", T::kNumber},         {"storage_used_gb", T::kNumber},
-          {"network_utilization", T::kNumber}, {"current_upload_mbps", T::kNumber},
-          {"current_download_mbps", T::kNumber}, {"uptime_hours", T::kInt},
-          {"timestamp", T::kTimestamp}});
+  std::string e = CheckRequired(j, {{"agent_id", T::kString},
+                                    {"gpu_uuid", T::kString},
+                                    {"gpu_utilization", T::kNumber},
+                                    {"vram_used_mb", T::kInt},
+                                    {"temperature_celsius", T::kNumber},
+                                    {"power_draw_watts", T::kNumber},
+                                    {"fan_speed_percent", T::kNumber},
+                                    {"cpu_utilization", T::kNumber},
+                                    {"ram_used_gb", T::kNumber},
+                                    {"storage_used_gb", T::kNumber},
+                                    {"network_utilization", T::kNumber},
+                                    {"current_upload_mbps", T::kNumber},
+                                    {"current_download_mbps", T::kNumber},
+                                    {"uptime_hours", T::kInt},
+                                    {"timestamp", T::kTimestamp}});
   if (!e.empty()) return e;
   return CheckOptional(j, {{"gpus", T::kArray}});
 }
 
 std::string ValidateHealth(const Json& j) {
-  std::string e = CheckRequired(
-      j, {{"agent_id", T::kString},          {"gpu_uuid", T::kString},
-          {"is_healthy", T::kBool},          {"status", T::kString},
-          {"temperature_ok", T::kBool},      {"power_ok", T::kBool},
-          {"network_ok", T::kBool},          {"storage_ok", T::kBool},
-          {"gpu_performance_score", T::kNumber}, {"system_stability_score", T::kNumber},
-          {"last_health_check", T::kTimestamp},  {"timestamp", T::kTimestamp}});
+  std::string e = CheckRequired(j, {{"agent_id", T::kString},
+                                    {"gpu_uuid", T::kString},
+                                    {"is_healthy", T::kBool},
+                                    {"status", T::kString},
+                                    {"temperature_ok", T::kBool},
+                                    {"power_ok", T::kBool},
+                                    {"network_ok", T::kBool},
+                                    {"storage_ok", T::kBool},
+                                    {"gpu_performance_score", T::kNumber},
+                                    {"system_stability_score", T::kNumber},
+                                    {"last_health_check", T::kTimestamp},
+                                    {"timestamp", T::kTimestamp}});
   if (!e.empty()) return e;
   e = CheckOneOf(j, "status", {"available", "busy", "unhealthy", "draining"});
   if (!e.empty()) return e;
@@ -192,19 +241,26 @@ std::string ValidateHealth(const Json& j) {
 }
 
 std::string ValidateSuccess(const Json& j) {
-  std::string e = CheckRequired(j, {{"deployment_id", T::kString}, {"status", T::kString},
-                                    {"container_id", T::kString}, {"access_info", T::kObject}});
+  std::string e = CheckRequired(j, {{"deployment_id", T::kString},
+                                    {"status", T::kString},
+                                    {"container_id", T::kString},
+                                    {"access_info", T::kObject}});
   if (!e.empty()) return e;
   e = CheckOneOf(j, "status", {"running"});
   if (!e.empty()) return e;
   const Json& a = j["access_info"];
-  e = CheckRequired(a, {{"public_ip", T::kString}, {"port_mappings", T::kObject},
-                        {"rental_ports", T::kObject}}, "access_info.");
+  e = CheckRequired(
+      a, {{"public_ip", T::kString}, {"port_mappings", T::kObject}, {"rental_ports", T::kObject}},
+      "access_info.");
   if (!e.empty()) return e;
   if (a.contains("ssh")) {
-    e = CheckRequired(a["ssh"], {{"host", T::kString}, {"port", T::kInt},
-                                 {"username", T::kString}, {"password", T::kString},
-                                 {"command", T::kString}}, "access_info.ssh.");
+    e = CheckRequired(a["ssh"],
+                      {{"host", T::kString},
+                       {"port", T::kInt},
+                       {"username", T::kString},
+                       {"password", T::kString},
+                       {"command", T::kString}},
+                      "access_info.ssh.");
     if (!e.empty()) return e;
   }
   for (auto it = a["port_mappings"].begin(); it != a["port_mappings"].end(); ++it) {
@@ -215,43 +271,56 @@ std::string ValidateSuccess(const Json& j) {
   }
   const Json& rp = a["rental_ports"];
   if (rp.contains("port_1")) {
-    e = CheckRequired(rp["port_1"], {{"port", T::kInt}, {"url", T::kString},
-                                     {"description", T::kString}, {"token", T::kString},
-                                     {"full_url", T::kString}}, "access_info.rental_ports.port_1.");
+    e = CheckRequired(rp["port_1"],
+                      {{"port", T::kInt},
+                       {"url", T::kString},
+                       {"description", T::kString},
+                       {"token", T::kString},
+                       {"full_url", T::kString}},
+                      "access_info.rental_ports.port_1.");
     if (!e.empty()) return e;
   }
   if (rp.contains("port_2")) {
-    e = CheckRequired(rp["port_2"], {{"port", T::kInt}, {"url", T::kString},
-                                     {"description", T::kString}}, "access_info.rental_ports.port_2.");
+    e = CheckRequired(rp["port_2"],
+                      {{"port", T::kInt}, {"url", T::kString}, {"description", T::kString}},
+                      "access_info.rental_ports.port_2.");
     if (!e.empty()) return e;
   }
-  return CheckOptional(j, {{"gpus", T::kArray}, {"expires_at", T::kTimestamp},
-                           {"started_at", T::kTimestamp}});
+  return CheckOptional(
+      j, {{"gpus", T::kArray}, {"expires_at", T::kTimestamp}, {"started_at", T::kTimestamp}});
 }
 
 std::string ValidateEvent(const std::string& kind, const Json& j) {
   if (kind == "success") return ValidateSuccess(j);
   if (kind == "failed") {
-    std::string e = CheckRequired(j, {{"deployment_id", T::kString}, {"status", T::kString},
-                                      {"stage", T::kString}, {"error", T::kString},
+    std::string e = CheckRequired(j, {{"deployment_id", T::kString},
+                                      {"status", T::kString},
+                                      {"stage", T::kString},
+                                      {"error", T::kString},
                                       {"timestamp", T::kTimestamp}});
     if (!e.empty()) return e;
     return CheckOneOf(j, "status", {"failed"});
   }
   if (kind == "expiring") {
-    return CheckRequired(j, {{"deployment_id", T::kString}, {"expires_at", T::kTimestamp},
-                             {"seconds_left", T::kInt}});
+    return CheckRequired(
+        j,
+        {{"deployment_id", T::kString}, {"expires_at", T::kTimestamp}, {"seconds_left", T::kInt}});
   }
   // terminated
-  std::string e = CheckRequired(
-      j, {{"deployment_id", T::kString}, {"status", T::kString}, {"reason", T::kString},
-          {"ended_at", T::kTimestamp}, {"reserved_minutes", T::kNumber},
-          {"used_minutes", T::kNumber}, {"unused_minutes", T::kNumber}});
+  std::string e = CheckRequired(j, {{"deployment_id", T::kString},
+                                    {"status", T::kString},
+                                    {"reason", T::kString},
+                                    {"ended_at", T::kTimestamp},
+                                    {"reserved_minutes", T::kNumber},
+                                    {"used_minutes", T::kNumber},
+                                    {"unused_minutes", T::kNumber}});
   if (!e.empty()) return e;
   e = CheckOneOf(j, "status", {"terminated", "expired", "failed"});
   if (!e.empty()) return e;
-  return CheckOptional(j, {{"started_at", T::kTimestamp}, {"price_per_hour", T::kNumber},
-                           {"usage_amount", T::kNumber}, {"refund_amount", T::kNumber}});
+  return CheckOptional(j, {{"started_at", T::kTimestamp},
+                           {"price_per_hour", T::kNumber},
+                           {"usage_amount", T::kNumber},
+                           {"refund_amount", T::kNumber}});
 }
 
 std::vector<std::string> SplitPath(const std::string& path) {
@@ -330,7 +399,7 @@ struct Simulator::State {
   std::map<std::string, Agent> agents;
   std::optional<std::string> latest_registration;
   int heartbeats = 0;
-  std::vector<Command> queue;                     // unacked, in queue order
+  std::vector<Command> queue;  // unacked, in queue order
   std::set<std::string> known_commands, acked;
   std::map<std::string, std::vector<std::string>> ack_bodies;
   std::vector<Event> events;
@@ -400,8 +469,8 @@ struct Simulator::State {
         Json list = Json::array();
         for (const auto& c : queue) {
           if (c.agent_id != seg[2]) continue;
-          list.push_back(Json{{"command_id", c.command_id}, {"command_type", c.type},
-                              {"payload", c.payload}});
+          list.push_back(
+              Json{{"command_id", c.command_id}, {"command_type", c.type}, {"payload", c.payload}});
         }
         return JsonReply(200, Json{{"commands", std::move(list)}});
       }
@@ -443,8 +512,8 @@ struct Simulator::State {
     auto it = agents.find(id);
     if (it != agents.end()) {
       it->second.registration = body.dump();
-      return JsonReply(409, Json{{"error", "host agent already registered"},
-                                 {"gpu_uuid", it->second.gpu_uuid}});
+      return JsonReply(
+          409, Json{{"error", "host agent already registered"}, {"gpu_uuid", it->second.gpu_uuid}});
     }
     Agent a{StableGpuUuid(id), body.dump(), std::chrono::system_clock::now(), std::nullopt};
     agents.emplace(id, a);
@@ -503,15 +572,18 @@ struct Simulator::State {
     if (!post && seg.size() == 2 && seg[1] == "events") {
       Json out = Json::array();
       for (const auto& e : events) {
-        out.push_back(Json{{"deployment_id", e.deployment_id}, {"kind", e.kind},
-                           {"at", FormatRfc3339(e.at)}, {"body", Json::parse(e.body, nullptr, false)}});
+        out.push_back(Json{{"deployment_id", e.deployment_id},
+                           {"kind", e.kind},
+                           {"at", FormatRfc3339(e.at)},
+                           {"body", Json::parse(e.body, nullptr, false)}});
       }
       return JsonReply(200, out);
     }
     if (!post && seg.size() == 2 && seg[1] == "agents") {
       Json out = Json::array();
       for (const auto& [id, a] : agents) {
-        Json o{{"agent_id", id}, {"gpu_uuid", a.gpu_uuid},
+        Json o{{"agent_id", id},
+               {"gpu_uuid", a.gpu_uuid},
                {"registered_at", FormatRfc3339(a.registered_at)},
                {"registration", Json::parse(a.registration, nullptr, false)}};
         o["last_heartbeat"] =

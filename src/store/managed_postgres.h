@@ -57,7 +57,7 @@ class ManagedPostgres {
   // adopted server: the agent owns its private cluster.
   Status Stop();
 
-  pid_t Pid() const { return pid_; }         // the postmaster; 0 once stopped
+  pid_t Pid() const { return pid_; }  // the postmaster; 0 once stopped
   // False once the server has died (crash, OOM kill, someone's kill -9): restart with Start().
   bool Running();
   bool Adopted() const { return adopted_; }  // true: found running, not started by us

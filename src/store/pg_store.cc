@@ -957,10 +957,20 @@ Result<int64_t> PgStore::InsertMetricSample(const MetricSample& s) {
     if (s.gpus.empty()) return id;
     Params params;
     for (const auto& g : s.gpus) {
-      Params row{Num(id), g.gpu_uuid, Num(g.gpu_index), OptNum(g.utilization), OptNum(g.memory_used_mb),
-                 OptNum(g.memory_total_mb), OptNum(g.temperature_c), OptNum(g.power_draw_watts),
-                 OptNum(g.power_limit_watts), OptNum(g.fan_speed_percent), OptNum(g.sm_clock_mhz),
-                 OptNum(g.mem_clock_mhz), g.deployment_id, taken_at};
+      Params row{Num(id),
+                 g.gpu_uuid,
+                 Num(g.gpu_index),
+                 OptNum(g.utilization),
+                 OptNum(g.memory_used_mb),
+                 OptNum(g.memory_total_mb),
+                 OptNum(g.temperature_c),
+                 OptNum(g.power_draw_watts),
+                 OptNum(g.power_limit_watts),
+                 OptNum(g.fan_speed_percent),
+                 OptNum(g.sm_clock_mhz),
+                 OptNum(g.mem_clock_mhz),
+                 g.deployment_id,
+                 taken_at};
       params.insert(params.end(), row.begin(), row.end());
     }
     std::string sql =
@@ -1060,8 +1070,9 @@ Result<int64_t> PgStore::InsertHealthReport(const HealthReport& h,
       Params row{Num(id), g.gpu_uuid, g.health, EmptyToNull(g.checks_json), checked_at};
       params.insert(params.end(), row.begin(), row.end());
     }
-    std::string sql = "INSERT INTO gpu_health_history (report_id, gpu_uuid, health, checks, checked_at) VALUES " +
-                      ValuesList(gpus.size(), {"", "", "", "::jsonb", ""});
+    std::string sql =
+        "INSERT INTO gpu_health_history (report_id, gpu_uuid, health, checks, checked_at) VALUES " +
+        ValuesList(gpus.size(), {"", "", "", "::jsonb", ""});
     TAOLIE_RETURN_IF_ERROR(tx.Exec(sql.c_str(), params));
     return id;
   });

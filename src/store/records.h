@@ -11,14 +11,14 @@ namespace taolie::store {
 
 // Deployment lifecycle. Order matters: a deployment only moves forward.
 enum class DeploymentState {
-  kAccepted,    // validated and recorded; GPUs and ports claimed in the same transaction
-  kPulling,     // intent: pull image
-  kCreating,    // intent: create container (name deployment-<id>)
-  kStarting,    // container created (container_id set); intent: start
-  kReadiness,   // started; waiting for SSH/Jupyter to answer
-  kRunning,     // ready; success event queued
-  kStopping,    // intent: stop + remove (end_status/end_reason set)
-  kEnded,       // container gone, GPUs/ports released; end_status says how
+  kAccepted,   // validated and recorded; GPUs and ports claimed in the same transaction
+  kPulling,    // intent: pull image
+  kCreating,   // intent: create container (name deployment-<id>)
+  kStarting,   // container created (container_id set); intent: start
+  kReadiness,  // started; waiting for SSH/Jupyter to answer
+  kRunning,    // ready; success event queued
+  kStopping,   // intent: stop + remove (end_status/end_reason set)
+  kEnded,      // container gone, GPUs/ports released; end_status says how
 };
 const char* DeploymentStateName(DeploymentState s);
 std::optional<DeploymentState> ParseDeploymentState(const std::string& s);
@@ -45,7 +45,7 @@ struct DeploymentRecord {
   std::optional<double> price_per_hour;
   std::string ssh_username;
   std::optional<std::string> ssh_password;  // scrubbed (NULL) once `success` is delivered
-  std::string jupyter_token;  // kept: it is part of the URL the renter uses
+  std::string jupyter_token;                // kept: it is part of the URL the renter uses
   SystemTime created_at{};
   std::optional<SystemTime> started_at;  // readiness passed (usage counts from here)
   std::optional<SystemTime> expires_at;  // set when the container starts
@@ -53,19 +53,19 @@ struct DeploymentRecord {
   std::optional<SystemTime> ended_at;
   std::string end_status;  // "terminated" | "expired" | "failed"
   std::string end_reason;
-  std::string error_stage; // validate | pull | create | start | readiness
+  std::string error_stage;  // validate | pull | create | start | readiness
   std::string error;
   SystemTime updated_at{};
 };
 
 // An event to the platform, written in the same transaction as the state change it reports.
 struct OutboxEvent {
-  int64_t id = 0;  // assigned by the store
+  int64_t id = 0;             // assigned by the store
   std::string deployment_id;  // "" for events not tied to a deployment (e.g. acks)
-  std::string kind;  // "success" | "failed" | "expiring" | "terminated" | "ack"
-  std::string path;  // platform path, e.g. "/api/deployments/<id>/success"
-  std::string body;  // JSON text (may hold the SSH password until delivered)
-  bool ext = false;  // ext endpoint: 404/405 = delivered-unsupported
+  std::string kind;           // "success" | "failed" | "expiring" | "terminated" | "ack"
+  std::string path;           // platform path, e.g. "/api/deployments/<id>/success"
+  std::string body;           // JSON text (may hold the SSH password until delivered)
+  bool ext = false;           // ext endpoint: 404/405 = delivered-unsupported
   SystemTime created_at{};
   int attempts = 0;
   std::string last_error;
@@ -144,7 +144,7 @@ struct HealthReport {  // one health round (the health loop writes it, health pu
 // Usage and refund of one rental (agent/billing computes it; messages report it).
 struct Usage {
   double reserved_minutes = 0;
-  double used_minutes = 0;    // from readiness to stop
+  double used_minutes = 0;  // from readiness to stop
   double unused_minutes = 0;
   std::optional<double> price_per_hour;
   std::optional<double> usage_amount;   // cents-rounded

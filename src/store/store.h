@@ -12,8 +12,8 @@
 namespace taolie::store {
 
 struct GpuClaim {
-  int count = 0;                       // used when uuids is empty
-  std::vector<std::string> uuids;      // named GPUs; all must be free and healthy/warning
+  int count = 0;                   // used when uuids is empty
+  std::vector<std::string> uuids;  // named GPUs; all must be free and healthy/warning
 };
 
 class Store {
@@ -48,13 +48,16 @@ class Store {
   // inserts its port allocations, plus `events`. On conflict (GPU taken, port taken, id exists)
   // nothing is written: FailedPrecondition (resources) or AlreadyExists (id).
   // Returns the record with gpu_uuids filled with the GPUs actually claimed.
-  virtual Result<DeploymentRecord> CreateDeployment(const DeploymentRecord& d, const GpuClaim& claim,
+  virtual Result<DeploymentRecord> CreateDeployment(const DeploymentRecord& d,
+                                                    const GpuClaim& claim,
                                                     const std::vector<OutboxEvent>& events) = 0;
   // Writes every mutable field of `d` (state, container_id, times, secrets, end_*, error*),
   // plus `events`. If d.state == kEnded it also releases d's GPUs and ports.
-  virtual Status UpdateDeployment(const DeploymentRecord& d, const std::vector<OutboxEvent>& events) = 0;
+  virtual Status UpdateDeployment(const DeploymentRecord& d,
+                                  const std::vector<OutboxEvent>& events) = 0;
   virtual Result<std::optional<DeploymentRecord>> GetDeployment(const std::string& id) = 0;
-  virtual Result<std::optional<DeploymentRecord>> FindDeploymentByCommand(const std::string& command_id) = 0;
+  virtual Result<std::optional<DeploymentRecord>> FindDeploymentByCommand(
+      const std::string& command_id) = 0;
   // Deployments whose state != kEnded, oldest first.
   virtual Result<std::vector<DeploymentRecord>> ActiveDeployments() = 0;
   virtual Result<std::vector<DeploymentRecord>> RecentDeployments(int limit) = 0;  // newest first
@@ -68,21 +71,24 @@ class Store {
   virtual Result<std::vector<OutboxEvent>> PendingEvents(int limit) = 0;
   // outcome: "delivered" | "unsupported" | "rejected". Also scrubs the body of secrets by
   // replacing it with `scrubbed_body` when non-empty.
-  virtual Status MarkEventDone(int64_t id, const std::string& outcome, const std::string& scrubbed_body) = 0;
+  virtual Status MarkEventDone(int64_t id, const std::string& outcome,
+                               const std::string& scrubbed_body) = 0;
   virtual Status MarkEventAttempt(int64_t id, const std::string& error) = 0;
 
   // --- metrics and health ---
   virtual Result<int64_t> InsertMetricSample(const MetricSample& s) = 0;
   virtual Result<std::vector<MetricSample>> UnpushedMetricSamples(int limit) = 0;  // oldest first
   virtual Status MarkMetricSamplesPushed(const std::vector<int64_t>& ids) = 0;
-  virtual Result<int64_t> InsertHealthReport(const HealthReport& r, const std::vector<GpuHealthRow>& gpus) = 0;
+  virtual Result<int64_t> InsertHealthReport(const HealthReport& r,
+                                             const std::vector<GpuHealthRow>& gpus) = 0;
   virtual Result<std::optional<HealthReport>> LatestHealthReport() = 0;
   virtual Result<std::vector<HealthReport>> UnpushedHealthReports(int limit) = 0;
   virtual Status MarkHealthReportsPushed(const std::vector<int64_t>& ids) = 0;
 
   // --- retention: deletes pushed metrics/health older than the given ages, delivered events
   // and done commands older than theirs. Returns rows deleted.
-  virtual Result<int64_t> Prune(int metrics_days, int health_days, int events_days, int commands_days) = 0;
+  virtual Result<int64_t> Prune(int metrics_days, int health_days, int events_days,
+                                int commands_days) = 0;
 
   // Cheap liveness check (SELECT 1), reconnecting if needed.
   virtual Status Ping() = 0;

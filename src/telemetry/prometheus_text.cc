@@ -18,8 +18,8 @@ bool IsValidName(std::string_view name, bool allow_colon) {
   if (name.empty()) return false;
   for (size_t i = 0; i < name.size(); ++i) {
     const char c = name[i];
-    const bool ok = IsAsciiAlpha(c) || c == '_' || (allow_colon && c == ':') ||
-                    (i > 0 && IsAsciiDigit(c));
+    const bool ok =
+        IsAsciiAlpha(c) || c == '_' || (allow_colon && c == ':') || (i > 0 && IsAsciiDigit(c));
     if (!ok) return false;
   }
   return true;

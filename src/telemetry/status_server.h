@@ -48,8 +48,7 @@ class StatusServer {
   // cannot be bound; InvalidArgument for a bad address, port, allow-list or empty provider.
   // Providers run on the server's worker threads; one that throws yields a 500.
   static Result<std::unique_ptr<StatusServer>> Start(const StatusServerOptions& options,
-                                                     Provider status_json,
-                                                     Provider metrics_text);
+                                                     Provider status_json, Provider metrics_text);
   ~StatusServer();  // Stop()
 
   StatusServer(const StatusServer&) = delete;

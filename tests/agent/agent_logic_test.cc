@@ -50,7 +50,11 @@ TEST(HealthRules, Table) {
       {"read error", [](gpu::GpuSample& s) { s.error = "Unknown Error"; }, {}, "warning", "driver"},
       {"xid 79", [](gpu::GpuSample&) {}, {79}, "unhealthy", "xid"},
       {"xid 13", [](gpu::GpuSample&) {}, {13}, "warning", "xid"},
-      {"fanless is fine", [](gpu::GpuSample& s) { s.fan_speed_percent.reset(); }, {}, "healthy", ""},
+      {"fanless is fine",
+       [](gpu::GpuSample& s) { s.fan_speed_percent.reset(); },
+       {},
+       "healthy",
+       ""},
   };
   for (const auto& c : cases) {
     gpu::GpuSample s = Healthy();
@@ -121,7 +125,8 @@ TEST(WorkQueue, SerialKeysRunInOrderAndDedupe) {
   // dep:b is not blocked by dep:a.
   ASSERT_EQ(b_done.get_future().wait_for(std::chrono::seconds(5)), std::future_status::ready);
   release.set_value();
-  for (int i = 0; i < 500 && q.Outstanding() > 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  for (int i = 0; i < 500 && q.Outstanding() > 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
   EXPECT_EQ(q.Outstanding(), 0u);
   EXPECT_EQ(order, (std::vector<int>{1, 2}));
 }
@@ -132,7 +137,8 @@ TEST(WorkQueue, ShutdownStopsRunningJob) {
   std::atomic<bool> saw_stop{false};
   q.Submit("long", "x", [&](std::stop_token st) {
     started.set_value();
-    for (int i = 0; i < 1000 && !st.stop_requested(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    for (int i = 0; i < 1000 && !st.stop_requested(); ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
     saw_stop = st.stop_requested();
   });
   started.get_future().wait();
@@ -156,10 +162,12 @@ TEST(PeriodicRunner, WakeRunsAtOnceAndStopIsPrompt) {
   CountingLoop loop;
   PeriodicRunner runner(loop, std::chrono::hours(1), std::chrono::milliseconds(0));
   runner.Start();
-  for (int i = 0; i < 500 && loop.rounds < 1; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  for (int i = 0; i < 500 && loop.rounds < 1; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
   EXPECT_EQ(loop.rounds, 1);  // first round at once (no splay), next one an hour later
   runner.Wake();
-  for (int i = 0; i < 500 && loop.rounds < 2; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  for (int i = 0; i < 500 && loop.rounds < 2; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
   EXPECT_EQ(loop.rounds, 2);
   auto t0 = std::chrono::steady_clock::now();
   runner.RequestStop();
@@ -174,7 +182,8 @@ TEST(PeriodicRunner, FailureRetriesSoonerThanTheInterval) {
   // A failing round is retried after a jittered backoff (<= 1 s the first time), not an hour.
   PeriodicRunner runner(loop, std::chrono::hours(1), std::chrono::milliseconds(0));
   runner.Start();
-  for (int i = 0; i < 300 && loop.rounds < 2; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  for (int i = 0; i < 300 && loop.rounds < 2; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
   EXPECT_EQ(loop.rounds, 2);
   EXPECT_EQ(runner.stats().failures, 1u);
 }

@@ -2,6 +2,7 @@
 // Runs the real agent binary as a child process against the simulator, a private dockerd,
 // the local registry, the fake NVML and its own managed PostgreSQL.
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -13,13 +14,11 @@
 #include <fstream>
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include "docker/engine_docker_client.h"
 #include "fixtures/test_env.h"
@@ -37,14 +36,18 @@ inline std::string ReadFile(const std::string& path) {
   return ss.str();
 }
 
-inline std::string Tail(const std::string& s, size_t n) { return s.size() > n ? s.substr(s.size() - n) : s; }
+inline std::string Tail(const std::string& s, size_t n) {
+  return s.size() > n ? s.substr(s.size() - n) : s;
+}
 
 // Opens the agent's managed database (socket dir and password under its data dir).
 inline std::unique_ptr<store::PgStore> OpenAgentDb(const std::string& data_dir) {
   std::string password = ReadFile(data_dir + "/pg-password");
-  while (!password.empty() && (password.back() == '\n' || password.back() == '\r')) password.pop_back();
-  auto s = store::PgStore::Create("host=" + data_dir + "/pg-run dbname=taolie_host_agent user=taolie password=" +
-                                  password + " connect_timeout=5");
+  while (!password.empty() && (password.back() == '\n' || password.back() == '\r'))
+    password.pop_back();
+  auto s = store::PgStore::Create(
+      "host=" + data_dir + "/pg-run dbname=taolie_host_agent user=taolie password=" + password +
+      " connect_timeout=5");
   if (!s.ok()) return nullptr;
   return std::move(*s);
 }
@@ -79,7 +82,10 @@ class AgentHarness {
  public:
   // `root` holds the agent's data dir; kept across restarts of the same harness.
   AgentHarness(std::string docker_host, std::string registry, sim::Simulator& sim, HarnessOptions o)
-      : docker_host_(std::move(docker_host)), registry_(std::move(registry)), sim_(sim), o_(std::move(o)) {
+      : docker_host_(std::move(docker_host)),
+        registry_(std::move(registry)),
+        sim_(sim),
+        o_(std::move(o)) {
     char tmpl[] = "/tmp/taolie-e2e-XXXXXX";
     root_ = mkdtemp(tmpl);
     ::chmod(root_.c_str(), 0755);
@@ -93,7 +99,8 @@ class AgentHarness {
     pid_t pg = 0;
     if (in >> pg && pg > 0) {
       ::kill(pg, SIGINT);
-      for (int i = 0; i < 100 && ::kill(pg, 0) == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      for (int i = 0; i < 100 && ::kill(pg, 0) == 0; ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
     std::filesystem::remove_all(root_, ec);
   }
@@ -110,11 +117,13 @@ class AgentHarness {
         << "\n    rental_port_2: " << ssh_port_ + 2 << "\n"
         << "  port_range: \"" << range_first_ << "-" << range_first_ + 49 << "\"\n"
         << "server:\n  url: " << sim_.base_url() << "\n  timeout: 5\n"
-        << "monitoring:\n  heartbeat_interval: 2\n  command_poll_interval: 1\n  metrics_push_interval: 2\n"
+        << "monitoring:\n  heartbeat_interval: 2\n  command_poll_interval: 1\n  "
+           "metrics_push_interval: 2\n"
         << "  health_push_interval: 3\n  duration_check_interval: 1\n  gpu_metrics_interval: 2\n"
         << "  gpu_health_interval: 3\n"
         << "database:\n  mode: managed\n"
-        << "gpu:\n  nvml_library: " << (o_.nvml_library.empty() ? FAKE_NVML_PATH : o_.nvml_library) << "\n"
+        << "gpu:\n  nvml_library: " << (o_.nvml_library.empty() ? FAKE_NVML_PATH : o_.nvml_library)
+        << "\n"
         << "logging:\n  level: debug\n  file: \"\"\n  journal: false\n"
         << "docker:\n  host: " << docker_host_ << "\n"
         << "deployment:\n  readiness_timeout_seconds: " << o_.readiness_timeout
@@ -129,17 +138,21 @@ class AgentHarness {
     std::vector<std::string> env_strings;
     for (char** e = environ; *e != nullptr; ++e) env_strings.emplace_back(*e);
     env_strings.push_back(std::string("TAOLIE_FAKE_NVML_SCENARIO=") +
-                          (o_.scenario.rfind('/', 0) == 0 ? o_.scenario : std::string(SCENARIO_DIR) + "/" + o_.scenario));
+                          (o_.scenario.rfind('/', 0) == 0
+                               ? o_.scenario
+                               : std::string(SCENARIO_DIR) + "/" + o_.scenario));
     for (const auto& [k, v] : o_.env) env_strings.push_back(k + "=" + v);
     std::vector<char*> envp;
     for (auto& s : env_strings) envp.push_back(s.data());
     envp.push_back(nullptr);
     std::string bin = AGENT_BIN;
     std::string cfg = ConfigPath();
-    std::vector<char*> argv{bin.data(), const_cast<char*>("run"), const_cast<char*>("--config"), cfg.data(), nullptr};
+    std::vector<char*> argv{bin.data(), const_cast<char*>("run"), const_cast<char*>("--config"),
+                            cfg.data(), nullptr};
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 1, LogPath().c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    posix_spawn_file_actions_addopen(&fa, 1, LogPath().c_str(), O_WRONLY | O_CREAT | O_APPEND,
+                                     0644);
     posix_spawn_file_actions_adddup2(&fa, 1, 2);
     int rc = posix_spawn(&pid_, bin.c_str(), &fa, nullptr, argv.data(), envp.data());
     posix_spawn_file_actions_destroy(&fa);
@@ -224,7 +237,6 @@ class AgentHarness {
   int range_first_ = 42100;
 };
 
-
 // Base fixture: the simulator, a Docker client for checks, and one agent under test. Skips
 // (or fails under CI=true) when the test services are not running.
 class AgentE2eTest : public ::testing::Test {
@@ -244,7 +256,8 @@ class AgentE2eTest : public ::testing::Test {
     docker_ = std::move(*docker);
   }
   void TearDown() override {
-    if (agent_ && HasFailure()) std::cerr << "---- agent log (tail) ----\n" << Tail(agent_->Log(), 8000) << "\n";
+    if (agent_ && HasFailure())
+      std::cerr << "---- agent log (tail) ----\n" << Tail(agent_->Log(), 8000) << "\n";
     agent_.reset();
     if (docker_) {
       if (auto list = docker_->List({{"taolie.managed", "true"}}); list.ok()) {
@@ -273,14 +286,16 @@ class AgentE2eTest : public ::testing::Test {
   }
 
   // The first event of a kind for a deployment, waited for up to `timeout`; null if none.
-  nlohmann::json WaitEvent(const std::string& dep, const std::string& kind, std::chrono::seconds timeout) {
+  nlohmann::json WaitEvent(const std::string& dep, const std::string& kind,
+                           std::chrono::seconds timeout) {
     std::vector<std::string> ev;
     sim::Simulator::WaitFor([&] { return !(ev = sim_->Events(dep, kind)).empty(); }, timeout);
     return ev.empty() ? nlohmann::json() : nlohmann::json::parse(ev.front());
   }
   // The last ack body of a command, once acked; null if not acked in time.
   nlohmann::json Ack(const std::string& cmd, std::chrono::seconds timeout) {
-    if (!sim::Simulator::WaitFor([&] { return sim_->Acked(cmd); }, timeout)) return nlohmann::json();
+    if (!sim::Simulator::WaitFor([&] { return sim_->Acked(cmd); }, timeout))
+      return nlohmann::json();
     auto bodies = sim_->AckBodies(cmd);
     return bodies.empty() ? nlohmann::json() : nlohmann::json::parse(bodies.back());
   }
@@ -292,4 +307,3 @@ class AgentE2eTest : public ::testing::Test {
 };
 
 }  // namespace taolie::testing
-

@@ -49,12 +49,13 @@ TEST_F(CliTest, Version) {
 }
 
 TEST_F(CliTest, CheckConfigNamesEachBadKey) {
-  std::string path = Write("bad.yaml",
-                           "agent: {api_key: k-123456789}\n"
-                           "network: {public_ip: 1.2.3.4, ports: {ssh: \"abc\", rental_port_1: 70000}}\n"
-                           "server: {url: \"http://platform.example.com\"}\n"
-                           "monitoring: {heartbeat_interval: 0}\n"
-                           "surprise: 1\n");
+  std::string path =
+      Write("bad.yaml",
+            "agent: {api_key: k-123456789}\n"
+            "network: {public_ip: 1.2.3.4, ports: {ssh: \"abc\", rental_port_1: 70000}}\n"
+            "server: {url: \"http://platform.example.com\"}\n"
+            "monitoring: {heartbeat_interval: 0}\n"
+            "surprise: 1\n");
   Out o = RunAgent("check-config --config " + path);
   EXPECT_NE(o.code, 0);
   for (const char* key : {"network.ports.ssh:", "network.ports.rental_port_1:", "server.url:",
@@ -76,8 +77,9 @@ TEST_F(CliTest, CheckConfigAcceptsTheSeedAndThePythonAgentsFile) {
 
 TEST_F(CliTest, RunRefusesABadConfigAndTouchesNothing) {
   std::string data = dir_ + "/data";
-  std::string path = Write("bad.yaml", "agent: {api_key: k-123456789}\nnetwork: {ports: {ssh: -1}}\ndata_dir: " +
-                                           data + "\n");
+  std::string path =
+      Write("bad.yaml",
+            "agent: {api_key: k-123456789}\nnetwork: {ports: {ssh: -1}}\ndata_dir: " + data + "\n");
   Out o = RunAgent("run --config " + path);
   EXPECT_EQ(o.code, 2) << o.text;
   EXPECT_NE(o.text.find("network.ports.ssh:"), std::string::npos) << o.text;

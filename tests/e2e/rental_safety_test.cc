@@ -26,8 +26,11 @@ TEST_F(SafetyTest, RenterLogsInWithReportedCredentials) {
   Shell("ssh-keygen -q -t ed25519 -N '' -f " + key_path_ + " 2>&1");
   std::string pub = ReadFile(key_path_ + ".pub");
   ASSERT_FALSE(pub.empty());
-  json payload = {{"deployment_id", "ssh-1"}, {"image", SshImage()}, {"duration_minutes", 10},
-                  {"ports", {{"22", 22}, {"8888", 8888}}}, {"environment", {{"SSH_USERNAME", "alice"}}},
+  json payload = {{"deployment_id", "ssh-1"},
+                  {"image", SshImage()},
+                  {"duration_minutes", 10},
+                  {"ports", {{"22", 22}, {"8888", 8888}}},
+                  {"environment", {{"SSH_USERNAME", "alice"}}},
                   {"ssh_public_key", pub}};
   sim_->QueueCommand(agent_id_, "deploy", payload.dump());
   json ok = WaitEvent("ssh-1", "success", 120s);
@@ -35,25 +38,31 @@ TEST_F(SafetyTest, RenterLogsInWithReportedCredentials) {
   const json& ssh = ok["access_info"]["ssh"];
   EXPECT_EQ(ssh["username"], "alice");
   EXPECT_EQ(ssh["command"], "ssh alice@127.0.0.1 -p " + std::to_string(ssh["port"].get<int>()));
-  std::string out = Shell("sshpass -p '" + ssh["password"].get<std::string>() +
-                        "' ssh -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o ConnectTimeout=10 "
-                        "-o LogLevel=ERROR -p " + std::to_string(ssh["port"].get<int>()) +
-                        " alice@127.0.0.1 'echo id=$DEPLOYMENT_ID gpus=$NVIDIA_VISIBLE_DEVICES user=$(id -un)' 2>&1");
+  std::string out = Shell(
+      "sshpass -p '" + ssh["password"].get<std::string>() +
+      "' ssh -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o ConnectTimeout=10 "
+      "-o LogLevel=ERROR -p " +
+      std::to_string(ssh["port"].get<int>()) +
+      " alice@127.0.0.1 'echo id=$DEPLOYMENT_ID gpus=$NVIDIA_VISIBLE_DEVICES user=$(id -un)' 2>&1");
   std::string gpu = ok["gpus"][0];
   EXPECT_NE(out.find("id=ssh-1"), std::string::npos) << out;
   EXPECT_NE(out.find("gpus=" + gpu), std::string::npos) << out;
   EXPECT_NE(out.find("user=alice"), std::string::npos) << out;
   // A wrong password is refused.
-  std::string bad = Shell("sshpass -p wrong-password ssh -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null "
-                        "-o ConnectTimeout=10 -o LogLevel=ERROR -p " + std::to_string(ssh["port"].get<int>()) +
-                        " alice@127.0.0.1 'echo in' 2>&1");
+  std::string bad = Shell(
+      "sshpass -p wrong-password ssh -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null "
+      "-o ConnectTimeout=10 -o LogLevel=ERROR -p " +
+      std::to_string(ssh["port"].get<int>()) + " alice@127.0.0.1 'echo in' 2>&1");
   EXPECT_EQ(bad.find("in\n"), std::string::npos) << bad;
   // The renter's public key works too (AUTHORIZED_KEYS).
-  std::string key_out = Shell("ssh -i " + key_path_ +
-                              " -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null "
-                              "-o ConnectTimeout=10 -o LogLevel=ERROR -p " + std::to_string(ssh["port"].get<int>()) +
-                              " alice@127.0.0.1 'echo key-ok expires=$DEPLOYMENT_EXPIRES_AT' 2>&1");
-  EXPECT_NE(key_out.find("key-ok expires=" + ok["expires_at"].get<std::string>().substr(0, 19)), std::string::npos)
+  std::string key_out =
+      Shell("ssh -i " + key_path_ +
+            " -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null "
+            "-o ConnectTimeout=10 -o LogLevel=ERROR -p " +
+            std::to_string(ssh["port"].get<int>()) +
+            " alice@127.0.0.1 'echo key-ok expires=$DEPLOYMENT_EXPIRES_AT' 2>&1");
+  EXPECT_NE(key_out.find("key-ok expires=" + ok["expires_at"].get<std::string>().substr(0, 19)),
+            std::string::npos)
       << key_out << " vs " << ok["expires_at"];
   // Once `success` is delivered, the agent keeps no SSH password.
   auto db = OpenAgentDb(agent_->root() + "/data");
@@ -68,13 +77,16 @@ TEST_F(SafetyTest, RenterLogsInWithReportedCredentials) {
   // No secret reaches the agent's log (debug level here): not the renter's password or
   // token, not the agent's API key.
   std::string log = agent_->Log();
-  EXPECT_EQ(log.find(ssh["password"].get<std::string>()), std::string::npos) << "SSH password logged";
-  EXPECT_EQ(log.find(ok["access_info"]["rental_ports"]["port_1"]["token"].get<std::string>()), std::string::npos)
+  EXPECT_EQ(log.find(ssh["password"].get<std::string>()), std::string::npos)
+      << "SSH password logged";
+  EXPECT_EQ(log.find(ok["access_info"]["rental_ports"]["port_1"]["token"].get<std::string>()),
+            std::string::npos)
       << "Jupyter token logged";
   EXPECT_EQ(log.find("sim-key"), std::string::npos) << "API key logged";
   // The Jupyter URL answers with the token.
   const json& p1 = ok["access_info"]["rental_ports"]["port_1"];
-  EXPECT_EQ(p1["full_url"], p1["url"].get<std::string>() + "/?token=" + p1["token"].get<std::string>());
+  EXPECT_EQ(p1["full_url"],
+            p1["url"].get<std::string>() + "/?token=" + p1["token"].get<std::string>());
   EXPECT_GE(p1["token"].get<std::string>().size(), 32u);
   std::string page = Shell("curl -s --max-time 5 '" + p1["full_url"].get<std::string>() + "'");
   EXPECT_NE(page.find("taolie-test-jupyter"), std::string::npos) << page;
@@ -82,9 +94,13 @@ TEST_F(SafetyTest, RenterLogsInWithReportedCredentials) {
 
 TEST_F(SafetyTest, TwoConcurrentRentalsOnTwoGpus) {
   StartAgent();
-  json a = {{"deployment_id", "two-a"}, {"image", SshImage()}, {"duration_minutes", 10},
+  json a = {{"deployment_id", "two-a"},
+            {"image", SshImage()},
+            {"duration_minutes", 10},
             {"ports", {{"22", 22}, {"8888", 8888}}}};
-  json b = {{"deployment_id", "two-b"}, {"image", SshImage()}, {"duration_minutes", 10},
+  json b = {{"deployment_id", "two-b"},
+            {"image", SshImage()},
+            {"duration_minutes", 10},
             {"ports", {{"22", 22}, {"8888", 8888}}}};
   sim_->QueueCommand(agent_id_, "deploy", a.dump());
   sim_->QueueCommand(agent_id_, "deploy", b.dump());
@@ -100,11 +116,13 @@ TEST_F(SafetyTest, TwoConcurrentRentalsOnTwoGpus) {
   EXPECT_EQ(ports.size(), 4u) << "host ports overlap";
   // One of them got the named ports, the other ports from the range.
   int named = 0;
-  for (const auto& s : {sa, sb}) named += s["access_info"]["ssh"]["port"] == agent_->ssh_port() ? 1 : 0;
+  for (const auto& s : {sa, sb})
+    named += s["access_info"]["ssh"]["port"] == agent_->ssh_port() ? 1 : 0;
   EXPECT_EQ(named, 1);
   // A third rental finds no free GPU and is rejected without creating anything.
-  std::string c = sim_->QueueCommand(agent_id_, "deploy",
-                                     json{{"deployment_id", "two-c"}, {"image", SshImage()}, {"ports", {{"22", 22}}}}.dump());
+  std::string c = sim_->QueueCommand(
+      agent_id_, "deploy",
+      json{{"deployment_id", "two-c"}, {"image", SshImage()}, {"ports", {{"22", 22}}}}.dump());
   json ack = Ack(c, 30s);
   ASSERT_FALSE(ack.is_null());
   EXPECT_EQ(ack["result"], "failed");
@@ -130,18 +148,22 @@ TEST_F(SafetyTest, HostilePayloadsCreateNothing) {
       {"env name with =", {{"image", SshImage()}, {"environment", {{"A=B", "x"}}}}, "environment"},
       {"huge duration", {{"image", SshImage()}, {"duration_minutes", 100000}}, "duration_minutes"},
       {"port 0", {{"image", SshImage()}, {"ports", {{"22", 0}}}}, "ports"},
-      {"bad restart policy", {{"image", SshImage()}, {"restart_policy", "sometimes"}}, "restart_policy"},
+      {"bad restart policy",
+       {{"image", SshImage()}, {"restart_policy", "sometimes"}},
+       "restart_policy"},
       {"path in id", {{"image", SshImage()}, {"deployment_id", "../x"}}, "deployment_id"},
   };
   std::vector<std::pair<std::string, const Case*>> sent;
-  for (const auto& c : cases) sent.emplace_back(sim_->QueueCommand(agent_id_, "deploy", c.payload.dump()), &c);
+  for (const auto& c : cases)
+    sent.emplace_back(sim_->QueueCommand(agent_id_, "deploy", c.payload.dump()), &c);
   std::string not_object = sim_->QueueCommand(agent_id_, "deploy", "[1,2]");
   std::string unknown = sim_->QueueCommand(agent_id_, "reboot_host", "{}");
   for (const auto& [cmd, c] : sent) {
     json ack = Ack(cmd, 30s);
     ASSERT_FALSE(ack.is_null()) << c->name;
     EXPECT_EQ(ack["result"], "rejected") << c->name;
-    EXPECT_NE(ack.value("error", "").find(c->reason_has), std::string::npos) << c->name << ": " << ack.dump();
+    EXPECT_NE(ack.value("error", "").find(c->reason_has), std::string::npos)
+        << c->name << ": " << ack.dump();
     json failed = WaitEvent(cmd, "failed", 10s);
     ASSERT_FALSE(failed.is_null()) << c->name;
     EXPECT_EQ(failed["stage"], "validate") << c->name;
@@ -157,9 +179,11 @@ TEST_F(SafetyTest, ReadinessFailureRemovesContainer) {
   HarnessOptions o;
   o.readiness_timeout = 5;
   StartAgent(o);
-  std::string cmd = sim_->QueueCommand(
-      agent_id_, "deploy",
-      json{{"deployment_id", "nossh-1"}, {"image", registry_ + "/taolie-test/busybox:1"}, {"ports", {{"22", 22}}}}.dump());
+  std::string cmd = sim_->QueueCommand(agent_id_, "deploy",
+                                       json{{"deployment_id", "nossh-1"},
+                                            {"image", registry_ + "/taolie-test/busybox:1"},
+                                            {"ports", {{"22", 22}}}}
+                                           .dump());
   json failed = WaitEvent("nossh-1", "failed", 90s);
   ASSERT_FALSE(failed.is_null());
   EXPECT_EQ(failed["stage"], "readiness");
@@ -169,7 +193,11 @@ TEST_F(SafetyTest, ReadinessFailureRemovesContainer) {
   EXPECT_TRUE(Containers("nossh-1").empty());
   // The GPU and ports are free again: a good rental gets the named SSH port.
   sim_->QueueCommand(agent_id_, "deploy",
-                     json{{"deployment_id", "after-1"}, {"image", SshImage()}, {"gpu_count", 2}, {"ports", {{"22", 22}}}}.dump());
+                     json{{"deployment_id", "after-1"},
+                          {"image", SshImage()},
+                          {"gpu_count", 2},
+                          {"ports", {{"22", 22}}}}
+                         .dump());
   json ok = WaitEvent("after-1", "success", 120s);
   ASSERT_FALSE(ok.is_null());
   EXPECT_EQ(ok["access_info"]["ssh"]["port"], agent_->ssh_port());
@@ -182,15 +210,19 @@ TEST_F(SafetyTest, SlowDeployBlocksNeitherAnotherRentalNorTheHeartbeat) {
   o.readiness_timeout = 15;
   StartAgent(o);
   sim_->QueueCommand(agent_id_, "deploy",
-                     json{{"deployment_id", "slow-1"}, {"image", registry_ + "/taolie-test/busybox:1"},
-                          {"ports", {{"22", 22}}}}.dump());
+                     json{{"deployment_id", "slow-1"},
+                          {"image", registry_ + "/taolie-test/busybox:1"},
+                          {"ports", {{"22", 22}}}}
+                         .dump());
   ASSERT_TRUE(sim::Simulator::WaitFor([&] { return !Containers("slow-1").empty(); }, 60s));
   int beats = sim_->CountHeartbeats();
-  sim_->QueueCommand(agent_id_, "deploy",
-                     json{{"deployment_id", "fast-1"}, {"image", SshImage()}, {"ports", {{"22", 22}}}}.dump());
+  sim_->QueueCommand(
+      agent_id_, "deploy",
+      json{{"deployment_id", "fast-1"}, {"image", SshImage()}, {"ports", {{"22", 22}}}}.dump());
   ASSERT_FALSE(WaitEvent("fast-1", "success", 60s).is_null());
   EXPECT_TRUE(sim::Simulator::WaitFor([&] { return sim_->CountHeartbeats() >= beats + 2; }, 8s));
-  EXPECT_TRUE(sim_->Events("slow-1", "failed").empty()) << "the slow deploy was expected to still be waiting";
+  EXPECT_TRUE(sim_->Events("slow-1", "failed").empty())
+      << "the slow deploy was expected to still be waiting";
   json failed = WaitEvent("slow-1", "failed", 60s);
   ASSERT_FALSE(failed.is_null());
   EXPECT_EQ(failed["stage"], "readiness");
@@ -199,13 +231,19 @@ TEST_F(SafetyTest, SlowDeployBlocksNeitherAnotherRentalNorTheHeartbeat) {
 TEST_F(SafetyTest, ContainerKilledBehindTheAgentsBackIsReported) {
   StartAgent();
   sim_->QueueCommand(agent_id_, "deploy",
-                     json{{"deployment_id", "victim-1"}, {"image", SshImage()}, {"ports", {{"22", 22}}},
-                          {"restart_policy", "no"}}.dump());
+                     json{{"deployment_id", "victim-1"},
+                          {"image", SshImage()},
+                          {"ports", {{"22", 22}}},
+                          {"restart_policy", "no"}}
+                         .dump());
   json ok = WaitEvent("victim-1", "success", 120s);
   ASSERT_FALSE(ok.is_null());
   sim_->QueueCommand(agent_id_, "deploy",
-                     json{{"deployment_id", "victim-2"}, {"image", SshImage()}, {"ports", {{"22", 22}}},
-                          {"restart_policy", "no"}}.dump());
+                     json{{"deployment_id", "victim-2"},
+                          {"image", SshImage()},
+                          {"ports", {{"22", 22}}},
+                          {"restart_policy", "no"}}
+                         .dump());
   json ok2 = WaitEvent("victim-2", "success", 120s);
   ASSERT_FALSE(ok2.is_null());
   ASSERT_TRUE(docker_->Remove(ok["container_id"], true).ok());
@@ -224,8 +262,13 @@ TEST_F(SafetyTest, ContainerKilledBehindTheAgentsBackIsReported) {
 TEST_F(SafetyTest, ContainersAreUnprivilegedAndBounded) {
   StartAgent();
   sim_->QueueCommand(agent_id_, "deploy",
-                     json{{"deployment_id", "iso-1"}, {"image", SshImage()}, {"ports", {{"22", 22}}},
-                          {"memory_limit_mb", 512}, {"cpu_limit", 1.5}, {"shm_size_mb", 128}}.dump());
+                     json{{"deployment_id", "iso-1"},
+                          {"image", SshImage()},
+                          {"ports", {{"22", 22}}},
+                          {"memory_limit_mb", 512},
+                          {"cpu_limit", 1.5},
+                          {"shm_size_mb", 128}}
+                         .dump());
   json ok = WaitEvent("iso-1", "success", 120s);
   ASSERT_FALSE(ok.is_null());
   std::string id = ok["container_id"];
@@ -237,19 +280,25 @@ TEST_F(SafetyTest, ContainersAreUnprivilegedAndBounded) {
     return r.ok() ? r->output : "exec failed: " + r.error().message;
   };
   // cgroup v1 or v2, whichever the host runs.
-  std::string mem = in("cat /sys/fs/cgroup/memory.max 2>/dev/null || cat /sys/fs/cgroup/memory/memory.limit_in_bytes");
+  std::string mem =
+      in("cat /sys/fs/cgroup/memory.max 2>/dev/null || cat "
+         "/sys/fs/cgroup/memory/memory.limit_in_bytes");
   EXPECT_EQ(std::stoll(mem), 512ll << 20) << mem;
-  std::string pids = in("cat /sys/fs/cgroup/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids/pids.max");
+  std::string pids =
+      in("cat /sys/fs/cgroup/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids/pids.max");
   EXPECT_EQ(std::stoll(pids), 4096) << pids;
-  std::string cpu = in("cat /sys/fs/cgroup/cpu.max 2>/dev/null || "
-                       "echo $(cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us) $(cat /sys/fs/cgroup/cpu/cpu.cfs_period_us)");
+  std::string cpu =
+      in("cat /sys/fs/cgroup/cpu.max 2>/dev/null || "
+         "echo $(cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us) $(cat "
+         "/sys/fs/cgroup/cpu/cpu.cfs_period_us)");
   long long quota = 0, period = 0;
   ASSERT_EQ(std::sscanf(cpu.c_str(), "%lld %lld", &quota, &period), 2) << cpu;
   EXPECT_EQ(quota * 10 / period, 15) << cpu;
   std::string shm = in("df -k /dev/shm | tail -1");
   EXPECT_NE(shm.find(std::to_string(128 * 1024)), std::string::npos) << shm;
   // No Docker socket, no host PID namespace, no host devices beyond the basics.
-  EXPECT_EQ(in("test -e /var/run/docker.sock -o -e /run/docker.sock && echo yes || echo no"), "no\n");
+  EXPECT_EQ(in("test -e /var/run/docker.sock -o -e /run/docker.sock && echo yes || echo no"),
+            "no\n");
   std::string init = in("cat /proc/1/comm");
   EXPECT_EQ(init.rfind("sshd", 0), 0u) << init;  // PID 1 is the container's own process
   std::string devs = in("ls /dev");
@@ -257,10 +306,12 @@ TEST_F(SafetyTest, ContainersAreUnprivilegedAndBounded) {
   EXPECT_EQ(devs.find("vda"), std::string::npos) << devs;
   EXPECT_EQ(devs.find("mem\n"), std::string::npos) << devs;
   // A request above the host's cap is refused, not silently clamped.
-  std::string big = sim_->QueueCommand(
-      agent_id_, "deploy",
-      json{{"deployment_id", "iso-2"}, {"image", SshImage()}, {"ports", {{"22", 22}}}, {"memory_limit_mb", 1 << 30}}
-          .dump());
+  std::string big = sim_->QueueCommand(agent_id_, "deploy",
+                                       json{{"deployment_id", "iso-2"},
+                                            {"image", SshImage()},
+                                            {"ports", {{"22", 22}}},
+                                            {"memory_limit_mb", 1 << 30}}
+                                           .dump());
   json ack = Ack(big, 30s);
   ASSERT_FALSE(ack.is_null());
   EXPECT_NE(ack["result"], "succeeded");
@@ -291,24 +342,28 @@ TEST_F(SafetyTest, LostGpuIsNotRentedAndInventoryChangeReregisters) {
       [&] {
         for (const auto& r : sim_->Requests("/api/host-agents/health")) {
           json h = json::parse(r.body, nullptr, false);
-          if (h.is_object() && h.contains("gpus") && h["gpus"].size() == 2 && h["gpus"][1]["health"] == "unhealthy" &&
-              h["is_healthy"] == false) {
+          if (h.is_object() && h.contains("gpus") && h["gpus"].size() == 2 &&
+              h["gpus"][1]["health"] == "unhealthy" && h["is_healthy"] == false) {
             return true;
           }
         }
         return false;
       },
       30s));
-  std::string cmd = sim_->QueueCommand(
-      agent_id_, "deploy",
-      json{{"deployment_id", "lost-1"}, {"image", SshImage()}, {"gpu_count", 2}, {"ports", {{"22", 22}}}}.dump());
+  std::string cmd = sim_->QueueCommand(agent_id_, "deploy",
+                                       json{{"deployment_id", "lost-1"},
+                                            {"image", SshImage()},
+                                            {"gpu_count", 2},
+                                            {"ports", {{"22", 22}}}}
+                                           .dump());
   json ack = Ack(cmd, 30s);
   ASSERT_FALSE(ack.is_null());
   EXPECT_EQ(ack["result"], "failed");
   EXPECT_TRUE(Containers("lost-1").empty());
   // One healthy GPU is still rentable, and it is GPU 0.
-  sim_->QueueCommand(agent_id_, "deploy",
-                     json{{"deployment_id", "lost-2"}, {"image", SshImage()}, {"ports", {{"22", 22}}}}.dump());
+  sim_->QueueCommand(
+      agent_id_, "deploy",
+      json{{"deployment_id", "lost-2"}, {"image", SshImage()}, {"ports", {{"22", 22}}}}.dump());
   json ok = WaitEvent("lost-2", "success", 120s);
   ASSERT_FALSE(ok.is_null());
   EXPECT_EQ(ok["gpus"][0], "GPU-aaaaaaaa-0000-0000-0000-000000000000");
@@ -323,8 +378,9 @@ TEST_F(SafetyTest, LostGpuIsNotRentedAndInventoryChangeReregisters) {
 // container with our labels that no deployment owns); the adopted rental ends normally.
 TEST_F(SafetyTest, RestartAdoptsRunningRentalsAndRemovesOrphans) {
   StartAgent();
-  sim_->QueueCommand(agent_id_, "deploy",
-                     json{{"deployment_id", "keep-1"}, {"image", SshImage()}, {"ports", {{"22", 22}}}}.dump());
+  sim_->QueueCommand(
+      agent_id_, "deploy",
+      json{{"deployment_id", "keep-1"}, {"image", SshImage()}, {"ports", {{"22", 22}}}}.dump());
   json ok = WaitEvent("keep-1", "success", 120s);
   ASSERT_FALSE(ok.is_null());
   int status = agent_->Terminate();
@@ -336,17 +392,21 @@ TEST_F(SafetyTest, RestartAdoptsRunningRentalsAndRemovesOrphans) {
   docker::ContainerSpec orphan;
   orphan.name = "deployment-orphan-1";
   orphan.image = registry_ + "/taolie-test/busybox:1";
-  orphan.labels = {{"taolie.managed", "true"}, {"taolie.agent_id", agent_id_}, {"taolie.deployment_id", "orphan-1"}};
+  orphan.labels = {{"taolie.managed", "true"},
+                   {"taolie.agent_id", agent_id_},
+                   {"taolie.deployment_id", "orphan-1"}};
   ASSERT_TRUE(docker_->Pull(orphan.image, nullptr, std::stop_token()).ok());
   auto orphan_id = docker_->Create(orphan);
   ASSERT_TRUE(orphan_id.ok()) << orphan_id.error().ToString();
   ASSERT_TRUE(docker_->Start(*orphan_id).ok());
   agent_->Start();
-  ASSERT_TRUE(sim::Simulator::WaitFor([&] { return Containers("orphan-1").empty(); }, 30s)) << "orphan kept";
+  ASSERT_TRUE(sim::Simulator::WaitFor([&] { return Containers("orphan-1").empty(); }, 30s))
+      << "orphan kept";
   auto still = Containers("keep-1");
   ASSERT_EQ(still.size(), 1u);
   EXPECT_EQ(still[0].id, ok["container_id"].get<std::string>());
-  std::string term = sim_->QueueCommand(agent_id_, "terminate", json{{"deployment_id", "keep-1"}}.dump());
+  std::string term =
+      sim_->QueueCommand(agent_id_, "terminate", json{{"deployment_id", "keep-1"}}.dump());
   json ended = WaitEvent("keep-1", "terminated", 60s);
   ASSERT_FALSE(ended.is_null());
   EXPECT_EQ(ended["status"], "terminated");
@@ -365,8 +425,11 @@ TEST_P(CrashTest, KilledAtStepThenRestarted) {
   if (!in_terminate) o.env["TAOLIE_FAILPOINTS"] = point;
   StartAgent(o);
   const std::string dep = "crash-" + point;
-  json payload = {{"deployment_id", dep}, {"image", SshImage()}, {"duration_minutes", 10},
-                  {"ports", {{"22", 22}, {"8888", 8888}}}, {"price_per_hour", 2.0}};
+  json payload = {{"deployment_id", dep},
+                  {"image", SshImage()},
+                  {"duration_minutes", 10},
+                  {"ports", {{"22", 22}, {"8888", 8888}}},
+                  {"price_per_hour", 2.0}};
   std::string cmd = sim_->QueueCommand(agent_id_, "deploy", payload.dump(), "cmd-" + dep);
   std::string term;
   if (in_terminate) {
@@ -428,10 +491,13 @@ TEST_P(CrashTest, KilledAtStepThenRestarted) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Steps, CrashTest,
-                         ::testing::Values("after_claim", "after_pull", "after_create", "after_start",
-                                           "before_success_event", "after_success_event", "after_stop_intent",
+                         ::testing::Values("after_claim", "after_pull", "after_create",
+                                           "after_start", "before_success_event",
+                                           "after_success_event", "after_stop_intent",
                                            "after_remove"),
-                         [](const ::testing::TestParamInfo<const char*>& i) { return std::string(i.param); });
+                         [](const ::testing::TestParamInfo<const char*>& i) {
+                           return std::string(i.param);
+                         });
 
 }  // namespace
 }  // namespace taolie::testing

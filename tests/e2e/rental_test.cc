@@ -38,8 +38,9 @@ class RentalTest : public AgentE2eTest {};
 
 TEST_F(RentalTest, DeployRedeliverTerminate) {
   StartAgent();
-  json payload = {{"deployment_id", "e2e-loop-1"}, {"image", SshImage()}, {"duration_minutes", 30},
-                  {"ports", {{"22", 22}, {"8888", 8888}}}, {"user_id", "renter-1"}, {"price_per_hour", 1.5}};
+  json payload = {{"deployment_id", "e2e-loop-1"}, {"image", SshImage()},
+                  {"duration_minutes", 30},        {"ports", {{"22", 22}, {"8888", 8888}}},
+                  {"user_id", "renter-1"},         {"price_per_hour", 1.5}};
   std::string cmd = sim_->QueueCommand(agent_id_, "deploy", payload.dump(), "cmd-loop-1");
 
   json success = WaitEvent("e2e-loop-1", "success", 120s);
@@ -87,7 +88,8 @@ TEST_F(RentalTest, DeployRedeliverTerminate) {
   EXPECT_EQ(st["agent_id"], agent_id_);
   ASSERT_EQ(st["deployments"].size(), 1u);
   EXPECT_EQ(st["deployments"][0]["state"], "running");
-  EXPECT_NE(HttpGet(agent_->status_port(), "/metrics").find("taolie_deploys_total{result=\"succeeded\"} 1"),
+  EXPECT_NE(HttpGet(agent_->status_port(), "/metrics")
+                .find("taolie_deploys_total{result=\"succeeded\"} 1"),
             std::string::npos);
 
   // A re-delivered copy of the command changes nothing.
@@ -100,7 +102,8 @@ TEST_F(RentalTest, DeployRedeliverTerminate) {
   EXPECT_EQ(sim_->Events("e2e-loop-1", "success").size(), 1u);
 
   // Terminate: container gone, GPU free, event recorded with usage and refund.
-  std::string term = sim_->QueueCommand(agent_id_, "terminate", json{{"deployment_id", "e2e-loop-1"}}.dump());
+  std::string term =
+      sim_->QueueCommand(agent_id_, "terminate", json{{"deployment_id", "e2e-loop-1"}}.dump());
   json ended = WaitEvent("e2e-loop-1", "terminated", 60s);
   ASSERT_FALSE(ended.is_null());
   EXPECT_EQ(ended["status"], "terminated");
@@ -131,8 +134,11 @@ TEST_F(RentalTest, DeployRedeliverTerminate) {
 
 TEST_F(RentalTest, RentalExpires) {
   StartAgent();
-  json payload = {{"deployment_id", "e2e-exp-1"}, {"image", SshImage()}, {"duration_minutes", 1},
-                  {"ports", {{"22", 22}}}, {"price_per_hour", 6.0}};
+  json payload = {{"deployment_id", "e2e-exp-1"},
+                  {"image", SshImage()},
+                  {"duration_minutes", 1},
+                  {"ports", {{"22", 22}}},
+                  {"price_per_hour", 6.0}};
   sim_->QueueCommand(agent_id_, "deploy", payload.dump());
   ASSERT_FALSE(WaitEvent("e2e-exp-1", "success", 120s).is_null());
   json expiring = WaitEvent("e2e-exp-1", "expiring", 70s);
@@ -169,7 +175,8 @@ TEST_F(RentalTest, MetricsTakenDuringAnOutageArriveLaterInOrder) {
     }
     return out;
   };
-  ASSERT_TRUE(sim::Simulator::WaitFor([&] { return accepted("/api/host-agents/metrics").size() >= 2; }, 30s));
+  ASSERT_TRUE(sim::Simulator::WaitFor(
+      [&] { return accepted("/api/host-agents/metrics").size() >= 2; }, 30s));
   sim_->SetDown(true);
   auto down_at = std::chrono::system_clock::now();
   std::this_thread::sleep_for(7s);
@@ -193,7 +200,8 @@ TEST_F(RentalTest, MetricsTakenDuringAnOutageArriveLaterInOrder) {
       << "samples from the outage were not delivered";
   EXPECT_GT(metrics.size(), before);
   for (size_t i = 1; i < metrics.size(); ++i) {
-    EXPECT_LE(metrics[i - 1]["timestamp"].get<std::string>(), metrics[i]["timestamp"].get<std::string>())
+    EXPECT_LE(metrics[i - 1]["timestamp"].get<std::string>(),
+              metrics[i]["timestamp"].get<std::string>())
         << "metrics out of order at " << i;
   }
   // Eight compat GPU keys aggregate both GPUs; the ext list has one entry per GPU.
@@ -201,7 +209,8 @@ TEST_F(RentalTest, MetricsTakenDuringAnOutageArriveLaterInOrder) {
   EXPECT_EQ(last["gpus"].size(), 2u);
   EXPECT_TRUE(last["gpu_utilization"].is_number());
   EXPECT_TRUE(last["vram_used_mb"].is_number_integer());
-  EXPECT_TRUE(sim::Simulator::WaitFor([&] { return sim_->CountHeartbeats() > heartbeats_before + 1; }, 15s));
+  EXPECT_TRUE(sim::Simulator::WaitFor(
+      [&] { return sim_->CountHeartbeats() > heartbeats_before + 1; }, 15s));
 }
 
 }  // namespace
@@ -216,7 +225,8 @@ TEST_F(RentalTest, WrongApiKeyKeepsRunningAndRetriesSlowly) {
   o.api_key = "wrong-key-123";
   agent_ = std::make_unique<AgentHarness>(docker_host_, registry_, *sim_, o);
   agent_->Start();
-  ASSERT_TRUE(sim::Simulator::WaitFor([&] { return !sim_->Requests("/api/host-agents/register").empty(); }, 60s));
+  ASSERT_TRUE(sim::Simulator::WaitFor(
+      [&] { return !sim_->Requests("/api/host-agents/register").empty(); }, 60s));
   std::this_thread::sleep_for(6s);
   EXPECT_TRUE(agent_->Running());
   auto attempts = sim_->Requests("/api/host-agents/register");
@@ -246,10 +256,12 @@ TEST_F(RentalTest, PlatformWithoutExtEndpoints) {
   StartAgent();
   std::string bad = sim_->QueueCommand(agent_id_, "deploy", json{{"image", "--privileged"}}.dump());
   ASSERT_TRUE(sim::Simulator::WaitFor([&] { return sim_->Acked(bad); }, 30s));
-  sim_->QueueCommand(agent_id_, "deploy",
-                     json{{"deployment_id", "old-1"}, {"image", SshImage()}, {"ports", {{"22", 22}}}}.dump());
+  sim_->QueueCommand(
+      agent_id_, "deploy",
+      json{{"deployment_id", "old-1"}, {"image", SshImage()}, {"ports", {{"22", 22}}}}.dump());
   ASSERT_FALSE(WaitEvent("old-1", "success", 120s).is_null());
-  std::string term = sim_->QueueCommand(agent_id_, "terminate", json{{"deployment_id", "old-1"}}.dump());
+  std::string term =
+      sim_->QueueCommand(agent_id_, "terminate", json{{"deployment_id", "old-1"}}.dump());
   ASSERT_TRUE(sim::Simulator::WaitFor([&] { return sim_->Acked(term); }, 60s));
   // Each unsupported event was tried once (retries honour 404 as final), not again and again.
   std::this_thread::sleep_for(3s);
@@ -261,7 +273,8 @@ TEST_F(RentalTest, PlatformWithoutExtEndpoints) {
   }
   EXPECT_EQ(failed_posts, 1);
   EXPECT_EQ(terminated_posts, 1);
-  EXPECT_NE(HttpGet(agent_->status_port(), "/metrics").find("taolie_events_unsupported_total 2"), std::string::npos);
+  EXPECT_NE(HttpGet(agent_->status_port(), "/metrics").find("taolie_events_unsupported_total 2"),
+            std::string::npos);
   EXPECT_NE(agent_->Log().find("does not support"), std::string::npos);
 }
 
@@ -276,13 +289,18 @@ TEST_F(RentalTest, GpuLessHostIsAClearState) {
   EXPECT_EQ(reg["resource_type"], "cpu");
   json st = json::parse(HttpGet(agent_->status_port(), "/status"), nullptr, false);
   ASSERT_TRUE(st.is_object());
-  EXPECT_NE(st["gpu_probe"].get<std::string>().find("nonexistent"), std::string::npos) << st["gpu_probe"];
-  std::string gpu = sim_->QueueCommand(agent_id_, "deploy",
-                                       json{{"deployment_id", "gpu-1"}, {"image", SshImage()}, {"ports", {{"22", 22}}}}.dump());
+  EXPECT_NE(st["gpu_probe"].get<std::string>().find("nonexistent"), std::string::npos)
+      << st["gpu_probe"];
+  std::string gpu = sim_->QueueCommand(
+      agent_id_, "deploy",
+      json{{"deployment_id", "gpu-1"}, {"image", SshImage()}, {"ports", {{"22", 22}}}}.dump());
   ASSERT_TRUE(sim::Simulator::WaitFor([&] { return sim_->Acked(gpu); }, 30s));
   EXPECT_NE(sim_->AckBodies(gpu).back().find("gpu_count"), std::string::npos);
   sim_->QueueCommand(agent_id_, "deploy",
-                     json{{"deployment_id", "cpu-1"}, {"image", SshImage()}, {"gpu_count", 0}, {"ports", {{"22", 22}}}}
+                     json{{"deployment_id", "cpu-1"},
+                          {"image", SshImage()},
+                          {"gpu_count", 0},
+                          {"ports", {{"22", 22}}}}
                          .dump());
   json ok = WaitEvent("cpu-1", "success", 120s);
   ASSERT_FALSE(ok.is_null());
@@ -313,8 +331,9 @@ TEST_F(RentalTest, DatabaseKilledUnderTheAgentIsSurvived) {
       },
       40s))
       << "the database was not restarted";
-  sim_->QueueCommand(agent_id_, "deploy",
-                     json{{"deployment_id", "after-db"}, {"image", SshImage()}, {"ports", {{"22", 22}}}}.dump());
+  sim_->QueueCommand(
+      agent_id_, "deploy",
+      json{{"deployment_id", "after-db"}, {"image", SshImage()}, {"ports", {{"22", 22}}}}.dump());
   EXPECT_FALSE(WaitEvent("after-db", "success", 120s).is_null());
   EXPECT_TRUE(agent_->Running());
 }

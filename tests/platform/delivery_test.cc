@@ -135,8 +135,8 @@ TEST(SendWithRetry, DoesNotRetryPermanentOrUnsupported) {
     FakePlatformApi api;
     api.script = {Http(status), Http(200)};
     SleepRecorder sleep;
-    auto r = SendWithRetry(api, Method::kPost, "/x", R"({"password":"p"})", false, TestPolicy(),
-                           {}, sleep.Get());
+    auto r = SendWithRetry(api, Method::kPost, "/x", R"({"password":"p"})", false, TestPolicy(), {},
+                           sleep.Get());
     ASSERT_TRUE(r.ok());
     EXPECT_EQ(r->status, status);
     EXPECT_EQ(api.paths.size(), 1u);
@@ -161,8 +161,8 @@ TEST(SendWithRetry, HonoursRetryAfterCappedByPolicy) {
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->status, 200);
   // Retry-After 0 means "now"; 3600 s is capped by the policy.
-  EXPECT_EQ(sleep.sleeps, (std::vector<milliseconds>{milliseconds(7000), milliseconds(0),
-                                                     milliseconds(60'000)}));
+  EXPECT_EQ(sleep.sleeps,
+            (std::vector<milliseconds>{milliseconds(7000), milliseconds(0), milliseconds(60'000)}));
 }
 
 TEST(SendWithRetry, StopEndsTheLoop) {
@@ -170,8 +170,8 @@ TEST(SendWithRetry, StopEndsTheLoop) {
   api.script = {Http(503), Http(503), Http(503)};
   std::stop_source stop;
   Sleeper sleeper = [&](milliseconds) { stop.request_stop(); };
-  auto r = SendWithRetry(api, Method::kPost, "/x", "{}", false, TestPolicy(), stop.get_token(),
-                         sleeper);
+  auto r =
+      SendWithRetry(api, Method::kPost, "/x", "{}", false, TestPolicy(), stop.get_token(), sleeper);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().code, ErrorCode::kCancelled);
   EXPECT_EQ(api.paths.size(), 1u);
@@ -224,13 +224,12 @@ TEST(RedactForLog, MasksSecretsAndTruncates) {
 TEST(HttpsPlatformApiOptions, JoinAndLoopback) {
   EXPECT_EQ(HttpsPlatformApi::JoinUrl("https://a.b", "/api/x"), "https://a.b/api/x");
   EXPECT_EQ(HttpsPlatformApi::JoinUrl("https://a.b/", "/api/x"), "https://a.b/api/x");
-  EXPECT_EQ(HttpsPlatformApi::JoinUrl("https://a.b/prefix//", "api/x"),
-            "https://a.b/prefix/api/x");
+  EXPECT_EQ(HttpsPlatformApi::JoinUrl("https://a.b/prefix//", "api/x"), "https://a.b/prefix/api/x");
   for (const char* h : {"127.0.0.1", "127.1.2.3", "::1", "[::1]", "localhost", "LOCALHOST"}) {
     EXPECT_TRUE(HttpsPlatformApi::IsLoopbackHost(h)) << h;
   }
-  for (const char* h : {"128.0.0.1", "10.0.0.1", "::2", "example.com", "localhost.example.com",
-                        "0.0.0.0", ""}) {
+  for (const char* h :
+       {"128.0.0.1", "10.0.0.1", "::2", "example.com", "localhost.example.com", "0.0.0.0", ""}) {
     EXPECT_FALSE(HttpsPlatformApi::IsLoopbackHost(h)) << h;
   }
 }

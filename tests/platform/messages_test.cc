@@ -18,13 +18,27 @@ void ExpectType(const Json& j, const std::string& key, JT t) {
   ASSERT_TRUE(j.contains(key)) << "missing key " << key << " in " << j.dump();
   const Json& v = j.at(key);
   switch (t) {
-    case JT::kString: EXPECT_TRUE(v.is_string()) << v; break;
-    case JT::kInt: EXPECT_TRUE(v.is_number_integer()) << v; break;
-    case JT::kFloat: EXPECT_TRUE(v.is_number_float()) << v; break;
-    case JT::kBool: EXPECT_TRUE(v.is_boolean()) << v; break;
-    case JT::kObject: EXPECT_TRUE(v.is_object()) << v; break;
-    case JT::kArray: EXPECT_TRUE(v.is_array()) << v; break;
-    case JT::kNull: EXPECT_TRUE(v.is_null()) << v; break;
+    case JT::kString:
+      EXPECT_TRUE(v.is_string()) << v;
+      break;
+    case JT::kInt:
+      EXPECT_TRUE(v.is_number_integer()) << v;
+      break;
+    case JT::kFloat:
+      EXPECT_TRUE(v.is_number_float()) << v;
+      break;
+    case JT::kBool:
+      EXPECT_TRUE(v.is_boolean()) << v;
+      break;
+    case JT::kObject:
+      EXPECT_TRUE(v.is_object()) << v;
+      break;
+    case JT::kArray:
+      EXPECT_TRUE(v.is_array()) << v;
+      break;
+    case JT::kNull:
+      EXPECT_TRUE(v.is_null()) << v;
+      break;
   }
 }
 
@@ -55,10 +69,16 @@ RegistrationInput SampleRegistration() {
   in.host.uptime_seconds = 3 * 3600 + 1799;
   in.host.boot_time_unix = 1699990000;
   in.driver = {"550.54.15", "12.4", "12.550"};
-  gpu::GpuInfo g0{0, "GPU-aaaa", "NVIDIA A100-SXM4-80GB", "00000000:07:00.0", 81920, "8.0",
+  gpu::GpuInfo g0{0,     "GPU-aaaa", "NVIDIA A100-SXM4-80GB", "00000000:07:00.0", 81920, "8.0",
                   400.0, "disabled"};
-  gpu::GpuInfo g1{1, "GPU-bbbb", "NVIDIA A100-SXM4-80GB", "00000000:0F:00.0", 81920, "8.0",
-                  std::nullopt, "disabled"};
+  gpu::GpuInfo g1{1,
+                  "GPU-bbbb",
+                  "NVIDIA A100-SXM4-80GB",
+                  "00000000:0F:00.0",
+                  81920,
+                  "8.0",
+                  std::nullopt,
+                  "disabled"};
   in.gpus = {g0, g1};
   in.upload_mbps = 940.5;
   in.download_mbps = 0;
@@ -74,8 +94,8 @@ TEST(Messages, RegisterBodyHasEveryCompatKeyWithItsType) {
     ExpectType(j, k, JT::kString);
   }
   for (const char* k : {"gpu_memory_mb", "gpu_count", "cpu_count", "cpu_cores", "total_ram_gb",
-                        "total_vram_gb", "storage_total_gb", "storage_available_gb",
-                        "uptime_hours", "ssh_port", "rental_port_1", "rental_port_2"}) {
+                        "total_vram_gb", "storage_total_gb", "storage_available_gb", "uptime_hours",
+                        "ssh_port", "rental_port_1", "rental_port_2"}) {
     ExpectType(j, k, JT::kInt);
   }
   for (const char* k : {"upload_speed_mbps", "download_speed_mbps", "latency_ms"}) {
@@ -201,14 +221,14 @@ TEST(Messages, HeartbeatBody) {
   EXPECT_EQ(j["active_deployments"], 2);
   EXPECT_EQ(j["available_gpus"], 5);
   EXPECT_EQ(j["uptime_seconds"], 86400);
-  Json r = Json::parse(BuildHeartbeatBody("a", kNow, TimestampFormat::kRfc3339, "online", "v",
-                                          0, 0, 0));
+  Json r =
+      Json::parse(BuildHeartbeatBody("a", kNow, TimestampFormat::kRfc3339, "online", "v", 0, 0, 0));
   EXPECT_EQ(r["timestamp"], "2023-11-14T22:13:20.123456Z");
 }
 
 TEST(Messages, ParseCommandsRejectsBadShapes) {
-  for (const std::string body : {"[]", "{}", "not json", R"({"commands": {}})", "null", "",
-                                 R"({"commands": "x"})"}) {
+  for (const std::string body :
+       {"[]", "{}", "not json", R"({"commands": {}})", "null", "", R"({"commands": "x"})"}) {
     SCOPED_TRACE(body);
     auto r = ParseCommands(body);
     ASSERT_FALSE(r.ok());
@@ -292,7 +312,8 @@ TEST(Messages, MetricsBodyAggregatesGpus) {
   b.temperature_c = 71.5;
   b.power_draw_watts = 250.5;
   s.gpus = {a, b};
-  Json j = Json::parse(BuildMetricsBody("agent-0123456789ab", "plat-1", s, TimestampFormat::kNaive));
+  Json j =
+      Json::parse(BuildMetricsBody("agent-0123456789ab", "plat-1", s, TimestampFormat::kNaive));
   for (const char* k : {"agent_id", "gpu_uuid", "timestamp"}) ExpectType(j, k, JT::kString);
   for (const char* k : {"vram_used_mb", "uptime_hours"}) ExpectType(j, k, JT::kInt);
   for (const char* k : {"gpu_utilization", "temperature_celsius", "power_draw_watts",
@@ -344,7 +365,8 @@ TEST(Messages, HealthBody) {
   h.storage_ok = false;
   h.gpu_performance_score = 87.349;
   h.system_stability_score = 100;
-  h.details_json = R"([{"index":0,"uuid":"GPU-a","health":"warning","checks":{},"recent_xids":[]}])";
+  h.details_json =
+      R"([{"index":0,"uuid":"GPU-a","health":"warning","checks":{},"recent_xids":[]}])";
   Json j = Json::parse(BuildHealthBody("a", "plat-1", h, kNow, TimestampFormat::kNaive));
   for (const char* k : {"agent_id", "gpu_uuid", "status", "last_health_check", "timestamp"}) {
     ExpectType(j, k, JT::kString);
@@ -365,11 +387,11 @@ TEST(Messages, HealthBody) {
   EXPECT_EQ(j["gpus"][0]["health"], "warning");
 
   h.details_json = "{not json";
-  EXPECT_FALSE(Json::parse(BuildHealthBody("a", "p", h, kNow, TimestampFormat::kNaive))
-                   .contains("gpus"));
+  EXPECT_FALSE(
+      Json::parse(BuildHealthBody("a", "p", h, kNow, TimestampFormat::kNaive)).contains("gpus"));
   h.details_json = R"({"an":"object"})";
-  EXPECT_FALSE(Json::parse(BuildHealthBody("a", "p", h, kNow, TimestampFormat::kNaive))
-                   .contains("gpus"));
+  EXPECT_FALSE(
+      Json::parse(BuildHealthBody("a", "p", h, kNow, TimestampFormat::kNaive)).contains("gpus"));
 }
 
 AccessInfo SampleAccess() {
@@ -387,8 +409,8 @@ AccessInfo SampleAccess() {
 
 TEST(Messages, SuccessBodyShape) {
   const SystemTime started = kNow, expires = kNow + std::chrono::minutes(60);
-  Json j = Json::parse(BuildSuccessBody("d1", "c0ffee", SampleAccess(), {"GPU-a", "GPU-b"},
-                                        started, expires, TimestampFormat::kNaive));
+  Json j = Json::parse(BuildSuccessBody("d1", "c0ffee", SampleAccess(), {"GPU-a", "GPU-b"}, started,
+                                        expires, TimestampFormat::kNaive));
   for (const char* k : {"deployment_id", "status", "container_id"}) ExpectType(j, k, JT::kString);
   ExpectType(j, "access_info", JT::kObject);
   EXPECT_EQ(j["status"], "running");
@@ -441,8 +463,8 @@ TEST(Messages, SuccessBodyOmitsUnboundPorts) {
 }
 
 TEST(Messages, ScrubSecretsKeepsStructure) {
-  const std::string body = BuildSuccessBody("d1", "c", SampleAccess(), {"GPU-a"}, kNow, kNow,
-                                            TimestampFormat::kNaive);
+  const std::string body =
+      BuildSuccessBody("d1", "c", SampleAccess(), {"GPU-a"}, kNow, kNow, TimestampFormat::kNaive);
   const std::string scrubbed = ScrubSecretsFromBody(body);
   EXPECT_EQ(scrubbed.find("s3cretPassw0rd"), std::string::npos);
   Json before = Json::parse(body), after = Json::parse(scrubbed);
@@ -456,8 +478,8 @@ TEST(Messages, ScrubSecretsKeepsStructure) {
 }
 
 TEST(Messages, FailedExpiringTerminatedBodies) {
-  Json f = Json::parse(BuildFailedBody("d1", "pull", "manifest unknown", kNow,
-                                       TimestampFormat::kNaive));
+  Json f =
+      Json::parse(BuildFailedBody("d1", "pull", "manifest unknown", kNow, TimestampFormat::kNaive));
   EXPECT_EQ(f, Json::parse(R"({"deployment_id":"d1","status":"failed","stage":"pull",
       "error":"manifest unknown","timestamp":"2023-11-14T22:13:20.123456"})"));
   Json e = Json::parse(BuildExpiringBody("d1", kNow, 30, TimestampFormat::kRfc3339));
@@ -482,8 +504,8 @@ TEST(Messages, FailedExpiringTerminatedBodies) {
   u.price_per_hour = 2.0;
   u.usage_amount = 0.68;
   u.refund_amount = 1.32;
-  Json p = Json::parse(BuildTerminatedBody("d1", "failed", "container died", std::nullopt, kNow,
-                                           u, TimestampFormat::kNaive));
+  Json p = Json::parse(BuildTerminatedBody("d1", "failed", "container died", std::nullopt, kNow, u,
+                                           TimestampFormat::kNaive));
   ExpectType(p, "started_at", JT::kNull);
   EXPECT_DOUBLE_EQ(p["price_per_hour"].get<double>(), 2.0);
   EXPECT_DOUBLE_EQ(p["usage_amount"].get<double>(), 0.68);

@@ -56,8 +56,8 @@ class PlatformSimTest : public ::testing::Test {
     in.host.storage_type = "SSD";
     in.host.ram_total_bytes = 64ull << 30;
     in.now = kNow;
-    in.gpus.push_back(gpu::GpuInfo{0, "GPU-a", "NVIDIA H100", "0000:01:00.0", 81559, "9.0", 700.0,
-                                   "disabled"});
+    in.gpus.push_back(
+        gpu::GpuInfo{0, "GPU-a", "NVIDIA H100", "0000:01:00.0", 81559, "9.0", 700.0, "disabled"});
     return in;
   }
 
@@ -128,8 +128,8 @@ TEST_F(PlatformSimTest, MissingOrMistypedCompatFieldIs422) {
   EXPECT_EQ(r->status, 422);
   EXPECT_NE(Json::parse(r->body)["error"].get<std::string>().find("gpu_count"), std::string::npos);
 
-  Json hb = Json::parse(BuildHeartbeatBody(kAgent, kNow, TimestampFormat::kNaive, "online", "v",
-                                           0, 1, 5));
+  Json hb = Json::parse(
+      BuildHeartbeatBody(kAgent, kNow, TimestampFormat::kNaive, "online", "v", 0, 1, 5));
   hb["timestamp"] = 12;
   r = Post(HeartbeatPath(kAgent), hb.dump());
   ASSERT_TRUE(r.ok());
@@ -192,8 +192,7 @@ TEST_F(PlatformSimTest, EveryBuiltBodyIsAccepted) {
   EXPECT_EQ(mismatch->status, 422);
 
   EXPECT_EQ(sim_->Events("d1", "success").size(), 1u);
-  EXPECT_EQ(Json::parse(sim_->Events("d1", "success")[0])["access_info"]["ssh"]["password"],
-            "pw");
+  EXPECT_EQ(Json::parse(sim_->Events("d1", "success")[0])["access_info"]["ssh"]["password"], "pw");
   auto counts = sim_->EventCounts();
   EXPECT_EQ((counts[{"d1", "success"}]), 1);
   EXPECT_EQ((counts[{"d1", "expiring"}]), 1);
@@ -232,10 +231,10 @@ TEST_F(PlatformSimTest, CommandsAreRedeliveredUntilAcked) {
 TEST_F(PlatformSimTest, RetryOn503ThenSuccess) {
   sim_->SetFailNext(2, 503);
   std::vector<milliseconds> sleeps;
-  auto r = SendWithRetry(*api_, Method::kPost, HeartbeatPath(kAgent),
-                         BuildHeartbeatBody(kAgent, kNow, TimestampFormat::kNaive, "online", "v",
-                                            0, 0, 0),
-                         false, FastPolicy(5), {}, [&](milliseconds d) { sleeps.push_back(d); });
+  auto r = SendWithRetry(
+      *api_, Method::kPost, HeartbeatPath(kAgent),
+      BuildHeartbeatBody(kAgent, kNow, TimestampFormat::kNaive, "online", "v", 0, 0, 0), false,
+      FastPolicy(5), {}, [&](milliseconds d) { sleeps.push_back(d); });
   ASSERT_TRUE(r.ok()) << r.error().ToString();
   EXPECT_EQ(r->status, 200);
   auto reqs = sim_->Requests(HeartbeatPath(kAgent));
@@ -345,9 +344,9 @@ TEST_F(PlatformSimTest, ConcurrentSendsAreSafe) {
   for (int t = 0; t < 4; ++t) {
     threads.emplace_back([&] {
       for (int i = 0; i < 10; ++i) {
-        auto r = Post(HeartbeatPath(kAgent), BuildHeartbeatBody(kAgent, kNow,
-                                                                TimestampFormat::kNaive,
-                                                                "online", "v", 0, 0, 0));
+        auto r =
+            Post(HeartbeatPath(kAgent),
+                 BuildHeartbeatBody(kAgent, kNow, TimestampFormat::kNaive, "online", "v", 0, 0, 0));
         if (r.ok() && r->status == 200) ++ok;
       }
     });

@@ -99,17 +99,14 @@ TEST_P(PrometheusNameTest, ValidatesNames) {
   EXPECT_EQ(IsValidLabelName(GetParam().name), GetParam().label_ok) << GetParam().name;
 }
 
-INSTANTIATE_TEST_SUITE_P(Names, PrometheusNameTest,
-                         ::testing::Values(NameCase{"abc", true, true},
-                                           NameCase{"_a1", true, true},
-                                           NameCase{"job:rate5m", true, false},
-                                           NameCase{":x", true, false},
-                                           NameCase{"1abc", false, false},
-                                           NameCase{"", false, false},
-                                           NameCase{"a-b", false, false},
-                                           NameCase{"a b", false, false},
-                                           NameCase{"gpu.util", false, false},
-                                           NameCase{"\xc3\xa9t\xc3\xa9", false, false}));
+INSTANTIATE_TEST_SUITE_P(
+    Names, PrometheusNameTest,
+    ::testing::Values(NameCase{"abc", true, true}, NameCase{"_a1", true, true},
+                      NameCase{"job:rate5m", true, false}, NameCase{":x", true, false},
+                      NameCase{"1abc", false, false}, NameCase{"", false, false},
+                      NameCase{"a-b", false, false}, NameCase{"a b", false, false},
+                      NameCase{"gpu.util", false, false},
+                      NameCase{"\xc3\xa9t\xc3\xa9", false, false}));
 
 TEST(PrometheusTextTest, SkipsFamilyWithInvalidName) {
   std::vector<MetricFamily> fs = {

@@ -36,9 +36,9 @@ std::string Metrics() {
   return PrometheusText({{"taolie_up", "Agent is up.", "gauge", {Sample{{}, 1}}}});
 }
 
-std::unique_ptr<StatusServer> MustStart(const StatusServerOptions& options,
-                                        StatusServer::Provider status = [] { return kJson; },
-                                        StatusServer::Provider metrics = Metrics) {
+std::unique_ptr<StatusServer> MustStart(
+    const StatusServerOptions& options, StatusServer::Provider status = [] { return kJson; },
+    StatusServer::Provider metrics = Metrics) {
   auto server = StatusServer::Start(options, std::move(status), std::move(metrics));
   EXPECT_TRUE(server.ok()) << server.error().ToString();
   return server.ok() ? std::move(server).value() : nullptr;
@@ -66,9 +66,8 @@ TEST(StatusServerTest, PicksFreePortAndServesHealthz) {
 
 TEST(StatusServerTest, ServesStatusJsonFromProviderOnEveryRequest) {
   std::atomic<int> calls{0};
-  auto server = MustStart(FreePortOptions(), [&calls] {
-    return R"({"calls":)" + std::to_string(++calls) + "}";
-  });
+  auto server = MustStart(FreePortOptions(),
+                          [&calls] { return R"({"calls":)" + std::to_string(++calls) + "}"; });
   ASSERT_NE(server, nullptr);
   auto client = MakeClient(server->port());
   for (int i = 1; i <= 3; ++i) {
@@ -218,7 +217,8 @@ TEST(StatusServerTest, PortInUseIsUnavailableNamingAddressAndErrno) {
   ASSERT_NE(first, nullptr);
   StatusServerOptions options = FreePortOptions();
   options.port = first->port();
-  auto second = StatusServer::Start(options, [] { return "{}"; }, Metrics);
+  auto second = StatusServer::Start(
+      options, [] { return "{}"; }, Metrics);
   ASSERT_FALSE(second.ok());
   EXPECT_EQ(second.error().code, ErrorCode::kUnavailable);
   EXPECT_NE(second.error().message.find("127.0.0.1:" + std::to_string(first->port())),
@@ -235,7 +235,8 @@ TEST(StatusServerTest, PortInUseIsUnavailableNamingAddressAndErrno) {
 
 TEST(StatusServerTest, InvalidOptionsAreInvalidArgument) {
   auto start = [](StatusServerOptions options) {
-    return StatusServer::Start(options, [] { return "{}"; }, Metrics);
+    return StatusServer::Start(
+        options, [] { return "{}"; }, Metrics);
   };
   for (const char* listen : {"", "localhost", "not-an-ip", "127.0.0.256", "fe80::1%lo"}) {
     StatusServerOptions options = FreePortOptions();
@@ -318,8 +319,9 @@ TEST(StatusServerTest, IdleConnectionDelaysStopOnlyBriefly) {
   close(fd);
   EXPECT_LT(took, std::chrono::milliseconds(2500))
       << std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms";
-  RecordProperty("stop_ms",
-                 std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(took).count()));
+  RecordProperty(
+      "stop_ms",
+      std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(took).count()));
 }
 
 TEST(StatusServerTest, ConcurrentClientsAllServed) {

@@ -5,9 +5,8 @@
 #include <cmath>
 #include <exception>
 #include <limits>
-#include <set>
-
 #include <nlohmann/json.hpp>
+#include <set>
 
 namespace taolie::agent {
 namespace {
@@ -26,7 +25,9 @@ constexpr size_t kMaxReasonBytes = 1024;
 constexpr int64_t kMaxSizeMb = int64_t{1} << 32;  // 4 PiB: keeps byte counts inside int64
 constexpr double kMaxCpuLimit = 1'000'000;
 
-Error Invalid(std::string message) { return MakeError(ErrorCode::kInvalidArgument, std::move(message)); }
+Error Invalid(std::string message) {
+  return MakeError(ErrorCode::kInvalidArgument, std::move(message));
+}
 
 bool IsLowerAlnum(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }
 bool IsDigit(char c) { return c >= '0' && c <= '9'; }
@@ -37,7 +38,8 @@ bool IsHexLower(char c) { return IsDigit(c) || (c >= 'a' && c <= 'f'); }
 bool IsControl(unsigned char c) { return c < 0x20 || c == 0x7f; }
 
 bool HasControl(std::string_view s) {
-  return std::any_of(s.begin(), s.end(), [](char c) { return IsControl(static_cast<unsigned char>(c)); });
+  return std::any_of(s.begin(), s.end(),
+                     [](char c) { return IsControl(static_cast<unsigned char>(c)); });
 }
 
 // Quotes user text for an error message: bounded, control characters escaped.
@@ -267,9 +269,9 @@ Result<double> ReadNumber(const Json& v, std::string_view field) {
     d = v.get<double>();
   } else if (v.is_string()) {
     const auto& s = v.get_ref<const std::string&>();
-    bool shape_ok = !s.empty() && s.size() <= 32 &&
-                    std::all_of(s.begin(), s.end(),
-                                [](char c) { return IsDigit(c) || c == '.' || c == '-'; });
+    bool shape_ok = !s.empty() && s.size() <= 32 && std::all_of(s.begin(), s.end(), [](char c) {
+      return IsDigit(c) || c == '.' || c == '-';
+    });
     auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), d);
     if (!shape_ok || ec != std::errc() || ptr != s.data() + s.size()) {
       return Invalid(f + ": " + Quote(s) + " is not a number");
@@ -320,7 +322,8 @@ std::string PathProblem(std::string_view p) {
   size_t start = 1;
   while (true) {
     size_t slash = p.find('/', start);
-    std::string_view comp = p.substr(start, slash == std::string_view::npos ? slash : slash - start);
+    std::string_view comp =
+        p.substr(start, slash == std::string_view::npos ? slash : slash - start);
     if (comp.empty()) return "must not contain '//'";
     if (comp == "." || comp == "..") return "must not contain '.' or '..' components";
     if (slash == std::string_view::npos) break;
@@ -359,8 +362,7 @@ Status ParsePorts(const Json& v, const ValidationLimits& limits, DeploySpec* spe
   for (auto it = v.begin(); it != v.end(); ++it) {
     int64_t host = 0;
     if (!ParseIntString(it.key(), &host) || host < 1 || host > 65535) {
-      return Invalid("ports: advertised host port " + Quote(it.key()) +
-                     " is not a number 1-65535");
+      return Invalid("ports: advertised host port " + Quote(it.key()) + " is not a number 1-65535");
     }
     auto container = ReadInteger(it.value(), "ports");
     if (!container.ok()) {
@@ -440,9 +442,8 @@ Status ParseVolumes(const Json& v, const ValidationLimits& limits, DeploySpec* s
     if (auto problem = PathProblem(host); !problem.empty()) {
       return Invalid("volumes: host path " + Quote(host) + " " + problem);
     }
-    bool allowed = host != "/" && std::any_of(roots.begin(), roots.end(), [&](const auto& r) {
-                     return IsUnder(host, r);
-                   });
+    bool allowed = host != "/" && std::any_of(roots.begin(), roots.end(),
+                                              [&](const auto& r) { return IsUnder(host, r); });
     if (!allowed) {
       return Invalid("volumes: host path " + Quote(host) + " is not under an allowed root");
     }
@@ -477,7 +478,8 @@ Status ParseGpus(const Json& obj, const ValidationLimits& limits, DeploySpec* sp
   }
   const Json* v = Field(obj, "gpu_uuids");
   if (v == nullptr) return OkStatus();
-  if (!v->is_array()) return Invalid(std::string("gpu_uuids: must be an array, got ") + TypeName(*v));
+  if (!v->is_array())
+    return Invalid(std::string("gpu_uuids: must be an array, got ") + TypeName(*v));
   if (v->empty()) return OkStatus();
   if (v->size() > static_cast<size_t>(std::max(limits.max_gpus, 0))) {
     return Invalid("gpu_uuids: " + std::to_string(v->size()) + " GPUs requested, at most " +
@@ -485,7 +487,8 @@ Status ParseGpus(const Json& obj, const ValidationLimits& limits, DeploySpec* sp
   }
   std::set<std::string> seen;
   for (const auto& e : *v) {
-    if (!e.is_string()) return Invalid(std::string("gpu_uuids: entries must be strings, got ") + TypeName(e));
+    if (!e.is_string())
+      return Invalid(std::string("gpu_uuids: entries must be strings, got ") + TypeName(e));
     const auto& s = e.get_ref<const std::string&>();
     std::string_view rest;
     if (s.rfind("GPU-", 0) == 0 || s.rfind("MIG-", 0) == 0) rest = std::string_view(s).substr(4);
@@ -505,7 +508,8 @@ Status ParseGpus(const Json& obj, const ValidationLimits& limits, DeploySpec* sp
 }
 
 Result<std::string> ReadSshKey(const Json& v) {
-  if (!v.is_string()) return Invalid(std::string("ssh_public_key: must be a string, got ") + TypeName(v));
+  if (!v.is_string())
+    return Invalid(std::string("ssh_public_key: must be a string, got ") + TypeName(v));
   std::string s = v.get<std::string>();
   if (s.size() > kMaxSshKeyBytes) return Invalid("ssh_public_key: is longer than 16384 bytes");
   size_t keys = 0;
@@ -516,8 +520,8 @@ Result<std::string> ReadSshKey(const Json& v) {
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
     if (HasControl(line)) return Invalid("ssh_public_key: must not contain control characters");
     if (!line.empty() && line.front() != '#') {
-      bool key = line.rfind("ssh-", 0) == 0 || line.rfind("ecdsa-", 0) == 0 ||
-                 line.rfind("sk-", 0) == 0;
+      bool key =
+          line.rfind("ssh-", 0) == 0 || line.rfind("ecdsa-", 0) == 0 || line.rfind("sk-", 0) == 0;
       if (!key) {
         return Invalid("ssh_public_key: line " + Quote(line.substr(0, 20)) +
                        " is not an OpenSSH public key (ssh-*, ecdsa-*, sk-*)");
@@ -535,13 +539,15 @@ Result<int64_t> ReadPositiveMb(const Json& v, const char* field) {
   auto n = ReadInteger(v, field);
   if (!n.ok()) return n.error();
   if (*n < 1) return Invalid(std::string(field) + ": must be a positive whole number of MiB");
-  if (*n > kMaxSizeMb) return Invalid(std::string(field) + ": " + std::to_string(*n) + " is out of range");
+  if (*n > kMaxSizeMb)
+    return Invalid(std::string(field) + ": " + std::to_string(*n) + " is out of range");
   return *n;
 }
 
 Result<DeploySpec> ParseDeployObject(const std::string& command_id, const Json& obj,
                                      const ValidationLimits& limits) {
-  if (!obj.is_object()) return Invalid(std::string("payload: must be a JSON object, got ") + TypeName(obj));
+  if (!obj.is_object())
+    return Invalid(std::string("payload: must be a JSON object, got ") + TypeName(obj));
   DeploySpec spec;
   spec.command_id = command_id;
 
@@ -584,7 +590,8 @@ Result<DeploySpec> ParseDeployObject(const std::string& command_id, const Json& 
     spec.container_name_hint = *t;
   }
   if (const Json* v = Field(obj, "image")) {
-    if (!v->is_string()) return Invalid(std::string("image: must be a string, got ") + TypeName(*v));
+    if (!v->is_string())
+      return Invalid(std::string("image: must be a string, got ") + TypeName(*v));
     const auto& image = v->get_ref<const std::string&>();
     if (auto problem = ImageReferenceProblem(image); !problem.empty()) {
       return Invalid("image: " + problem);
@@ -611,9 +618,11 @@ Result<DeploySpec> ParseDeployObject(const std::string& command_id, const Json& 
   if (const Json* v = Field(obj, "environment")) {
     TAOLIE_RETURN_IF_ERROR(ParseEnvironment(*v, limits, &spec));
   }
-  if (const Json* v = Field(obj, "volumes")) TAOLIE_RETURN_IF_ERROR(ParseVolumes(*v, limits, &spec));
+  if (const Json* v = Field(obj, "volumes"))
+    TAOLIE_RETURN_IF_ERROR(ParseVolumes(*v, limits, &spec));
   if (const Json* v = Field(obj, "command")) {
-    if (!v->is_string()) return Invalid(std::string("command: must be a string, got ") + TypeName(*v));
+    if (!v->is_string())
+      return Invalid(std::string("command: must be a string, got ") + TypeName(*v));
     const auto& c = v->get_ref<const std::string&>();
     if (c.size() > limits.max_command_bytes) {
       return Invalid("command: is longer than " + std::to_string(limits.max_command_bytes) +
@@ -695,9 +704,8 @@ ValidationLimits ValidationLimitsFromConfig(const config::DeploymentConfig& cfg,
 
 const std::vector<std::string>& ReservedEnvNames() {
   static const std::vector<std::string> kNames = {
-      "DEPLOYMENT_ID",         "SSH_PASSWORD", "JUPYTER_TOKEN",
-      "DEPLOYMENT_EXPIRES_AT", "SSH_USERNAME", "NVIDIA_VISIBLE_DEVICES",
-      "AUTHORIZED_KEYS"};
+      "DEPLOYMENT_ID", "SSH_PASSWORD",           "JUPYTER_TOKEN",  "DEPLOYMENT_EXPIRES_AT",
+      "SSH_USERNAME",  "NVIDIA_VISIBLE_DEVICES", "AUTHORIZED_KEYS"};
   return kNames;
 }
 
@@ -746,8 +754,8 @@ std::string SpecToJson(const DeploySpec& spec) {
   j["duration_minutes"] = spec.duration_minutes;
   Json ports = Json::array();
   for (const auto& p : spec.ports) {
-    ports.push_back({{"advertised_host_port", p.advertised_host_port},
-                     {"container_port", p.container_port}});
+    ports.push_back(
+        {{"advertised_host_port", p.advertised_host_port}, {"container_port", p.container_port}});
   }
   j["ports"] = std::move(ports);
   Json env = Json::array();

@@ -31,7 +31,7 @@ struct DeploySpec {
   std::vector<Port> ports;  // payload order (object key order as received)
   std::vector<std::pair<std::string, std::string>> env;      // sorted by name, reserved dropped
   std::vector<std::pair<std::string, std::string>> volumes;  // host path, container path
-  std::optional<std::string> command;  // run as sh -c <command>
+  std::optional<std::string> command;                        // run as sh -c <command>
   int gpu_count = 1;
   std::vector<std::string> gpu_uuids;  // when given, gpu_count == gpu_uuids.size()
   std::optional<int64_t> memory_limit_mb;

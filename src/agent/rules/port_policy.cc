@@ -87,16 +87,14 @@ Result<std::vector<store::PortAllocation>> AllocatePorts(
       }
     }
     if (!host) {
-      std::string why = wanted[i] != 0
-                            ? "named port " + std::to_string(wanted[i]) + " is in use"
-                            : std::string("no named port applies");
+      std::string why = wanted[i] != 0 ? "named port " + std::to_string(wanted[i]) + " is in use"
+                                       : std::string("no named port applies");
       std::string range_why = range.empty()
                                   ? "no network.port_range is configured"
                                   : "network.port_range " + RangeText(range) + " is exhausted";
-      return MakeError(ErrorCode::kFailedPrecondition,
-                       "no free host port for container port " +
-                           std::to_string(container_ports[i]) + ": " + why + " and " +
-                           range_why);
+      return MakeError(ErrorCode::kFailedPrecondition, "no free host port for container port " +
+                                                           std::to_string(container_ports[i]) +
+                                                           ": " + why + " and " + range_why);
     }
     out[i] = {*host, container_ports[i], "range"};
     given.insert(*host);
