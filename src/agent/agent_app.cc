@@ -290,7 +290,7 @@ std::string StatusJson(AgentApp::Impl& m) {
   if (auto active = m.store->ActiveDeployments(); active.ok()) {
     for (const auto& d : *active) {
       deployments.push_back({{"id", d.id},
-                             {"state", store::DeploymentStateName(d.state)},
+                             {"state", domain::DeploymentStateName(d.state)},
                              {"image", d.image},
                              {"gpus", d.gpu_uuids},
                              {"expires_at", d.expires_at ? FormatRfc3339(*d.expires_at) : ""}});

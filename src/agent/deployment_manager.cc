@@ -27,8 +27,8 @@
 namespace taolie::agent {
 namespace {
 
-using store::DeploymentRecord;
-using store::DeploymentState;
+using domain::Deployment;
+using domain::DeploymentState;
 
 constexpr char kLabelManaged[] = "taolie.managed";
 constexpr char kLabelAgent[] = "taolie.agent_id";
@@ -150,12 +150,12 @@ DeploymentManager::DeploymentManager(Deps deps, Runtime& rt, WorkQueue& work)
     : d_(deps), rt_(rt), work_(work) {}
 
 store::OutboxEvent DeploymentManager::Event(const std::string& deployment_id,
-                                            const std::string& kind, std::string body,
+                                            domain::EventKind kind, std::string body,
                                             bool ext) const {
   store::OutboxEvent e;
   e.deployment_id = deployment_id;
   e.kind = kind;
-  e.path = platform::DeploymentEventPath(deployment_id, kind);
+  e.path = platform::DeploymentEventPath(deployment_id, domain::EventKindName(kind));
   e.body = std::move(body);
   e.ext = ext;
   e.created_at = d_.clock.Now();
@@ -167,7 +167,7 @@ store::OutboxEvent DeploymentManager::AckEvent(const std::string& command_id,
                                                const std::string& deployment_id) const {
   store::OutboxEvent e;
   e.deployment_id = deployment_id;
-  e.kind = "ack";
+  e.kind = domain::EventKind::kAck;
   e.path = platform::AckPath(rt_.agent_id(), command_id);
   e.body = platform::BuildAckBody(d_.clock.Now(), rt_.ts(), result, error, deployment_id);
   e.ext = false;
@@ -225,7 +225,7 @@ void DeploymentManager::FinishCommand(const store::CommandRecord& cmd, const std
   rt_.NotifyOutbox();
 }
 
-std::string DeploymentManager::ResultOf(const DeploymentRecord& d, std::string* error) const {
+std::string DeploymentManager::ResultOf(const Deployment& d, std::string* error) const {
   if (d.state == DeploymentState::kRunning) return "succeeded";
   if (d.state == DeploymentState::kEnded && d.error_stage.empty()) {
     return "succeeded";  // it ran, and has ended since
@@ -282,7 +282,7 @@ void DeploymentManager::ProcessDeploy(const store::CommandRecord& cmd, std::stop
     spdlog::warn("deploy {} rejected: {}", cmd.command_id, parsed.error().message);
     std::string id = RejectedDeploymentId(cmd);
     FinishCommand(cmd, "rejected", parsed.error().message, id,
-                  {Event(id, "failed",
+                  {Event(id, domain::EventKind::kFailed,
                          platform::BuildFailedBody(id, "validate", parsed.error().message,
                                                    d_.clock.Now(), rt_.ts()),
                          true)});
@@ -302,7 +302,7 @@ void DeploymentManager::ProcessDeploy(const store::CommandRecord& cmd, std::stop
     if (by_cmd.ok() && by_cmd->has_value()) existing = std::move(by_cmd);
   }
   if (existing->has_value()) {
-    DeploymentRecord d = **existing;
+    Deployment d = **existing;
     if (d.state != DeploymentState::kRunning && d.state != DeploymentState::kEnded &&
         d.state != DeploymentState::kStopping) {
       RunDeployment(d, stop);  // resume a half-done deploy
@@ -317,7 +317,7 @@ void DeploymentManager::ProcessDeploy(const store::CommandRecord& cmd, std::stop
   // Admission: choose GPUs and ports and claim them atomically with the deployment row.
   // Serialised, but only admission: a long pull of one rental never holds up another's.
   std::unique_lock admit(admit_mu_);
-  DeploymentRecord d;
+  Deployment d;
   d.id = spec.deployment_id;
   d.command_id = cmd.command_id;
   d.user_id = spec.user_id;
@@ -342,7 +342,7 @@ void DeploymentManager::ProcessDeploy(const store::CommandRecord& cmd, std::stop
     spdlog::warn("deploy {} rejected: {}", d.id, why);
     FinishCommand(
         cmd, "failed", why, d.id,
-        {Event(d.id, "failed",
+        {Event(d.id, domain::EventKind::kFailed,
                platform::BuildFailedBody(d.id, "validate", why, d_.clock.Now(), rt_.ts()), true)});
     rt_.deploys_failed++;
   };
@@ -370,7 +370,7 @@ void DeploymentManager::ProcessDeploy(const store::CommandRecord& cmd, std::stop
   if (claim.uuids.empty() && claim.count > 0) {
     int free = 0;
     for (const auto& g : *gpus) {
-      if (g.present && g.deployment_id.empty() && (g.health == "healthy" || g.health == "warning"))
+      if (g.present && g.deployment_id.empty() && (domain::Rentable(g.health)))
         ++free;
     }
     if (claim.count > free) {
@@ -419,7 +419,7 @@ void DeploymentManager::ProcessDeploy(const store::CommandRecord& cmd, std::stop
   RunDeployment(std::move(d), stop);
 }
 
-docker::ContainerSpec DeploymentManager::BuildContainerSpec(const DeploymentRecord& d,
+docker::ContainerSpec DeploymentManager::BuildContainerSpec(const Deployment& d,
                                                             const DeploySpec& spec,
                                                             std::string* error) {
   const auto& dc = d_.cfg.deployment;
@@ -467,7 +467,7 @@ docker::ContainerSpec DeploymentManager::BuildContainerSpec(const DeploymentReco
   return c;
 }
 
-void DeploymentManager::FailDeployment(DeploymentRecord& d, const std::string& stage,
+void DeploymentManager::FailDeployment(Deployment& d, const std::string& stage,
                                        const std::string& error) {
   spdlog::warn("deployment {} failed at {}: {}", d.id, stage, error);
   // Intent first: the container must go before the GPU and ports are handed out again.
@@ -494,7 +494,7 @@ void DeploymentManager::FailDeployment(DeploymentRecord& d, const std::string& s
   }
 }
 
-Status DeploymentManager::ReadinessCheck(const DeploymentRecord& d, std::stop_token stop,
+Status DeploymentManager::ReadinessCheck(const Deployment& d, std::stop_token stop,
                                          std::string* why) {
   const auto& dc = d_.cfg.deployment;
   std::string addr = ProbeAddress(d_.cfg.network.bind_ip);
@@ -533,7 +533,7 @@ Status DeploymentManager::ReadinessCheck(const DeploymentRecord& d, std::stop_to
   return MakeError(ErrorCode::kDeadlineExceeded, *why);
 }
 
-void DeploymentManager::RunDeployment(DeploymentRecord d, std::stop_token stop) {
+void DeploymentManager::RunDeployment(Deployment d, std::stop_token stop) {
   auto spec_r = SpecFromJson(d.spec_json);
   if (!spec_r.ok()) {
     FailDeployment(d, "validate", "stored spec unreadable: " + spec_r.error().message);
@@ -561,7 +561,7 @@ void DeploymentManager::RunDeployment(DeploymentRecord d, std::stop_token stop) 
     if (!st.stop_requested()) return false;
     if (stop.stop_requested()) {
       spdlog::info("deployment {}: paused at {} by shutdown; resumed at next start", d.id,
-                   store::DeploymentStateName(d.state));
+                   domain::DeploymentStateName(d.state));
     } else {
       spdlog::info("deployment {}: terminated while deploying", d.id);
       {
@@ -710,7 +710,7 @@ void DeploymentManager::RunDeployment(DeploymentRecord d, std::stop_token stop) 
         auto body =
             platform::BuildSuccessBody(d.id, d.container_id, access, d.gpu_uuids, *d.started_at,
                                        d.expires_at.value_or(*d.started_at), rt_.ts());
-        if (!save({Event(d.id, "success", body, false)})) return;
+        if (!save({Event(d.id, domain::EventKind::kSuccess, body, false)})) return;
         rt_.deploys_succeeded++;
         rt_.NotifyOutbox();
         spdlog::info("deployment {} running: container {}, expires {}", d.id,
@@ -768,7 +768,7 @@ Status DeploymentManager::EndDeployment(const std::string& deployment_id,
   auto found = d_.store.GetDeployment(deployment_id);
   if (!found.ok()) return found.error();
   if (!found->has_value()) return MakeError(ErrorCode::kNotFound, "no deployment " + deployment_id);
-  DeploymentRecord d = **found;
+  Deployment d = **found;
   if (d.state == DeploymentState::kEnded) return OkStatus();
   if (d.state != DeploymentState::kRunning && d.state != DeploymentState::kStopping) {
     // Still deploying: cancel it; the deploy job ends it.
@@ -815,7 +815,7 @@ Status DeploymentManager::EndDeployment(const std::string& deployment_id,
             "deployment {}: {} process(es) of the rental still on its GPU(s); GPUs marked warning",
             d.id, leftover.size());
         for (const auto& u : d.gpu_uuids)
-          WarnIfError(d_.store.SetGpuHealth(u, "warning"), "mark GPU " + u);
+          WarnIfError(d_.store.SetGpuHealth(u, domain::GpuHealthState::kWarning), "mark GPU " + u);
       }
       SleepFor(std::chrono::milliseconds(500), stop);
     }
@@ -823,17 +823,16 @@ Status DeploymentManager::EndDeployment(const std::string& deployment_id,
   d.state = DeploymentState::kEnded;
   d.ended_at = d_.clock.Now();
   d.ssh_password.reset();
-  store::Usage usage =
+  domain::Usage usage =
       ComputeUsage(d.duration_minutes, d.started_at, *d.ended_at, d.price_per_hour);
   std::vector<store::OutboxEvent> events;
   if (!d.error_stage.empty() && !d.started_at) {
     // Never became ready: the platform hears `failed` with the stage, not an ending.
-    events.push_back(Event(
-        d.id, "failed",
+    events.push_back(Event(d.id, domain::EventKind::kFailed,
         platform::BuildFailedBody(d.id, d.error_stage, d.error, *d.ended_at, rt_.ts()), true));
   } else {
     events.push_back(
-        Event(d.id, "terminated",
+        Event(d.id, domain::EventKind::kTerminated,
               platform::BuildTerminatedBody(d.id, d.end_status, d.end_reason, d.started_at,
                                             *d.ended_at, usage, rt_.ts()),
               true));
@@ -846,7 +845,7 @@ Status DeploymentManager::EndDeployment(const std::string& deployment_id,
   return OkStatus();
 }
 
-Status DeploymentManager::WarnExpiry(DeploymentRecord& d) {
+Status DeploymentManager::WarnExpiry(Deployment& d) {
   auto now = d_.clock.Now();
   auto left = std::chrono::duration_cast<std::chrono::seconds>(*d.expires_at - now).count();
   if (left < 0) left = 0;
@@ -864,7 +863,7 @@ Status DeploymentManager::WarnExpiry(DeploymentRecord& d) {
     spdlog::warn("deployment {}: expiry warning not delivered inside: {}", d.id, r.error().message);
   d.warned_at = now;
   return d_.store.UpdateDeployment(
-      d, {Event(d.id, "expiring", platform::BuildExpiringBody(d.id, *d.expires_at, left, rt_.ts()),
+      d, {Event(d.id, domain::EventKind::kExpiring, platform::BuildExpiringBody(d.id, *d.expires_at, left, rt_.ts()),
                 true)});
 }
 
@@ -964,8 +963,8 @@ Status DeploymentManager::Reconcile(std::stop_token stop) {
       default: {
         // Half-done deploy: finish it from where it stopped.
         spdlog::info("reconcile: resuming deployment {} from {}", id,
-                     store::DeploymentStateName(d.state));
-        DeploymentRecord copy = d;
+                     domain::DeploymentStateName(d.state));
+        Deployment copy = d;
         work_.Submit("resume:" + id, "dep:" + id,
                      [this, copy](std::stop_token s) { RunDeployment(copy, s); });
         break;

@@ -46,14 +46,14 @@ class DeploymentManager {
                      const std::string& error, const std::string& deployment_id,
                      std::vector<store::OutboxEvent> extra_events);
   // Drives a deployment forward from its persisted state to running (or failed).
-  void RunDeployment(store::DeploymentRecord d, std::stop_token stop);
-  void FailDeployment(store::DeploymentRecord& d, const std::string& stage,
+  void RunDeployment(domain::Deployment d, std::stop_token stop);
+  void FailDeployment(domain::Deployment& d, const std::string& stage,
                       const std::string& error);
-  Status ReadinessCheck(const store::DeploymentRecord& d, std::stop_token stop, std::string* why);
-  Status WarnExpiry(store::DeploymentRecord& d);
-  docker::ContainerSpec BuildContainerSpec(const store::DeploymentRecord& d, const DeploySpec& spec,
+  Status ReadinessCheck(const domain::Deployment& d, std::stop_token stop, std::string* why);
+  Status WarnExpiry(domain::Deployment& d);
+  docker::ContainerSpec BuildContainerSpec(const domain::Deployment& d, const DeploySpec& spec,
                                            std::string* error);
-  std::string ResultOf(const store::DeploymentRecord& d, std::string* error) const;
+  std::string ResultOf(const domain::Deployment& d, std::string* error) const;
   bool HostPortTaken(int port) const;
   std::string RejectedDeploymentId(const store::CommandRecord& cmd) const;
   // The deploy payload's deployment_id when well-formed, else the command id (the rule
@@ -61,7 +61,7 @@ class DeploymentManager {
   static std::string PayloadDeploymentId(const store::CommandRecord& cmd);
   ValidationLimits Limits() const;
 
-  store::OutboxEvent Event(const std::string& deployment_id, const std::string& kind,
+  store::OutboxEvent Event(const std::string& deployment_id, domain::EventKind kind,
                            std::string body, bool ext) const;
   store::OutboxEvent AckEvent(const std::string& command_id, const std::string& result,
                               const std::string& error, const std::string& deployment_id) const;

@@ -163,8 +163,8 @@ std::string GpuHealthToJson(const GpuHealth& g) {
       .dump();
 }
 
-store::HealthReport BuildHealthReport(const HostHealthInput& in, SystemTime now) {
-  store::HealthReport r;
+domain::HealthReport BuildHealthReport(const HostHealthInput& in, SystemTime now) {
+  domain::HealthReport r;
   r.checked_at = now;
   bool any_unhealthy = !in.gpu_probe_available && !in.gpus.empty();
   double perf = 100.0;

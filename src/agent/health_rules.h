@@ -6,7 +6,7 @@
 
 #include "config/config.h"
 #include "gpu/gpu_probe.h"
-#include "store/records.h"
+#include "domain/health_report.h"
 
 namespace taolie::agent {
 
@@ -48,7 +48,7 @@ struct HostHealthInput {
 };
 
 // Builds the health report (scores, flags, status); details_json holds the ext per-GPU list.
-store::HealthReport BuildHealthReport(const HostHealthInput& in, SystemTime now);
+domain::HealthReport BuildHealthReport(const HostHealthInput& in, SystemTime now);
 
 std::string GpuHealthToJson(const GpuHealth& g);  // one ext "gpus" element
 

@@ -91,7 +91,7 @@ Status RegisterWithPlatform(Deps& d, Runtime& rt, std::stop_token stop) {
 }
 
 Status GpuMetricsLoop::RunOnce(std::stop_token /*stop*/) {
-  store::MetricSample s;
+  domain::MetricSample s;
   s.taken_at = d_.clock.Now();
   auto host = d_.host.Sample();
   if (host.ok()) {
@@ -119,7 +119,7 @@ Status GpuMetricsLoop::RunOnce(std::stop_token /*stop*/) {
     auto samples = d_.gpus.Sample();
     if (!samples.ok()) return samples.error();
     for (const auto& g : *samples) {
-      store::GpuMetricRow r;
+      domain::GpuMetricRow r;
       r.gpu_uuid = g.uuid;
       r.gpu_index = g.index;
       r.utilization = g.utilization_percent;
@@ -190,18 +190,19 @@ Status GpuHealthLoop::RunOnce(std::stop_token /*stop*/) {
       verdicts.push_back(EvaluateGpu(g, cfg.monitoring.gpu_thresholds, mine));
     }
   }
-  std::vector<store::GpuHealthRow> rows;
+  std::vector<domain::GpuHealthRow> rows;
   for (const auto& v : verdicts) {
     const gpu::GpuSample* s = nullptr;
     for (const auto& x : samples) {
       if (x.uuid == v.uuid) s = &x;
     }
-    std::string health = (s != nullptr && s->lost) ? "lost" : v.health;
+    auto verdict = domain::ParseGpuHealthState(v.health).value_or(domain::GpuHealthState::kUnhealthy);
+    auto health = (s != nullptr && s->lost) ? domain::GpuHealthState::kLost : verdict;
     auto written = health_written_.find(v.uuid);
     if (written == health_written_.end() || written->second != health) {
       if (d_.store.SetGpuHealth(v.uuid, health).ok()) health_written_[v.uuid] = health;
     }
-    rows.push_back({v.uuid, v.health, GpuHealthToJson(v)});
+    rows.push_back({v.uuid, verdict, GpuHealthToJson(v)});
   }
   HostHealthInput in;
   in.gpus = verdicts;
@@ -217,14 +218,14 @@ Status GpuHealthLoop::RunOnce(std::stop_token /*stop*/) {
   int free_gpus = 0;
   if (auto gpus = d_.store.ListGpus(); gpus.ok()) {
     for (const auto& g : *gpus) {
-      if (g.present && g.deployment_id.empty() && (g.health == "healthy" || g.health == "warning"))
+      if (g.present && g.deployment_id.empty() && (domain::Rentable(g.health)))
         ++free_gpus;
     }
   }
   rt_.available_gpus = free_gpus;
   in.free_healthy_gpus = free_gpus;
   in.active_deployments = rt_.active_deployments;
-  store::HealthReport report = BuildHealthReport(in, now);
+  domain::HealthReport report = BuildHealthReport(in, now);
   auto id = d_.store.InsertHealthReport(report, rows);
   if (!id.ok()) return id.error();
   if (std::chrono::steady_clock::now() - last_prune_ > std::chrono::hours(1)) {
@@ -313,7 +314,7 @@ Status CommandPollLoop::RunOnce(std::stop_token stop) {
       // Done and acked, yet re-delivered: our ack was lost on the way. Ack again (harmless).
       store::OutboxEvent e;
       e.deployment_id = (*known)->deployment_id;
-      e.kind = "ack";
+      e.kind = domain::EventKind::kAck;
       e.path = platform::AckPath(rt_.agent_id(), c.command_id);
       e.body = platform::BuildAckBody(d_.clock.Now(), rt_.ts(), (*known)->result, (*known)->error,
                                       (*known)->deployment_id);
@@ -428,34 +429,34 @@ Status OutboxLoop::RunOnce(std::stop_token stop) {
       case platform::Disposition::kUnsupported:
         outcome = "unsupported";
         rt_.events_unsupported++;
-        if (unsupported_warned_.insert(e.kind).second) {
+        if (unsupported_warned_.insert(domain::EventKindName(e.kind)).second) {
           spdlog::warn(
               "platform does not support '{}' events (HTTP {}); kept as delivered-unsupported",
-              e.kind, r.ok() ? r->status : 0);
+              domain::EventKindName(e.kind), r.ok() ? r->status : 0);
         }
         break;
       case platform::Disposition::kPermanent:
         outcome = "rejected";
-        spdlog::warn("platform refused {} event {}: {}", e.kind, e.id,
-                     HttpError(r, e.kind).error().message);
+        spdlog::warn("platform refused {} event {}: {}", domain::EventKindName(e.kind), e.id,
+                     HttpError(r, domain::EventKindName(e.kind)).error().message);
         break;
       case platform::Disposition::kRetry: {
         rt_.platform_errors++;
-        Status err = HttpError(r, "deliver " + e.kind);
+        Status err = HttpError(r, std::string("deliver ") + domain::EventKindName(e.kind));
         WarnIfError(d_.store.MarkEventAttempt(e.id, err.error().message),
                     "record delivery attempt");
         return err;  // keep order: nothing after it goes first
       }
     }
-    std::string scrubbed = e.kind == "success" ? platform::ScrubSecretsFromBody(e.body) : "";
+    std::string scrubbed = e.kind == domain::EventKind::kSuccess ? platform::ScrubSecretsFromBody(e.body) : "";
     TAOLIE_RETURN_IF_ERROR(d_.store.MarkEventDone(e.id, outcome, scrubbed));
     rt_.events_delivered++;
     rt_.MarkPlatformOk(d_.clock.Now());
-    if (e.kind == "success") {  // delivered or refused: the password is not kept
+    if (e.kind == domain::EventKind::kSuccess) {  // delivered or refused: the password is not kept
       WarnIfError(d_.store.ScrubSecrets(e.deployment_id),
                   "scrub SSH password of " + e.deployment_id);
     }
-    if (e.kind == "ack") {
+    if (e.kind == domain::EventKind::kAck) {
       if (auto cid = CommandIdFromAckPath(e.path))
         WarnIfError(d_.store.MarkCommandAcked(*cid), "mark acked");
     }

@@ -51,7 +51,7 @@ class GpuHealthLoop final : public Loop {
   std::chrono::steady_clock::time_point last_prune_{};
   // Writes only what changed (inventory, per-GPU health); everything again every 10 minutes.
   std::string synced_signature_;
-  std::map<std::string, std::string> health_written_;
+  std::map<std::string, domain::GpuHealthState> health_written_;
   std::chrono::steady_clock::time_point full_write_{};
 };
 

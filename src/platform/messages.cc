@@ -211,7 +211,7 @@ std::string BuildAckBody(SystemTime now, TimestampFormat ts, const std::string& 
 // ---- Metrics --------------------------------------------------------------------------------
 
 std::string BuildMetricsBody(const std::string& agent_id, const std::string& platform_gpu_uuid,
-                             const store::MetricSample& sample, TimestampFormat ts) {
+                             const domain::MetricSample& sample, TimestampFormat ts) {
   double util_sum = 0, power_sum = 0, fan_sum = 0, temp_max = 0;
   int64_t vram_sum = 0;
   for (const auto& g : sample.gpus) {
@@ -262,7 +262,7 @@ std::string BuildMetricsBody(const std::string& agent_id, const std::string& pla
 // ---- Health ---------------------------------------------------------------------------------
 
 std::string BuildHealthBody(const std::string& agent_id, const std::string& platform_gpu_uuid,
-                            const store::HealthReport& report, SystemTime now, TimestampFormat ts) {
+                            const domain::HealthReport& report, SystemTime now, TimestampFormat ts) {
   Json j;
   j["agent_id"] = agent_id;
   j["gpu_uuid"] = platform_gpu_uuid;
@@ -370,7 +370,7 @@ std::string BuildExpiringBody(const std::string& deployment_id, SystemTime expir
 
 std::string BuildTerminatedBody(const std::string& deployment_id, const std::string& status,
                                 const std::string& reason, std::optional<SystemTime> started_at,
-                                SystemTime ended_at, const store::Usage& usage,
+                                SystemTime ended_at, const domain::Usage& usage,
                                 TimestampFormat ts) {
   Json j;
   j["deployment_id"] = deployment_id;

@@ -12,7 +12,10 @@
 #include "common/time_format.h"
 #include "gpu/gpu_probe.h"
 #include "host/host_probe.h"
-#include "store/records.h"
+#include "domain/deployment.h"
+#include "domain/health_report.h"
+#include "domain/metrics.h"
+#include "domain/usage.h"
 
 namespace taolie::platform {
 
@@ -65,11 +68,11 @@ std::string BuildAckBody(SystemTime now, TimestampFormat ts, const std::string& 
 
 // ---- 5. Metrics ---------------------------------------------------------------------------
 std::string BuildMetricsBody(const std::string& agent_id, const std::string& platform_gpu_uuid,
-                             const store::MetricSample& sample, TimestampFormat ts);
+                             const domain::MetricSample& sample, TimestampFormat ts);
 
 // ---- 6. Health ----------------------------------------------------------------------------
 std::string BuildHealthBody(const std::string& agent_id, const std::string& platform_gpu_uuid,
-                            const store::HealthReport& report, SystemTime now, TimestampFormat ts);
+                            const domain::HealthReport& report, SystemTime now, TimestampFormat ts);
 
 // ---- 7. Deployment events -----------------------------------------------------------------
 struct AccessInfo {
@@ -95,7 +98,7 @@ std::string BuildExpiringBody(const std::string& deployment_id, SystemTime expir
 // refund_amount only when usage.price_per_hour is set.
 std::string BuildTerminatedBody(const std::string& deployment_id, const std::string& status,
                                 const std::string& reason, std::optional<SystemTime> started_at,
-                                SystemTime ended_at, const store::Usage& usage, TimestampFormat ts);
+                                SystemTime ended_at, const domain::Usage& usage, TimestampFormat ts);
 
 // ---- Paths (ids are percent-escaped) -------------------------------------------------------
 std::string RegisterPath();

@@ -230,14 +230,14 @@ constexpr const char* kDeploymentColumns =
     "started_at, expires_at, warned_at, ended_at, end_status, end_reason, error_stage, error, "
     "updated_at";
 
-DeploymentRecord ToDeployment(const Rows& r, int i) {
-  DeploymentRecord d;
+Deployment ToDeployment(const Rows& r, int i) {
+  Deployment d;
   d.id = r.Str(i, "id");
   d.command_id = r.Str(i, "command_id");
   d.user_id = r.Str(i, "user_id");
   d.template_id = r.Str(i, "template_id");
   d.image = r.Str(i, "image");
-  d.state = ParseDeploymentState(r.Str(i, "state")).value_or(DeploymentState::kAccepted);
+  d.state = domain::ParseDeploymentState(r.Str(i, "state")).value_or(DeploymentState::kAccepted);
   d.spec_json = r.Str(i, "spec_json");
   d.container_id = r.Str(i, "container_id");
   d.container_name = r.Str(i, "container_name");
@@ -291,7 +291,7 @@ GpuRecord ToGpu(const Rows& r, int i) {
   g.name = r.Str(i, "name");
   g.memory_total_mb = static_cast<uint64_t>(r.Int(i, "memory_total_mb"));
   g.pci_bus_id = r.Str(i, "pci_bus_id");
-  g.health = r.Str(i, "health");
+  g.health = domain::ParseGpuHealthState(r.Str(i, "health")).value_or(GpuHealthState::kUnhealthy);
   g.present = r.Flag(i, "present");
   g.deployment_id = r.Str(i, "deployment_id");
   return g;
@@ -304,7 +304,7 @@ OutboxEvent ToEvent(const Rows& r, int i) {
   OutboxEvent e;
   e.id = r.Int(i, "id");
   e.deployment_id = r.Str(i, "deployment_id");
-  e.kind = r.Str(i, "kind");
+  e.kind = domain::ParseEventKind(r.Str(i, "kind")).value_or(EventKind::kAck);
   e.path = r.Str(i, "path");
   e.body = r.Str(i, "body");
   e.ext = r.Flag(i, "ext");
@@ -341,13 +341,13 @@ Status CheckLimit(int limit) {
 
 Status InsertEvents(Tx& tx, const std::vector<OutboxEvent>& events) {
   for (const auto& e : events) {
-    if (e.kind.empty() || e.path.empty()) {
-      return MakeError(ErrorCode::kInvalidArgument, "outbox event needs kind and path");
+    if (e.path.empty()) {
+      return MakeError(ErrorCode::kInvalidArgument, "outbox event needs a path");
     }
     auto r = tx.Exec(
         "INSERT INTO outbox (deployment_id, kind, path, body, ext, created_at) "
         "VALUES ($1, $2, $3, $4, $5, coalesce($6::timestamptz, now()))",
-        {e.deployment_id, e.kind, e.path, e.body, Bool(e.ext), TimeOrNow(e.created_at)});
+        {e.deployment_id, domain::EventKindName(e.kind), e.path, e.body, Bool(e.ext), TimeOrNow(e.created_at)});
     if (!r.ok()) return r.error();
   }
   return OkStatus();
@@ -355,12 +355,12 @@ Status InsertEvents(Tx& tx, const std::vector<OutboxEvent>& events) {
 
 // Loads deployments matching `where` (a constant SQL fragment with $n placeholders) and their
 // port allocations.
-Result<std::vector<DeploymentRecord>> LoadDeployments(Tx& tx, const std::string& tail,
+Result<std::vector<Deployment>> LoadDeployments(Tx& tx, const std::string& tail,
                                                       const Params& params) {
   std::string sql = std::string("SELECT ") + kDeploymentColumns + " FROM deployments " + tail;
   auto rows = tx.Exec(sql.c_str(), params);
   if (!rows.ok()) return rows.error();
-  std::vector<DeploymentRecord> out;
+  std::vector<Deployment> out;
   std::vector<std::string> ids;
   for (int i = 0; i < rows->size(); ++i) {
     out.push_back(ToDeployment(*rows, i));
@@ -387,12 +387,12 @@ Result<std::vector<DeploymentRecord>> LoadDeployments(Tx& tx, const std::string&
   return out;
 }
 
-Result<std::optional<DeploymentRecord>> LoadOneDeployment(Tx& tx, const std::string& tail,
+Result<std::optional<Deployment>> LoadOneDeployment(Tx& tx, const std::string& tail,
                                                           const Params& params) {
   auto list = LoadDeployments(tx, tail, params);
   if (!list.ok()) return list.error();
-  if (list->empty()) return std::optional<DeploymentRecord>();
-  return std::optional<DeploymentRecord>(std::move(list->front()));
+  if (list->empty()) return std::optional<Deployment>();
+  return std::optional<Deployment>(std::move(list->front()));
 }
 
 // Claims GPUs for deployment `id`; returns the claimed UUIDs or FailedPrecondition.
@@ -635,7 +635,7 @@ Status PgStore::SyncGpus(const std::vector<GpuRecord>& present) {
                   "                ELSE gpu_status.health END, "
                   "  present = true, updated_at = now()",
                   {g.uuid, Num(g.index), g.name, Num(static_cast<int64_t>(g.memory_total_mb)),
-                   g.pci_bus_id, g.health.empty() ? std::string("healthy") : g.health}));
+                   g.pci_bus_id, domain::GpuHealthStateName(g.health)}));
     }
     TAOLIE_RETURN_IF_ERROR(
         tx.Exec("UPDATE gpu_status SET present = false, updated_at = now() "
@@ -656,10 +656,10 @@ Result<std::vector<GpuRecord>> PgStore::ListGpus() {
   });
 }
 
-Status PgStore::SetGpuHealth(const std::string& uuid, const std::string& health) {
+Status PgStore::SetGpuHealth(const std::string& uuid, GpuHealthState health) {
   return impl_->Run("set GPU health", [&](Tx& tx) -> Status {
     auto r = tx.Exec("UPDATE gpu_status SET health = $2, updated_at = now() WHERE uuid = $1",
-                     {uuid, health});
+                     {uuid, domain::GpuHealthStateName(health)});
     if (!r.ok()) return r.error();
     if (r->Affected() == 0) return MakeError(ErrorCode::kNotFound, "GPU " + uuid + " unknown");
     return OkStatus();
@@ -743,9 +743,9 @@ Status PgStore::MarkCommandAcked(const std::string& command_id) {
 
 // ---------- deployments ----------
 
-Result<DeploymentRecord> PgStore::CreateDeployment(const DeploymentRecord& d, const GpuClaim& claim,
+Result<Deployment> PgStore::CreateDeployment(const Deployment& d, const GpuClaim& claim,
                                                    const std::vector<OutboxEvent>& events) {
-  return impl_->Run("create deployment", [&](Tx& tx) -> Result<DeploymentRecord> {
+  return impl_->Run("create deployment", [&](Tx& tx) -> Result<Deployment> {
     if (d.id.empty()) return MakeError(ErrorCode::kInvalidArgument, "empty deployment id");
     auto ins = tx.Exec(
         "INSERT INTO deployments (id, command_id, user_id, template_id, image, state, spec_json, "
@@ -767,7 +767,7 @@ Result<DeploymentRecord> PgStore::CreateDeployment(const DeploymentRecord& d, co
       return MakeError(ErrorCode::kAlreadyExists,
                        "command " + d.command_id + " already has a deployment");
     }
-    DeploymentRecord out = d;
+    Deployment out = d;
     out.state = DeploymentState::kAccepted;
     out.created_at = ins->Ts(0, "created_at");
     out.updated_at = ins->Ts(0, "updated_at");
@@ -795,17 +795,17 @@ Result<DeploymentRecord> PgStore::CreateDeployment(const DeploymentRecord& d, co
   });
 }
 
-Status PgStore::UpdateDeployment(const DeploymentRecord& d,
+Status PgStore::UpdateDeployment(const Deployment& d,
                                  const std::vector<OutboxEvent>& events) {
   return impl_->Run("update deployment", [&](Tx& tx) -> Status {
     auto cur = tx.Exec("SELECT state FROM deployments WHERE id = $1 FOR UPDATE", {d.id});
     if (!cur.ok()) return cur.error();
     if (cur->empty()) return MakeError(ErrorCode::kNotFound, "deployment " + d.id + " unknown");
-    auto from = ParseDeploymentState(cur->Str(0, "state"));
+    auto from = domain::ParseDeploymentState(cur->Str(0, "state"));
     if (from && static_cast<int>(d.state) < static_cast<int>(*from)) {
       return MakeError(ErrorCode::kFailedPrecondition,
                        "deployment " + d.id + " cannot move back from " +
-                           DeploymentStateName(*from) + " to " + DeploymentStateName(d.state));
+                           domain::DeploymentStateName(*from) + " to " + domain::DeploymentStateName(d.state));
     }
     const bool ended = d.state == DeploymentState::kEnded;
     TAOLIE_RETURN_IF_ERROR(tx.Exec(
@@ -817,7 +817,7 @@ Status PgStore::UpdateDeployment(const DeploymentRecord& d,
         "  end_status = $13, end_reason = $14, error_stage = $15, error = $16, "
         "  updated_at = now() "
         "WHERE id = $1",
-        {d.id, std::string(DeploymentStateName(d.state)), d.container_id, d.container_name,
+        {d.id, std::string(domain::DeploymentStateName(d.state)), d.container_id, d.container_name,
          Num(d.duration_minutes), d.ssh_username, d.ssh_password, d.jupyter_token,
          OptTime(d.started_at), OptTime(d.expires_at), OptTime(d.warned_at), OptTime(d.ended_at),
          d.end_status, d.end_reason, d.error_stage, d.error}));
@@ -833,25 +833,25 @@ Status PgStore::UpdateDeployment(const DeploymentRecord& d,
   });
 }
 
-Result<std::optional<DeploymentRecord>> PgStore::GetDeployment(const std::string& id) {
+Result<std::optional<Deployment>> PgStore::GetDeployment(const std::string& id) {
   return impl_->Run("get deployment",
                     [&](Tx& tx) { return LoadOneDeployment(tx, "WHERE id = $1", {id}); });
 }
 
-Result<std::optional<DeploymentRecord>> PgStore::FindDeploymentByCommand(
+Result<std::optional<Deployment>> PgStore::FindDeploymentByCommand(
     const std::string& command_id) {
   return impl_->Run("find deployment by command", [&](Tx& tx) {
     return LoadOneDeployment(tx, "WHERE command_id = $1", {command_id});
   });
 }
 
-Result<std::vector<DeploymentRecord>> PgStore::ActiveDeployments() {
+Result<std::vector<Deployment>> PgStore::ActiveDeployments() {
   return impl_->Run("active deployments", [&](Tx& tx) {
     return LoadDeployments(tx, "WHERE state <> 'ended' ORDER BY created_at, id", {});
   });
 }
 
-Result<std::vector<DeploymentRecord>> PgStore::RecentDeployments(int limit) {
+Result<std::vector<Deployment>> PgStore::RecentDeployments(int limit) {
   TAOLIE_RETURN_IF_ERROR(CheckLimit(limit));
   return impl_->Run("recent deployments", [&](Tx& tx) {
     return LoadDeployments(tx, "ORDER BY created_at DESC, id DESC LIMIT $1", {Num(limit)});
@@ -1067,7 +1067,7 @@ Result<int64_t> PgStore::InsertHealthReport(const HealthReport& h,
     if (gpus.empty()) return id;
     Params params;
     for (const auto& g : gpus) {
-      Params row{Num(id), g.gpu_uuid, g.health, EmptyToNull(g.checks_json), checked_at};
+      Params row{Num(id), g.gpu_uuid, domain::GpuHealthStateName(g.health), EmptyToNull(g.checks_json), checked_at};
       params.insert(params.end(), row.begin(), row.end());
     }
     std::string sql =

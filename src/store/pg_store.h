@@ -39,7 +39,7 @@ class PgStore final : public Store {
 
   Status SyncGpus(const std::vector<GpuRecord>& present) override;
   Result<std::vector<GpuRecord>> ListGpus() override;
-  Status SetGpuHealth(const std::string& uuid, const std::string& health) override;
+  Status SetGpuHealth(const std::string& uuid, GpuHealthState health) override;
 
   Result<bool> RecordCommand(const CommandRecord& command) override;
   Result<std::optional<CommandRecord>> GetCommand(const std::string& command_id) override;
@@ -49,15 +49,15 @@ class PgStore final : public Store {
                        const std::vector<OutboxEvent>& events) override;
   Status MarkCommandAcked(const std::string& command_id) override;
 
-  Result<DeploymentRecord> CreateDeployment(const DeploymentRecord& d, const GpuClaim& claim,
+  Result<Deployment> CreateDeployment(const Deployment& d, const GpuClaim& claim,
                                             const std::vector<OutboxEvent>& events) override;
-  Status UpdateDeployment(const DeploymentRecord& d,
+  Status UpdateDeployment(const Deployment& d,
                           const std::vector<OutboxEvent>& events) override;
-  Result<std::optional<DeploymentRecord>> GetDeployment(const std::string& id) override;
-  Result<std::optional<DeploymentRecord>> FindDeploymentByCommand(
+  Result<std::optional<Deployment>> GetDeployment(const std::string& id) override;
+  Result<std::optional<Deployment>> FindDeploymentByCommand(
       const std::string& command_id) override;
-  Result<std::vector<DeploymentRecord>> ActiveDeployments() override;
-  Result<std::vector<DeploymentRecord>> RecentDeployments(int limit) override;
+  Result<std::vector<Deployment>> ActiveDeployments() override;
+  Result<std::vector<Deployment>> RecentDeployments(int limit) override;
   Result<std::vector<PortAllocation>> AllocatedPorts() override;
   Status ScrubSecrets(const std::string& deployment_id) override;
 

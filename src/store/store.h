@@ -29,7 +29,7 @@ class Store {
   // Never touches deployment_id (claims survive re-scans).
   virtual Status SyncGpus(const std::vector<GpuRecord>& present) = 0;
   virtual Result<std::vector<GpuRecord>> ListGpus() = 0;  // ordered by index
-  virtual Status SetGpuHealth(const std::string& uuid, const std::string& health) = 0;
+  virtual Status SetGpuHealth(const std::string& uuid, GpuHealthState health) = 0;
 
   // --- commands (command_queue) ---
   // Inserts a new command (state pending) and returns true; for a known command_id only
@@ -48,19 +48,19 @@ class Store {
   // inserts its port allocations, plus `events`. On conflict (GPU taken, port taken, id exists)
   // nothing is written: FailedPrecondition (resources) or AlreadyExists (id).
   // Returns the record with gpu_uuids filled with the GPUs actually claimed.
-  virtual Result<DeploymentRecord> CreateDeployment(const DeploymentRecord& d,
+  virtual Result<Deployment> CreateDeployment(const Deployment& d,
                                                     const GpuClaim& claim,
                                                     const std::vector<OutboxEvent>& events) = 0;
   // Writes every mutable field of `d` (state, container_id, times, secrets, end_*, error*),
   // plus `events`. If d.state == kEnded it also releases d's GPUs and ports.
-  virtual Status UpdateDeployment(const DeploymentRecord& d,
+  virtual Status UpdateDeployment(const Deployment& d,
                                   const std::vector<OutboxEvent>& events) = 0;
-  virtual Result<std::optional<DeploymentRecord>> GetDeployment(const std::string& id) = 0;
-  virtual Result<std::optional<DeploymentRecord>> FindDeploymentByCommand(
+  virtual Result<std::optional<Deployment>> GetDeployment(const std::string& id) = 0;
+  virtual Result<std::optional<Deployment>> FindDeploymentByCommand(
       const std::string& command_id) = 0;
   // Deployments whose state != kEnded, oldest first.
-  virtual Result<std::vector<DeploymentRecord>> ActiveDeployments() = 0;
-  virtual Result<std::vector<DeploymentRecord>> RecentDeployments(int limit) = 0;  // newest first
+  virtual Result<std::vector<Deployment>> ActiveDeployments() = 0;
+  virtual Result<std::vector<Deployment>> RecentDeployments(int limit) = 0;  // newest first
   virtual Result<std::vector<PortAllocation>> AllocatedPorts() = 0;
   // Sets ssh_password = NULL.
   virtual Status ScrubSecrets(const std::string& deployment_id) = 0;

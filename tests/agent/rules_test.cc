@@ -534,7 +534,7 @@ struct PortCase {
   NamedPorts named;
   PortRangeSpec range;
   std::set<int> taken;
-  std::vector<store::PortAllocation> expected;
+  std::vector<domain::PortAllocation> expected;
 };
 
 TEST(PortPolicy, Table) {
@@ -673,7 +673,7 @@ TEST(Billing, Table) {
       {"zero_duration", 0, t0, t0 + minutes(5), 1.0, 0, 0, 0.0, 0.0},
   };
   for (const auto& c : cases) {
-    store::Usage u = ComputeUsage(c.duration, c.started, c.ended, c.price);
+    domain::Usage u = ComputeUsage(c.duration, c.started, c.ended, c.price);
     EXPECT_DOUBLE_EQ(u.reserved_minutes, std::max(c.duration, 0)) << c.name;
     EXPECT_DOUBLE_EQ(u.used_minutes, c.used) << c.name;
     EXPECT_DOUBLE_EQ(u.unused_minutes, c.unused) << c.name;

@@ -288,10 +288,10 @@ TEST(Messages, AckBody) {
 }
 
 TEST(Messages, MetricsBodyAggregatesGpus) {
-  store::MetricSample s;
+  domain::MetricSample s;
   s.taken_at = kNow - seconds(600);
   s.host = {12.5, 30.25, 100.0, 1.5, 10.0, 20.0, 49};
-  store::GpuMetricRow a;
+  domain::GpuMetricRow a;
   a.gpu_uuid = "GPU-a";
   a.gpu_index = 0;
   a.utilization = 50;
@@ -304,7 +304,7 @@ TEST(Messages, MetricsBodyAggregatesGpus) {
   a.sm_clock_mhz = 1400;
   a.mem_clock_mhz = 1593;
   a.deployment_id = "d1";
-  store::GpuMetricRow b;  // fanless, partially unreadable
+  domain::GpuMetricRow b;  // fanless, partially unreadable
   b.gpu_uuid = "GPU-b";
   b.gpu_index = 1;
   b.utilization = 100;
@@ -344,7 +344,7 @@ TEST(Messages, MetricsBodyAggregatesGpus) {
 }
 
 TEST(Messages, MetricsBodyWithoutGpus) {
-  store::MetricSample s;
+  domain::MetricSample s;
   s.taken_at = kNow;
   Json j = Json::parse(BuildMetricsBody("a", "", s, TimestampFormat::kRfc3339));
   ExpectType(j, "gpu_utilization", JT::kFloat);
@@ -355,7 +355,7 @@ TEST(Messages, MetricsBodyWithoutGpus) {
 }
 
 TEST(Messages, HealthBody) {
-  store::HealthReport h;
+  domain::HealthReport h;
   h.checked_at = kNow - seconds(5);
   h.is_healthy = false;
   h.status = "unhealthy";
@@ -487,7 +487,7 @@ TEST(Messages, FailedExpiringTerminatedBodies) {
   EXPECT_EQ(e["seconds_left"], 30);
   EXPECT_EQ(e["expires_at"], "2023-11-14T22:13:20.123456Z");
 
-  store::Usage u{60, 20.5, 39.5, std::nullopt, std::nullopt, std::nullopt};
+  domain::Usage u{60, 20.5, 39.5, std::nullopt, std::nullopt, std::nullopt};
   Json t = Json::parse(BuildTerminatedBody("d1", "terminated", "user_requested", kNow,
                                            kNow + seconds(1230), u, TimestampFormat::kNaive));
   for (const char* k : {"reserved_minutes", "used_minutes", "unused_minutes"}) {

@@ -147,16 +147,16 @@ TEST_F(PlatformSimTest, EveryBuiltBodyIsAccepted) {
   }
   EXPECT_EQ(sim_->CountHeartbeats(), 2);
 
-  store::MetricSample s;
+  domain::MetricSample s;
   s.taken_at = kNow;
-  store::GpuMetricRow g;
+  domain::GpuMetricRow g;
   g.gpu_uuid = "GPU-a";
   g.utilization = 10;
   s.gpus.push_back(g);
   auto m = Post(MetricsPath(), BuildMetricsBody(kAgent, "plat-1", s, TimestampFormat::kNaive));
   EXPECT_EQ(m->status, 200) << m->body;
 
-  store::HealthReport h;
+  domain::HealthReport h;
   h.checked_at = kNow;
   h.status = "available";
   h.details_json = "[]";
@@ -181,7 +181,7 @@ TEST_F(PlatformSimTest, EveryBuiltBodyIsAccepted) {
   auto ex = Post(DeploymentEventPath("d1", "expiring"),
                  BuildExpiringBody("d1", kNow, 30, TimestampFormat::kNaive));
   EXPECT_EQ(ex->status, 200) << ex->body;
-  store::Usage u{60, 59.5, 0.5, 1.0, 0.99, 0.01};
+  domain::Usage u{60, 59.5, 0.5, 1.0, 0.99, 0.01};
   auto te = Post(DeploymentEventPath("d1", "terminated"),
                  BuildTerminatedBody("d1", "expired", "duration elapsed", kNow, kNow, u,
                                      TimestampFormat::kNaive));

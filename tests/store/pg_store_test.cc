@@ -92,7 +92,8 @@ SystemTime Micros(SystemTime t) {  // what the database keeps
   return std::chrono::time_point_cast<microseconds>(t);
 }
 
-GpuRecord Gpu(const std::string& uuid, int index, const std::string& health = "healthy") {
+GpuRecord Gpu(const std::string& uuid, int index,
+              GpuHealthState health = GpuHealthState::kHealthy) {
   GpuRecord g;
   g.uuid = uuid;
   g.index = index;
@@ -103,8 +104,8 @@ GpuRecord Gpu(const std::string& uuid, int index, const std::string& health = "h
   return g;
 }
 
-DeploymentRecord Deployment(const std::string& id, std::vector<int> host_ports = {}) {
-  DeploymentRecord d;
+Deployment MakeDeployment(const std::string& id, std::vector<int> host_ports = {}) {
+  Deployment d;
   d.id = id;
   d.command_id = "cmd-" + id;
   d.user_id = "user-1";
@@ -124,12 +125,12 @@ DeploymentRecord Deployment(const std::string& id, std::vector<int> host_ports =
   return d;
 }
 
-OutboxEvent Event(const std::string& deployment_id, const std::string& kind,
+OutboxEvent Event(const std::string& deployment_id, EventKind kind,
                   const std::string& body = "{}") {
   OutboxEvent e;
   e.deployment_id = deployment_id;
   e.kind = kind;
-  e.path = "/api/deployments/" + deployment_id + "/" + kind;
+  e.path = "/api/deployments/" + deployment_id + "/" + domain::EventKindName(kind);
   e.body = body;
   return e;
 }
@@ -220,10 +221,10 @@ TEST_F(PgStoreTest, AgentState) {
 
 TEST_F(PgStoreTest, SyncGpusKeepsClaimsAndMarksMissing) {
   SyncThreeGpus();
-  auto d = store_->CreateDeployment(Deployment("d1"), GpuClaim{1, {}}, {});
+  auto d = store_->CreateDeployment(MakeDeployment("d1"), GpuClaim{1, {}}, {});
   ASSERT_TRUE(d.ok()) << d.error().ToString();
   ASSERT_EQ(d->gpu_uuids, std::vector<std::string>{"GPU-a"});
-  ASSERT_TRUE(store_->SetGpuHealth("GPU-b", "warning").ok());
+  ASSERT_TRUE(store_->SetGpuHealth("GPU-b", GpuHealthState::kWarning).ok());
 
   // GPU-a disappears from a scan: kept with its claim, marked not present.
   GpuRecord b = Gpu("GPU-b", 0);
@@ -238,7 +239,7 @@ TEST_F(PgStoreTest, SyncGpusKeepsClaimsAndMarksMissing) {
   EXPECT_EQ(by_uuid["GPU-a"].deployment_id, "d1");
   EXPECT_TRUE(by_uuid["GPU-b"].present);
   EXPECT_EQ(by_uuid["GPU-b"].name, "renamed");
-  EXPECT_EQ(by_uuid["GPU-b"].health, "warning");  // health belongs to the health loop
+  EXPECT_EQ(by_uuid["GPU-b"].health, GpuHealthState::kWarning);  // health belongs to the health loop
   EXPECT_EQ(by_uuid["GPU-c"].memory_total_mb, 81920u);
   EXPECT_EQ(by_uuid["GPU-c"].pci_bus_id, "00000000:02:00.0");
 
@@ -252,8 +253,7 @@ TEST_F(PgStoreTest, SyncGpusKeepsClaimsAndMarksMissing) {
   EXPECT_TRUE((*gpus)[1].present);
   EXPECT_EQ((*gpus)[1].deployment_id, "d1");
 
-  EXPECT_EQ(store_->SetGpuHealth("GPU-x", "healthy").error().code, ErrorCode::kNotFound);
-  EXPECT_EQ(store_->SetGpuHealth("GPU-a", "purple").error().code, ErrorCode::kInvalidArgument);
+  EXPECT_EQ(store_->SetGpuHealth("GPU-x", GpuHealthState::kHealthy).error().code, ErrorCode::kNotFound);
 }
 
 TEST_F(PgStoreTest, RecordCommandDeduplicatesAndFinishes) {
@@ -285,7 +285,7 @@ TEST_F(PgStoreTest, RecordCommandDeduplicatesAndFinishes) {
   EXPECT_EQ((*pending)[0].command_id, "c-1");
   EXPECT_EQ((*pending)[1].command_id, "c-2");
 
-  OutboxEvent ack = Event("", "ack");
+  OutboxEvent ack = Event("", EventKind::kAck);
   ack.path = "/api/commands/c-1/ack";
   ASSERT_TRUE(store_->FinishCommand("c-1", "succeeded", "", "d-9", {ack}).ok());
   got = store_->GetCommand("c-1");
@@ -309,11 +309,11 @@ TEST_F(PgStoreTest, RecordCommandDeduplicatesAndFinishes) {
 
 TEST_F(PgStoreTest, CreateDeploymentClaimsByCountSkippingUnusableGpus) {
   ASSERT_TRUE(store_
-                  ->SyncGpus({Gpu("GPU-a", 0), Gpu("GPU-b", 1, "unhealthy"),
-                              Gpu("GPU-c", 2, "warning"), Gpu("GPU-d", 3)})
+                  ->SyncGpus({Gpu("GPU-a", 0), Gpu("GPU-b", 1, GpuHealthState::kUnhealthy),
+                              Gpu("GPU-c", 2, GpuHealthState::kWarning), Gpu("GPU-d", 3)})
                   .ok());
-  auto d = store_->CreateDeployment(Deployment("d1", {40022, 40023}), GpuClaim{2, {}},
-                                    {Event("d1", "accepted")});
+  auto d = store_->CreateDeployment(MakeDeployment("d1", {40022, 40023}), GpuClaim{2, {}},
+                                    {Event("d1", EventKind::kFailed)});
   ASSERT_TRUE(d.ok()) << d.error().ToString();
   EXPECT_EQ(d->gpu_uuids, (std::vector<std::string>{"GPU-a", "GPU-c"}));
   EXPECT_EQ(d->state, DeploymentState::kAccepted);
@@ -321,7 +321,7 @@ TEST_F(PgStoreTest, CreateDeploymentClaimsByCountSkippingUnusableGpus) {
 
   auto got = store_->GetDeployment("d1");
   ASSERT_TRUE(got.ok() && got->has_value());
-  const DeploymentRecord& r = **got;
+  const Deployment& r = **got;
   EXPECT_EQ(r.gpu_uuids, d->gpu_uuids);
   ASSERT_EQ(r.ports.size(), 2u);
   EXPECT_EQ(r.ports[0].host_port, 40022);
@@ -347,7 +347,7 @@ TEST_F(PgStoreTest, CreateDeploymentClaimsByCountSkippingUnusableGpus) {
   EXPECT_EQ(store_->PendingEvents(10)->size(), 1u);
 
   // Only GPU-d is left usable.
-  auto too_many = store_->CreateDeployment(Deployment("d2"), GpuClaim{2, {}}, {});
+  auto too_many = store_->CreateDeployment(MakeDeployment("d2"), GpuClaim{2, {}}, {});
   ASSERT_FALSE(too_many.ok());
   EXPECT_EQ(too_many.error().code, ErrorCode::kFailedPrecondition);
   EXPECT_NE(too_many.error().message.find("need 2"), std::string::npos);
@@ -358,8 +358,8 @@ TEST_F(PgStoreTest, CreateDeploymentClaimsByCountSkippingUnusableGpus) {
 
 TEST_F(PgStoreTest, CreateDeploymentConflictsRollBackEverything) {
   SyncThreeGpus();
-  auto d1 = store_->CreateDeployment(Deployment("d1", {40022}), GpuClaim{0, {"GPU-b"}},
-                                     {Event("d1", "accepted")});
+  auto d1 = store_->CreateDeployment(MakeDeployment("d1", {40022}), GpuClaim{0, {"GPU-b"}},
+                                     {Event("d1", EventKind::kFailed)});
   ASSERT_TRUE(d1.ok()) << d1.error().ToString();
   EXPECT_EQ(d1->gpu_uuids, std::vector<std::string>{"GPU-b"});
 
@@ -377,8 +377,8 @@ TEST_F(PgStoreTest, CreateDeploymentConflictsRollBackEverything) {
   };
 
   // Named GPU taken: FailedPrecondition names it; nothing written.
-  auto taken = store_->CreateDeployment(Deployment("d2", {40030}), GpuClaim{0, {"GPU-a", "GPU-b"}},
-                                        {Event("d2", "x")});
+  auto taken = store_->CreateDeployment(MakeDeployment("d2", {40030}), GpuClaim{0, {"GPU-a", "GPU-b"}},
+                                        {Event("d2", EventKind::kFailed)});
   ASSERT_FALSE(taken.ok());
   EXPECT_EQ(taken.error().code, ErrorCode::kFailedPrecondition);
   EXPECT_NE(taken.error().message.find("GPU-b"), std::string::npos) << taken.error().message;
@@ -386,14 +386,14 @@ TEST_F(PgStoreTest, CreateDeploymentConflictsRollBackEverything) {
   expect_nothing_written("d2");
 
   // Unknown GPU.
-  auto unknown = store_->CreateDeployment(Deployment("d2"), GpuClaim{0, {"GPU-zzz"}}, {});
+  auto unknown = store_->CreateDeployment(MakeDeployment("d2"), GpuClaim{0, {"GPU-zzz"}}, {});
   ASSERT_FALSE(unknown.ok());
   EXPECT_NE(unknown.error().message.find("GPU-zzz"), std::string::npos);
   expect_nothing_written("d2");
 
   // Port taken (after the GPU claim succeeded in the same transaction): all rolled back.
-  auto port = store_->CreateDeployment(Deployment("d2", {40031, 40022}), GpuClaim{1, {}},
-                                       {Event("d2", "x")});
+  auto port = store_->CreateDeployment(MakeDeployment("d2", {40031, 40022}), GpuClaim{1, {}},
+                                       {Event("d2", EventKind::kFailed)});
   ASSERT_FALSE(port.ok());
   EXPECT_EQ(port.error().code, ErrorCode::kFailedPrecondition);
   EXPECT_NE(port.error().message.find("port 40022 already allocated"), std::string::npos)
@@ -401,10 +401,10 @@ TEST_F(PgStoreTest, CreateDeploymentConflictsRollBackEverything) {
   expect_nothing_written("d2");
 
   // Same id, same command: AlreadyExists.
-  auto same_id = store_->CreateDeployment(Deployment("d1"), GpuClaim{}, {});
+  auto same_id = store_->CreateDeployment(MakeDeployment("d1"), GpuClaim{}, {});
   ASSERT_FALSE(same_id.ok());
   EXPECT_EQ(same_id.error().code, ErrorCode::kAlreadyExists);
-  DeploymentRecord same_cmd = Deployment("d3");
+  Deployment same_cmd = MakeDeployment("d3");
   same_cmd.command_id = "cmd-d1";
   auto dup_cmd = store_->CreateDeployment(same_cmd, GpuClaim{}, {});
   ASSERT_FALSE(dup_cmd.ok());
@@ -412,7 +412,7 @@ TEST_F(PgStoreTest, CreateDeploymentConflictsRollBackEverything) {
   expect_nothing_written("d3");
 
   // Deployments without a command id do not collide with each other.
-  DeploymentRecord n1 = Deployment("n1"), n2 = Deployment("n2");
+  Deployment n1 = MakeDeployment("n1"), n2 = MakeDeployment("n2");
   n1.command_id.clear();
   n2.command_id.clear();
   EXPECT_TRUE(store_->CreateDeployment(n1, GpuClaim{}, {}).ok());
@@ -421,10 +421,10 @@ TEST_F(PgStoreTest, CreateDeploymentConflictsRollBackEverything) {
 
 TEST_F(PgStoreTest, UpdateDeploymentToEndedReleasesGpusAndPorts) {
   SyncThreeGpus();
-  auto created = store_->CreateDeployment(Deployment("d1", {40022, 40023}), GpuClaim{2, {}},
-                                          {Event("d1", "accepted")});
+  auto created = store_->CreateDeployment(MakeDeployment("d1", {40022, 40023}), GpuClaim{2, {}},
+                                          {Event("d1", EventKind::kFailed)});
   ASSERT_TRUE(created.ok());
-  DeploymentRecord d = *created;
+  Deployment d = *created;
   const SystemTime start = Micros(std::chrono::system_clock::now());
   d.state = DeploymentState::kStarting;
   d.container_id = "abc123";
@@ -433,7 +433,7 @@ TEST_F(PgStoreTest, UpdateDeploymentToEndedReleasesGpusAndPorts) {
   d.state = DeploymentState::kRunning;
   d.started_at = start;
   ASSERT_TRUE(
-      store_->UpdateDeployment(d, {Event("d1", "success", R"({"pw":"s3cret-pass"})")}).ok());
+      store_->UpdateDeployment(d, {Event("d1", EventKind::kSuccess, R"({"pw":"s3cret-pass"})")}).ok());
   auto active = store_->ActiveDeployments();
   ASSERT_EQ(active->size(), 1u);
   EXPECT_EQ((*active)[0].container_id, "abc123");
@@ -442,12 +442,12 @@ TEST_F(PgStoreTest, UpdateDeploymentToEndedReleasesGpusAndPorts) {
   EXPECT_EQ((*active)[0].ports.size(), 2u);
 
   // Backwards is refused, unknown is NotFound.
-  DeploymentRecord back = d;
+  Deployment back = d;
   back.state = DeploymentState::kPulling;
   EXPECT_EQ(store_->UpdateDeployment(back, {}).error().code, ErrorCode::kFailedPrecondition);
-  DeploymentRecord unknown = d;
+  Deployment unknown = d;
   unknown.id = "nope";
-  EXPECT_EQ(store_->UpdateDeployment(unknown, {Event("nope", "x")}).error().code,
+  EXPECT_EQ(store_->UpdateDeployment(unknown, {Event("nope", EventKind::kFailed)}).error().code,
             ErrorCode::kNotFound);
 
   d.state = DeploymentState::kStopping;
@@ -455,7 +455,7 @@ TEST_F(PgStoreTest, UpdateDeploymentToEndedReleasesGpusAndPorts) {
   d.end_reason = "renter asked";
   ASSERT_TRUE(store_->UpdateDeployment(d, {}).ok());
   d.state = DeploymentState::kEnded;
-  ASSERT_TRUE(store_->UpdateDeployment(d, {Event("d1", "terminated")}).ok());
+  ASSERT_TRUE(store_->UpdateDeployment(d, {Event("d1", EventKind::kTerminated)}).ok());
 
   auto gpus = store_->ListGpus();
   ASSERT_TRUE(gpus.ok());
@@ -472,13 +472,13 @@ TEST_F(PgStoreTest, UpdateDeploymentToEndedReleasesGpusAndPorts) {
 
   auto events = store_->PendingEvents(10);
   ASSERT_EQ(events->size(), 3u);
-  EXPECT_EQ((*events)[0].kind, "accepted");
-  EXPECT_EQ((*events)[1].kind, "success");
-  EXPECT_EQ((*events)[2].kind, "terminated");
+  EXPECT_EQ((*events)[0].kind, EventKind::kFailed);
+  EXPECT_EQ((*events)[1].kind, EventKind::kSuccess);
+  EXPECT_EQ((*events)[2].kind, EventKind::kTerminated);
   EXPECT_LT((*events)[0].id, (*events)[1].id);
 
   // The freed GPUs and ports can be claimed again.
-  auto again = store_->CreateDeployment(Deployment("d2", {40022}), GpuClaim{3, {}}, {});
+  auto again = store_->CreateDeployment(MakeDeployment("d2", {40022}), GpuClaim{3, {}}, {});
   EXPECT_TRUE(again.ok()) << again.error().ToString();
   auto recent = store_->RecentDeployments(10);
   ASSERT_EQ(recent->size(), 2u);
@@ -487,14 +487,14 @@ TEST_F(PgStoreTest, UpdateDeploymentToEndedReleasesGpusAndPorts) {
 
 TEST_F(PgStoreTest, OutboxOrderAttemptsAndScrubbedDone) {
   ASSERT_TRUE(store_
-                  ->AppendEvents({Event("d1", "success", R"({"ssh_password":"pw"})"),
-                                  Event("d1", "expiring"), Event("d2", "failed")})
+                  ->AppendEvents({Event("d1", EventKind::kSuccess, R"({"ssh_password":"pw"})"),
+                                  Event("d1", EventKind::kExpiring), Event("d2", EventKind::kFailed)})
                   .ok());
   auto pending = store_->PendingEvents(2);
   ASSERT_TRUE(pending.ok());
   ASSERT_EQ(pending->size(), 2u);
-  EXPECT_EQ((*pending)[0].kind, "success");
-  EXPECT_EQ((*pending)[1].kind, "expiring");
+  EXPECT_EQ((*pending)[0].kind, EventKind::kSuccess);
+  EXPECT_EQ((*pending)[1].kind, EventKind::kExpiring);
   const int64_t first = (*pending)[0].id;
 
   ASSERT_TRUE(store_->MarkEventAttempt(first, "HTTP 503").ok());
@@ -506,7 +506,7 @@ TEST_F(PgStoreTest, OutboxOrderAttemptsAndScrubbedDone) {
   ASSERT_TRUE(store_->MarkEventDone(first, "delivered", R"({"ssh_password":"***"})").ok());
   pending = store_->PendingEvents(10);
   ASSERT_EQ(pending->size(), 2u);
-  EXPECT_EQ((*pending)[0].kind, "expiring");
+  EXPECT_EQ((*pending)[0].kind, EventKind::kExpiring);
   EXPECT_EQ(sql_->Scalar("SELECT body FROM outbox WHERE id = $1", {std::to_string(first)}),
             R"({"ssh_password":"***"})");
   EXPECT_EQ(sql_->Scalar("SELECT outcome FROM outbox WHERE id = $1", {std::to_string(first)}),
@@ -524,7 +524,7 @@ TEST_F(PgStoreTest, OutboxOrderAttemptsAndScrubbedDone) {
 }
 
 TEST_F(PgStoreTest, ScrubSecrets) {
-  ASSERT_TRUE(store_->CreateDeployment(Deployment("d1"), GpuClaim{}, {}).ok());
+  ASSERT_TRUE(store_->CreateDeployment(MakeDeployment("d1"), GpuClaim{}, {}).ok());
   ASSERT_TRUE(store_->ScrubSecrets("d1").ok());
   auto d = store_->GetDeployment("d1");
   ASSERT_TRUE(d.ok() && d->has_value());
@@ -613,8 +613,8 @@ TEST_F(PgStoreTest, HealthReports) {
   h.gpu_performance_score = 62.5;
   h.details_json = R"({"gpus":[{"uuid":"GPU-a","health":"warning"}]})";
   auto id1 =
-      store_->InsertHealthReport(h, {GpuHealthRow{"GPU-a", "warning", R"({"temperature":"high"})"},
-                                     GpuHealthRow{"GPU-b", "healthy", ""}});
+      store_->InsertHealthReport(h, {GpuHealthRow{"GPU-a", GpuHealthState::kWarning, R"({"temperature":"high"})"},
+                                     GpuHealthRow{"GPU-b", GpuHealthState::kHealthy, ""}});
   ASSERT_TRUE(id1.ok()) << id1.error().ToString();
   HealthReport later = h;
   later.checked_at += seconds(60);
@@ -668,12 +668,13 @@ TEST_F(PgStoreTest, PruneDeletesOnlyOldPushedAndDoneRows) {
 
   HealthReport h;
   h.checked_at = now - hours(24 * 40);
-  const int64_t old_report = *store_->InsertHealthReport(h, {GpuHealthRow{"GPU-a", "healthy", ""}});
+  const int64_t old_report = *store_->InsertHealthReport(h, {GpuHealthRow{"GPU-a", GpuHealthState::kHealthy, ""}});
   h.checked_at = now - hours(24 * 40);
   const int64_t old_unpushed_report = *store_->InsertHealthReport(h, {});
   ASSERT_TRUE(store_->MarkHealthReportsPushed({old_report}).ok());
 
-  ASSERT_TRUE(store_->AppendEvents({Event("d1", "a"), Event("d1", "b"), Event("d1", "c")}).ok());
+  ASSERT_TRUE(store_->AppendEvents({Event("d1", EventKind::kSuccess), Event("d1", EventKind::kExpiring),
+                                    Event("d1", EventKind::kTerminated)}).ok());
   auto events = *store_->PendingEvents(10);
   ASSERT_TRUE(store_->MarkEventDone(events[0].id, "delivered", "").ok());
   ASSERT_TRUE(store_->MarkEventDone(events[1].id, "delivered", "").ok());
@@ -742,7 +743,7 @@ TEST_F(PgStoreTest, TimeoutBecomesDeadlineExceeded) {
   SyncThreeGpus();
   sql_->Query("BEGIN");
   sql_->Query("SELECT * FROM gpu_status WHERE uuid = 'GPU-a' FOR UPDATE");
-  auto d = (*s)->CreateDeployment(Deployment("d1"), GpuClaim{0, {"GPU-a"}}, {});
+  auto d = (*s)->CreateDeployment(MakeDeployment("d1"), GpuClaim{0, {"GPU-a"}}, {});
   sql_->Query("ROLLBACK");
   ASSERT_FALSE(d.ok());
   EXPECT_EQ(d.error().code, ErrorCode::kDeadlineExceeded) << d.error().ToString();

@@ -17,9 +17,9 @@ double RoundHalfUp(double value, int decimals) {
   return std::copysign(rounded, value);
 }
 
-store::Usage ComputeUsage(int duration_minutes, std::optional<SystemTime> started_at,
+domain::Usage ComputeUsage(int duration_minutes, std::optional<SystemTime> started_at,
                           SystemTime ended_at, std::optional<double> price_per_hour) {
-  store::Usage u;
+  domain::Usage u;
   u.reserved_minutes = std::max(duration_minutes, 0);
   double used = 0;
   if (started_at) {

@@ -3,7 +3,7 @@
 #include <optional>
 
 #include "common/clock.h"
-#include "store/records.h"
+#include "domain/usage.h"
 
 namespace taolie::agent {
 
@@ -15,7 +15,7 @@ namespace taolie::agent {
 // With a price (finite, >= 0; anything else counts as no price):
 //   usage_amount = used * price / 60 and refund_amount = unused * price / 60, each rounded
 //   half-up to cents; the refund is never negative. Without a price both are absent.
-store::Usage ComputeUsage(int duration_minutes, std::optional<SystemTime> started_at,
+domain::Usage ComputeUsage(int duration_minutes, std::optional<SystemTime> started_at,
                           SystemTime ended_at, std::optional<double> price_per_hour);
 
 // Rounds half away from zero to `decimals` places, tolerant of binary representation error

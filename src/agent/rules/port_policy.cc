@@ -15,7 +15,7 @@ std::string RangeText(const PortRangeSpec& r) {
 
 }  // namespace
 
-Result<std::vector<store::PortAllocation>> AllocatePorts(
+Result<std::vector<domain::PortAllocation>> AllocatePorts(
     const std::vector<int>& container_ports, const NamedPorts& named, const PortRangeSpec& range,
     const std::function<bool(int host_port)>& taken) {
   for (int p : {named.ssh, named.rental_port_1, named.rental_port_2}) {
@@ -60,7 +60,7 @@ Result<std::vector<store::PortAllocation>> AllocatePorts(
     }
   }
 
-  std::vector<store::PortAllocation> out(container_ports.size());
+  std::vector<domain::PortAllocation> out(container_ports.size());
   std::set<int> given;
   auto free = [&](int host) { return given.count(host) == 0 && !taken(host); };
 

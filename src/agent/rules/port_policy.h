@@ -5,7 +5,7 @@
 #include <vector>
 
 #include "common/result.h"
-#include "store/records.h"
+#include "domain/deployment.h"
 
 namespace taolie::agent {
 
@@ -30,7 +30,7 @@ struct PortRangeSpec {  // network.port_range; 0,0 = none
 // Output is in container_ports order. Errors: InvalidArgument for a container port outside
 // 1-65535, a duplicate container port or a malformed range/named port; FailedPrecondition
 // "no free host port for container port N: ..." when a port cannot be placed.
-Result<std::vector<store::PortAllocation>> AllocatePorts(
+Result<std::vector<domain::PortAllocation>> AllocatePorts(
     const std::vector<int>& container_ports, const NamedPorts& named, const PortRangeSpec& range,
     const std::function<bool(int host_port)>& taken);
 

@@ -1,8 +1,8 @@
-#include "store/records.h"
+#include "domain/deployment.h"
 
 #include <array>
 
-namespace taolie::store {
+namespace taolie::domain {
 namespace {
 
 constexpr std::array<const char*, 8> kStateNames = {"accepted",  "pulling", "creating", "starting",
@@ -22,4 +22,4 @@ std::optional<DeploymentState> ParseDeploymentState(const std::string& s) {
   return std::nullopt;
 }
 
-}  // namespace taolie::store
+}  // namespace taolie::domain
