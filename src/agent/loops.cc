@@ -31,6 +31,17 @@ std::optional<int64_t> OptInt(const std::optional<uint32_t>& v) {
   return static_cast<int64_t>(*v);
 }
 
+store::OutboxEvent AckOutboxEvent(const Runtime& rt, const Clock& clock,
+                                  const std::string& command_id, const std::string& result,
+                                  const std::string& error, const std::string& deployment_id) {
+  store::OutboxEvent e;
+  e.kind = domain::EventKind::kAck;
+  e.path = platform::AckPath(rt.agent_id(), command_id);
+  e.body = platform::BuildAckBody(clock.Now(), rt.ts(), result, error, deployment_id);
+  e.created_at = clock.Now();
+  return e;
+}
+
 }  // namespace
 
 std::string InventorySignature(const std::vector<gpu::GpuInfo>& gpus) {
@@ -276,6 +287,25 @@ Status HeartbeatLoop::RunOnce(std::stop_token stop) {
   return OkStatus();
 }
 
+bool CommandPollLoop::FirstTimeSeen(uint64_t key) {
+  if (!logged_.insert(key).second) return false;
+  logged_order_.push_back(key);
+  if (logged_order_.size() > kMaxRemembered) {
+    logged_.erase(logged_order_.front());
+    logged_order_.pop_front();
+  }
+  return true;
+}
+
+// A malformed command that has an id: done at once with result "rejected", acked via the outbox.
+Status CommandPollLoop::Reject(const std::string& command_id, const std::string& reason) {
+  TAOLIE_RETURN_IF_ERROR(
+      d_.store.FinishCommand(command_id, "rejected", reason, "",
+                             {AckOutboxEvent(rt_, d_.clock, command_id, "rejected", reason, "")}));
+  rt_.NotifyOutbox();
+  return OkStatus();
+}
+
 Status CommandPollLoop::RunOnce(std::stop_token stop) {
   rerun_ = false;
   auto r = d_.api.Send(platform::Method::kGet, platform::CommandsPath(rt_.agent_id()), "", stop);
@@ -289,9 +319,16 @@ Status CommandPollLoop::RunOnce(std::stop_token stop) {
     spdlog::warn("command poll: bad response: {}", parsed.error().message);
     return OkStatus();  // bad input: logged, keep polling at the normal rate
   }
-  for (const auto& e : parsed->errors)
-    spdlog::warn("command poll: skipped malformed command: {}", e);
-  int fresh = 0;
+  for (const auto& e : parsed->errors) {
+    if (FirstTimeSeen(e.key)) spdlog::warn("command poll: malformed command: {}", e.message);
+  }
+  // One command the store cannot take never holds back the others: each is tried, and what
+  // was not recorded is re-delivered by the platform.
+  int fresh = 0, unrecorded = 0;
+  Status first_error = OkStatus();
+  auto failed = [&](const Status& st) {
+    if (++unrecorded == 1) first_error = st;
+  };
   for (const auto& c : parsed->commands) {
     store::CommandRecord rec;
     rec.command_id = c.command_id;
@@ -299,32 +336,49 @@ Status CommandPollLoop::RunOnce(std::stop_token stop) {
     rec.payload_json = c.payload_json;
     rec.received_at = d_.clock.Now();
     auto is_new = d_.store.RecordCommand(rec);
-    if (!is_new.ok()) return is_new.error();  // not recorded: it will be re-delivered
+    if (!is_new.ok()) {
+      failed(is_new.error());
+      continue;
+    }
     if (*is_new) {
       ++fresh;
+      if (!c.rejection.empty()) {
+        if (Status st = Reject(c.command_id, c.rejection); !st.ok()) failed(st);
+        continue;
+      }
       spdlog::info("command {} ({}) received", c.command_id, c.command_type);
       m_.Schedule(rec);
       continue;
     }
     auto known = d_.store.GetCommand(c.command_id);
-    if (!known.ok() || !known->has_value()) continue;
+    if (!known.ok()) {
+      failed(known.error());
+      continue;
+    }
+    if (!known->has_value()) continue;
     if ((*known)->state == store::CommandState::kPending) {
+      if (!c.rejection.empty()) {
+        if (Status st = Reject(c.command_id, c.rejection); !st.ok()) failed(st);
+        continue;
+      }
       m_.Schedule(**known);  // deduplicated by the work queue while in progress
     } else if ((*known)->acked_at) {
       // Done and acked, yet re-delivered: our ack was lost on the way. Ack again (harmless).
-      store::OutboxEvent e;
+      auto e = AckOutboxEvent(rt_, d_.clock, c.command_id, (*known)->result, (*known)->error,
+                              (*known)->deployment_id);
       e.deployment_id = (*known)->deployment_id;
-      e.kind = domain::EventKind::kAck;
-      e.path = platform::AckPath(rt_.agent_id(), c.command_id);
-      e.body = platform::BuildAckBody(d_.clock.Now(), rt_.ts(), (*known)->result, (*known)->error,
-                                      (*known)->deployment_id);
-      e.created_at = d_.clock.Now();
       if (d_.store.AppendEvents({e}).ok()) rt_.NotifyOutbox();
     }
   }
   // Poll again at once after new commands, a few times in a row at most.
   rerun_ = fresh > 0 && ++immediate_in_a_row_ < 5;
   if (!rerun_) immediate_in_a_row_ = 0;
+  if (unrecorded > 0) {
+    return MakeError(first_error.error().code,
+                     std::to_string(unrecorded) + " of " + std::to_string(parsed->commands.size()) +
+                         " commands not recorded (the platform re-delivers them): " +
+                         first_error.error().message);
+  }
   return OkStatus();
 }
 

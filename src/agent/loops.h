@@ -2,6 +2,7 @@
 // The agent's periodic loops (platform-api.md and the README's seven), plus the outbox sender.
 #include <atomic>
 #include <chrono>
+#include <deque>
 #include <map>
 #include <mutex>
 #include <set>
@@ -84,6 +85,13 @@ class CommandPollLoop final : public Loop {
   DeploymentManager& m_;
   bool rerun_ = false;
   int immediate_in_a_row_ = 0;
+  // Malformed elements already logged in this run (a bad element is re-delivered every poll):
+  // bounded, the oldest forgotten first.
+  bool FirstTimeSeen(uint64_t key);
+  Status Reject(const std::string& command_id, const std::string& reason);
+  static constexpr size_t kMaxRemembered = 1024;
+  std::set<uint64_t> logged_;
+  std::deque<uint64_t> logged_order_;
 };
 
 // 5. Metrics push (10 s) and 6. health push (60 s): oldest unpushed first.

@@ -143,6 +143,56 @@ std::string BuildHeartbeatBody(const std::string& agent_id, SystemTime now, Time
 
 // ---- Commands -------------------------------------------------------------------------------
 
+std::string CommandIdProblem(const std::string& id) {
+  if (id.empty()) return "command_id is empty";
+  if (id.size() > kMaxCommandIdLength) {
+    return "command_id is " + std::to_string(id.size()) + " bytes, over " +
+           std::to_string(kMaxCommandIdLength);
+  }
+  if (id == "." || id == "..") return "command_id '" + id + "' cannot be a path segment";
+  for (size_t i = 0; i < id.size(); ++i) {
+    const auto c = static_cast<unsigned char>(id[i]);
+    const bool c1 = c == 0xC2 && i + 1 < id.size() &&
+                    static_cast<unsigned char>(id[i + 1]) >= 0x80 &&
+                    static_cast<unsigned char>(id[i + 1]) <= 0x9F;
+    if (c < 0x20 || c == 0x7F || c1) {
+      return c == 0 ? "command_id contains NUL" : "command_id contains a control character";
+    }
+  }
+  return "";
+}
+
+std::string EscapeForLog(const std::string& s, size_t max_chars) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  size_t chars = 0;
+  for (size_t i = 0; i < s.size(); ++i) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    const bool continuation = (c & 0xC0) == 0x80;
+    if (!continuation && chars++ == max_chars) {
+      out += "\u2026";
+      return out;
+    }
+    const bool c1 = c == 0xC2 && i + 1 < s.size() && static_cast<unsigned char>(s[i + 1]) >= 0x80 &&
+                    static_cast<unsigned char>(s[i + 1]) <= 0x9F;
+    if (c1) {
+      const auto next = static_cast<unsigned char>(s[++i]);
+      out += "\\xC2\\x";
+      out.push_back(kHex[next >> 4]);
+      out.push_back(kHex[next & 0xF]);
+    } else if (c < 0x20 || c == 0x7F) {
+      out += "\\x";
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 0xF]);
+    } else if (c == '\\') {
+      out += "\\\\";
+    } else {
+      out.push_back(static_cast<char>(c));
+    }
+  }
+  return out;
+}
+
 Result<ParsedCommands> ParseCommands(const std::string& body) {
   Json j = Json::parse(body, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) return MakeError(ErrorCode::kInvalidArgument, "commands: not JSON");
@@ -162,35 +212,63 @@ Result<ParsedCommands> ParseCommands(const std::string& body) {
   size_t i = 0;
   for (const auto& e : *it) {
     std::string where = "commands[" + std::to_string(i++) + "]";
+    const uint64_t key = std::hash<std::string>{}(Dump(e));
+    auto skip = [&](const std::string& why) {
+      out.errors.push_back(CommandProblem{key, where + ": skipped: " + why, true});
+    };
     if (!e.is_object()) {
-      out.errors.push_back(where + ": not an object");
+      skip(std::string("not an object but ") + e.type_name());
       continue;
     }
     auto id = e.find("command_id");
-    if (id == e.end() || !id->is_string() || id->get<std::string>().empty()) {
-      out.errors.push_back(where + ": command_id missing or not a non-empty string");
+    if (id == e.end()) {
+      skip("command_id missing");
       continue;
     }
-    where += " (" + id->get<std::string>() + ")";
-    auto type = e.find("command_type");
-    if (type == e.end() || !type->is_string()) {
-      out.errors.push_back(where + ": command_type missing or not a string");
+    if (!id->is_string()) {
+      where += " (command_id " + EscapeForLog(Dump(*id)) + ")";
+      skip(std::string("command_id is ") + id->type_name() + ", not a string");
       continue;
+    }
+    const std::string command_id = id->get<std::string>();
+    where += " (command_id \"" + EscapeForLog(command_id) + "\")";
+    if (std::string why = CommandIdProblem(command_id); !why.empty()) {
+      skip(why);
+      continue;
+    }
+    PlatformCommand cmd{command_id, "", "{}", ""};
+    auto type = e.find("command_type");
+    if (type == e.end()) {
+      cmd.rejection = "command_type missing";
+    } else if (!type->is_string()) {
+      cmd.rejection = std::string("command_type is ") + type->type_name() + ", not a string";
+    } else {
+      std::string t = type->get<std::string>();
+      std::transform(t.begin(), t.end(), t.begin(),
+                     [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+      // An unprintable or huge type cannot be a known one: rejected here, never stored.
+      if (t.size() > 64 || !CommandIdProblem(t).empty()) {
+        cmd.rejection = "unknown command_type '" + EscapeForLog(t) + "'";
+      } else {
+        cmd.command_type = std::move(t);
+      }
     }
     auto payload = e.find("payload");
-    Json p = Json::object();
     if (payload != e.end() && !payload->is_null()) {
-      if (!payload->is_object()) {
-        // Still handed on, raw: the command has an id, so it can be rejected with an ack
-        // (otherwise the platform would re-deliver it forever).
-        out.errors.push_back(where + ": payload is " + payload->type_name() + ", not an object");
+      if (!payload->is_object() && cmd.rejection.empty()) {
+        // Still handed on, raw: the command has an id, so the workflow rejects it with an
+        // ack (otherwise the platform would re-deliver it forever).
+        out.errors.push_back(CommandProblem{
+            key, where + ": payload is " + payload->type_name() + ", not an object (rejected)",
+            false});
       }
-      p = *payload;
+      cmd.payload_json = Dump(*payload);
     }
-    std::string t = type->get<std::string>();
-    std::transform(t.begin(), t.end(), t.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    out.commands.push_back(PlatformCommand{id->get<std::string>(), std::move(t), Dump(p)});
+    if (!cmd.rejection.empty()) {
+      out.errors.push_back(
+          CommandProblem{key, where + ": " + cmd.rejection + " (rejected)", false});
+    }
+    out.commands.push_back(std::move(cmd));
   }
   return out;
 }
@@ -262,7 +340,8 @@ std::string BuildMetricsBody(const std::string& agent_id, const std::string& pla
 // ---- Health ---------------------------------------------------------------------------------
 
 std::string BuildHealthBody(const std::string& agent_id, const std::string& platform_gpu_uuid,
-                            const domain::HealthReport& report, SystemTime now, TimestampFormat ts) {
+                            const domain::HealthReport& report, SystemTime now,
+                            TimestampFormat ts) {
   Json j;
   j["agent_id"] = agent_id;
   j["gpu_uuid"] = platform_gpu_uuid;

@@ -10,12 +10,12 @@
 #include "common/clock.h"
 #include "common/result.h"
 #include "common/time_format.h"
-#include "gpu/gpu_probe.h"
-#include "host/host_probe.h"
 #include "domain/deployment.h"
 #include "domain/health_report.h"
 #include "domain/metrics.h"
 #include "domain/usage.h"
+#include "gpu/gpu_probe.h"
+#include "host/host_probe.h"
 
 namespace taolie::platform {
 
@@ -50,16 +50,42 @@ std::string BuildHeartbeatBody(const std::string& agent_id, SystemTime now, Time
 
 // ---- 3. Commands --------------------------------------------------------------------------
 struct PlatformCommand {
-  std::string command_id;
-  std::string command_type;  // lowercased
+  std::string command_id;    // always acknowledgeable (IsAcknowledgeableCommandId)
+  std::string command_type;  // lowercased; "" when missing or not a string
   std::string payload_json;  // compact JSON text: an object, "{}" when absent, raw when malformed
+  // Non-empty: the element is malformed but has an id, so it is recorded and acknowledged
+  // "rejected" with this reason, and nothing else is done (e.g. a bad command_type).
+  std::string rejection;
+};
+// One malformed element of a poll: skipped (no usable command_id) or handed on for rejection.
+struct CommandProblem {
+  // Identifies the element across polls (its whole JSON text, hashed), so that the same bad
+  // element re-delivered every poll is logged once.
+  uint64_t key = 0;
+  // Printable: ids escaped and truncated (EscapeForLog), e.g.
+  // `commands[0] (command_id "aaaa…"): skipped: command_id is 3000 characters, over 128`.
+  std::string message;
+  bool skipped = false;  // true: no ack possible; false: acknowledged "rejected"
 };
 struct ParsedCommands {
-  std::vector<PlatformCommand> commands;
-  std::vector<std::string> errors;  // one message per skipped malformed element
+  std::vector<PlatformCommand> commands;  // in poll order, the rejected ones included
+  std::vector<CommandProblem> errors;     // one per malformed element
 };
-// InvalidArgument when the body is not JSON or not an object with a `commands` array.
+// InvalidArgument when the body is not JSON or not an object with a `commands` array. A bad
+// element never fails the whole poll.
 Result<ParsedCommands> ParseCommands(const std::string& body);
+
+// The longest command_id the agent records and acknowledges.
+inline constexpr size_t kMaxCommandIdLength = 128;
+// "" when `id` can be recorded and used in the ack path, else why not: empty, over
+// kMaxCommandIdLength bytes, a control character (C0, DEL, C1) or NUL, "." or "..".
+std::string CommandIdProblem(const std::string& id);
+inline bool IsAcknowledgeableCommandId(const std::string& id) {
+  return CommandIdProblem(id).empty();
+}
+// For log lines: control characters, DEL and backslash as \xNN / \\, at most `max_chars`
+// UTF-8 characters, then "…" when cut.
+std::string EscapeForLog(const std::string& s, size_t max_chars = 64);
 
 // ---- 4. Acknowledgement -------------------------------------------------------------------
 // status "processed"; `error` and `deployment_id` omitted when empty.
@@ -98,7 +124,8 @@ std::string BuildExpiringBody(const std::string& deployment_id, SystemTime expir
 // refund_amount only when usage.price_per_hour is set.
 std::string BuildTerminatedBody(const std::string& deployment_id, const std::string& status,
                                 const std::string& reason, std::optional<SystemTime> started_at,
-                                SystemTime ended_at, const domain::Usage& usage, TimestampFormat ts);
+                                SystemTime ended_at, const domain::Usage& usage,
+                                TimestampFormat ts);
 
 // ---- Paths (ids are percent-escaped) -------------------------------------------------------
 std::string RegisterPath();

@@ -403,6 +403,21 @@ struct Simulator::State {
   std::set<std::string> known_commands, acked;
   std::map<std::string, std::vector<std::string>> ack_bodies;
   std::vector<Event> events;
+  std::map<std::string, std::pair<RawPoll, std::string>> raw_poll;  // agent id -> raw reply
+
+  // The commands poll reply of one agent: its queue, unless a raw reply is set.
+  Reply PollReplyLocked(const std::string& agent_id, Json list) const {
+    auto raw = raw_poll.find(agent_id);
+    if (raw == raw_poll.end()) return JsonReply(200, Json{{"commands", std::move(list)}});
+    const auto& [mode, text] = raw->second;
+    if (mode == RawPoll::kReplace) return Reply{200, text, 0};
+    const size_t open = text.find('['), close = text.rfind(']');
+    std::string prefix = open < close ? text.substr(open + 1, close - open - 1) : text;
+    std::string queued = list.dump();
+    queued = queued.substr(1, queued.size() - 2);
+    const bool both = prefix.find_first_not_of(" \t\r\n") != std::string::npos && !queued.empty();
+    return Reply{200, "{\"commands\": [" + prefix + (both ? "," : "") + queued + "]}", 0};
+  }
 
   std::string NewCommandIdLocked() {
     auto hex = RandomHex(12);
@@ -472,7 +487,7 @@ struct Simulator::State {
           list.push_back(
               Json{{"command_id", c.command_id}, {"command_type", c.type}, {"payload", c.payload}});
         }
-        return JsonReply(200, Json{{"commands", std::move(list)}});
+        return PollReplyLocked(seg[2], std::move(list));
       }
       if (post && seg.size() == 6 && seg[3] == "commands" && seg[5] == "ack") {
         std::string e = ValidateAck(body);
@@ -740,6 +755,15 @@ std::string Simulator::QueueCommand(const std::string& agent_id, const std::stri
 bool Simulator::Acked(const std::string& command_id) const {
   std::lock_guard lock(state_->mu);
   return state_->acked.count(command_id) > 0;
+}
+
+void Simulator::SetRawPollReply(const std::string& agent_id, std::string text, RawPoll mode) {
+  std::lock_guard lock(state_->mu);
+  if (text.empty()) {
+    state_->raw_poll.erase(agent_id);
+  } else {
+    state_->raw_poll[agent_id] = {mode, std::move(text)};
+  }
 }
 
 bool Simulator::WaitFor(const std::function<bool()>& pred, std::chrono::milliseconds timeout) {

@@ -70,6 +70,17 @@ class Simulator {
                            const std::string& payload_json, std::string command_id = "");
   bool Acked(const std::string& command_id) const;
 
+  // Raw poll reply, for tests of malformed input: the commands poll of `agent_id` answers 200
+  // with `text` taken verbatim (never re-serialised, so it may hold a 3000-character
+  // command_id, "\u0000", a bare array, invalid JSON...) until cleared with "".
+  //   kPrepend: `text` is a JSON array literal ("[...]"); its elements come first in every
+  //             reply, before the queued commands (which still work as usual).
+  //   kReplace: `text` is the whole body; queued commands are not shown meanwhile.
+  // Acks of ids that were never queued answer 404, as for any unknown command.
+  enum class RawPoll { kPrepend, kReplace };
+  void SetRawPollReply(const std::string& agent_id, std::string text,
+                       RawPoll mode = RawPoll::kPrepend);
+
   // Polls `pred` every 10 ms until it is true or `timeout` passed; returns the last result.
   static bool WaitFor(const std::function<bool()>& pred, std::chrono::milliseconds timeout);
 

@@ -300,6 +300,20 @@ class AgentE2eTest : public ::testing::Test {
     return bodies.empty() ? nlohmann::json() : nlohmann::json::parse(bodies.back());
   }
 
+  // Waits until the agent has polled for commands `n` more times: after it, what the agent
+  // would have done with what it saw before has had its chance (a positive signal, instead
+  // of sleeping and checking that nothing happened).
+  bool WaitForPolls(int n, std::chrono::seconds timeout = std::chrono::seconds(30)) {
+    const std::string path = "/api/host-agents/" + agent_id_ + "/commands";
+    auto polls = [&] {
+      int count = 0;
+      for (const auto& r : sim_->Requests(path)) count += r.method == "GET" ? 1 : 0;
+      return count;
+    };
+    const int start = polls();
+    return sim::Simulator::WaitFor([&] { return polls() >= start + n; }, timeout);
+  }
+
   std::string docker_host_, registry_, agent_id_;
   std::unique_ptr<sim::Simulator> sim_;
   std::unique_ptr<docker::EngineDockerClient> docker_;

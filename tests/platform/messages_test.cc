@@ -236,41 +236,141 @@ TEST(Messages, ParseCommandsRejectsBadShapes) {
   }
 }
 
-TEST(Messages, ParseCommandsSkipsMalformedElements) {
-  const std::string body = R"({"commands": [
-    {"command_id": "c1", "command_type": "DEPLOY", "payload": {"image": "busybox", "n": [1, 2]}},
-    7,
-    {"command_type": "deploy", "payload": {}},
-    {"command_id": "", "command_type": "deploy"},
-    {"command_id": 5, "command_type": "deploy"},
-    {"command_id": "c2", "command_type": 3},
-    {"command_id": "c3", "command_type": "terminate", "payload": [1]},
-    {"command_id": "c4", "command_type": "Terminate"},
-    {"command_id": "c5", "command_type": "reboot", "payload": null}
-  ]})";
-  auto r = ParseCommands(body);
-  ASSERT_TRUE(r.ok()) << r.error().ToString();
-  ASSERT_EQ(r->commands.size(), 4u);
-  EXPECT_EQ(r->commands[0].command_id, "c1");
-  EXPECT_EQ(r->commands[0].command_type, "deploy");
-  EXPECT_EQ(r->commands[0].payload_json, R"({"image":"busybox","n":[1,2]})");
-  // A non-object payload is passed on raw so that the command can be rejected and acked.
-  EXPECT_EQ(r->commands[1].command_id, "c3");
-  EXPECT_EQ(r->commands[1].payload_json, "[1]");
-  EXPECT_EQ(r->commands[2].command_id, "c4");
-  EXPECT_EQ(r->commands[2].command_type, "terminate");
-  EXPECT_EQ(r->commands[2].payload_json, "{}");
-  EXPECT_EQ(r->commands[3].command_type, "reboot");
-  EXPECT_EQ(r->commands[3].payload_json, "{}");
-  ASSERT_EQ(r->errors.size(), 6u);
-  EXPECT_NE(r->errors[0].find("commands[1]"), std::string::npos);
-  EXPECT_NE(r->errors[5].find("c3"), std::string::npos);
-  EXPECT_NE(r->errors[5].find("payload"), std::string::npos);
+// One element per row, always followed by a valid command: the bad element never holds it back.
+TEST(Messages, ParseCommandsTableOfMalformedElements) {
+  const std::string k3000(3000, 'a');
+  const std::string k128(128, 'b');
+  struct Row {
+    std::string element;  // JSON text of commands[0]
+    enum { kKept, kRejected, kSkipped } outcome;
+    std::string id;       // kept/rejected: the command_id handed on
+    std::string type;     // kept/rejected: the command_type handed on
+    std::string payload;  // kept/rejected: payload_json
+    std::string message;  // a part of the logged message ("" = none logged)
+  };
+  const std::vector<Row> rows = {
+      {R"({"command_id": "c1", "command_type": "DEPLOY", "payload": {"image": "b", "n": [1]}})",
+       Row::kKept, "c1", "deploy", R"({"image":"b","n":[1]})", ""},
+      {R"({"command_id": "c1", "command_type": "reboot", "payload": null})", Row::kKept, "c1",
+       "reboot", "{}", ""},
+      {R"({"command_id": "c1", "command_type": "Terminate"})", Row::kKept, "c1", "terminate", "{}",
+       ""},
+      {R"({"command_id": ")" + k128 + R"(", "command_type": "deploy"})", Row::kKept, k128, "deploy",
+       "{}", ""},
+      {R"({"command_id": "a/b c", "command_type": "deploy"})", Row::kKept, "a/b c", "deploy", "{}",
+       ""},
+      // Has an id, so recorded and acknowledged "rejected" with the reason.
+      {R"({"command_id": "c1", "command_type": "terminate", "payload": [1]})", Row::kRejected, "c1",
+       "terminate", "[1]", "payload is array"},
+      {R"({"command_id": "c1", "command_type": 3})", Row::kRejected, "c1", "", "{}",
+       "command_type is number, not a string"},
+      {R"({"command_id": "c1", "payload": {}})", Row::kRejected, "c1", "", "{}",
+       "command_type missing"},
+      {R"({"command_id": "c1", "command_type": "dep\u0000loy"})", Row::kRejected, "c1", "", "{}",
+       R"(unknown command_type 'dep\x00loy')"},
+      // No id that can be acknowledged: skipped.
+      {"7", Row::kSkipped, "", "", "", "commands[0]: skipped: not an object but number"},
+      {R"({"command_type": "deploy"})", Row::kSkipped, "", "", "", "command_id missing"},
+      {R"({"command_id": 5, "command_type": "deploy"})", Row::kSkipped, "", "", "",
+       "(command_id 5): skipped: command_id is number, not a string"},
+      {R"({"command_id": null, "command_type": "deploy"})", Row::kSkipped, "", "", "",
+       "command_id is null"},
+      {R"({"command_id": "", "command_type": "deploy"})", Row::kSkipped, "", "", "",
+       "command_id is empty"},
+      {R"({"command_id": ")" + k128 + R"(b", "command_type": "deploy"})", Row::kSkipped, "", "", "",
+       "command_id is 129 bytes, over 128"},
+      {R"({"command_id": ")" + k3000 + R"(", "command_type": "deploy"})", Row::kSkipped, "", "", "",
+       "(command_id \"" + std::string(64, 'a') + "\u2026\"): skipped: command_id is 3000 bytes"},
+      {R"({"command_id": "a\u0000b", "command_type": "deploy"})", Row::kSkipped, "", "", "",
+       R"((command_id "a\x00b"): skipped: command_id contains NUL)"},
+      {R"({"command_id": "a\nb\u001b[31m", "command_type": "deploy"})", Row::kSkipped, "", "", "",
+       R"((command_id "a\x0Ab\x1B[31m"): skipped: command_id contains a control character)"},
+      {R"({"command_id": "a\u007f", "command_type": "deploy"})", Row::kSkipped, "", "", "",
+       "control character"},
+      {R"({"command_id": "a\u0085", "command_type": "deploy"})", Row::kSkipped, "", "", "",
+       "control character"},
+      {R"({"command_id": ".", "command_type": "deploy"})", Row::kSkipped, "", "", "",
+       "cannot be a path segment"},
+      {R"({"command_id": "..", "command_type": "deploy"})", Row::kSkipped, "", "", "",
+       "cannot be a path segment"},
+  };
+  for (const auto& row : rows) {
+    SCOPED_TRACE(row.element.substr(0, 200));
+    auto r = ParseCommands(R"({"commands": [)" + row.element +
+                           R"(, {"command_id": "ok-1", "command_type": "deploy"}]})");
+    ASSERT_TRUE(r.ok()) << r.error().ToString();
+    const size_t kept = row.outcome == Row::kSkipped ? 0 : 1;
+    ASSERT_EQ(r->commands.size(), kept + 1);
+    EXPECT_EQ(r->commands.back().command_id, "ok-1");
+    EXPECT_EQ(r->commands.back().command_type, "deploy");
+    EXPECT_TRUE(r->commands.back().rejection.empty());
+    if (kept == 1) {
+      const PlatformCommand& c = r->commands.front();
+      EXPECT_EQ(c.command_id, row.id);
+      EXPECT_EQ(c.command_type, row.type);
+      EXPECT_EQ(c.payload_json, row.payload);
+      // The workflow rejects a bad payload itself; only a bad type is rejected here.
+      EXPECT_EQ(c.rejection.empty(), row.outcome == Row::kKept || row.payload == "[1]");
+    }
+    if (row.message.empty()) {
+      EXPECT_TRUE(r->errors.empty()) << r->errors.front().message;
+      continue;
+    }
+    ASSERT_EQ(r->errors.size(), 1u);
+    const CommandProblem& p = r->errors.front();
+    EXPECT_NE(p.message.find(row.message), std::string::npos) << p.message;
+    EXPECT_EQ(p.skipped, row.outcome == Row::kSkipped);
+    EXPECT_LT(p.message.size(), 400u) << "not truncated";
+    for (unsigned char ch : p.message) EXPECT_FALSE(ch < 0x20 || ch == 0x7F) << p.message;
+    // The same element in a later poll has the same key (logged once); another has another.
+    auto again = ParseCommands(R"({"commands": [{"command_id": "x"}, )" + row.element + "]}");
+    ASSERT_TRUE(again.ok());
+    ASSERT_EQ(again->errors.size(), 2u);
+    EXPECT_EQ(again->errors[1].key, p.key);
+    EXPECT_NE(again->errors[0].key, p.key);
+  }
 
   auto empty = ParseCommands(R"({"commands": []})");
   ASSERT_TRUE(empty.ok());
   EXPECT_TRUE(empty->commands.empty());
   EXPECT_TRUE(empty->errors.empty());
+}
+
+TEST(Messages, CommandIdProblem) {
+  EXPECT_EQ(CommandIdProblem("cmd-1"), "");
+  EXPECT_EQ(CommandIdProblem("caf\u00e9 \u2603"), "");  // UTF-8 that is not a control char
+  EXPECT_EQ(CommandIdProblem(std::string(kMaxCommandIdLength, 'x')), "");
+  EXPECT_NE(CommandIdProblem(std::string(kMaxCommandIdLength + 1, 'x')), "");
+  EXPECT_NE(CommandIdProblem(std::string("a\0b", 3)), "");
+  EXPECT_NE(CommandIdProblem("\t"), "");
+  EXPECT_NE(CommandIdProblem(".."), "");
+  EXPECT_EQ(CommandIdProblem("..."), "");
+  EXPECT_TRUE(IsAcknowledgeableCommandId("a.b"));
+  EXPECT_FALSE(IsAcknowledgeableCommandId(""));
+}
+
+TEST(Messages, EscapeForLog) {
+  struct Row {
+    std::string in;
+    size_t max;
+    std::string out;
+  };
+  const std::vector<Row> rows = {
+      {"plain", 64, "plain"},
+      {std::string("a\0b", 3), 64, R"(a\x00b)"},
+      {"\x1b[2J\r\n", 64, R"(\x1B[2J\x0D\x0A)"},
+      {"back\\slash", 64, R"(back\\slash)"},
+      {"a\x7f", 64, R"(a\x7F)"},
+      {"a\u0085", 64, R"(a\xC2\x85)"},
+      {"abcdef", 3, "abc\u2026"},
+      {"abc", 3, "abc"},
+      {"\u00e9\u00e9\u00e9\u00e9", 2, "\u00e9\u00e9\u2026"},  // cut between characters, not bytes
+      {std::string(3000, 'z'), 64, std::string(64, 'z') + "\u2026"},
+  };
+  for (const auto& row : rows) {
+    SCOPED_TRACE(row.in.substr(0, 80));
+    EXPECT_EQ(EscapeForLog(row.in, row.max), row.out);
+  }
 }
 
 TEST(Messages, AckBody) {

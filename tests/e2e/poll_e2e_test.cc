@@ -1,0 +1,112 @@
+// End-to-end: a poll with malformed commands, a reused deployment id, and a start-up that
+// does not wait on the platform. The real agent binary, PostgreSQL, dockerd and the simulator.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+
+#include "e2e/agent_harness.h"
+
+namespace taolie::testing {
+namespace {
+
+using nlohmann::json;
+using namespace std::chrono_literals;
+
+class PollTest : public AgentE2eTest {
+ protected:
+  // Requests to `prefix` that arrived after `since`.
+  std::vector<sim::Simulator::Request> RequestsSince(const std::string& prefix,
+                                                     std::chrono::system_clock::time_point since) {
+    std::vector<sim::Simulator::Request> out;
+    for (auto& r : sim_->Requests(prefix)) {
+      if (r.at > since) out.push_back(std::move(r));
+    }
+    return out;
+  }
+  size_t Count(const std::string& haystack, const std::string& needle) {
+    size_t n = 0;
+    for (size_t at = haystack.find(needle); at != std::string::npos;
+         at = haystack.find(needle, at + needle.size()))
+      ++n;
+    return n;
+  }
+};
+
+// Every poll starts with elements the agent cannot acknowledge (a 3000-character command_id,
+// one with a NUL) and one it must reject (a bad command_type); the valid deploy after them
+// deploys, and each malformed element is logged once, escaped and truncated.
+TEST_F(PollTest, MalformedCommandsFirstInEveryPollNeverHoldBackTheValidOne) {
+  StartAgent();
+  const std::string huge(3000, 'x');
+  json raw = json::array(
+      {json{{"command_id", huge}, {"command_type", "deploy"}, {"payload", {{"image", "busybox"}}}},
+       json{{"command_id", std::string("nul\0id", 6)}, {"command_type", "deploy"}},
+       json{{"command_id", "bad-type-1"}, {"command_type", 7}, {"payload", json::object()}}});
+  sim_->SetRawPollReply(agent_id_, raw.dump());
+  json payload = {{"deployment_id", "poll-ok-1"}, {"image", SshImage()}, {"ports", {{"22", 22}}}};
+  std::string cmd = sim_->QueueCommand(agent_id_, "deploy", payload.dump(), "cmd-poll-ok-1");
+
+  json success = WaitEvent("poll-ok-1", "success", 120s);
+  ASSERT_FALSE(success.is_null()) << "the valid command after the malformed ones did not deploy";
+  json ack = Ack(cmd, 30s);
+  ASSERT_FALSE(ack.is_null());
+  EXPECT_EQ(ack["result"], "succeeded");
+  auto c = Containers("poll-ok-1");
+  ASSERT_EQ(c.size(), 1u);
+  EXPECT_TRUE(c[0].running);
+
+  // The bad command_type has an id: acknowledged "rejected" with the reason (the simulator
+  // answers 404 since it never queued that id, but the ack was sent).
+  const std::string bad_ack = "/api/host-agents/" + agent_id_ + "/commands/bad-type-1/ack";
+  ASSERT_TRUE(sim::Simulator::WaitFor([&] { return !sim_->Requests(bad_ack).empty(); }, 30s));
+  json rejected = json::parse(sim_->Requests(bad_ack).front().body);
+  EXPECT_EQ(rejected["result"], "rejected");
+  EXPECT_NE(rejected["error"].get<std::string>().find("command_type"), std::string::npos);
+
+  // Three more polls that each carried the same malformed elements: still one line each.
+  ASSERT_TRUE(WaitForPolls(3));
+  std::string log = agent_->Log();
+  EXPECT_EQ(Count(log, "command_id is 3000 bytes, over 128"), 1u);
+  EXPECT_EQ(Count(log, R"((command_id "nul\x00id"): skipped: command_id contains NUL)"), 1u);
+  EXPECT_EQ(Count(log, "command_type is number, not a string"), 1u);
+  EXPECT_NE(log.find("(command_id \"" + std::string(64, 'x') + "\u2026\")"), std::string::npos);
+  EXPECT_EQ(log.find(std::string(65, 'x')), std::string::npos) << "an id was logged untruncated";
+  EXPECT_TRUE(agent_->Running());
+}
+
+// A deploy whose deployment_id already belongs to another command's deployment is refused:
+// acknowledged "rejected" with a reason, never "succeeded"; the first rental is untouched.
+TEST_F(PollTest, ReusedDeploymentIdIsRefused) {
+  GTEST_SKIP() << "waits for identity check (the rental engine's refusal is not in main yet)";
+  StartAgent();
+  json payload = {{"deployment_id", "reuse-1"}, {"image", SshImage()}, {"ports", {{"22", 22}}}};
+  std::string first = sim_->QueueCommand(agent_id_, "deploy", payload.dump(), "cmd-reuse-a");
+  json success = WaitEvent("reuse-1", "success", 120s);
+  ASSERT_FALSE(success.is_null());
+  json ack_a = Ack(first, 30s);
+  ASSERT_FALSE(ack_a.is_null());
+  ASSERT_EQ(ack_a["result"], "succeeded");
+  auto before = Containers("reuse-1");
+  ASSERT_EQ(before.size(), 1u);
+
+  payload["duration_minutes"] = 5;
+  std::string second = sim_->QueueCommand(agent_id_, "deploy", payload.dump(), "cmd-reuse-b");
+  json ack_b = Ack(second, 60s);
+  ASSERT_FALSE(ack_b.is_null()) << "the second command was never acknowledged";
+  for (const auto& body : sim_->AckBodies(second)) {
+    EXPECT_NE(json::parse(body)["result"], "succeeded") << body;
+  }
+  EXPECT_EQ(ack_b["result"], "rejected");
+  EXPECT_FALSE(ack_b.value("error", "").empty());
+  // The first rental: same container, running, one success, neither failed nor ended.
+  auto after = Containers("reuse-1");
+  ASSERT_EQ(after.size(), 1u);
+  EXPECT_EQ(after[0].id, before[0].id);
+  EXPECT_TRUE(after[0].running);
+  EXPECT_EQ(sim_->Events("reuse-1", "success").size(), 1u);
+  EXPECT_TRUE(sim_->Events("reuse-1", "failed").empty());
+  EXPECT_TRUE(sim_->Events("reuse-1", "terminated").empty());
+}
+
+}  // namespace
+}  // namespace taolie::testing
