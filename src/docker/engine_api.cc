@@ -471,7 +471,11 @@ Result<std::vector<ContainerInfo>> ParseList(std::string_view text) {
 
 std::string BuildLabelFilter(const std::vector<std::pair<std::string, std::string>>& labels) {
   json values = json::array();
-  for (const auto& [k, v] : labels) values.push_back(v.empty() ? k : k + "=" + v);
+  for (const auto& [k, v] : labels) {
+    std::string value = k;
+    if (!v.empty()) value.append("=").append(v);
+    values.push_back(std::move(value));
+  }
   return json{{"label", values}}.dump();
 }
 

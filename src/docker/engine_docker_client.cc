@@ -22,10 +22,10 @@ using nlohmann::json;
 using std::chrono::milliseconds;
 using Clock = std::chrono::steady_clock;
 
-constexpr size_t kMaxBodyBytes = 32 * 1024 * 1024;  // inspect/list answers are far smaller
-constexpr size_t kMaxKeptStreamBytes = 64 * 1024;   // raw body kept when streaming
-constexpr size_t kMaxPullLineBytes = 1024 * 1024;
-constexpr size_t kMaxExecOutput = 16 * 1024;
+constexpr size_t kMaxBodyBytes = size_t{32} * 1024 * 1024;  // inspect/list answers are far smaller
+constexpr size_t kMaxKeptStreamBytes = size_t{64} * 1024;   // raw body kept when streaming
+constexpr size_t kMaxPullLineBytes = size_t{1024} * 1024;
+constexpr size_t kMaxExecOutput = size_t{16} * 1024;
 constexpr const char* kDefaultHost = "unix:///var/run/docker.sock";
 
 struct HttpRequest {
@@ -458,7 +458,7 @@ Status EngineDockerClient::Start(const std::string& id) {
 
 Status EngineDockerClient::Stop(const std::string& id, std::chrono::seconds grace) {
   TAOLIE_RETURN_IF_ERROR(CheckRef(id));
-  constexpr int64_t kMaxGraceSeconds = 24 * 3600;
+  constexpr int64_t kMaxGraceSeconds = int64_t{24} * 3600;
   int64_t t = std::clamp<int64_t>(grace.count(), 0, kMaxGraceSeconds);
   auto path = VersionedPath("/containers/" + id + "/stop?t=" + std::to_string(t));
   if (!path.ok()) return path.error();

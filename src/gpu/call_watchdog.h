@@ -30,7 +30,8 @@ class CallWatchdog {
   // Runs `fn` on the worker and waits at most `timeout` (including the wait for other callers).
   // `fn` must own (capture by value / shared_ptr) everything it uses: it may outlive the caller.
   template <typename T>
-  Result<T> Run(std::string what, std::chrono::milliseconds timeout, std::function<Result<T>()> fn);
+  Result<T> Run(const std::string& what, std::chrono::milliseconds timeout,
+                std::function<Result<T>()> fn);
 
   // True while an abandoned call is still running on the worker.
   bool Stuck() const;
@@ -72,7 +73,7 @@ class CallWatchdog {
 };
 
 template <typename T>
-Result<T> CallWatchdog::Run(std::string what, std::chrono::milliseconds timeout,
+Result<T> CallWatchdog::Run(const std::string& what, std::chrono::milliseconds timeout,
                             std::function<Result<T>()> fn) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   {

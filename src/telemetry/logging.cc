@@ -223,7 +223,8 @@ void FlushLogs() { spdlog::default_logger()->flush(); }
 std::string RedactSecrets(const std::string& text) {
   auto secrets = SecretRegistry::Instance().Snapshot();
   auto redacted = Redact(text, *secrets);
-  return redacted ? std::move(*redacted) : text;
+  if (redacted) return std::move(*redacted);
+  return text;
 }
 
 }  // namespace taolie::telemetry

@@ -21,7 +21,7 @@ namespace taolie::telemetry {
 namespace {
 
 constexpr time_t kSocketTimeoutSec = 5;
-constexpr size_t kPayloadMaxBytes = 64 * 1024;
+constexpr size_t kPayloadMaxBytes = size_t{64} * 1024;
 constexpr size_t kWorkerThreads = 2;
 // How long a worker waits for a request on an accepted connection. Bounds how long an idle
 // client can delay Stop(); one request per connection, so no keep-alive reuse beyond that.
@@ -219,7 +219,7 @@ void StatusServer::Impl::Handle(const httplib::Request& req, httplib::Response& 
     return;
   }
   res.status = 200;
-  res.set_content(std::move(body), content_type);
+  res.set_content(body, content_type);
 }
 
 StatusServer::StatusServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
