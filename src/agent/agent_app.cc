@@ -327,6 +327,7 @@ std::string StatusJson(AgentApp::Impl& m) {
                 {"deploys_failed", rt.deploys_failed.load()},
                 {"events_delivered", rt.events_delivered.load()},
                 {"events_unsupported", rt.events_unsupported.load()},
+                {"events_given_up", rt.events_given_up.load()},
                 {"platform_errors", rt.platform_errors.load()}}}};
   return out.dump();
 }
@@ -366,6 +367,10 @@ std::string MetricsText(AgentApp::Impl& m) {
                "delivered-unsupported.",
                "counter",
                {{{}, static_cast<double>(rt.events_unsupported.load())}}});
+  f.push_back({"taolie_events_given_up_total",
+               "Ext events given up after server.ext_event_give_up_hours, kept as failed.",
+               "counter",
+               {{{}, static_cast<double>(rt.events_given_up.load())}}});
   f.push_back({"taolie_platform_errors_total",
                "Failed calls to the platform.",
                "counter",

@@ -109,6 +109,7 @@ class Runtime {
   std::atomic<uint64_t> deploys_failed{0};
   std::atomic<uint64_t> events_delivered{0};
   std::atomic<uint64_t> events_unsupported{0};  // ext endpoint answered 404/405
+  std::atomic<uint64_t> events_given_up{0};     // ext events kept as failed (outbox)
   std::atomic<uint64_t> platform_errors{0};
 
  private:

@@ -54,6 +54,10 @@ struct ServerConfig {
   std::string ca_file;                     // custom CA bundle; "" = system
   bool allow_insecure = false;             // allow plain http:// to non-loopback hosts
   std::string timestamp_format = "naive";  // "naive" | "rfc3339"
+  // An ext event (failed/expiring/terminated) the platform keeps refusing with 5xx or
+  // network errors is given up this long after its first failure: kept as "failed", counted,
+  // and its deployment's next event goes on. Compat events are never given up.
+  int ext_event_give_up_hours = 24;
 };
 
 struct GpuThresholds {

@@ -326,6 +326,7 @@ void ReadConfig(const YAML::Node& root, Config* c, std::vector<ConfigProblem>* p
     s.String("ca_file", &v.ca_file);
     s.Bool("allow_insecure", &v.allow_insecure);
     s.String("timestamp_format", &v.timestamp_format);
+    s.Int("ext_event_give_up_hours", &v.ext_event_give_up_hours);
   });
   r.Section("monitoring", [&](Reader& s) {
     MonitoringConfig& m = c->monitoring;
@@ -801,6 +802,7 @@ std::vector<ConfigProblem> Validate(const Config& c) {
     k.Fatal("server.url", "scheme must be https (or http for loopback), got " + url.scheme);
   }
   k.Range("server.timeout", c.server.timeout, 1, 300);
+  k.Positive("server.ext_event_give_up_hours", c.server.ext_event_give_up_hours);
   if (c.server.timestamp_format != "naive" && c.server.timestamp_format != "rfc3339") {
     k.Fatal("server.timestamp_format",
             "must be naive or rfc3339, got " + Quote(c.server.timestamp_format));

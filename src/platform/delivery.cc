@@ -122,4 +122,48 @@ Result<Response> SendWithRetry(PlatformApi& api, Method method, const std::strin
   }
 }
 
+OutboxPlan PlanOutboxRound(const std::vector<GroupHead>& heads, SystemTime now,
+                           const OutboxRetryPolicy& policy) {
+  const auto longest = std::max(policy.max_delay, policy.max_retry_after);
+  OutboxPlan plan;
+  for (const auto& h : heads) {
+    if (h.kind == domain::EventKind::kExpiring && h.attempts > 0 && h.end_pending) {
+      plan.steps.push_back({h.id, OutboxAction::kSupersede});
+      continue;
+    }
+    const bool due = !h.next_attempt_at.has_value() || *h.next_attempt_at <= now ||
+                     *h.next_attempt_at - now > longest;
+    if (due) {
+      plan.steps.push_back({h.id, OutboxAction::kSend});
+    } else if (!plan.next_due.has_value() || *h.next_attempt_at < *plan.next_due) {
+      plan.next_due = *h.next_attempt_at;
+    }
+  }
+  std::sort(plan.steps.begin(), plan.steps.end(),
+            [](const OutboxStep& a, const OutboxStep& b) { return a.id < b.id; });
+  return plan;
+}
+
+FailureVerdict OnDeliveryFailure(bool ext, int attempts, SystemTime first_failed_at, SystemTime now,
+                                 std::optional<std::chrono::seconds> retry_after,
+                                 const OutboxRetryPolicy& policy, double jitter) {
+  FailureVerdict v;
+  if (ext && now - first_failed_at >= policy.ext_give_up) {
+    v.give_up = true;
+    v.next_attempt_at = now;
+    return v;
+  }
+  const Backoff backoff(policy.base_delay, policy.max_delay, /*seed=*/0);
+  const auto ceiling = backoff.Ceiling(std::max(0, attempts - 1));
+  jitter = std::clamp(jitter, 0.0, 1.0);
+  auto delay =
+      ceiling / 2 + std::chrono::milliseconds(static_cast<int64_t>(jitter * (ceiling / 2).count()));
+  if (retry_after.has_value()) {
+    delay =
+        std::max(delay, std::min<std::chrono::milliseconds>(*retry_after, policy.max_retry_after));
+  }
+  v.next_attempt_at = now + delay;
+  return v;
+}
+
 }  // namespace taolie::platform

@@ -9,8 +9,11 @@
 #include <optional>
 #include <stop_token>
 #include <string>
+#include <vector>
 
+#include "common/clock.h"
 #include "common/result.h"
+#include "domain/enums.h"
 #include "platform/platform_api.h"
 
 namespace taolie::platform {
@@ -35,6 +38,64 @@ Result<Response> SendWithRetry(PlatformApi& api, Method method, const std::strin
 
 // A sleeper that waits for the duration or until `stop` is requested, whichever comes first.
 Sleeper StopAwareSleeper(std::stop_token stop);
+
+// ---- Outbox scheduling (pure) ----
+// The outbox keeps order per ordering group (store.h, OutboxHead: one group per deployment,
+// each ack on its own). Every round the sender looks at each group's head only: it sends the
+// heads that are due, one attempt each, and skips heads that are backing off, so one event
+// the platform refuses for hours never holds back another deployment's events or any ack.
+
+struct OutboxRetryPolicy {
+  std::chrono::milliseconds base_delay{2'000};         // first retry after about this
+  std::chrono::milliseconds max_delay{300'000};        // backoff cap (5 min)
+  std::chrono::milliseconds max_retry_after{300'000};  // cap on a server's Retry-After
+  std::chrono::hours ext_give_up{24};                  // server.ext_event_give_up_hours
+};
+
+// What the planner needs to know about one group's head.
+struct GroupHead {
+  int64_t id = 0;
+  domain::EventKind kind = domain::EventKind::kAck;
+  int attempts = 0;                           // failed attempts so far
+  std::optional<SystemTime> next_attempt_at;  // none: never failed, due at once
+  bool end_pending = false;  // a later terminated/failed event of the same deployment waits
+};
+
+enum class OutboxAction {
+  kSend,       // one delivery attempt now
+  kSupersede,  // mark done as "superseded" without sending
+};
+struct OutboxStep {
+  int64_t id = 0;
+  OutboxAction action = OutboxAction::kSend;
+  bool operator==(const OutboxStep&) const = default;
+};
+struct OutboxPlan {
+  std::vector<OutboxStep> steps;       // by id ascending
+  std::optional<SystemTime> next_due;  // earliest retry among heads left backing off
+};
+
+// One round's plan. A head is due when it never failed or its next_attempt_at has come. A
+// next_attempt_at further away than any backoff this policy gives (the wall clock was set
+// back) counts as due. An `expiring` head that has failed at least once is superseded when
+// its deployment's terminated/failed event waits behind it: the ending says more than the
+// warning, and the ending must not wait for it.
+OutboxPlan PlanOutboxRound(const std::vector<GroupHead>& heads, SystemTime now,
+                           const OutboxRetryPolicy& policy);
+
+struct FailureVerdict {
+  bool give_up = false;  // keep the event as "failed"; the group's next event proceeds
+  SystemTime next_attempt_at{};
+};
+// After a failed attempt (transport error, 408, 429, 5xx) at `now`. `attempts` counts the
+// failures including this one; `first_failed_at` is the first failure (now for the first).
+// Ext events still failing `ext_give_up` after their first failure are given up; compat
+// events (success, acks) never are. The delay is exponential (Backoff::Ceiling of the attempt)
+// with equal jitter: ceiling/2 + jitter * ceiling/2, jitter in [0, 1), so a broken endpoint
+// is never hammered; a Retry-After (capped) is honoured as the least delay.
+FailureVerdict OnDeliveryFailure(bool ext, int attempts, SystemTime first_failed_at, SystemTime now,
+                                 std::optional<std::chrono::seconds> retry_after,
+                                 const OutboxRetryPolicy& policy, double jitter);
 
 // For log lines: masks the values of secret-looking keys (password, token, api_key, full_url,
 // AUTHORIZED_KEYS; case-insensitive, also as part of a key such as ssh_password) in JSON or

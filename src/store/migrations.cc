@@ -169,11 +169,27 @@ CREATE INDEX gpu_health_history_report_idx ON gpu_health_history (report_id);
 CREATE INDEX gpu_health_history_gpu_idx ON gpu_health_history (gpu_uuid, checked_at);
 )sql";
 
+// Migration 2: the outbox keeps order per deployment, not globally (platform-api.md §7), and
+// retries each failed event on its own schedule. next_attempt_at: earliest next try after a
+// failure (agent's wall clock); first_failed_at: when the event first failed (ext events are
+// given up after server.ext_event_give_up_hours). New outcomes: "superseded" (an `expiring`
+// that could not be delivered before the deployment's ending was due) and "failed" (given up).
+constexpr std::string_view kOutboxPerDeployment = R"sql(
+ALTER TABLE outbox
+  ADD COLUMN next_attempt_at timestamptz,
+  ADD COLUMN first_failed_at timestamptz;
+ALTER TABLE outbox DROP CONSTRAINT outbox_outcome_check;
+ALTER TABLE outbox ADD CONSTRAINT outbox_outcome_check
+  CHECK (outcome IN ('delivered', 'unsupported', 'rejected', 'superseded', 'failed'));
+CREATE INDEX outbox_pending_deployment_idx ON outbox (deployment_id, id) WHERE done_at IS NULL;
+)sql";
+
 }  // namespace
 
 const std::vector<Migration>& Migrations() {
   static const std::vector<Migration> kMigrations = {
       {1, "initial schema", kInitialSchema},
+      {2, "outbox order per deployment, retry schedule", kOutboxPerDeployment},
   };
   return kMigrations;
 }

@@ -905,9 +905,43 @@ Result<std::vector<OutboxEvent>> PgStore::PendingEvents(int limit) {
   });
 }
 
+Result<std::vector<OutboxHead>> PgStore::OutboxHeads(int limit) {
+  TAOLIE_RETURN_IF_ERROR(CheckLimit(limit));
+  return impl_->Run("outbox heads", [&](Tx& tx) -> Result<std::vector<OutboxHead>> {
+    // grp: the ordering group (store.h, OutboxHead). DISTINCT ON keeps each group's lowest id.
+    auto r = tx.Exec(
+        (std::string("SELECT ") + kEventColumns +
+         ", next_attempt_at, first_failed_at, end_pending FROM ("
+         "  SELECT DISTINCT ON (grp) p.*, "
+         "    p.deployment_id <> '' AND p.kind <> 'ack' AND EXISTS ("
+         "      SELECT 1 FROM outbox l WHERE l.done_at IS NULL AND l.deployment_id = "
+         "        p.deployment_id AND l.id > p.id AND l.kind IN ('terminated', 'failed')"
+         "    ) AS end_pending "
+         "  FROM (SELECT *, CASE WHEN kind = 'ack' OR deployment_id = '' "
+         "          THEN 'event:' || id::text ELSE 'deployment:' || deployment_id END AS grp "
+         "        FROM outbox WHERE done_at IS NULL) p "
+         "  ORDER BY grp, id"
+         ") h ORDER BY next_attempt_at NULLS FIRST, id LIMIT $1")
+            .c_str(),
+        {Num(limit)});
+    if (!r.ok()) return r.error();
+    std::vector<OutboxHead> out;
+    for (int i = 0; i < r->size(); ++i) {
+      OutboxHead h;
+      h.event = ToEvent(*r, i);
+      h.next_attempt_at = r->OptTs(i, "next_attempt_at");
+      h.first_failed_at = r->OptTs(i, "first_failed_at");
+      h.end_pending = r->Flag(i, "end_pending");
+      out.push_back(std::move(h));
+    }
+    return out;
+  });
+}
+
 Status PgStore::MarkEventDone(int64_t id, const std::string& outcome,
                               const std::string& scrubbed_body) {
-  if (outcome != "delivered" && outcome != "unsupported" && outcome != "rejected") {
+  if (outcome != "delivered" && outcome != "unsupported" && outcome != "rejected" &&
+      outcome != "superseded" && outcome != "failed") {
     return MakeError(ErrorCode::kInvalidArgument, "mark event done: bad outcome " + outcome);
   }
   return impl_->Run("mark event done", [&](Tx& tx) -> Status {
@@ -924,12 +958,14 @@ Status PgStore::MarkEventDone(int64_t id, const std::string& outcome,
   });
 }
 
-Status PgStore::MarkEventAttempt(int64_t id, const std::string& error) {
+Status PgStore::MarkEventAttempt(int64_t id, const std::string& error, SystemTime at,
+                                 SystemTime next_attempt_at) {
   return impl_->Run("mark event attempt", [&](Tx& tx) -> Status {
     auto r = tx.Exec(
-        "UPDATE outbox SET attempts = attempts + 1, last_error = $2, last_attempt_at = now() "
+        "UPDATE outbox SET attempts = attempts + 1, last_error = $2, last_attempt_at = $3, "
+        "  first_failed_at = coalesce(first_failed_at, $3), next_attempt_at = $4 "
         "WHERE id = $1",
-        {Num(id), error});
+        {Num(id), error, FormatRfc3339(at), FormatRfc3339(next_attempt_at)});
     if (!r.ok()) return r.error();
     if (r->Affected() == 0) {
       return MakeError(ErrorCode::kNotFound, "event " + std::to_string(id) + " unknown");

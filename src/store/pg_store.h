@@ -63,9 +63,11 @@ class PgStore final : public Store {
 
   Status AppendEvents(const std::vector<OutboxEvent>& events) override;
   Result<std::vector<OutboxEvent>> PendingEvents(int limit) override;
+  Result<std::vector<OutboxHead>> OutboxHeads(int limit) override;
   Status MarkEventDone(int64_t id, const std::string& outcome,
                        const std::string& scrubbed_body) override;
-  Status MarkEventAttempt(int64_t id, const std::string& error) override;
+  Status MarkEventAttempt(int64_t id, const std::string& error, SystemTime at,
+                          SystemTime next_attempt_at) override;
 
   Result<int64_t> InsertMetricSample(const MetricSample& s) override;
   Result<std::vector<MetricSample>> UnpushedMetricSamples(int limit) override;

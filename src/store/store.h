@@ -11,6 +11,19 @@
 
 namespace taolie::store {
 
+// The first undelivered event of one ordering group of the outbox, with its retry state.
+// Ordering groups: all events of one deployment form one group, delivered strictly in id
+// order (platform-api.md §7: "in order per deployment"). Every ack, and any event without a
+// deployment, is a group of its own: acks never wait behind any deployment's events (the
+// platform re-delivers a command until it is acked, and an ack may overtake its deployment's
+// `success`, which the platform accepts in any order).
+struct OutboxHead {
+  OutboxEvent event;
+  std::optional<SystemTime> next_attempt_at;  // earliest retry after a failure; none: never failed
+  std::optional<SystemTime> first_failed_at;  // first failed attempt
+  bool end_pending = false;  // the same deployment has a later undelivered terminated/failed
+};
+
 struct GpuClaim {
   int count = 0;                   // used when uuids is empty
   std::vector<std::string> uuids;  // named GPUs; all must be free and healthy/warning
@@ -69,11 +82,19 @@ class Store {
   virtual Status AppendEvents(const std::vector<OutboxEvent>& events) = 0;
   // Undelivered events, by id ascending.
   virtual Result<std::vector<OutboxEvent>> PendingEvents(int limit) = 0;
-  // outcome: "delivered" | "unsupported" | "rejected". Also scrubs the body of secrets by
-  // replacing it with `scrubbed_body` when non-empty.
+  // The head (first undelivered event) of each ordering group, at most `limit`: heads that
+  // never failed first (oldest first), then by next_attempt_at, so that groups backing off
+  // never crowd out the ones that are due.
+  virtual Result<std::vector<OutboxHead>> OutboxHeads(int limit) = 0;
+  // outcome: "delivered" | "unsupported" | "rejected" | "superseded" (never sent: a later
+  // event of its deployment made it moot) | "failed" (given up; the row is kept). Also scrubs
+  // the body of secrets by replacing it with `scrubbed_body` when non-empty.
   virtual Status MarkEventDone(int64_t id, const std::string& outcome,
                                const std::string& scrubbed_body) = 0;
-  virtual Status MarkEventAttempt(int64_t id, const std::string& error) = 0;
+  // A failed delivery attempt at `at`: attempts + 1, last_error, last_attempt_at = at,
+  // first_failed_at = at unless already set, next_attempt_at = `next_attempt_at`.
+  virtual Status MarkEventAttempt(int64_t id, const std::string& error, SystemTime at,
+                                  SystemTime next_attempt_at) = 0;
 
   // --- metrics and health ---
   virtual Result<int64_t> InsertMetricSample(const MetricSample& s) = 0;

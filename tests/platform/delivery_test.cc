@@ -195,6 +195,141 @@ TEST(SendWithRetry, StopAwareSleeperReturnsAtOnceWhenStopped) {
   EXPECT_LT(std::chrono::steady_clock::now() - t0, seconds(5));
 }
 
+// ---- outbox scheduling ----
+
+using domain::EventKind;
+
+const SystemTime kNow = SystemTime(seconds(1'700'000'000));
+
+OutboxRetryPolicy OutboxPolicy() {
+  OutboxRetryPolicy p;
+  p.base_delay = milliseconds(2'000);
+  p.max_delay = milliseconds(300'000);
+  p.max_retry_after = milliseconds(300'000);
+  p.ext_give_up = std::chrono::hours(24);
+  return p;
+}
+
+GroupHead Head(int64_t id, EventKind kind, int attempts = 0,
+               std::optional<SystemTime> next = std::nullopt, bool end_pending = false) {
+  return GroupHead{id, kind, attempts, next, end_pending};
+}
+
+TEST(PlanOutboxRound, Table) {
+  const OutboxStep send1{1, OutboxAction::kSend}, send2{2, OutboxAction::kSend},
+      send3{3, OutboxAction::kSend}, supersede1{1, OutboxAction::kSupersede};
+  struct Case {
+    const char* name;
+    std::vector<GroupHead> heads;
+    std::vector<OutboxStep> want;
+    std::optional<SystemTime> want_next_due;
+  };
+  const std::vector<Case> cases = {
+      {"nothing pending", {}, {}, std::nullopt},
+      {"fresh heads all go, by id",
+       {Head(3, EventKind::kAck), Head(1, EventKind::kSuccess), Head(2, EventKind::kTerminated)},
+       {send1, send2, send3},
+       std::nullopt},
+      {"a head backing off is skipped, the others go",
+       {Head(1, EventKind::kExpiring, 3, kNow + seconds(40)), Head(2, EventKind::kSuccess),
+        Head(3, EventKind::kAck)},
+       {send2, send3},
+       kNow + seconds(40)},
+      {"a head whose retry time has come goes",
+       {Head(1, EventKind::kSuccess, 2, kNow), Head(2, EventKind::kAck, 1, kNow - seconds(1))},
+       {send1, send2},
+       std::nullopt},
+      {"next_due is the earliest retry",
+       {Head(1, EventKind::kSuccess, 2, kNow + seconds(90)),
+        Head(2, EventKind::kAck, 1, kNow + seconds(5))},
+       {},
+       kNow + seconds(5)},
+      {"retry further away than any backoff (wall clock set back) counts as due",
+       {Head(1, EventKind::kTerminated, 4, kNow + std::chrono::hours(2))},
+       {send1},
+       std::nullopt},
+      {"undeliverable expiring superseded by its deployment's ending, even while backing off",
+       {Head(1, EventKind::kExpiring, 1, kNow + seconds(100), /*end_pending=*/true),
+        Head(2, EventKind::kSuccess)},
+       {supersede1, send2},
+       std::nullopt},
+      {"an expiring never tried is sent first, even with the ending behind it",
+       {Head(1, EventKind::kExpiring, 0, std::nullopt, /*end_pending=*/true)},
+       {send1},
+       std::nullopt},
+      {"an expiring failing with no ending yet waits",
+       {Head(1, EventKind::kExpiring, 2, kNow + seconds(8), /*end_pending=*/false)},
+       {},
+       kNow + seconds(8)},
+      {"only expiring is superseded, not a failing success",
+       {Head(1, EventKind::kSuccess, 5, kNow + seconds(8), /*end_pending=*/true)},
+       {},
+       kNow + seconds(8)},
+  };
+  for (const auto& c : cases) {
+    OutboxPlan plan = PlanOutboxRound(c.heads, kNow, OutboxPolicy());
+    EXPECT_EQ(plan.steps, c.want) << c.name;
+    EXPECT_EQ(plan.next_due, c.want_next_due) << c.name;
+  }
+}
+
+TEST(OnDeliveryFailure, ExponentialWithEqualJitterCapped) {
+  const auto p = OutboxPolicy();
+  struct Case {
+    int attempts;
+    double jitter;
+    milliseconds want;
+  };
+  const std::vector<Case> cases = {
+      {1, 0.0, milliseconds(1'000)},  // ceiling 2 s: 1 s .. 2 s
+      {1, 0.999, milliseconds(1'999)},
+      {2, 0.0, milliseconds(2'000)},     // ceiling 4 s
+      {3, 0.5, milliseconds(6'000)},     // ceiling 8 s: 4 s + 2 s
+      {20, 0.0, milliseconds(150'000)},  // capped at 5 min: 2.5 .. 5 min
+      {20, 1.0, milliseconds(300'000)},
+      {0, 0.0, milliseconds(1'000)},  // defensive: treated as the first failure
+  };
+  for (const auto& c : cases) {
+    auto v = OnDeliveryFailure(false, c.attempts, kNow, kNow, std::nullopt, p, c.jitter);
+    EXPECT_FALSE(v.give_up) << c.attempts;
+    EXPECT_EQ(v.next_attempt_at - kNow, c.want) << c.attempts << " " << c.jitter;
+  }
+}
+
+TEST(OnDeliveryFailure, RetryAfterIsTheLeastDelayCapped) {
+  const auto p = OutboxPolicy();
+  auto v = OnDeliveryFailure(true, 1, kNow, kNow, seconds(60), p, 0.0);
+  EXPECT_EQ(v.next_attempt_at - kNow, seconds(60));
+  v = OnDeliveryFailure(true, 1, kNow, kNow, seconds(0), p, 0.0);  // backoff wins
+  EXPECT_EQ(v.next_attempt_at - kNow, milliseconds(1'000));
+  v = OnDeliveryFailure(true, 1, kNow, kNow, std::chrono::hours(10), p, 0.0);  // capped
+  EXPECT_EQ(v.next_attempt_at - kNow, milliseconds(300'000));
+}
+
+TEST(OnDeliveryFailure, ExtEventsGiveUpAfterTheConfiguredTimeCompatNever) {
+  const auto p = OutboxPolicy();
+  struct Case {
+    bool ext;
+    std::chrono::seconds since_first_failure;
+    bool want_give_up;
+  };
+  const std::vector<Case> cases = {
+      {true, seconds(0), false},
+      {true, std::chrono::hours(24) - seconds(1), false},
+      {true, std::chrono::hours(24), true},
+      {true, std::chrono::hours(100), true},
+      {false, std::chrono::hours(100), false},  // success and acks are never given up
+      {true, -std::chrono::hours(3), false},    // first failure "in the future": clock set back
+  };
+  for (const auto& c : cases) {
+    auto v = OnDeliveryFailure(c.ext, 50, kNow - c.since_first_failure, kNow, std::nullopt, p, 0.5);
+    EXPECT_EQ(v.give_up, c.want_give_up) << c.ext << " " << c.since_first_failure.count();
+    if (!v.give_up) {
+      EXPECT_GT(v.next_attempt_at, kNow);
+    }
+  }
+}
+
 TEST(RedactForLog, MasksSecretsAndTruncates) {
   const std::string body =
       R"({"access_info":{"ssh":{"password":"hunter22","username":"u"},"rental_ports":)"

@@ -497,8 +497,9 @@ TEST_F(PgStoreTest, OutboxOrderAttemptsAndScrubbedDone) {
   EXPECT_EQ((*pending)[1].kind, EventKind::kExpiring);
   const int64_t first = (*pending)[0].id;
 
-  ASSERT_TRUE(store_->MarkEventAttempt(first, "HTTP 503").ok());
-  ASSERT_TRUE(store_->MarkEventAttempt(first, "timeout").ok());
+  const SystemTime t0 = SystemTime(seconds(1'700'000'000));
+  ASSERT_TRUE(store_->MarkEventAttempt(first, "HTTP 503", t0, t0 + seconds(2)).ok());
+  ASSERT_TRUE(store_->MarkEventAttempt(first, "timeout", t0 + seconds(2), t0 + seconds(6)).ok());
   pending = store_->PendingEvents(10);
   EXPECT_EQ((*pending)[0].attempts, 2);
   EXPECT_EQ((*pending)[0].last_error, "timeout");
@@ -518,9 +519,101 @@ TEST_F(PgStoreTest, OutboxOrderAttemptsAndScrubbedDone) {
 
   EXPECT_EQ(store_->MarkEventDone(first, "lost", "").error().code, ErrorCode::kInvalidArgument);
   EXPECT_EQ(store_->MarkEventDone(999999, "delivered", "").error().code, ErrorCode::kNotFound);
-  EXPECT_EQ(store_->MarkEventAttempt(999999, "x").error().code, ErrorCode::kNotFound);
+  EXPECT_EQ(store_->MarkEventAttempt(999999, "x", t0, t0).error().code, ErrorCode::kNotFound);
   EXPECT_EQ(store_->PendingEvents(0).error().code, ErrorCode::kInvalidArgument);
   EXPECT_EQ(store_->PendingEvents(10)->size(), 1u);
+}
+
+OutboxEvent Ack(const std::string& command_id, const std::string& deployment_id) {
+  OutboxEvent e;
+  e.deployment_id = deployment_id;  // acks carry their deployment, yet form their own group
+  e.kind = EventKind::kAck;
+  e.path = "/api/host-agents/agent-0123456789ab/commands/" + command_id + "/ack";
+  return e;
+}
+
+std::vector<int64_t> HeadIds(const std::vector<OutboxHead>& heads) {
+  std::vector<int64_t> ids;
+  for (const auto& h : heads) ids.push_back(h.event.id);
+  return ids;
+}
+
+TEST_F(PgStoreTest, OutboxHeadsOnePerDeploymentEveryAckApart) {
+  ASSERT_TRUE(
+      store_
+          ->AppendEvents({Event("a", EventKind::kSuccess), Event("a", EventKind::kExpiring),
+                          Ack("c1", "a"), Event("b", EventKind::kSuccess), Ack("c2", "b"),
+                          Event("a", EventKind::kTerminated), Event("b", EventKind::kFailed)})
+          .ok());
+  auto all = *store_->PendingEvents(10);
+  ASSERT_EQ(all.size(), 7u);
+  auto id = [&](int i) { return all[i].id; };
+  auto heads = store_->OutboxHeads(10);
+  ASSERT_TRUE(heads.ok()) << heads.error().ToString();
+  // a's success, a's ack, b's success, b's ack: oldest first (none has failed yet).
+  EXPECT_EQ(HeadIds(*heads), (std::vector<int64_t>{id(0), id(2), id(3), id(4)}));
+  EXPECT_TRUE((*heads)[0].end_pending);   // a's terminated waits behind it
+  EXPECT_FALSE((*heads)[1].end_pending);  // an ack never is superseded
+  EXPECT_TRUE((*heads)[2].end_pending);   // b's failed
+  EXPECT_FALSE((*heads)[0].next_attempt_at.has_value());
+  EXPECT_FALSE((*heads)[0].first_failed_at.has_value());
+
+  // Strictly in id order within a deployment: a's next head is its expiring.
+  ASSERT_TRUE(store_->MarkEventDone(id(0), "delivered", "").ok());
+  ASSERT_TRUE(store_->MarkEventDone(id(2), "delivered", "").ok());
+  heads = store_->OutboxHeads(10);
+  EXPECT_EQ(HeadIds(*heads), (std::vector<int64_t>{id(1), id(3), id(4)}));
+  EXPECT_EQ((*heads)[0].event.kind, EventKind::kExpiring);
+  EXPECT_TRUE((*heads)[0].end_pending);
+
+  EXPECT_EQ(store_->OutboxHeads(0).error().code, ErrorCode::kInvalidArgument);
+  EXPECT_EQ(store_->OutboxHeads(2)->size(), 2u);
+}
+
+TEST_F(PgStoreTest, OutboxHeadsBackingOffGoLastWithTheirRetryState) {
+  ASSERT_TRUE(store_
+                  ->AppendEvents({Event("a", EventKind::kExpiring), Event("a", EventKind::kSuccess),
+                                  Event("b", EventKind::kSuccess), Ack("c1", "")})
+                  .ok());
+  auto all = *store_->PendingEvents(10);
+  const SystemTime t0 = SystemTime(seconds(1'700'000'000));
+  ASSERT_TRUE(store_->MarkEventAttempt(all[0].id, "HTTP 500", t0, t0 + seconds(30)).ok());
+  ASSERT_TRUE(
+      store_->MarkEventAttempt(all[0].id, "HTTP 502", t0 + seconds(30), t0 + seconds(90)).ok());
+  ASSERT_TRUE(store_->MarkEventAttempt(all[2].id, "timeout", t0, t0 + seconds(10)).ok());
+
+  auto heads = store_->OutboxHeads(10);
+  ASSERT_TRUE(heads.ok()) << heads.error().ToString();
+  // The ack that never failed first, then by retry time; a's success stays behind a's head.
+  EXPECT_EQ(HeadIds(*heads), (std::vector<int64_t>{all[3].id, all[2].id, all[0].id}));
+  const OutboxHead& a = (*heads)[2];
+  EXPECT_EQ(a.event.attempts, 2);
+  EXPECT_EQ(a.event.last_error, "HTTP 502");
+  EXPECT_EQ(a.first_failed_at, t0);  // kept from the first failure
+  EXPECT_EQ(a.next_attempt_at, t0 + seconds(90));
+  EXPECT_FALSE(a.end_pending);
+  // A limit keeps the heads that are due.
+  EXPECT_EQ(HeadIds(*store_->OutboxHeads(1)), (std::vector<int64_t>{all[3].id}));
+}
+
+TEST_F(PgStoreTest, OutboxSupersededAndFailedAreKeptAndUnblockTheDeployment) {
+  ASSERT_TRUE(
+      store_
+          ->AppendEvents({Event("a", EventKind::kExpiring), Event("a", EventKind::kTerminated),
+                          Event("a", EventKind::kSuccess)})
+          .ok());
+  auto all = *store_->PendingEvents(10);
+  ASSERT_TRUE(store_->MarkEventDone(all[0].id, "superseded", "").ok());
+  auto heads = store_->OutboxHeads(10);
+  ASSERT_EQ(HeadIds(*heads), (std::vector<int64_t>{all[1].id}));
+  ASSERT_TRUE(store_->MarkEventDone(all[1].id, "failed", "").ok());
+  EXPECT_EQ(HeadIds(*store_->OutboxHeads(10)), (std::vector<int64_t>{all[2].id}));
+  // Both rows are kept, with their outcome.
+  EXPECT_EQ(sql_->Scalar("SELECT string_agg(outcome, ',' ORDER BY id) FROM outbox "
+                         "WHERE done_at IS NOT NULL"),
+            "superseded,failed");
+  EXPECT_EQ(store_->MarkEventDone(all[2].id, "dropped", "").error().code,
+            ErrorCode::kInvalidArgument);
 }
 
 TEST_F(PgStoreTest, ScrubSecrets) {
