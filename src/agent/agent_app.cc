@@ -41,6 +41,8 @@ struct AgentApp::Impl {
   std::vector<std::unique_ptr<Loop>> loops;
   std::vector<std::unique_ptr<PeriodicRunner>> runners;
   PeriodicRunner* outbox_runner = nullptr;
+  RegistrationLoop* registration = nullptr;
+  PeriodicRunner* registration_runner = nullptr;
   std::unique_ptr<telemetry::StatusServer> status;
   std::chrono::steady_clock::time_point started{};
   std::stop_source stop;
@@ -177,14 +179,16 @@ Status AgentApp::Start() {
   Deps& d = *m.deps;
   auto started = std::chrono::steady_clock::now();
 
+  // Nothing here waits on the platform: the local API, metrics, reconcile and expiry come up
+  // (and systemd's READY follows) while the registration loop keeps trying.
   // Inventory first, so claims have rows to land on.
-  WarnIfError(GpuHealthLoop(d, *m.rt).RunOnce(m.stop.get_token()), "start-up GPU inventory");
+  GpuHealthLoop inventory(d, *m.rt);
+  LoopStats inventory_stats;
+  WarnIfError(RunOnceGuarded(inventory, m.stop.get_token(), inventory_stats),
+              "start-up GPU inventory");
   if (Status st = m.manager->Reconcile(m.stop.get_token()); !st.ok()) {
     spdlog::warn("start-up reconciliation incomplete: {} (retried by the duration monitor)",
                  st.error().ToString());
-  }
-  if (Status reg = RegisterWithPlatform(d, *m.rt, m.stop.get_token()); !reg.ok()) {
-    spdlog::warn("registration failed: {} (retried with each heartbeat)", reg.error().ToString());
   }
 
   auto add = [&](std::unique_ptr<Loop> loop, int interval_s, int splay_ms) {
@@ -197,6 +201,14 @@ Status AgentApp::Start() {
   add(std::make_unique<GpuMetricsLoop>(d, *m.rt), mon.gpu_metrics_interval, 0);
   add(std::make_unique<GpuHealthLoop>(d, *m.rt), mon.gpu_health_interval,
       mon.gpu_health_interval * 1000);
+  // After the first registration, every loop is woken: those that waited for it go at once.
+  auto registration = std::make_unique<RegistrationLoop>(d, *m.rt, [&m] {
+    for (auto& r : m.runners) {
+      if (r.get() != m.registration_runner) r->Wake();
+    }
+  });
+  m.registration = registration.get();
+  m.registration_runner = add(std::move(registration), mon.heartbeat_interval, 0);
   add(std::make_unique<HeartbeatLoop>(d, *m.rt, started), mon.heartbeat_interval, 0);
   add(std::make_unique<CommandPollLoop>(d, *m.rt, *m.manager), mon.command_poll_interval, 100);
   add(std::make_unique<MetricsPushLoop>(d, *m.rt), mon.metrics_push_interval, 2000);
@@ -230,9 +242,10 @@ Status AgentApp::Start() {
 
 void AgentApp::Reload(const std::string& api_key) {
   if (!api_key.empty()) impl_->api->SetApiKey(api_key);
-  if (Status reg = RegisterWithPlatform(*impl_->deps, *impl_->rt, impl_->stop.get_token());
-      !reg.ok()) {
-    spdlog::warn("registration failed: {}", reg.error().ToString());
+  // Sent by the registration loop (the signal thread never waits on the platform).
+  if (impl_->registration != nullptr) {
+    impl_->registration->RetryNow();
+    impl_->registration_runner->Wake();
   }
 }
 
@@ -284,6 +297,7 @@ std::string StatusJson(AgentApp::Impl& m) {
     loops.push_back({{"name", r->name()},
                      {"rounds", r->stats().rounds.load()},
                      {"failures", r->stats().failures.load()},
+                     {"exceptions", r->stats().exceptions.load()},
                      {"last_success_unix", r->stats().last_success_unix.load()}});
   }
   json deployments = json::array();
@@ -344,7 +358,15 @@ std::string MetricsText(AgentApp::Impl& m) {
     failures.samples.push_back(
         {{{"loop", r->name()}}, static_cast<double>(r->stats().failures.load())});
   }
-  std::vector<MetricFamily> f{rounds, failures};
+  MetricFamily exceptions{"taolie_loop_exceptions_total",
+                          "Rounds that threw an exception (logged; the loop goes on), by loop.",
+                          "counter",
+                          {}};
+  for (const auto& r : m.runners) {
+    exceptions.samples.push_back(
+        {{{"loop", r->name()}}, static_cast<double>(r->stats().exceptions.load())});
+  }
+  std::vector<MetricFamily> f{rounds, failures, exceptions};
   f.push_back({"taolie_deployments_active",
                "Deployments not yet ended.",
                "gauge",

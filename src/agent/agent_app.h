@@ -17,7 +17,9 @@ class AgentApp {
                                                   const std::string& version);
   ~AgentApp();
 
-  // Reconciles with Docker, registers (one try; the heartbeat loop retries) and starts loops.
+  // Takes the GPU inventory, reconciles with Docker and starts the loops and the status
+  // endpoint; never waits on the platform (the registration loop registers, and what needs
+  // the platform's ids waits for it).
   Status Start();
   // Stops accepting work, stops loops and workers; renters' containers keep running.
   void Stop();

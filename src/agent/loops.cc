@@ -248,29 +248,37 @@ Status GpuHealthLoop::RunOnce(std::stop_token /*stop*/) {
   return OkStatus();
 }
 
-Status HeartbeatLoop::RunOnce(std::stop_token stop) {
-  if (!rt_.registered() || rt_.reregister_wanted.exchange(false)) {
-    // A refused key (401) or a refused field (422) will not fix itself: retry slowly until
-    // the operator fixes the config (restart or SIGHUP retries at once).
-    if (std::chrono::steady_clock::now() < next_register_) {
-      if (rt_.registered()) rt_.reregister_wanted = true;
-      return rt_.registered() ? OkStatus()
-                              : MakeError(ErrorCode::kFailedPrecondition, "not registered");
-    }
-    Status reg = RegisterWithPlatform(d_, rt_, stop);
-    if (!reg.ok()) {
-      if (rt_.registered()) rt_.reregister_wanted = true;
-      if (reg.error().code == ErrorCode::kPermissionDenied ||
-          reg.error().code == ErrorCode::kInvalidArgument) {
-        next_register_ = std::chrono::steady_clock::now() + std::chrono::minutes(5);
-        spdlog::error(
-            "registration refused: {}. Fix the config, then restart the agent or send SIGHUP "
-            "(next try in 5 minutes)",
-            reg.error().message);
-      }
-      if (!rt_.registered()) return reg;
-    }
+Status RegistrationLoop::RunOnce(std::stop_token stop) {
+  if (retry_now_.exchange(false)) next_register_ = {};
+  if (rt_.registered() && !rt_.reregister_wanted) return OkStatus();
+  // A refused key (401) or a refused field (422) will not fix itself: retry slowly until the
+  // operator fixes the config (restart or SIGHUP retries at once).
+  if (std::chrono::steady_clock::now() < next_register_) {
+    return rt_.registered()
+               ? OkStatus()
+               : MakeError(ErrorCode::kFailedPrecondition, "not registered (refused, retry later)");
   }
+  const bool was_registered = rt_.registered();
+  rt_.reregister_wanted = false;
+  Status reg = RegisterWithPlatform(d_, rt_, stop);
+  if (!reg.ok()) {
+    if (was_registered) rt_.reregister_wanted = true;
+    if (reg.error().code == ErrorCode::kPermissionDenied ||
+        reg.error().code == ErrorCode::kInvalidArgument) {
+      next_register_ = std::chrono::steady_clock::now() + std::chrono::minutes(5);
+      spdlog::error(
+          "registration refused: {}. Fix the config, then restart the agent or send SIGHUP "
+          "(next try in 5 minutes)",
+          reg.error().message);
+    }
+    return reg;
+  }
+  if (!was_registered && on_registered_) on_registered_();
+  return OkStatus();
+}
+
+Status HeartbeatLoop::RunOnce(std::stop_token stop) {
+  if (!rt_.registered()) return OkStatus();  // the registration loop goes first
   auto up =
       std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started_)
           .count();
@@ -308,6 +316,7 @@ Status CommandPollLoop::Reject(const std::string& command_id, const std::string&
 
 Status CommandPollLoop::RunOnce(std::stop_token stop) {
   rerun_ = false;
+  if (!rt_.registered()) return OkStatus();  // the platform does not know this agent yet
   auto r = d_.api.Send(platform::Method::kGet, platform::CommandsPath(rt_.agent_id()), "", stop);
   if (platform::Classify(r, false) != platform::Disposition::kSuccess) {
     rt_.platform_errors++;

@@ -3,6 +3,7 @@
 #include <atomic>
 #include <chrono>
 #include <deque>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <random>
@@ -19,8 +20,8 @@
 
 namespace taolie::agent {
 
-// Registration: sent at start, retried by the heartbeat loop until it succeeds, and sent
-// again when what it describes changes (GPUs appear or vanish).
+// Registration: one try (with the platform's retries) of the registration request; on
+// success, marks the runtime registered and wakes the outbox.
 Status RegisterWithPlatform(Deps& d, Runtime& rt, std::stop_token stop);
 std::string InventorySignature(const std::vector<gpu::GpuInfo>& gpus);
 
@@ -58,7 +59,33 @@ class GpuHealthLoop final : public Loop {
   std::chrono::steady_clock::time_point full_write_{};
 };
 
-// 3. Heartbeat (30 s).
+// Registration (heartbeat interval): start-up never waits on the platform. This loop sends
+// the registration until the platform accepts it, again when what it describes changes (GPUs
+// appear or vanish: rt.reregister_wanted) and on SIGHUP (RetryNow). A refused key (401) or
+// field (422) is retried every 5 minutes. What needs the platform's ids (heartbeat, command
+// poll, pushes, outbox) waits for rt.registered(); `on_registered` runs after the first success
+// so that those loops go at once.
+class RegistrationLoop final : public Loop {
+ public:
+  RegistrationLoop(Deps d, Runtime& rt, std::function<void()> on_registered)
+      : d_(d), rt_(rt), on_registered_(std::move(on_registered)) {}
+  const char* Name() const override { return "registration"; }
+  Status RunOnce(std::stop_token stop) override;
+  // Thread-safe: the next round registers again, even within the 5 minutes after a refusal.
+  void RetryNow() {
+    retry_now_ = true;
+    rt_.reregister_wanted = true;
+  }
+
+ private:
+  Deps d_;
+  Runtime& rt_;
+  std::function<void()> on_registered_;
+  std::atomic<bool> retry_now_{false};
+  std::chrono::steady_clock::time_point next_register_{};  // after a 401/422: retry slowly
+};
+
+// 3. Heartbeat (30 s), once registered.
 class HeartbeatLoop final : public Loop {
  public:
   HeartbeatLoop(Deps d, Runtime& rt, std::chrono::steady_clock::time_point started)
@@ -70,7 +97,6 @@ class HeartbeatLoop final : public Loop {
   Deps d_;
   Runtime& rt_;
   std::chrono::steady_clock::time_point started_;
-  std::chrono::steady_clock::time_point next_register_{};  // after a 401/422: retry slowly
 };
 
 // 4. Command polling (10 s; again at once after a poll that returned commands).

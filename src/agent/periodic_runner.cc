@@ -3,6 +3,7 @@
 #include <pthread.h>
 #include <spdlog/spdlog.h>
 
+#include <exception>
 #include <string>
 
 namespace taolie::agent {
@@ -12,6 +13,20 @@ bool SleepFor(std::chrono::milliseconds d, std::stop_token stop) {
   std::condition_variable_any cv;
   std::unique_lock lock(mu);
   return !cv.wait_for(lock, stop, d, [] { return false; }) && !stop.stop_requested();
+}
+
+Status RunOnceGuarded(Loop& loop, std::stop_token stop, LoopStats& stats) {
+  try {
+    return loop.RunOnce(stop);
+  } catch (const std::exception& e) {
+    stats.exceptions++;
+    return MakeError(ErrorCode::kInternal,
+                     std::string(loop.Name()) + " round threw an exception: " + e.what());
+  } catch (...) {
+    stats.exceptions++;
+    return MakeError(ErrorCode::kInternal,
+                     std::string(loop.Name()) + " round threw a non-standard exception");
+  }
 }
 
 PeriodicRunner::PeriodicRunner(Loop& loop, std::chrono::milliseconds interval,
@@ -60,7 +75,8 @@ void PeriodicRunner::Run(std::stop_token stop) {
     }
     if (stop.stop_requested()) break;
     auto started = Clock::now();
-    Status st = loop_.RunOnce(stop);
+    const uint64_t exceptions_before = stats_.exceptions;
+    Status st = RunOnceGuarded(loop_, stop, stats_);
     auto elapsed = Clock::now() - started;
     stats_.rounds++;
     stats_.last_round_micros =
@@ -82,7 +98,11 @@ void PeriodicRunner::Run(std::stop_token stop) {
       stats_.failures++;
       auto now = Clock::now();
       if (now - last_error_log > std::chrono::minutes(1) || backoff.attempt() == 0) {
-        spdlog::warn("{}: {}", loop_.Name(), st.error().ToString());
+        if (stats_.exceptions != exceptions_before) {  // a bug, not an outage
+          spdlog::error("{}: {} (the loop goes on)", loop_.Name(), st.error().ToString());
+        } else {
+          spdlog::warn("{}: {}", loop_.Name(), st.error().ToString());
+        }
         last_error_log = now;
       }
       next = now + std::max(std::chrono::milliseconds(200), backoff.Next());

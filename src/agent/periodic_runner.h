@@ -28,7 +28,8 @@ class Loop {
 
 struct LoopStats {
   std::atomic<uint64_t> rounds{0};
-  std::atomic<uint64_t> failures{0};
+  std::atomic<uint64_t> failures{0};    // rounds that returned an error or threw
+  std::atomic<uint64_t> exceptions{0};  // rounds that threw (a bug: logged, counted, goes on)
   std::atomic<int64_t> last_success_unix{0};
   std::atomic<int64_t> last_round_micros{0};
 };
@@ -59,6 +60,11 @@ class PeriodicRunner {
   LoopStats stats_;
   std::jthread thread_;
 };
+
+// Runs one round of `loop`; an exception thrown by RunOnce is caught, counted in
+// stats.exceptions and returned as an Internal error naming the loop, so that the runner
+// (and the start-up code, which runs some rounds itself) logs it, backs off and goes on.
+Status RunOnceGuarded(Loop& loop, std::stop_token stop, LoopStats& stats);
 
 // Sleeps up to `d`, returning early (false) when stop is requested.
 bool SleepFor(std::chrono::milliseconds d, std::stop_token stop);

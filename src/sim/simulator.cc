@@ -391,6 +391,10 @@ struct Simulator::State {
   std::condition_variable cv;  // wakes delayed handlers on Stop()
   bool stopping = false;
   int fail_next = 0, fail_status = 503, fail_retry_after = 0;
+  struct PathFault {
+    int status = 500, remaining = -1, retry_after = 0;  // remaining < 0: forever
+  };
+  std::map<std::string, PathFault> path_faults;  // by path suffix
   bool down = false;
   std::chrono::milliseconds delay{0};
   uint64_t next_id = 1;
@@ -447,6 +451,16 @@ struct Simulator::State {
         --fail_next;
         Reply r = ErrorReply(fail_status, "injected failure");
         r.retry_after = fail_retry_after;
+        return r;
+      }
+      for (auto it = path_faults.begin(); it != path_faults.end(); ++it) {
+        const std::string& suffix = it->first;
+        if (req.path.size() < suffix.size() ||
+            req.path.compare(req.path.size() - suffix.size(), suffix.size(), suffix) != 0)
+          continue;
+        Reply r = ErrorReply(it->second.status, "injected failure for " + suffix);
+        r.retry_after = it->second.retry_after;
+        if (it->second.remaining > 0 && --it->second.remaining == 0) path_faults.erase(it);
         return r;
       }
     }
@@ -692,6 +706,21 @@ void Simulator::SetFailNext(int n, int status, int retry_after_seconds) {
   state_->fail_next = n;
   state_->fail_status = status;
   state_->fail_retry_after = retry_after_seconds;
+}
+
+void Simulator::SetPathFault(const std::string& path_suffix, int status, int count,
+                             int retry_after_seconds) {
+  std::lock_guard lock(state_->mu);
+  if (count == 0) {
+    state_->path_faults.erase(path_suffix);
+    return;
+  }
+  state_->path_faults[path_suffix] = {status, count, retry_after_seconds};
+}
+
+void Simulator::ClearPathFault(const std::string& path_suffix) {
+  std::lock_guard lock(state_->mu);
+  state_->path_faults.erase(path_suffix);
 }
 
 void Simulator::SetDown(bool down) {

@@ -55,6 +55,13 @@ class Simulator {
   void SetDown(bool down);  // 503 for everything
   // Each /api/ request waits this long before it is answered (interrupted by Stop()).
   void SetResponseDelay(std::chrono::milliseconds delay);
+  // Per-endpoint fault: /api/ requests whose path ends with `path_suffix` (for example
+  // "/<deployment_id>/expiring") are answered `status` (with Retry-After when
+  // retry_after_seconds > 0) the next `count` times, or forever when count < 0; every other
+  // path is answered as usual. Setting a suffix again replaces its fault.
+  void SetPathFault(const std::string& path_suffix, int status, int count = -1,
+                    int retry_after_seconds = 0);
+  void ClearPathFault(const std::string& path_suffix);
 
   // Recorded traffic (thread-safe).
   std::vector<Request> Requests(const std::string& path_prefix = "") const;

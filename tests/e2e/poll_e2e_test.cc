@@ -108,5 +108,84 @@ TEST_F(PollTest, ReusedDeploymentIdIsRefused) {
   EXPECT_TRUE(sim_->Events("reuse-1", "terminated").empty());
 }
 
+// After a restart the platform answers registration 503 with Retry-After: 60. Start-up does not
+// wait on it: /status answers at once, nothing that needs the platform's ids is sent, the
+// rental still expires on time, and its `terminated` event arrives once the platform accepts.
+TEST_F(PollTest, RegistrationRefusedAfterRestartBlocksNeitherStatusNorExpiry) {
+  StartAgent();
+  json payload = {{"deployment_id", "reg-exp-1"},
+                  {"image", SshImage()},
+                  {"duration_minutes", 1},
+                  {"ports", {{"22", 22}}}};
+  sim_->QueueCommand(agent_id_, "deploy", payload.dump());
+  ASSERT_FALSE(WaitEvent("reg-exp-1", "success", 120s).is_null());
+  const auto ready_at = std::chrono::steady_clock::now();
+  int status = agent_->Terminate();
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+
+  sim_->SetFailNext(1'000'000, 503, 60);
+  const auto restart = std::chrono::system_clock::now();
+  const auto restart_steady = std::chrono::steady_clock::now();
+  agent_->Start();
+  json st;
+  ASSERT_TRUE(sim::Simulator::WaitFor(
+      [&] {
+        st = json::parse(HttpGet(agent_->status_port(), "/status"), nullptr, false);
+        return st.is_object();
+      },
+      20s))
+      << "no /status while the platform refuses registration\n"
+      << Tail(agent_->Log(), 3000);
+  EXPECT_LT(std::chrono::steady_clock::now() - restart_steady, 20s);
+  EXPECT_EQ(st["registered"], false);
+  EXPECT_EQ(st["agent_id"], agent_id_);
+  ASSERT_TRUE(sim::Simulator::WaitFor(
+      [&] { return !RequestsSince("/api/host-agents/register", restart).empty(); }, 20s));
+
+  // Expiry is enforced while the platform still refuses the registration.
+  ASSERT_TRUE(sim::Simulator::WaitFor([&] { return Containers("reg-exp-1").empty(); }, 100s))
+      << "the rental did not expire while the agent was unregistered";
+  EXPECT_LT(std::chrono::steady_clock::now() - ready_at, 60s + 25s) << "expired late";
+  for (const auto& r : RequestsSince("/api/", restart)) {
+    EXPECT_EQ(r.path, "/api/host-agents/register") << "sent before registration: " << r.path;
+    EXPECT_EQ(r.status, 503);
+  }
+  EXPECT_TRUE(agent_->Running());
+
+  // The platform accepts again: registration, then the events that waited.
+  sim_->SetFailNext(0, 503, 0);
+  json ended = WaitEvent("reg-exp-1", "terminated", 180s);
+  ASSERT_FALSE(ended.is_null()) << "terminated never delivered";
+  EXPECT_EQ(ended["status"], "expired");
+  EXPECT_TRUE(sim::Simulator::WaitFor(
+      [&] {
+        json s = json::parse(HttpGet(agent_->status_port(), "/status"), nullptr, false);
+        return s.is_object() && s["registered"] == true;
+      },
+      10s));
+}
+
+// A loop that throws is counted per loop on /status and /metrics (zero here: the agent's loops
+// do not throw; the runner's guard itself is unit-tested).
+TEST_F(PollTest, LoopExceptionsAreShownPerLoop) {
+  StartAgent();
+  json st;
+  ASSERT_TRUE(sim::Simulator::WaitFor(
+      [&] {
+        st = json::parse(HttpGet(agent_->status_port(), "/status"), nullptr, false);
+        return st.is_object();
+      },
+      20s));
+  bool registration = false;
+  for (const auto& l : st["loops"]) {
+    EXPECT_TRUE(l.contains("exceptions")) << l.dump();
+    registration = registration || l["name"] == "registration";
+  }
+  EXPECT_TRUE(registration);
+  EXPECT_NE(HttpGet(agent_->status_port(), "/metrics")
+                .find("taolie_loop_exceptions_total{loop=\"command-poll\"} 0"),
+            std::string::npos);
+}
+
 }  // namespace
 }  // namespace taolie::testing
