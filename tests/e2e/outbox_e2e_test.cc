@@ -1,7 +1,6 @@
 // End-to-end: one event the platform refuses forever holds back nobody else. The real agent
 // binary, the simulator with a per-endpoint fault, a private dockerd, the fake NVML and the
 // agent's managed PostgreSQL.
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -23,7 +22,7 @@ bool PortFree(int port) {
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_port = htons(static_cast<uint16_t>(port));
-  inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+  a.sin_addr.s_addr = htonl(INADDR_ANY);  // the agent checks host ports on all addresses
   const bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0;
   ::close(fd);
   return ok;
