@@ -1,10 +1,13 @@
 #pragma once
 // Runs the real agent binary as a child process against the simulator, a private dockerd,
 // the local registry, the fake NVML and its own managed PostgreSQL.
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -69,6 +72,48 @@ inline std::string HttpGet(int port, const std::string& path) {
   return Shell("curl -s --max-time 5 http://127.0.0.1:" + std::to_string(port) + path);
 }
 
+// True when `count` TCP ports from `first` can be bound on all addresses right now (the agent
+// checks host ports the same way, and Docker publishes on 127.0.0.1).
+inline bool PortsFree(int first, int count) {
+  for (int port = first; port < first + count; ++port) {
+    if (port <= 0 || port > 65535) return false;
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return false;
+    int one = 1;
+    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<uint16_t>(port));
+    a.sin_addr.s_addr = htonl(INADDR_ANY);
+    const bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0;
+    ::close(fd);
+    if (!ok) return false;
+  }
+  return true;
+}
+
+// The first of `count` consecutive free ports: the kernel picks a free port (bind to port 0 on
+// 127.0.0.1) and the ones after it are checked; 0 when none was found in a bounded search.
+inline int FreePortBlock(int count) {
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return 0;
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = 0;
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    socklen_t len = sizeof(a);
+    int port = 0;
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0 &&
+        ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0) {
+      port = ntohs(a.sin_port);
+    }
+    ::close(fd);
+    if (port > 0 && PortsFree(port, count)) return port;
+  }
+  return 0;
+}
+
 struct HarnessOptions {
   std::string scenario = "two_gpus.ini";
   std::string extra_yaml;  // appended to the generated config
@@ -89,6 +134,16 @@ class AgentHarness {
     char tmpl[] = "/tmp/taolie-e2e-XXXXXX";
     root_ = mkdtemp(tmpl);
     ::chmod(root_.c_str(), 0755);
+    // Free ports, so that tests may run side by side: ssh, rental_port_1 and _2 and the status
+    // port in one block, and a port range of 50. set_ports() still overrides them.
+    if (int base = FreePortBlock(4); base > 0) ssh_port_ = base;
+    for (int attempt = 0; attempt < 20; ++attempt) {
+      int first = FreePortBlock(kRangeSize);
+      if (first > 0 && (first >= ssh_port_ + 4 || first + kRangeSize <= ssh_port_)) {
+        range_first_ = first;
+        break;
+      }
+    }
   }
   ~AgentHarness() {
     Kill();
@@ -115,7 +170,7 @@ class AgentHarness {
         << "network:\n  public_ip: 127.0.0.1\n  bind_ip: 127.0.0.1\n"
         << "  ports:\n    ssh: " << ssh_port_ << "\n    rental_port_1: " << ssh_port_ + 1
         << "\n    rental_port_2: " << ssh_port_ + 2 << "\n"
-        << "  port_range: \"" << range_first_ << "-" << range_first_ + 49 << "\"\n"
+        << "  port_range: \"" << range_first_ << "-" << range_first_ + kRangeSize - 1 << "\"\n"
         << "server:\n  url: " << sim_.base_url() << "\n  timeout: 5\n"
         << "monitoring:\n  heartbeat_interval: 2\n  command_poll_interval: 1\n  "
            "metrics_push_interval: 2\n"
@@ -233,7 +288,8 @@ class AgentHarness {
   HarnessOptions o_;
   std::string root_;
   pid_t pid_ = 0;
-  int ssh_port_ = 42022;
+  static constexpr int kRangeSize = 50;
+  int ssh_port_ = 42022;  // replaced by free ports in the constructor
   int range_first_ = 42100;
 };
 

@@ -459,7 +459,7 @@ TEST_P(CrashTest, KilledAtStepThenRestarted) {
     // Re-delivery after the crash does not deploy twice.
     sim_->QueueCommand(agent_id_, "deploy", payload.dump(), cmd);
     ASSERT_FALSE(Ack(cmd, 60s).is_null());
-    std::this_thread::sleep_for(2s);
+    ASSERT_TRUE(WaitForPolls(2));
     auto c = Containers(dep);
     ASSERT_EQ(c.size(), 1u);
     EXPECT_TRUE(c[0].running);

@@ -95,7 +95,7 @@ TEST_F(RentalTest, DeployRedeliverTerminate) {
   // A re-delivered copy of the command changes nothing.
   sim_->QueueCommand(agent_id_, "deploy", payload.dump(), cmd);
   ASSERT_TRUE(sim::Simulator::WaitFor([&] { return sim_->Acked(cmd); }, 30s));
-  std::this_thread::sleep_for(2s);
+  ASSERT_TRUE(WaitForPolls(2));
   auto again = Containers("e2e-loop-1");
   ASSERT_EQ(again.size(), 1u);
   EXPECT_EQ(again[0].id, info->id);
@@ -179,7 +179,17 @@ TEST_F(RentalTest, MetricsTakenDuringAnOutageArriveLaterInOrder) {
       [&] { return accepted("/api/host-agents/metrics").size() >= 2; }, 30s));
   sim_->SetDown(true);
   auto down_at = std::chrono::system_clock::now();
-  std::this_thread::sleep_for(7s);
+  // The outage lasts until the agent has kept three samples taken in it (one per 2 s).
+  auto db = OpenAgentDb(agent_->root() + "/data");
+  ASSERT_NE(db, nullptr);
+  ASSERT_TRUE(sim::Simulator::WaitFor(
+      [&] {
+        auto kept = db->UnpushedMetricSamples(100);
+        if (!kept.ok()) return false;
+        return std::count_if(kept->begin(), kept->end(),
+                             [&](const auto& s) { return s.taken_at > down_at + 1s; }) >= 3;
+      },
+      30s));
   size_t before = accepted("/api/host-agents/metrics").size();
   int heartbeats_before = sim_->CountHeartbeats();
   sim_->SetDown(false);
@@ -227,7 +237,17 @@ TEST_F(RentalTest, WrongApiKeyKeepsRunningAndRetriesSlowly) {
   agent_->Start();
   ASSERT_TRUE(sim::Simulator::WaitFor(
       [&] { return !sim_->Requests("/api/host-agents/register").empty(); }, 60s));
-  std::this_thread::sleep_for(6s);
+  // Three more rounds of the registration loop (2 s apart): none may hammer the platform.
+  auto registration_rounds = [&] {
+    json st = json::parse(HttpGet(agent_->status_port(), "/status"), nullptr, false);
+    if (!st.is_object()) return 0;
+    for (const auto& l : st["loops"]) {
+      if (l["name"] == "registration") return l["rounds"].get<int>();
+    }
+    return 0;
+  };
+  const int rounds = registration_rounds();
+  ASSERT_TRUE(sim::Simulator::WaitFor([&] { return registration_rounds() >= rounds + 3; }, 30s));
   EXPECT_TRUE(agent_->Running());
   auto attempts = sim_->Requests("/api/host-agents/register");
   EXPECT_LE(attempts.size(), 3u);
@@ -263,8 +283,14 @@ TEST_F(RentalTest, PlatformWithoutExtEndpoints) {
   std::string term =
       sim_->QueueCommand(agent_id_, "terminate", json{{"deployment_id", "old-1"}}.dump());
   ASSERT_TRUE(sim::Simulator::WaitFor([&] { return sim_->Acked(term); }, 60s));
-  // Each unsupported event was tried once (retries honour 404 as final), not again and again.
-  std::this_thread::sleep_for(3s);
+  // Each unsupported event was tried once (retries honour 404 as final), not again and again:
+  // once both are recorded as unsupported, nothing retries them.
+  ASSERT_TRUE(sim::Simulator::WaitFor(
+      [&] {
+        return HttpGet(agent_->status_port(), "/metrics")
+                   .find("taolie_events_unsupported_total 2") != std::string::npos;
+      },
+      30s));
   int failed_posts = 0, terminated_posts = 0;
   for (const auto& r : sim_->Requests("/api/deployments/")) {
     if (r.path.find("/failed") != std::string::npos) ++failed_posts;
