@@ -2,11 +2,6 @@
 // binary, the simulator with a per-endpoint fault, a private dockerd, the fake NVML and the
 // agent's managed PostgreSQL.
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
-#include <random>
 
 #include "e2e/agent_harness.h"
 
@@ -16,40 +11,8 @@ namespace {
 using nlohmann::json;
 using namespace std::chrono_literals;
 
-bool PortFree(int port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return false;
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(static_cast<uint16_t>(port));
-  a.sin_addr.s_addr = htonl(INADDR_ANY);  // the agent checks host ports on all addresses
-  const bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0;
-  ::close(fd);
-  return ok;
-}
-
-// A block of 4 fixed ports plus a 50-port range, all free now (bounded tries).
-std::pair<int, int> FreePortBlock() {
-  std::mt19937 rng(static_cast<unsigned>(::getpid()));
-  for (int attempt = 0; attempt < 50; ++attempt) {
-    const int base = 43000 + static_cast<int>(rng() % 40) * 60;
-    bool all = true;
-    for (int p = base; p < base + 4 + 50 && all; ++p) all = PortFree(p);
-    if (all) return {base, base + 4};
-  }
-  return {43000, 43004};
-}
-
 class OutboxE2eTest : public AgentE2eTest {
  protected:
-  void StartAgentOnFreePorts() {
-    agent_ = std::make_unique<AgentHarness>(docker_host_, registry_, *sim_, HarnessOptions{});
-    auto [ssh, range] = FreePortBlock();
-    agent_->set_ports(ssh, range);
-    agent_->Start();
-    agent_id_ = agent_->WaitAgentId(60s);
-    ASSERT_FALSE(agent_id_.empty()) << "agent did not register\n" << Tail(agent_->Log(), 4000);
-  }
   int Answered(const std::string& path, int status) {
     int n = 0;
     for (const auto& r : sim_->Requests(path)) n += r.status == status ? 1 : 0;
@@ -61,7 +24,7 @@ class OutboxE2eTest : public AgentE2eTest {
 // its command's ack still arrive, and once A has ended its `terminated` supersedes the
 // undeliverable warning.
 TEST_F(OutboxE2eTest, OneEventRefusedForeverHoldsBackNoOtherDeploymentNorAck) {
-  StartAgentOnFreePorts();
+  StartAgent();  // free ports: the harness picks them
   const std::string a = "e2e-outbox-a", b = "e2e-outbox-b";
   const std::string a_expiring = "/api/deployments/" + a + "/expiring";
   sim_->SetPathFault(a_expiring, 500);  // forever
