@@ -93,8 +93,8 @@ const char* KindName(const YAML::Node& n) {
 // non-const operator[] would insert keys.
 class Reader {
  public:
-  Reader(YAML::Node node, std::string path, std::vector<ConfigProblem>* problems)
-      : node_(std::move(node)), path_(std::move(path)), problems_(problems) {}
+  Reader(const YAML::Node& node, std::string path, std::vector<ConfigProblem>* problems)
+      : node_(node), path_(std::move(path)), problems_(problems) {}
 
   void Int(const char* key, int* out) {
     long long v = 0;

@@ -19,9 +19,10 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr size_t kMaxProcFileBytes = 4 * 1024 * 1024;  // /proc files are small; bound anyway
+// /proc files are small; bound anyway.
+constexpr size_t kMaxProcFileBytes = size_t{4} * 1024 * 1024;
 
-std::string TrimCopy(std::string s) {
+std::string TrimCopy(const std::string& s) {
   const char* ws = " \t\r\n";
   size_t b = s.find_first_not_of(ws);
   if (b == std::string::npos) return "";
