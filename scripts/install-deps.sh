@@ -9,9 +9,11 @@ BUILD_PKGS=(g++ cmake ninja-build pkg-config libcurl4-openssl-dev libpq-dev nloh
 # Real services used by dev mode and the integration tests.
 RUNTIME_PKGS=(postgresql-15 docker.io docker-registry iptables busybox-static openssh-server
   openssh-client sshpass curl ca-certificates)
+# Extra packages a caller asks for, space separated (e.g. CI's tidy stage: clang-tidy).
+read -r -a EXTRA_PKGS <<<"${TAOLIE_EXTRA_PKGS:-}"
 
 missing=()
-for p in "${BUILD_PKGS[@]}" "${RUNTIME_PKGS[@]}"; do
+for p in "${BUILD_PKGS[@]}" "${RUNTIME_PKGS[@]}" "${EXTRA_PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if [ ${#missing[@]} -eq 0 ]; then

@@ -48,13 +48,17 @@ out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 echo "clang-tidy: ${#files[@]} files under ${folders[*]} (-j$jobs)" >&2
 # Headers count when they belong to a chosen folder; generated and system headers never do.
+# A file clang-tidy cannot process (compile error, crash) fails the run: its findings are unknown.
+failed=0
 printf '%s\n' "${files[@]}" |
-  xargs -P "$jobs" -n 1 clang-tidy -p "$build" --quiet --header-filter="$regex" 2>/dev/null \
-  >"$out" || true
+  xargs -P "$jobs" -n 1 clang-tidy -p "$build" --quiet --header-filter="$regex" \
+  >"$out" 2> >(grep -vE '^[0-9]+ warnings? generated|^Suppressed |^Use -header-filter' >&2) ||
+  failed=1
 
-python3 - "$out" "$root" "$regex" <<'EOF'
+(python3 - "$out" "$root" "$regex" "${folders[@]}" <<'EOF'
 import collections, re, sys
 out, root, rx = sys.argv[1], sys.argv[2], re.compile(sys.argv[3])
+folders = sys.argv[4:]
 diag = re.compile(r"^(/[^:]+):(\d+):(\d+): (warning|error): (.*)$")
 seen, blocks, cur = set(), [], None
 for line in open(out, errors="replace"):
@@ -72,10 +76,15 @@ counts = collections.Counter()
 for path, lines in blocks:
     sys.stdout.write("".join(lines))
     rel = path[len(root) + 1:]
-    counts["/".join(rel.split("/")[:2])] += 1
+    counts[next((f for f in folders if rel.startswith(f + "/")), rel)] += 1
 print("clang-tidy findings per folder:")
-for f in sorted(counts):
+for f in sorted(set(folders) | set(counts)):
     print(f"  {f}: {counts[f]}")
 print(f"  total: {sum(counts.values())}")
 sys.exit(1 if counts else 0)
 EOF
+) || exit 1
+if [ $failed = 1 ]; then
+  echo "clang-tidy failed on some files (messages above): findings incomplete" >&2
+  exit 1
+fi
