@@ -5,7 +5,8 @@
 #include <nlohmann/json.hpp>
 #include <vector>
 
-#include "agent/deployment_manager.h"
+#include "agent/readiness_probe.h"
+#include "agent/rental_engine.h"
 #include "agent/failpoints.h"
 #include "agent/loops.h"
 #include "agent/periodic_runner.h"
@@ -36,8 +37,8 @@ struct AgentApp::Impl {
   std::unique_ptr<platform::HttpsPlatformApi> api;
   std::unique_ptr<Deps> deps;
   std::unique_ptr<Runtime> rt;
-  std::unique_ptr<WorkQueue> work;
-  std::unique_ptr<DeploymentManager> manager;
+  TcpReadinessProbe probe;
+  std::unique_ptr<RentalEngine> engine;
   std::vector<std::unique_ptr<Loop>> loops;
   std::vector<std::unique_ptr<PeriodicRunner>> runners;
   PeriodicRunner* outbox_runner = nullptr;
@@ -168,8 +169,7 @@ Result<std::unique_ptr<AgentApp>> AgentApp::Create(const config::Config& cfg,
   }
   impl->deps = std::make_unique<Deps>(Deps{impl->cfg, *impl->store, *impl->docker, *impl->gpus,
                                            *impl->host, *impl->api, impl->clock});
-  impl->work = std::make_unique<WorkQueue>(3);
-  impl->manager = std::make_unique<DeploymentManager>(*impl->deps, *impl->rt, *impl->work);
+  impl->engine = std::make_unique<RentalEngine>(*impl->deps, *impl->rt, impl->probe);
   return std::unique_ptr<AgentApp>(new AgentApp(std::move(impl)));
 }
 
@@ -186,7 +186,7 @@ Status AgentApp::Start() {
   LoopStats inventory_stats;
   WarnIfError(RunOnceGuarded(inventory, m.stop.get_token(), inventory_stats),
               "start-up GPU inventory");
-  if (Status st = m.manager->Reconcile(m.stop.get_token()); !st.ok()) {
+  if (Status st = m.engine->reconciler().Run(m.stop.get_token()); !st.ok()) {
     spdlog::warn("start-up reconciliation incomplete: {} (retried by the duration monitor)",
                  st.error().ToString());
   }
@@ -210,10 +210,10 @@ Status AgentApp::Start() {
   m.registration = registration.get();
   m.registration_runner = add(std::move(registration), mon.heartbeat_interval, 0);
   add(std::make_unique<HeartbeatLoop>(d, *m.rt, started), mon.heartbeat_interval, 0);
-  add(std::make_unique<CommandPollLoop>(d, *m.rt, *m.manager), mon.command_poll_interval, 100);
+  add(std::make_unique<CommandPollLoop>(d, *m.rt, m.engine->commands()), mon.command_poll_interval, 100);
   add(std::make_unique<MetricsPushLoop>(d, *m.rt), mon.metrics_push_interval, 2000);
   add(std::make_unique<HealthPushLoop>(d, *m.rt), mon.health_push_interval, 3000);
-  add(std::make_unique<DurationMonitorLoop>(*m.manager), mon.duration_check_interval, 500);
+  add(std::make_unique<DurationMonitorLoop>(m.engine->monitor(), m.engine->reconciler()), mon.duration_check_interval, 500);
   // The outbox is woken whenever an event is written; the interval is only a safety net.
   m.outbox_runner = add(std::make_unique<OutboxLoop>(d, *m.rt), 60, 200);
   if (m.pg) add(std::make_unique<PostgresSupervisor>(m), 15, 15000);
@@ -257,7 +257,7 @@ void AgentApp::Stop() {
   if (m.status) m.status->Stop();
   if (m.rt) m.rt->SetOutboxNotifier(nullptr);
   for (auto& r : m.runners) r->RequestStop();
-  if (m.work) m.work->Shutdown();
+  if (m.engine) m.engine->Shutdown();
   for (auto& r : m.runners) r->Join();
   m.runners.clear();
   spdlog::info("agent stopped; renters' containers keep running");
@@ -342,7 +342,10 @@ std::string StatusJson(AgentApp::Impl& m) {
                 {"events_delivered", rt.events_delivered.load()},
                 {"events_unsupported", rt.events_unsupported.load()},
                 {"events_given_up", rt.events_given_up.load()},
-                {"platform_errors", rt.platform_errors.load()}}}};
+                {"platform_errors", rt.platform_errors.load()}}},
+              {"clock",
+               {{"wall_steps", rt.clock_steps.load()},
+                {"last_wall_step_seconds", rt.last_clock_step_ms.load() / 1000.0}}}};
   return out.dump();
 }
 
@@ -393,6 +396,10 @@ std::string MetricsText(AgentApp::Impl& m) {
                "Ext events given up after server.ext_event_give_up_hours, kept as failed.",
                "counter",
                {{{}, static_cast<double>(rt.events_given_up.load())}}});
+  f.push_back({"taolie_clock_wall_steps_total",
+               "Wall-clock steps against the monotonic clock (rentals are timed on the latter).",
+               "counter",
+               {{{}, static_cast<double>(rt.clock_steps.load())}}});
   f.push_back({"taolie_platform_errors_total",
                "Failed calls to the platform.",
                "counter",

@@ -180,6 +180,9 @@ Status GpuHealthLoop::RunOnce(std::stop_token /*stop*/) {
         present.push_back(r);
       }
       if (Status st = d_.store.SyncGpus(present); !st.ok()) return st;
+      // A re-scan gives a GPU that was marked lost the scan's health: write every verdict
+      // again this round, so a GPU that is still lost never reads healthy in the store.
+      health_written_.clear();
       synced_signature_ = InventorySignature(*list);
       if (rt_.registered() && InventorySignature(*list) != rt_.registered_signature()) {
         spdlog::info("GPU inventory changed: registering again");
@@ -464,9 +467,9 @@ Status HealthPushLoop::RunOnce(std::stop_token stop) {
 Status DurationMonitorLoop::RunOnce(std::stop_token stop) {
   // Reconcile with Docker every 10th round (5 min at the default interval).
   if (++rounds_ % 10 == 0) {
-    if (Status st = m_.Reconcile(stop); !st.ok()) return st;
+    if (Status st = reconciler_.Run(stop); !st.ok()) return st;
   }
-  return m_.CheckDeployments(stop);
+  return monitor_.CheckOnce(stop);
 }
 
 OutboxLoop::OutboxLoop(Deps d, Runtime& rt) : d_(d), rt_(rt), rng_(std::random_device{}()) {

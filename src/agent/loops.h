@@ -12,7 +12,9 @@
 #include <string>
 #include <vector>
 
-#include "agent/deployment_manager.h"
+#include "agent/command_handler.h"
+#include "agent/reconciler.h"
+#include "agent/rental_monitor.h"
 #include "agent/health_rules.h"
 #include "agent/periodic_runner.h"
 #include "agent/runtime.h"
@@ -102,7 +104,7 @@ class HeartbeatLoop final : public Loop {
 // 4. Command polling (10 s; again at once after a poll that returned commands).
 class CommandPollLoop final : public Loop {
  public:
-  CommandPollLoop(Deps d, Runtime& rt, DeploymentManager& m) : d_(d), rt_(rt), m_(m) {}
+  CommandPollLoop(Deps d, Runtime& rt, CommandHandler& m) : d_(d), rt_(rt), m_(m) {}
   const char* Name() const override { return "command-poll"; }
   Status RunOnce(std::stop_token stop) override;
   bool WantsImmediateRerun() override { return rerun_; }
@@ -110,7 +112,7 @@ class CommandPollLoop final : public Loop {
  private:
   Deps d_;
   Runtime& rt_;
-  DeploymentManager& m_;
+  CommandHandler& m_;
   bool rerun_ = false;
   int immediate_in_a_row_ = 0;
   // Malformed elements already logged in this run (a bad element is re-delivered every poll):
@@ -149,12 +151,14 @@ class HealthPushLoop final : public Loop {
 // 7. Duration monitor (30 s): expiry warnings, expiries, dead containers, reconciliation.
 class DurationMonitorLoop final : public Loop {
  public:
-  DurationMonitorLoop(DeploymentManager& m) : m_(m) {}
+  DurationMonitorLoop(RentalMonitor& monitor, Reconciler& reconciler)
+      : monitor_(monitor), reconciler_(reconciler) {}
   const char* Name() const override { return "duration-monitor"; }
   Status RunOnce(std::stop_token stop) override;
 
  private:
-  DeploymentManager& m_;
+  RentalMonitor& monitor_;
+  Reconciler& reconciler_;
   int rounds_ = 0;
 };
 

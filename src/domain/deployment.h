@@ -1,5 +1,6 @@
 #pragma once
 // A rental as the agent drives it: its lifecycle state, its claimed ports and GPUs, its times.
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -50,7 +51,15 @@ struct Deployment {
   std::optional<SystemTime> expires_at;  // set when the container starts
   std::optional<SystemTime> warned_at;
   std::optional<SystemTime> ended_at;
-  std::string end_status;   // "terminated" | "expired" | "failed"
+  // The rental's clock (agent/rules/rental_clock.h): time elapsed since the container was
+  // created, measured on the monotonic clock and checkpointed with the boot it was measured in.
+  // Expiry, the warning and the bill come from it; the wall times above are informative.
+  std::string clock_boot_id;  // "" = not started
+  int64_t clock_mono_ns = 0;
+  SystemTime clock_wall{};
+  int64_t elapsed_ms = 0;
+  std::optional<int64_t> ready_elapsed_ms;  // elapsed when readiness passed (usage from here)
+  std::string end_status;                   // "terminated" | "expired" | "failed"
   std::string end_reason;
   std::string error_stage;  // validate | pull | create | start | readiness
   std::string error;

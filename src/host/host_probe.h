@@ -7,18 +7,20 @@
 
 namespace taolie::host {
 
+// Strings carry `{}` so that designated initializers may leave them out (GCC 12 warns
+// -Wmissing-field-initializers otherwise).
 struct HostFacts {  // mostly static, re-read at registration
-  std::string hostname;
-  std::string os;  // PRETTY_NAME, e.g. "Debian GNU/Linux 12 (bookworm)"
-  std::string kernel;
-  std::string cpu_model;
+  std::string hostname{};
+  std::string os{};  // PRETTY_NAME, e.g. "Debian GNU/Linux 12 (bookworm)"
+  std::string kernel{};
+  std::string cpu_model{};
   int cpu_sockets = 1;
   int cpu_cores = 1;  // physical cores (logical if unknown)
   int cpu_logical = 1;
   uint64_t ram_total_bytes = 0;
   uint64_t storage_total_bytes = 0;  // filesystem holding `storage_path`
   uint64_t storage_available_bytes = 0;
-  std::string storage_type;  // "SSD" | "HDD" | "Unknown"
+  std::string storage_type{};  // "SSD" | "HDD" | "Unknown"
   double uptime_seconds = 0;
   int64_t boot_time_unix = 0;
 };
@@ -41,6 +43,12 @@ class HostProbe {
   virtual ~HostProbe() = default;
   virtual Result<HostFacts> Facts() = 0;
   virtual Result<HostSample> Sample() = 0;
+  // True when a TCP listener (any address) already holds `port` on this host.
+  virtual bool PortInUse(int port) = 0;
+  // True when host process `pid` runs in the container (its cgroup names the container id).
+  virtual bool ProcessInContainer(uint32_t pid, const std::string& container_id) = 0;
+  // The kernel's boot_id: changes at every boot ("" when unreadable).
+  virtual std::string BootId() = 0;
 };
 
 }  // namespace taolie::host

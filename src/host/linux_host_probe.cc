@@ -1,5 +1,7 @@
 #include "host/linux_host_probe.h"
 
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/sysmacros.h>
@@ -285,6 +287,35 @@ Result<HostSample> LinuxHostProbe::Sample() {
   prev_net_at_ = now;
   prev_interfaces_ = std::move(interfaces);
   return s;
+}
+
+bool LinuxHostProbe::PortInUse(int port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  int one = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_ANY);
+  bool taken =
+      ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 && errno == EADDRINUSE;
+  ::close(fd);
+  return taken;
+}
+
+bool LinuxHostProbe::ProcessInContainer(uint32_t pid, const std::string& container_id) {
+  if (container_id.empty()) return false;
+  auto cgroup = Read(Proc(std::to_string(pid) + "/cgroup"));
+  return cgroup.ok() && cgroup->find(container_id) != std::string::npos;
+}
+
+std::string LinuxHostProbe::BootId() {
+  auto id = Read(Proc("sys/kernel/random/boot_id"));
+  if (!id.ok()) return "";
+  std::string v = *id;
+  while (!v.empty() && (v.back() == '\n' || v.back() == ' ')) v.pop_back();
+  return v;
 }
 
 }  // namespace taolie::host

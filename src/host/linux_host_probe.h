@@ -31,6 +31,9 @@ class LinuxHostProbe final : public HostProbe {
 
   Result<HostFacts> Facts() override;
   Result<HostSample> Sample() override;
+  bool PortInUse(int port) override;
+  bool ProcessInContainer(uint32_t pid, const std::string& container_id) override;
+  std::string BootId() override;
 
   // Interfaces whose counters Sample() adds up (resolved on each call when auto).
   std::vector<std::string> CountedInterfaces();

@@ -184,12 +184,24 @@ ALTER TABLE outbox ADD CONSTRAINT outbox_outcome_check
 CREATE INDEX outbox_pending_deployment_idx ON outbox (deployment_id, id) WHERE done_at IS NULL;
 )sql";
 
+// Migration 3: each rental's clock, on the monotonic clock with the boot it was measured in
+// (agent/rules/rental_clock.h), so that expiry and billing never read the wall clock.
+constexpr std::string_view kRentalClock = R"sql(
+ALTER TABLE deployments
+  ADD COLUMN clock_boot_id    text NOT NULL DEFAULT '',
+  ADD COLUMN clock_mono_ns    bigint NOT NULL DEFAULT 0,
+  ADD COLUMN clock_wall       timestamptz,
+  ADD COLUMN elapsed_ms       bigint NOT NULL DEFAULT 0,
+  ADD COLUMN ready_elapsed_ms bigint;
+)sql";
+
 }  // namespace
 
 const std::vector<Migration>& Migrations() {
   static const std::vector<Migration> kMigrations = {
       {1, "initial schema", kInitialSchema},
       {2, "outbox order per deployment, retry schedule", kOutboxPerDeployment},
+      {3, "rental clock on monotonic time", kRentalClock},
   };
   return kMigrations;
 }

@@ -1,4 +1,5 @@
 #include "store/pg_store.h"
+#include "store/transitions.h"
 
 #include <libpq-fe.h>
 #include <spdlog/spdlog.h>
@@ -228,7 +229,7 @@ constexpr const char* kDeploymentColumns =
     "container_id, container_name, array_to_json(gpu_uuids)::text AS gpu_uuids, "
     "duration_minutes, price_per_hour, ssh_username, ssh_password, jupyter_token, created_at, "
     "started_at, expires_at, warned_at, ended_at, end_status, end_reason, error_stage, error, "
-    "updated_at";
+    "updated_at, clock_boot_id, clock_mono_ns, clock_wall, elapsed_ms, ready_elapsed_ms";
 
 Deployment ToDeployment(const Rows& r, int i) {
   Deployment d;
@@ -243,6 +244,11 @@ Deployment ToDeployment(const Rows& r, int i) {
   d.container_name = r.Str(i, "container_name");
   d.gpu_uuids = r.StrArrayFromJson(i, "gpu_uuids");
   d.duration_minutes = static_cast<int>(r.Int(i, "duration_minutes"));
+  d.clock_boot_id = r.Str(i, "clock_boot_id");
+  d.clock_mono_ns = r.Int(i, "clock_mono_ns");
+  d.clock_wall = r.Ts(i, "clock_wall");
+  d.elapsed_ms = r.Int(i, "elapsed_ms");
+  d.ready_elapsed_ms = r.OptInt(i, "ready_elapsed_ms");
   d.price_per_hour = r.OptDbl(i, "price_per_hour");
   d.ssh_username = r.Str(i, "ssh_username");
   d.ssh_password = r.OptStr(i, "ssh_password");
@@ -798,10 +804,17 @@ Result<Deployment> PgStore::CreateDeployment(const Deployment& d, const GpuClaim
 Status PgStore::UpdateDeployment(const Deployment& d,
                                  const std::vector<OutboxEvent>& events) {
   return impl_->Run("update deployment", [&](Tx& tx) -> Status {
-    auto cur = tx.Exec("SELECT state FROM deployments WHERE id = $1 FOR UPDATE", {d.id});
+    auto cur = tx.Exec(
+        "SELECT state, (warned_at IS NOT NULL) AS warned FROM deployments WHERE id = $1 FOR UPDATE",
+        {d.id});
     if (!cur.ok()) return cur.error();
     if (cur->empty()) return MakeError(ErrorCode::kNotFound, "deployment " + d.id + " unknown");
     auto from = domain::ParseDeploymentState(cur->Str(0, "state"));
+    domain::Deployment current;
+    current.id = d.id;
+    current.state = from.value_or(DeploymentState::kAccepted);
+    if (cur->Flag(0, "warned")) current.warned_at = SystemTime{};
+    TAOLIE_RETURN_IF_ERROR(CheckEventsForTransition(current, d, events));
     if (from && static_cast<int>(d.state) < static_cast<int>(*from)) {
       return MakeError(ErrorCode::kFailedPrecondition,
                        "deployment " + d.id + " cannot move back from " +
@@ -810,17 +823,29 @@ Status PgStore::UpdateDeployment(const Deployment& d,
     const bool ended = d.state == DeploymentState::kEnded;
     TAOLIE_RETURN_IF_ERROR(tx.Exec(
         "UPDATE deployments SET state = $2, container_id = $3, container_name = $4, "
-        "  duration_minutes = $5, ssh_username = $6, ssh_password = $7, jupyter_token = $8, "
-        "  started_at = $9, expires_at = $10, warned_at = $11, "
+        "  duration_minutes = $5, ssh_username = $6, "
+        // A stale copy never restores a scrubbed password nor moves the start or warning.
+        "  ssh_password = CASE WHEN ssh_password IS NULL THEN NULL ELSE $7 END, "
+        "  jupyter_token = $8, started_at = coalesce(started_at, $9), expires_at = $10, "
+        "  warned_at = coalesce(warned_at, $11), "
         "  ended_at = coalesce($12::timestamptz, ended_at, "
         "                     CASE WHEN $2::text = 'ended' THEN now() END), "
         "  end_status = $13, end_reason = $14, error_stage = $15, error = $16, "
+        // The rental's clock only moves forward: a stale copy's older checkpoint is ignored.
+        "  clock_boot_id = CASE WHEN $20::bigint >= elapsed_ms THEN $17::text ELSE clock_boot_id END, "
+        "  clock_mono_ns = CASE WHEN $20::bigint >= elapsed_ms THEN $18::bigint ELSE clock_mono_ns END, "
+        "  clock_wall = CASE WHEN $20::bigint >= elapsed_ms THEN $19::timestamptz ELSE clock_wall END, "
+        "  elapsed_ms = greatest(elapsed_ms, $20::bigint), "
+        "  ready_elapsed_ms = coalesce(ready_elapsed_ms, $21::bigint), "
         "  updated_at = now() "
         "WHERE id = $1",
         {d.id, std::string(domain::DeploymentStateName(d.state)), d.container_id, d.container_name,
          Num(d.duration_minutes), d.ssh_username, d.ssh_password, d.jupyter_token,
          OptTime(d.started_at), OptTime(d.expires_at), OptTime(d.warned_at), OptTime(d.ended_at),
-         d.end_status, d.end_reason, d.error_stage, d.error}));
+         d.end_status, d.end_reason, d.error_stage, d.error, d.clock_boot_id,
+         Num(d.clock_mono_ns),
+         OptTime(d.clock_boot_id.empty() ? std::nullopt : std::optional(d.clock_wall)),
+         Num(d.elapsed_ms), OptNum(d.ready_elapsed_ms)}));
     if (ended) {
       TAOLIE_RETURN_IF_ERROR(tx.Exec(
           "UPDATE gpu_status SET deployment_id = NULL, claimed_at = NULL, updated_at = now() "
@@ -830,6 +855,18 @@ Status PgStore::UpdateDeployment(const Deployment& d,
           tx.Exec("DELETE FROM port_allocations WHERE deployment_id = $1", {d.id}));
     }
     return InsertEvents(tx, events);
+  });
+}
+
+Status PgStore::SaveDeploymentClock(const Deployment& d) {
+  return impl_->Run("save deployment clock", [&](Tx& tx) -> Status {
+    auto r = tx.Exec(
+        "UPDATE deployments SET clock_boot_id = $2, clock_mono_ns = $3::bigint, "
+        "  clock_wall = $4::timestamptz, elapsed_ms = $5::bigint, updated_at = now() "
+        "WHERE id = $1 AND elapsed_ms <= $5::bigint",
+        {d.id, d.clock_boot_id, Num(d.clock_mono_ns), OptTime(d.clock_wall), Num(d.elapsed_ms)});
+    if (!r.ok()) return r.error();
+    return OkStatus();
   });
 }
 

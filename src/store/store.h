@@ -75,6 +75,8 @@ class Store {
   virtual Result<std::vector<Deployment>> ActiveDeployments() = 0;
   virtual Result<std::vector<Deployment>> RecentDeployments(int limit) = 0;  // newest first
   virtual Result<std::vector<PortAllocation>> AllocatedPorts() = 0;
+  // Writes only the rental's clock (clock_* and elapsed_ms), and only forward.
+  virtual Status SaveDeploymentClock(const Deployment& d) = 0;
   // Sets ssh_password = NULL.
   virtual Status ScrubSecrets(const std::string& deployment_id) = 0;
 

@@ -4,10 +4,9 @@
 #include <atomic>
 #include <future>
 
-#include "agent/deployment_manager.h"
+#include "agent/events.h"
 #include "agent/health_rules.h"
 #include "agent/periodic_runner.h"
-#include "agent/work_queue.h"
 
 namespace taolie::agent {
 namespace {
@@ -102,48 +101,6 @@ TEST(HealthRules, ReportFlagsAndStatus) {
   in.draining = false;
   in.platform_reachable = false;
   EXPECT_FALSE(BuildHealthReport(in, SystemTime{}).network_ok);
-}
-
-TEST(WorkQueue, SerialKeysRunInOrderAndDedupe) {
-  WorkQueue q(3);
-  std::mutex mu;
-  std::vector<int> order;
-  std::promise<void> release;
-  std::shared_future<void> gate = release.get_future().share();
-  ASSERT_TRUE(q.Submit("a1", "dep:a", [&, gate](std::stop_token) {
-    gate.wait();
-    std::lock_guard l(mu);
-    order.push_back(1);
-  }));
-  ASSERT_TRUE(q.Submit("a2", "dep:a", [&](std::stop_token) {
-    std::lock_guard l(mu);
-    order.push_back(2);
-  }));
-  EXPECT_FALSE(q.Submit("a2", "dep:a", [](std::stop_token) {}));  // duplicate dedupe key
-  std::promise<void> b_done;
-  ASSERT_TRUE(q.Submit("b1", "dep:b", [&](std::stop_token) { b_done.set_value(); }));
-  // dep:b is not blocked by dep:a.
-  ASSERT_EQ(b_done.get_future().wait_for(std::chrono::seconds(5)), std::future_status::ready);
-  release.set_value();
-  for (int i = 0; i < 500 && q.Outstanding() > 0; ++i)
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  EXPECT_EQ(q.Outstanding(), 0u);
-  EXPECT_EQ(order, (std::vector<int>{1, 2}));
-}
-
-TEST(WorkQueue, ShutdownStopsRunningJob) {
-  WorkQueue q(1);
-  std::promise<void> started;
-  std::atomic<bool> saw_stop{false};
-  q.Submit("long", "x", [&](std::stop_token st) {
-    started.set_value();
-    for (int i = 0; i < 1000 && !st.stop_requested(); ++i)
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    saw_stop = st.stop_requested();
-  });
-  started.get_future().wait();
-  q.Shutdown();
-  EXPECT_TRUE(saw_stop);
 }
 
 class CountingLoop : public Loop {

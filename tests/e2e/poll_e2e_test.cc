@@ -77,7 +77,6 @@ TEST_F(PollTest, MalformedCommandsFirstInEveryPollNeverHoldBackTheValidOne) {
 // A deploy whose deployment_id already belongs to another command's deployment is refused:
 // acknowledged "rejected" with a reason, never "succeeded"; the first rental is untouched.
 TEST_F(PollTest, ReusedDeploymentIdIsRefused) {
-  GTEST_SKIP() << "waits for identity check (the rental engine's refusal is not in main yet)";
   StartAgent();
   json payload = {{"deployment_id", "reuse-1"}, {"image", SshImage()}, {"ports", {{"22", 22}}}};
   std::string first = sim_->QueueCommand(agent_id_, "deploy", payload.dump(), "cmd-reuse-a");

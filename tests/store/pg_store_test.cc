@@ -419,6 +419,41 @@ TEST_F(PgStoreTest, CreateDeploymentConflictsRollBackEverything) {
   EXPECT_TRUE(store_->CreateDeployment(n2, GpuClaim{}, {}).ok());
 }
 
+// A stale copy of a deployment (queued work that read it earlier) never restores a scrubbed
+// password, never moves the start, and never moves the rental's clock back.
+TEST_F(PgStoreTest, StaleWritesNeverRestoreSecretsNorMoveTimeBack) {
+  SyncThreeGpus();
+  auto created = store_->CreateDeployment(MakeDeployment("d1", {40022}), GpuClaim{1, {}}, {});
+  ASSERT_TRUE(created.ok());
+  Deployment d = *created;
+  const SystemTime start = Micros(std::chrono::system_clock::now());
+  d.state = DeploymentState::kRunning;
+  d.started_at = start;
+  d.clock_boot_id = "boot-1";
+  d.clock_mono_ns = 5'000'000'000;
+  d.clock_wall = start;
+  d.elapsed_ms = 60'000;
+  d.ready_elapsed_ms = 1'000;
+  ASSERT_TRUE(store_->UpdateDeployment(d, {}).ok());
+  Deployment stale = d;
+  ASSERT_TRUE(store_->ScrubSecrets("d1").ok());
+  d.clock_mono_ns = 65'000'000'000;
+  d.elapsed_ms = 120'000;
+  ASSERT_TRUE(store_->UpdateDeployment(d, {}).ok());
+
+  stale.started_at = start + hours(1);
+  stale.ready_elapsed_ms = 9'999;
+  ASSERT_TRUE(store_->UpdateDeployment(stale, {}).ok());
+  auto got = **store_->GetDeployment("d1");
+  EXPECT_FALSE(got.ssh_password.has_value());
+  EXPECT_EQ(got.started_at, std::optional<SystemTime>(start));
+  EXPECT_EQ(got.elapsed_ms, 120'000);
+  EXPECT_EQ(got.clock_mono_ns, 65'000'000'000);
+  EXPECT_EQ(got.clock_boot_id, "boot-1");
+  EXPECT_EQ(got.clock_wall, start);
+  EXPECT_EQ(got.ready_elapsed_ms, std::optional<int64_t>(1'000));
+}
+
 TEST_F(PgStoreTest, UpdateDeploymentToEndedReleasesGpusAndPorts) {
   SyncThreeGpus();
   auto created = store_->CreateDeployment(MakeDeployment("d1", {40022, 40023}), GpuClaim{2, {}},
@@ -426,7 +461,7 @@ TEST_F(PgStoreTest, UpdateDeploymentToEndedReleasesGpusAndPorts) {
   ASSERT_TRUE(created.ok());
   Deployment d = *created;
   const SystemTime start = Micros(std::chrono::system_clock::now());
-  d.state = DeploymentState::kStarting;
+  d.state = DeploymentState::kReadiness;
   d.container_id = "abc123";
   d.expires_at = start + hours(1);
   ASSERT_TRUE(store_->UpdateDeployment(d, {}).ok());
@@ -434,6 +469,9 @@ TEST_F(PgStoreTest, UpdateDeploymentToEndedReleasesGpusAndPorts) {
   d.started_at = start;
   ASSERT_TRUE(
       store_->UpdateDeployment(d, {Event("d1", EventKind::kSuccess, R"({"pw":"s3cret-pass"})")}).ok());
+  // success is reported once: a second one (a stale copy) is refused and writes nothing.
+  EXPECT_EQ(store_->UpdateDeployment(d, {Event("d1", EventKind::kSuccess, "{}")}).error().code,
+            ErrorCode::kFailedPrecondition);
   auto active = store_->ActiveDeployments();
   ASSERT_EQ(active->size(), 1u);
   EXPECT_EQ((*active)[0].container_id, "abc123");

@@ -18,12 +18,22 @@ double RoundHalfUp(double value, int decimals) {
 }
 
 domain::Usage ComputeUsage(int duration_minutes, std::optional<SystemTime> started_at,
-                          SystemTime ended_at, std::optional<double> price_per_hour) {
+                           SystemTime ended_at, std::optional<double> price_per_hour) {
+  std::optional<std::chrono::milliseconds> used;
+  if (started_at) {
+    used = std::chrono::duration_cast<std::chrono::milliseconds>(ended_at - *started_at);
+  }
+  return ComputeUsageFromUsed(duration_minutes, used, price_per_hour);
+}
+
+domain::Usage ComputeUsageFromUsed(int duration_minutes,
+                                   std::optional<std::chrono::milliseconds> used_time,
+                                   std::optional<double> price_per_hour) {
   domain::Usage u;
   u.reserved_minutes = std::max(duration_minutes, 0);
   double used = 0;
-  if (started_at) {
-    std::chrono::duration<double, std::ratio<60>> elapsed = ended_at - *started_at;
+  if (used_time) {
+    std::chrono::duration<double, std::ratio<60>> elapsed = *used_time;
     used = std::clamp(elapsed.count(), 0.0, u.reserved_minutes);
   }
   u.used_minutes = RoundHalfUp(used, 2);

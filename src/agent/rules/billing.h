@@ -1,5 +1,6 @@
 #pragma once
 // Usage and refund of one rental (platform-api.md §7 "terminated").
+#include <chrono>
 #include <optional>
 
 #include "common/clock.h"
@@ -16,7 +17,13 @@ namespace taolie::agent {
 //   usage_amount = used * price / 60 and refund_amount = unused * price / 60, each rounded
 //   half-up to cents; the refund is never negative. Without a price both are absent.
 domain::Usage ComputeUsage(int duration_minutes, std::optional<SystemTime> started_at,
-                          SystemTime ended_at, std::optional<double> price_per_hour);
+                           SystemTime ended_at, std::optional<double> price_per_hour);
+
+// The same from the rental's used time (readiness to stop, measured on the monotonic clock);
+// absent = never became ready.
+domain::Usage ComputeUsageFromUsed(int duration_minutes,
+                                   std::optional<std::chrono::milliseconds> used_time,
+                                   std::optional<double> price_per_hour);
 
 // Rounds half away from zero to `decimals` places, tolerant of binary representation error
 // (1.005 -> 1.01).

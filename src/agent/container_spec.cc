@@ -1,0 +1,60 @@
+#include "agent/container_spec.h"
+
+#include "common/time_format.h"
+
+namespace taolie::agent {
+namespace {
+
+std::string Join(const std::vector<std::string>& v, const char* sep) {
+  std::string out;
+  for (size_t i = 0; i < v.size(); ++i) out += (i ? sep : "") + v[i];
+  return out;
+}
+
+}  // namespace
+
+std::string ContainerName(const std::string& deployment_id) {
+  return "deployment-" + deployment_id;
+}
+
+docker::ContainerSpec BuildContainerSpec(const ContainerSpecInput& in) {
+  const domain::Deployment& d = *in.deployment;
+  const DeploySpec& spec = *in.spec;
+  const config::DeploymentConfig& dc = *in.deployment_cfg;
+  docker::ContainerSpec c;
+  c.name = d.container_name;
+  c.image = d.image;
+  for (const auto& [k, v] : spec.env) c.env.push_back(k + "=" + v);
+  c.env.push_back("DEPLOYMENT_ID=" + d.id);
+  c.env.push_back("SSH_USERNAME=" + d.ssh_username);
+  c.env.push_back("SSH_PASSWORD=" + d.ssh_password.value_or(""));
+  c.env.push_back("JUPYTER_TOKEN=" + d.jupyter_token);
+  if (d.expires_at) c.env.push_back("DEPLOYMENT_EXPIRES_AT=" + FormatRfc3339(*d.expires_at));
+  if (spec.ssh_public_key) c.env.push_back("AUTHORIZED_KEYS=" + *spec.ssh_public_key);
+  c.labels = {{kLabelManaged, "true"},
+              {kLabelAgent, in.agent_id},
+              {kLabelDeployment, d.id},
+              {kLabelCommand, d.command_id},
+              {kLabelGpus, Join(d.gpu_uuids, ",")},
+              {kLabelDuration, std::to_string(d.duration_minutes)}};
+  if (d.expires_at) c.labels[kLabelExpires] = FormatRfc3339(*d.expires_at);
+  if (spec.command) c.cmd = std::vector<std::string>{"sh", "-c", *spec.command};
+  c.restart_policy = spec.restart_policy;
+  std::string bind_ip = in.bind_ip == "0.0.0.0" ? "" : in.bind_ip;
+  for (const auto& p : d.ports) c.ports.push_back({p.container_port, "tcp", bind_ip, p.host_port});
+  c.gpu_uuids = d.gpu_uuids;
+  for (const auto& [host_path, container_path] : spec.volumes) {
+    c.binds.push_back(host_path + ":" + container_path);
+  }
+  c.memory_bytes = in.limits.memory_bytes;
+  c.nano_cpus = in.limits.nano_cpus;
+  c.shm_size_bytes = in.limits.shm_bytes;
+  c.pids_limit = in.limits.pids_limit;
+  c.log_max_size = std::to_string(dc.log_max_size_mb) + "m";
+  c.log_max_file = std::to_string(dc.log_max_files);
+  c.no_new_privileges = dc.no_new_privileges;
+  c.runtime = dc.runtime;
+  return c;
+}
+
+}  // namespace taolie::agent

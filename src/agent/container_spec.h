@@ -1,0 +1,38 @@
+#pragma once
+// The Docker create spec of a rental. Pure: the deployment, its validated spec and limits, and
+// the operator's config in; the container's env, labels, ports, GPUs and bounds out.
+#include <string>
+
+#include "agent/rules/deploy_spec.h"
+#include "agent/rules/limits.h"
+#include "config/config.h"
+#include "docker/docker_client.h"
+#include "domain/deployment.h"
+
+namespace taolie::agent {
+
+// Labels on every rental container. They carry what enforcement needs without the database
+// (which deployment, which agent identity, which GPUs, until when), and what reconciliation
+// uses to tell ours from anyone else's.
+inline constexpr char kLabelManaged[] = "taolie.managed";
+inline constexpr char kLabelAgent[] = "taolie.agent_id";
+inline constexpr char kLabelDeployment[] = "taolie.deployment_id";
+inline constexpr char kLabelCommand[] = "taolie.command_id";
+inline constexpr char kLabelGpus[] = "taolie.gpus";
+inline constexpr char kLabelDuration[] = "taolie.duration_minutes";
+inline constexpr char kLabelExpires[] = "taolie.expires_at";  // RFC 3339, informative wall time
+
+std::string ContainerName(const std::string& deployment_id);
+
+struct ContainerSpecInput {
+  const domain::Deployment* deployment = nullptr;
+  const DeploySpec* spec = nullptr;
+  ResourceLimits limits;
+  std::string agent_id;
+  const config::DeploymentConfig* deployment_cfg = nullptr;
+  std::string bind_ip;  // network.bind_ip
+};
+
+docker::ContainerSpec BuildContainerSpec(const ContainerSpecInput& in);
+
+}  // namespace taolie::agent

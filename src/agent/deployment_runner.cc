@@ -1,0 +1,259 @@
+#include "agent/deployment_runner.h"
+
+#include <spdlog/spdlog.h>
+
+#include "agent/container_spec.h"
+#include "agent/failpoints.h"
+#include "agent/rules/limits.h"
+#include "platform/messages.h"
+
+namespace taolie::agent {
+
+using domain::DeploymentState;
+
+void DeploymentRunner::RunById(const std::string& deployment_id, std::stop_token stop) {
+  auto found = ctx_.deps.store.GetDeployment(deployment_id);
+  if (!found.ok()) {
+    spdlog::warn("deployment {}: store unavailable: {} (retried)", deployment_id,
+                 found.error().ToString());
+    return;
+  }
+  if (!found->has_value()) return;
+  Run(**found, stop);
+}
+
+void DeploymentRunner::Fail(domain::Deployment& d, const std::string& stage,
+                            const std::string& error) {
+  spdlog::warn("deployment {} failed at {}: {}", d.id, stage, error);
+  // Intent first: the container must go before the GPU and ports are handed out again.
+  d.error_stage = stage;
+  d.error = error;
+  d.end_status = "failed";
+  d.end_reason = stage + ": " + error;
+  d.state = DeploymentState::kStopping;
+  if (Status st = ctx_.deps.store.UpdateDeployment(d, {}); !st.ok()) {
+    spdlog::error("deployment {}: could not record failure: {}", d.id, st.error().ToString());
+    return;
+  }
+  // When Docker is unavailable the deployment stays in kStopping and the monitor retries.
+  if (Status st = ender_.End(d.id, "failed", d.end_reason, std::stop_token()); !st.ok()) {
+    spdlog::error("deployment {}: cleanup after failure incomplete: {} (retried)", d.id,
+                  st.error().ToString());
+    return;
+  }
+  ctx_.rt.deploys_failed++;
+  ctx_.FinishPendingCommand(d.command_id, "failed", d.end_reason, d.id);
+}
+
+void DeploymentRunner::Run(domain::Deployment d, std::stop_token stop) {
+  const auto& deps = ctx_.deps;
+  if (d.state == DeploymentState::kRunning || d.state == DeploymentState::kStopping ||
+      d.state == DeploymentState::kEnded) {
+    return;
+  }
+  auto spec_r = SpecFromJson(d.spec_json);
+  if (!spec_r.ok()) {
+    Fail(d, "validate", "stored spec unreadable: " + spec_r.error().message);
+    return;
+  }
+  const DeploySpec& spec = *spec_r;
+
+  // Own stop source: a terminate cancels this deploy; agent shutdown only pauses it.
+  auto cancel = ctx_.cancels.Register(d.id, d.command_id);
+  std::stop_callback on_shutdown(stop, [cancel] { cancel->request_stop(); });
+  struct Unregister {
+    DeployCancels& c;
+    std::string id, cmd;
+    ~Unregister() { c.Remove(id, cmd); }
+  } unregister{ctx_.cancels, d.id, d.command_id};
+  std::stop_token st = cancel->get_token();
+
+  auto interrupted = [&]() -> bool {
+    if (!st.stop_requested()) return false;
+    if (stop.stop_requested()) {
+      spdlog::info("deployment {}: paused at {} by shutdown; resumed at next start", d.id,
+                   domain::DeploymentStateName(d.state));
+      return true;
+    }
+    spdlog::info("deployment {}: terminated while deploying", d.id);
+    ctx_.cancels.Remove(d.id, d.command_id);
+    if (Status s = ender_.End(d.id, "terminated", "terminated while deploying", std::stop_token());
+        !s.ok()) {
+      spdlog::warn("deployment {}: {}", d.id, s.error().ToString());
+    }
+    ctx_.FinishPendingCommand(d.command_id, "failed", "terminated while deploying", d.id);
+    return true;
+  };
+  auto save = [&](std::vector<store::OutboxEvent> ev = {}) -> bool {
+    d.updated_at = deps.clock.Now();
+    Status s = deps.store.UpdateDeployment(d, ev);
+    if (!s.ok()) spdlog::error("deployment {}: store write failed: {}", d.id, s.error().ToString());
+    return s.ok();
+  };
+
+  while (true) {
+    if (interrupted()) return;
+    switch (d.state) {
+      case DeploymentState::kAccepted:
+        d.state = DeploymentState::kPulling;
+        if (!save()) return;
+        break;
+      case DeploymentState::kPulling: {
+        spdlog::info("deployment {}: pulling {}", d.id, d.image);
+        int64_t last_logged = -1;
+        Status pulled = deps.docker.Pull(
+            d.image,
+            [&](const docker::PullProgress& p) {
+              if (p.total <= 0) return;
+              int64_t pct = p.current * 100 / p.total;
+              if (pct / 25 != last_logged) {
+                last_logged = pct / 25;
+                spdlog::debug("deployment {}: {} {}%", d.id, p.status, pct);
+              }
+            },
+            st);
+        if (interrupted()) return;
+        if (!pulled.ok()) {
+          auto present = deps.docker.ImageExists(d.image);
+          if (present.ok() && *present) {
+            spdlog::warn("deployment {}: pull failed ({}), using the local copy of {}", d.id,
+                         pulled.error().message, d.image);
+          } else {
+            Fail(d, "pull", pulled.error().message);
+            return;
+          }
+        }
+        d.state = DeploymentState::kCreating;
+        // The rental's time starts now, on the monotonic clock; expires_at is the wall time
+        // it is expected to end at (shown to the renter and the platform).
+        SetCheckpoint(d, StartClock(ctx_.ReadNow()));
+        d.expires_at = d.clock_wall + std::chrono::minutes(d.duration_minutes);
+        if (!save()) return;
+        Failpoint("after_pull");
+        break;
+      }
+      case DeploymentState::kCreating: {
+        host::HostFacts facts;
+        if (auto f = deps.host.Facts(); f.ok()) facts = *f;
+        auto gpus = deps.store.ListGpus();
+        HostCapacity cap{facts.ram_total_bytes, facts.cpu_logical,
+                         gpus.ok() ? static_cast<int>(gpus->size()) : 0};
+        auto limits =
+            ComputeLimits(spec, deps.cfg.deployment, cap, static_cast<int>(d.gpu_uuids.size()));
+        if (!limits.ok()) {
+          Fail(d, "create", limits.error().message);
+          return;
+        }
+        ContainerSpecInput in;
+        in.deployment = &d;
+        in.spec = &spec;
+        in.limits = *limits;
+        in.agent_id = ctx_.rt.agent_id();
+        in.deployment_cfg = &deps.cfg.deployment;
+        in.bind_ip = deps.cfg.network.bind_ip;
+        docker::ContainerSpec cs = BuildContainerSpec(in);
+        // A crash after create but before recording leaves a container with our name: adopt it.
+        auto existing = deps.docker.Inspect(d.container_name);
+        if (existing.ok() && existing->labels.count(kLabelDeployment) > 0 &&
+            existing->labels.at(kLabelDeployment) == d.id) {
+          d.container_id = existing->id;
+        } else {
+          if (existing.ok()) {
+            Fail(d, "create", "a container named " + d.container_name + " exists and is not ours");
+            return;
+          }
+          auto id = deps.docker.Create(cs);
+          if (!id.ok()) {
+            Fail(d, "create", id.error().message);
+            return;
+          }
+          d.container_id = *id;
+        }
+        d.state = DeploymentState::kStarting;
+        if (!save()) return;
+        Failpoint("after_create");
+        break;
+      }
+      case DeploymentState::kStarting: {
+        Status started = deps.docker.Start(d.container_id);
+        if (!started.ok()) {
+          Fail(d, "start", started.error().message);
+          return;
+        }
+        d.state = DeploymentState::kReadiness;
+        if (!save()) return;
+        Failpoint("after_start");
+        break;
+      }
+      case DeploymentState::kReadiness: {
+        // What is reported is what the engine really bound.
+        auto info = deps.docker.Inspect(d.container_id);
+        if (!info.ok()) {
+          Fail(d, "start", info.error().message);
+          return;
+        }
+        for (const auto& p : d.ports) {
+          bool found = false;
+          for (const auto& b : info->ports) {
+            if (b.container_port == p.container_port && b.host_port == p.host_port) found = true;
+          }
+          if (!found) {
+            Fail(d, "start",
+                 "port " + std::to_string(p.host_port) + " for container port " +
+                     std::to_string(p.container_port) + " is not bound");
+            return;
+          }
+        }
+        std::string why;
+        ReadinessOptions ro;
+        ro.bind_ip = deps.cfg.network.bind_ip;
+        ro.timeout = std::chrono::seconds(deps.cfg.deployment.readiness_timeout_seconds);
+        ro.require_ssh = deps.cfg.deployment.require_ssh;
+        Status ready = WaitUntilReady(d, ro, ctx_.probe, deps.docker, deps.clock, st, &why);
+        if (interrupted()) return;
+        if (!ready.ok()) {
+          Fail(d, "readiness", why);
+          return;
+        }
+        ElapsedNow at_ready = Advance(CheckpointOf(d), ctx_.ReadNow());
+        SetCheckpoint(d, at_ready.checkpoint);
+        d.ready_elapsed_ms = at_ready.elapsed_ms;
+        d.started_at = at_ready.checkpoint.wall;
+        d.state = DeploymentState::kRunning;
+        const auto left = std::chrono::minutes(d.duration_minutes) -
+                          std::chrono::milliseconds(at_ready.elapsed_ms);
+        platform::AccessInfo access;
+        access.public_ip = deps.cfg.network.public_ip;
+        access.ssh_username = d.ssh_username;
+        access.ssh_password = d.ssh_password.value_or("");
+        access.jupyter_token = d.jupyter_token;
+        for (const auto& p : d.ports) {
+          access.port_mappings[p.container_port] = p.host_port;
+          if (p.container_port == 22) access.ssh_port = p.host_port;
+          if (p.role == "rental_port_1") access.jupyter_host_port = p.host_port;
+          if (p.role == "rental_port_2") access.custom_host_port = p.host_port;
+        }
+        Failpoint("before_success_event");
+        auto body =
+            platform::BuildSuccessBody(d.id, d.container_id, access, d.gpu_uuids, *d.started_at,
+                                       *d.started_at + left, ctx_.events.ts());
+        if (!save({ctx_.events.Deployment(d.id, domain::EventKind::kSuccess, body, false)})) {
+          return;
+        }
+        ctx_.rt.deploys_succeeded++;
+        ctx_.rt.NotifyOutbox();
+        spdlog::info("deployment {} running: container {}, expires {}", d.id,
+                     d.container_id.substr(0, 12), FormatRfc3339(*d.expires_at));
+        Failpoint("after_success_event");
+        ctx_.FinishPendingCommand(d.command_id, "succeeded", "", d.id);
+        return;
+      }
+      case DeploymentState::kRunning:
+      case DeploymentState::kStopping:
+      case DeploymentState::kEnded:
+        return;
+    }
+  }
+}
+
+}  // namespace taolie::agent

@@ -1,0 +1,58 @@
+#pragma once
+// What the rental engine's parts share: the seams, the run-time state, the event builder, the
+// readiness probe, the work lanes and the cancellation handles of in-flight deploys.
+#include <map>
+#include <memory>
+#include <mutex>
+#include <stop_token>
+#include <string>
+#include <vector>
+
+#include "agent/events.h"
+#include "agent/readiness_probe.h"
+#include "agent/rules/rental_clock.h"
+#include "agent/runtime.h"
+#include "agent/work_queue.h"
+
+namespace taolie::agent {
+
+// Stop sources of deploys that are queued or running, under their deployment id and their
+// command id, so a terminate can cancel a deploy before it starts or while it pulls.
+class DeployCancels {
+ public:
+  std::shared_ptr<std::stop_source> Register(const std::string& deployment_id,
+                                             const std::string& command_id);
+  bool Cancel(const std::string& id);  // true when a deploy was registered under `id`
+  bool Active(const std::string& id) const;
+  void Remove(const std::string& deployment_id, const std::string& command_id);
+
+ private:
+  mutable std::mutex mu_;
+  std::map<std::string, std::shared_ptr<std::stop_source>> by_id_;
+};
+
+struct RentalContext {
+  Deps deps;
+  Runtime& rt;
+  const EventFactory& events;
+  ReadinessProbe& probe;
+  WorkQueue& work;
+  DeployCancels& cancels;
+  std::string boot_id;  // the kernel's boot_id, read once: rentals are timed against it
+
+  // Monotonic and wall time now, with the boot they belong to (agent/rules/rental_clock.h).
+  ClockReading ReadNow() const { return ReadClock(deps.clock, boot_id); }
+
+  // RecordCommandResult with this context's store, events and outbox wake-up.
+  void FinishCommand(const store::CommandRecord& cmd, const std::string& result,
+                     const std::string& error, const std::string& deployment_id,
+                     std::vector<store::OutboxEvent> extra = {}) const;
+  // Finishes the deployment's command when it is still pending (after a resumed deploy).
+  void FinishPendingCommand(const std::string& command_id, const std::string& result,
+                            const std::string& error, const std::string& deployment_id) const;
+};
+
+// Work-queue keys: all work on one deployment is serialised under DeploymentKey.
+inline std::string DeploymentKey(const std::string& id) { return "dep:" + id; }
+
+}  // namespace taolie::agent

@@ -1,0 +1,51 @@
+#pragma once
+// The rental engine's parts, built once and wired together: the command handler (poll loop),
+// the runner (deploy lane), the monitor and the reconciler (duration monitor loop). It owns
+// them and the work lanes; it coordinates nothing itself.
+#include <memory>
+
+#include "agent/command_handler.h"
+#include "agent/deployment_runner.h"
+#include "agent/reconciler.h"
+#include "agent/rental_context.h"
+#include "agent/rental_monitor.h"
+
+namespace taolie::agent {
+
+struct RentalEngineOptions {
+  int deploy_threads = 3;  // concurrent deploys (pulls, readiness)
+  int stop_threads = 2;    // concurrent endings: never behind a deploy
+};
+
+class RentalEngine {
+ public:
+  RentalEngine(Deps deps, Runtime& rt, ReadinessProbe& probe, RentalEngineOptions options = {})
+      : events_(deps.clock, rt.agent_id(), rt.ts()),
+        work_(options.deploy_threads, options.stop_threads),
+        ctx_{deps, rt, events_, probe, work_, cancels_, deps.host.BootId()},
+        runner_(ctx_),
+        monitor_(ctx_),
+        commands_(ctx_, runner_),
+        reconciler_(ctx_, runner_, monitor_,
+                    [this](const store::CommandRecord& c) { commands_.Schedule(c); }) {}
+
+  CommandHandler& commands() { return commands_; }
+  RentalMonitor& monitor() { return monitor_; }
+  Reconciler& reconciler() { return reconciler_; }
+  DeploymentRunner& runner() { return runner_; }
+  WorkQueue& work() { return work_; }
+  const RentalContext& context() const { return ctx_; }
+  void Shutdown() { work_.Shutdown(); }
+
+ private:
+  EventFactory events_;
+  DeployCancels cancels_;
+  WorkQueue work_;
+  RentalContext ctx_;
+  DeploymentRunner runner_;
+  RentalMonitor monitor_;
+  CommandHandler commands_;
+  Reconciler reconciler_;
+};
+
+}  // namespace taolie::agent

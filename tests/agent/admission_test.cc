@@ -1,0 +1,134 @@
+// Admission is pure: a spec and the host's state in, a plan or a refusal out.
+#include "agent/admission.h"
+
+#include <gtest/gtest.h>
+
+namespace taolie::agent {
+namespace {
+
+using domain::GpuHealthState;
+
+DeploySpec Spec(int gpus) {
+  DeploySpec s;
+  s.deployment_id = "d1";
+  s.gpu_count = gpus;
+  s.ports = {{22, 22}, {8888, 8888}};
+  return s;
+}
+
+struct Host {
+  config::DeploymentConfig cfg;
+  AdmissionInput in;
+  Host() {
+    in.gpus = {{"GPU-a", true, GpuHealthState::kHealthy, ""},
+               {"GPU-b", true, GpuHealthState::kWarning, ""},
+               {"GPU-c", true, GpuHealthState::kUnhealthy, ""},
+               {"GPU-d", false, GpuHealthState::kHealthy, ""},
+               {"GPU-e", true, GpuHealthState::kHealthy, "other"}};
+    in.capacity = HostCapacity{uint64_t{64} << 30, 16, 0};
+    in.deployment = &cfg;
+    in.named = NamedPorts{22022, 28888, 0};
+    in.range = PortRangeSpec{40000, 40009};
+  }
+};
+
+TEST(Admission, CountsOnlyPresentFreeRentableGpus) {
+  struct Case {
+    int want;
+    bool ok;
+  } cases[] = {{0, true}, {1, true}, {2, true}, {3, false}};
+  for (const auto& c : cases) {
+    Host h;
+    DeploySpec s = Spec(c.want);
+    h.in.spec = &s;
+    auto plan = Admit(h.in);
+    EXPECT_EQ(plan.ok(), c.ok) << c.want;
+    if (!plan.ok()) {
+      EXPECT_EQ(plan.error().code, ErrorCode::kFailedPrecondition);
+      EXPECT_NE(plan.error().message.find("only 2 healthy GPU(s) are free"), std::string::npos);
+    } else {
+      EXPECT_EQ(plan->gpu_count, c.want);
+    }
+  }
+}
+
+TEST(Admission, NamedGpusMustBeHereFreeAndRentable) {
+  struct Case {
+    const char* uuid;
+    const char* error;  // "" = admitted
+  } cases[] = {{"GPU-a", ""},
+               {"GPU-b", ""},
+               {"GPU-c", "GPU-c is unhealthy"},
+               {"GPU-d", "GPU-d is not on this host"},
+               {"GPU-e", "GPU-e is rented"},
+               {"GPU-z", "GPU-z is not on this host"}};
+  for (const auto& c : cases) {
+    Host h;
+    DeploySpec s = Spec(1);
+    s.gpu_uuids = {c.uuid};
+    h.in.spec = &s;
+    auto plan = Admit(h.in);
+    if (std::string(c.error).empty()) {
+      ASSERT_TRUE(plan.ok()) << c.uuid << ": " << plan.error().message;
+      EXPECT_EQ(plan->gpu_uuids, std::vector<std::string>{c.uuid});
+    } else {
+      ASSERT_FALSE(plan.ok()) << c.uuid;
+      EXPECT_NE(plan.error().message.find(c.error), std::string::npos) << plan.error().message;
+    }
+  }
+}
+
+TEST(Admission, PortsSkipWhatTheDatabaseOrTheHostHolds) {
+  Host h;
+  DeploySpec s = Spec(1);
+  h.in.spec = &s;
+  h.in.ports_in_db = {22022};                           // another rental's SSH port
+  h.in.port_in_use = [](int p) { return p == 40000; };  // something else listens there
+  auto plan = Admit(h.in);
+  ASSERT_TRUE(plan.ok()) << plan.error().message;
+  ASSERT_EQ(plan->ports.size(), 2u);
+  EXPECT_EQ(plan->ports[0].container_port, 22);
+  EXPECT_EQ(plan->ports[0].host_port, 40001);
+  EXPECT_EQ(plan->ports[1].host_port, 28888);
+  EXPECT_EQ(plan->ports[1].role, "rental_port_1");
+}
+
+TEST(Admission, NoFreePortIsARefusal) {
+  Host h;
+  DeploySpec s = Spec(1);
+  h.in.spec = &s;
+  h.in.port_in_use = [](int) { return true; };
+  auto plan = Admit(h.in);
+  ASSERT_FALSE(plan.ok());
+  EXPECT_EQ(plan.error().code, ErrorCode::kFailedPrecondition);
+  EXPECT_NE(plan.error().message.find("no free host port"), std::string::npos);
+}
+
+TEST(Admission, RequestsAboveTheHostCapAreRefusedNotClamped) {
+  Host h;
+  DeploySpec s = Spec(1);
+  s.memory_limit_mb = 1024 * 1024;  // 1 TiB on a 64 GiB host
+  h.in.spec = &s;
+  auto plan = Admit(h.in);
+  ASSERT_FALSE(plan.ok());
+  EXPECT_NE(plan.error().message.find("memory"), std::string::npos) << plan.error().message;
+  s.memory_limit_mb = 4096;
+  plan = Admit(h.in);
+  ASSERT_TRUE(plan.ok());
+  EXPECT_EQ(plan->limits.memory_bytes, int64_t{4096} << 20);
+}
+
+TEST(Admission, DeploymentIdentity) {
+  domain::Deployment mine;
+  mine.id = "d1";
+  mine.command_id = "cmd-1";
+  EXPECT_TRUE(CheckDeploymentIdentity("cmd-1", "d1", std::nullopt).ok());
+  EXPECT_TRUE(CheckDeploymentIdentity("cmd-1", "d1", mine).ok());  // re-delivery or resume
+  Status other = CheckDeploymentIdentity("cmd-2", "d1", mine);
+  ASSERT_FALSE(other.ok());
+  EXPECT_EQ(other.error().code, ErrorCode::kInvalidArgument);
+  EXPECT_NE(other.error().message.find("already belongs to another command"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace taolie::agent

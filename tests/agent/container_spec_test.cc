@@ -1,0 +1,75 @@
+// The create spec is pure: every env, label, port, GPU and bound comes from the deployment.
+#include "agent/container_spec.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+
+namespace taolie::agent {
+namespace {
+
+bool Has(const std::vector<std::string>& v, const std::string& x) {
+  return std::find(v.begin(), v.end(), x) != v.end();
+}
+
+TEST(ContainerSpec, EnvLabelsPortsGpusAndBounds) {
+  domain::Deployment d;
+  d.id = "d1";
+  d.command_id = "cmd-1";
+  d.image = "registry.local/sshd:1";
+  d.container_name = ContainerName("d1");
+  d.gpu_uuids = {"GPU-a", "GPU-b"};
+  d.ports = {{22022, 22, "ssh"}, {28888, 8888, "rental_port_1"}};
+  d.duration_minutes = 90;
+  d.ssh_username = "gpu-user";
+  d.ssh_password = "pw";
+  d.jupyter_token = "tok";
+  d.expires_at = SystemTime(std::chrono::seconds(1'700'000'000));
+  DeploySpec spec;
+  spec.env = {{"FOO", "bar"}};
+  spec.volumes = {{"/data/x", "/workspace"}};
+  spec.restart_policy = "no";
+  spec.command = "sleep 1";
+  config::DeploymentConfig dc;
+  dc.log_max_size_mb = 10;
+  dc.log_max_files = 2;
+  ContainerSpecInput in;
+  in.deployment = &d;
+  in.spec = &spec;
+  in.limits = ResourceLimits{1 << 30, 2'000'000'000, 1 << 26, 512};
+  in.agent_id = "agent-1";
+  in.deployment_cfg = &dc;
+  in.bind_ip = "0.0.0.0";
+
+  docker::ContainerSpec c = BuildContainerSpec(in);
+  EXPECT_EQ(c.name, "deployment-d1");
+  EXPECT_EQ(c.image, "registry.local/sshd:1");
+  EXPECT_TRUE(Has(c.env, "FOO=bar"));
+  EXPECT_TRUE(Has(c.env, "DEPLOYMENT_ID=d1"));
+  EXPECT_TRUE(Has(c.env, "SSH_PASSWORD=pw"));
+  EXPECT_TRUE(Has(c.env, "JUPYTER_TOKEN=tok"));
+  EXPECT_TRUE(Has(c.env, "DEPLOYMENT_EXPIRES_AT=2023-11-14T22:13:20.000000Z"));
+  EXPECT_EQ(c.labels.at(kLabelAgent), "agent-1");
+  EXPECT_EQ(c.labels.at(kLabelDeployment), "d1");
+  EXPECT_EQ(c.labels.at(kLabelCommand), "cmd-1");
+  EXPECT_EQ(c.labels.at(kLabelGpus), "GPU-a,GPU-b");
+  EXPECT_EQ(c.labels.at(kLabelDuration), "90");
+  EXPECT_EQ(c.labels.at(kLabelExpires), "2023-11-14T22:13:20.000000Z");
+  ASSERT_EQ(c.ports.size(), 2u);
+  EXPECT_EQ(c.ports[0].host_ip, "");  // 0.0.0.0 = all interfaces
+  EXPECT_EQ(c.ports[0].host_port, 22022);
+  EXPECT_EQ(c.gpu_uuids, d.gpu_uuids);
+  EXPECT_EQ(c.binds, std::vector<std::string>{"/data/x:/workspace"});
+  EXPECT_EQ(*c.cmd, (std::vector<std::string>{"sh", "-c", "sleep 1"}));
+  EXPECT_EQ(c.restart_policy, "no");
+  EXPECT_EQ(c.memory_bytes, 1 << 30);
+  EXPECT_EQ(c.pids_limit, 512);
+  EXPECT_EQ(c.log_max_size, "10m");
+  EXPECT_EQ(c.log_max_file, "2");
+
+  in.bind_ip = "127.0.0.1";
+  EXPECT_EQ(BuildContainerSpec(in).ports[0].host_ip, "127.0.0.1");
+}
+
+}  // namespace
+}  // namespace taolie::agent
