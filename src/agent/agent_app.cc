@@ -133,6 +133,8 @@ Result<std::unique_ptr<AgentApp>> AgentApp::Create(const config::Config& cfg,
       cfg.docker.host, std::chrono::seconds(cfg.docker.timeout), cfg.docker.api_version);
   if (!docker.ok()) return MakeError(docker.error().code, "docker: " + docker.error().message);
   impl->docker = std::move(*docker);
+  impl->docker->SetPullLimits(std::chrono::seconds(cfg.docker.pull_timeout),
+                              std::chrono::seconds(cfg.docker.pull_stall_timeout));
   std::string storage_path = "/var/lib/docker";
   if (auto v = impl->docker->Version(); v.ok()) {
     spdlog::info("docker engine {} (API {})", v->version, v->api_version);

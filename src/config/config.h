@@ -129,7 +129,8 @@ struct DockerConfig {
   std::string host;         // "" = $DOCKER_HOST or unix:///var/run/docker.sock
   std::string api_version;  // "" = negotiate
   int timeout = 30;         // seconds for ordinary calls (pulls have their own)
-  int pull_timeout = 3600;
+  int pull_timeout = 3600;       // seconds for a whole pull
+  int pull_stall_timeout = 300;  // seconds a pull may receive nothing before it is abandoned
 };
 
 struct DeploymentConfig {

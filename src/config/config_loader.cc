@@ -394,6 +394,7 @@ void ReadConfig(const YAML::Node& root, Config* c, std::vector<ConfigProblem>* p
     s.String("api_version", &d.api_version);
     s.Int("timeout", &d.timeout);
     s.Int("pull_timeout", &d.pull_timeout);
+    s.Int("pull_stall_timeout", &d.pull_stall_timeout);
   });
   r.Section("deployment", [&](Reader& s) {
     DeploymentConfig& d = c->deployment;
@@ -892,6 +893,7 @@ std::vector<ConfigProblem> Validate(const Config& c) {
   }
   k.Positive("docker.timeout", dk.timeout);
   k.Positive("docker.pull_timeout", dk.pull_timeout);
+  k.Positive("docker.pull_stall_timeout", dk.pull_stall_timeout);
 
   // deployment
   const DeploymentConfig& dp = c.deployment;

@@ -350,6 +350,7 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"docker: {host: \"tcp://127.0.0.1:2375\"}", "docker.host"},
         BadCase{"docker: {timeout: 0}", "docker.timeout"},
         BadCase{"docker: {pull_timeout: -5}", "docker.pull_timeout"},
+        BadCase{"docker: {pull_stall_timeout: 0}", "docker.pull_stall_timeout"},
         BadCase{"deployment: {allowed_volume_roots: [\"relative/dir\"]}",
                 "deployment.allowed_volume_roots[0]"},
         BadCase{"deployment: {allowed_volume_roots: [\"/data\", \"/\"]}",
