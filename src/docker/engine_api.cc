@@ -11,94 +11,10 @@ namespace {
 
 using nlohmann::json;
 
-constexpr size_t kMaxNameLength = 255;
-constexpr size_t kMaxReferenceLength = 512;
 constexpr size_t kMaxMessageLength = 2048;
 
 bool IsLowerAlnum(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }
 bool IsAlnum(char c) { return IsLowerAlnum(c) || (c >= 'A' && c <= 'Z'); }
-bool IsDigit(char c) { return c >= '0' && c <= '9'; }
-bool IsHex(char c) { return IsDigit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
-
-std::vector<std::string_view> Split(std::string_view s, char sep) {
-  std::vector<std::string_view> parts;
-  size_t start = 0;
-  while (true) {
-    size_t pos = s.find(sep, start);
-    if (pos == std::string_view::npos) {
-      parts.push_back(s.substr(start));
-      return parts;
-    }
-    parts.push_back(s.substr(start, pos - start));
-    start = pos + 1;
-  }
-}
-
-// path-component := [a-z0-9]+ ((\.|_|__|-+) [a-z0-9]+)*
-bool IsValidPathComponent(std::string_view c) {
-  if (c.empty() || !IsLowerAlnum(c.front()) || !IsLowerAlnum(c.back())) return false;
-  size_t i = 0;
-  while (i < c.size()) {
-    if (IsLowerAlnum(c[i])) {
-      ++i;
-      continue;
-    }
-    // A separator run: ".", "_", "__" or "-+".
-    size_t j = i;
-    while (j < c.size() && !IsLowerAlnum(c[j])) ++j;
-    std::string_view sep = c.substr(i, j - i);
-    bool ok = sep == "." || sep == "_" || sep == "__" ||
-              std::all_of(sep.begin(), sep.end(), [](char ch) { return ch == '-'; });
-    if (!ok) return false;
-    i = j;
-  }
-  return true;
-}
-
-// domain := label ('.' label)* (':' port)?; label := [a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?
-bool IsValidDomain(std::string_view d) {
-  size_t colon = d.find(':');
-  std::string_view host = d.substr(0, colon);
-  if (colon != std::string_view::npos) {
-    std::string_view port = d.substr(colon + 1);
-    if (port.empty() || port.size() > 5 || !std::all_of(port.begin(), port.end(), IsDigit)) {
-      return false;
-    }
-  }
-  if (host.empty()) return false;
-  for (std::string_view label : Split(host, '.')) {
-    if (label.empty() || !IsAlnum(label.front()) || !IsAlnum(label.back())) return false;
-    for (char c : label) {
-      if (!IsAlnum(c) && c != '-') return false;
-    }
-  }
-  return true;
-}
-
-// tag := [\w][\w.-]{0,127}
-bool IsValidTag(std::string_view t) {
-  auto word = [](char c) { return IsAlnum(c) || c == '_'; };
-  if (t.empty() || t.size() > 128 || !word(t.front())) return false;
-  return std::all_of(t.begin(), t.end(), [&](char c) { return word(c) || c == '.' || c == '-'; });
-}
-
-// digest := algorithm ':' hex; sha256 needs exactly 64 lowercase hex digits.
-bool IsValidDigest(std::string_view d) {
-  size_t colon = d.find(':');
-  if (colon == std::string_view::npos || colon == 0) return false;
-  std::string_view algo = d.substr(0, colon);
-  std::string_view hex = d.substr(colon + 1);
-  if (!IsLowerAlnum(algo.front()) || !IsLowerAlnum(algo.back())) return false;
-  for (char c : algo) {
-    if (!IsLowerAlnum(c) && c != '+' && c != '.' && c != '_' && c != '-') return false;
-  }
-  if (hex.size() < 32 || !std::all_of(hex.begin(), hex.end(), IsHex)) return false;
-  if (algo == "sha256") {
-    return hex.size() == 64 &&
-           std::none_of(hex.begin(), hex.end(), [](char c) { return c >= 'A' && c <= 'F'; });
-  }
-  return true;
-}
 
 Error BadImage(std::string_view image, const std::string& why) {
   std::string shown(image.substr(0, 80));
@@ -224,56 +140,9 @@ Result<ContainerInfo> InspectFromJson(const json& j) {
 
 }  // namespace
 
-std::string ImageRef::PullTag() const {
-  if (!digest.empty()) return digest;
-  if (!tag.empty()) return tag;
-  return "latest";
-}
-
 Result<ImageRef> ParseImageReference(std::string_view image) {
-  if (image.empty()) return BadImage(image, "empty");
-  if (image.size() > kMaxReferenceLength) return BadImage(image, "too long");
-  for (char c : image) {
-    if (c < 0x21 || c > 0x7e) return BadImage(image, "contains whitespace or control characters");
-  }
-  ImageRef ref;
-  std::string_view rest = image;
-  if (size_t at = rest.find('@'); at != std::string_view::npos) {
-    ref.digest = std::string(rest.substr(at + 1));
-    rest = rest.substr(0, at);
-    if (!IsValidDigest(ref.digest)) return BadImage(image, "malformed digest");
-  }
-  size_t last_slash = rest.rfind('/');
-  size_t last_colon = rest.rfind(':');
-  if (last_colon != std::string_view::npos &&
-      (last_slash == std::string_view::npos || last_colon > last_slash)) {
-    ref.tag = std::string(rest.substr(last_colon + 1));
-    rest = rest.substr(0, last_colon);
-    if (!IsValidTag(ref.tag)) return BadImage(image, "malformed tag");
-  }
-  if (rest.empty()) return BadImage(image, "missing repository name");
-  if (rest.size() > kMaxNameLength) return BadImage(image, "repository name too long");
-  std::vector<std::string_view> parts = Split(rest, '/');
-  size_t first_path = 0;
-  if (parts.size() > 1) {
-    std::string_view first = parts.front();
-    bool is_domain =
-        first.find('.') != std::string_view::npos || first.find(':') != std::string_view::npos ||
-        first == "localhost" ||
-        std::any_of(first.begin(), first.end(), [](char c) { return c >= 'A' && c <= 'Z'; });
-    if (is_domain) {
-      if (!IsValidDomain(first)) return BadImage(image, "malformed registry host");
-      ref.domain = std::string(first);
-      first_path = 1;
-    }
-  }
-  for (size_t i = first_path; i < parts.size(); ++i) {
-    if (!IsValidPathComponent(parts[i])) {
-      return BadImage(image, "malformed repository path (lowercase [a-z0-9._-] components)");
-    }
-    if (!ref.path.empty()) ref.path += '/';
-    ref.path += parts[i];
-  }
+  auto ref = domain::ParseImageReference(image);
+  if (!ref.ok()) return BadImage(image, ref.error().message);
   return ref;
 }
 

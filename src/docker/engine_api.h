@@ -11,23 +11,15 @@
 
 #include "common/result.h"
 #include "docker/docker_client.h"
+#include "domain/image_reference.h"
 
 namespace taolie::docker {
 
-// A parsed image reference: [domain[:port]/]path[:tag][@digest].
-struct ImageRef {
-  std::string domain;  // "" when absent, e.g. "127.0.0.1:5555"
-  std::string path;    // "taolie-test/busybox"
-  std::string tag;     // "" when absent
-  std::string digest;  // "" when absent, e.g. "sha256:<64 hex>"
+// A parsed image reference (the grammar is domain/image_reference.h).
+using ImageRef = domain::ImageReference;
 
-  std::string Name() const { return domain.empty() ? path : domain + "/" + path; }
-  // The POST /images/create `tag` parameter: the digest, else the tag, else "latest".
-  std::string PullTag() const;
-};
-
-// Parses and validates `image` with the distribution reference grammar. Rejects empty,
-// over-long, uppercase paths, whitespace/control characters and malformed tags or digests.
+// Parses and validates `image` with the one image-reference grammar; InvalidArgument
+// "invalid image reference \"...\": <reason>" when it does not match.
 Result<ImageRef> ParseImageReference(std::string_view image);
 
 // Container ids and names as they may appear in a URL path: [a-zA-Z0-9][a-zA-Z0-9_.-]*,

@@ -16,85 +16,26 @@ namespace {
 
 using nlohmann::json;
 
-const std::string kDigest = "sha256:" + std::string(64, 'a');
-
-struct RefCase {
-  std::string input;
-  std::string domain, path, tag, digest, pull_tag;
-};
-
-TEST(ParseImageReferenceTest, SplitsValidReferences) {
-  const std::vector<RefCase> cases = {
-      {"ubuntu", "", "ubuntu", "", "", "latest"},
-      {"ubuntu:22.04", "", "ubuntu", "22.04", "", "22.04"},
-      {"library/ubuntu", "", "library/ubuntu", "", "", "latest"},
-      {"127.0.0.1:5555/taolie-test/busybox:1", "127.0.0.1:5555", "taolie-test/busybox", "1", "",
-       "1"},
-      {"127.0.0.1:5555/taolie-test/busybox", "127.0.0.1:5555", "taolie-test/busybox", "", "",
-       "latest"},
-      {"localhost/foo:dev", "localhost", "foo", "dev", "", "dev"},
-      {"nvcr.io/nvidia/pytorch:24.01-py3", "nvcr.io", "nvidia/pytorch", "24.01-py3", "",
-       "24.01-py3"},
-      {"registry.example.com:443/a/b/c__d-e.f:T_1", "registry.example.com:443", "a/b/c__d-e.f",
-       "T_1", "", "T_1"},
-      {"alpine@" + kDigest, "", "alpine", "", kDigest, kDigest},
-      {"127.0.0.1:5555/x/y:1@" + kDigest, "127.0.0.1:5555", "x/y", "1", kDigest, kDigest},
-      {"my---repo", "", "my---repo", "", "", "latest"},
-  };
-  for (const auto& c : cases) {
-    SCOPED_TRACE(c.input);
-    auto ref = ParseImageReference(c.input);
-    ASSERT_TRUE(ref.ok()) << ref.error().ToString();
-    EXPECT_EQ(ref->domain, c.domain);
-    EXPECT_EQ(ref->path, c.path);
-    EXPECT_EQ(ref->tag, c.tag);
-    EXPECT_EQ(ref->digest, c.digest);
-    EXPECT_EQ(ref->PullTag(), c.pull_tag);
-    EXPECT_EQ(ref->Name(), c.domain.empty() ? c.path : c.domain + "/" + c.path);
-  }
+// The grammar itself is tested in tests/domain/image_reference_test.cc; here only the
+// adapter's use of it: the split for the pull API and the error it reports.
+TEST(ParseImageReferenceTest, SplitsForThePullApi) {
+  const std::string digest = "sha256:" + std::string(64, 'a');
+  auto ref = ParseImageReference("127.0.0.1:5555/x/y:1@" + digest);
+  ASSERT_TRUE(ref.ok()) << ref.error().ToString();
+  EXPECT_EQ(ref->Name(), "127.0.0.1:5555/x/y");
+  EXPECT_EQ(ref->PullTag(), digest);
+  auto plain = ParseImageReference("ubuntu");
+  ASSERT_TRUE(plain.ok());
+  EXPECT_EQ(plain->PullTag(), "latest");
 }
 
-TEST(ParseImageReferenceTest, RejectsMalformedAndHostileReferences) {
-  const std::vector<std::string> bad = {
-      "",
-      "Ubuntu",
-      "foo:",
-      ":tag",
-      "foo bar",
-      "foo\nbar",
-      std::string("foo\0bar", 7),
-      "foo@sha256:zz",
-      "foo@sha256:" + std::string(63, 'a'),
-      "foo@sha256:" + std::string(64, 'A'),
-      "foo@",
-      "foo/../bar",
-      "../../etc/passwd",
-      "foo//bar",
-      "/foo",
-      "foo/",
-      "-foo",
-      "foo_",
-      "foo:-bad",
-      "foo:" + std::string(129, 'a'),
-      "$(rm -rf /)",
-      "foo;rm",
-      "foo?x=1",
-      "foo#x",
-      "foo%2fbar",
-      "host:99999999/x",
-      "host:/x",
-      "-host.com/x",
-      "a..b.com/x",
-      std::string(600, 'a'),
-      "x/" + std::string(300, 'a'),
-      "foo\xc3\xa9",
-  };
-  for (const auto& input : bad) {
-    SCOPED_TRACE(input);
-    auto ref = ParseImageReference(input);
-    ASSERT_FALSE(ref.ok());
-    EXPECT_EQ(ref.error().code, ErrorCode::kInvalidArgument);
-  }
+TEST(ParseImageReferenceTest, NamesTheReferenceAndTheReason) {
+  auto ref = ParseImageReference("foo\nBar");
+  ASSERT_FALSE(ref.ok());
+  EXPECT_EQ(ref.error().code, ErrorCode::kInvalidArgument);
+  EXPECT_EQ(ref.error().message,
+            "invalid image reference \"foo?Bar\": must not contain whitespace or control "
+            "characters");
 }
 
 TEST(ContainerRefTest, AcceptsIdsAndNamesOnly) {

@@ -8,13 +8,13 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "domain/image_reference.h"
+
 namespace taolie::agent {
 namespace {
 
 using Json = nlohmann::ordered_json;
 
-constexpr size_t kMaxImageLength = 255;
-constexpr size_t kMaxTagLength = 128;
 constexpr size_t kMaxIdLength = 128;
 constexpr size_t kMaxTextFieldBytes = 255;  // template_id, user_id, container_name
 constexpr size_t kMaxSshKeyBytes = 16 * 1024;
@@ -34,7 +34,6 @@ bool IsDigit(char c) { return c >= '0' && c <= '9'; }
 bool IsAlpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
 bool IsAlnum(char c) { return IsAlpha(c) || IsDigit(c); }
 bool IsWordChar(char c) { return IsAlnum(c) || c == '_'; }
-bool IsHexLower(char c) { return IsDigit(c) || (c >= 'a' && c <= 'f'); }
 bool IsControl(unsigned char c) { return c < 0x20 || c == 0x7f; }
 
 bool HasControl(std::string_view s) {
@@ -69,143 +68,6 @@ const char* TypeName(const Json& v) {
   if (v.is_array()) return "an array";
   if (v.is_object()) return "an object";
   return "null";
-}
-
-// ---- image reference -------------------------------------------------------------------
-
-// path-component := [a-z0-9]+ (separator [a-z0-9]+)*, separator := [._] | __ | [-]+
-bool IsPathComponent(std::string_view s) {
-  if (s.empty() || !IsLowerAlnum(s.front()) || !IsLowerAlnum(s.back())) return false;
-  size_t i = 0;
-  while (i < s.size()) {
-    if (IsLowerAlnum(s[i])) {
-      ++i;
-      continue;
-    }
-    size_t j = i;
-    while (j < s.size() && !IsLowerAlnum(s[j])) ++j;
-    std::string_view sep = s.substr(i, j - i);
-    bool ok = sep == "." || sep == "_" || sep == "__" ||
-              std::all_of(sep.begin(), sep.end(), [](char c) { return c == '-'; });
-    if (!ok) return false;
-    i = j;
-  }
-  return true;
-}
-
-// domain-component := [a-zA-Z0-9] | [a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]
-bool IsDomainComponent(std::string_view s) {
-  if (s.empty() || !IsAlnum(s.front()) || !IsAlnum(s.back())) return false;
-  return std::all_of(s.begin(), s.end(), [](char c) { return IsAlnum(c) || c == '-'; });
-}
-
-// host[:port], host := domain-name | [IPv6]
-bool IsRegistryDomain(std::string_view s) {
-  std::string_view host = s;
-  std::string_view port;
-  if (!s.empty() && s.front() == '[') {
-    size_t close = s.find(']');
-    if (close == std::string_view::npos) return false;
-    host = s.substr(1, close - 1);
-    if (host.empty() || !std::all_of(host.begin(), host.end(), [](char c) {
-          return IsDigit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F') || c == ':';
-        })) {
-      return false;
-    }
-    std::string_view rest = s.substr(close + 1);
-    if (!rest.empty()) {
-      if (rest.front() != ':') return false;
-      port = rest.substr(1);
-      if (port.empty()) return false;
-    }
-  } else {
-    size_t colon = s.find(':');
-    if (colon != std::string_view::npos) {
-      host = s.substr(0, colon);
-      port = s.substr(colon + 1);
-      if (port.empty()) return false;
-    }
-    if (host.empty()) return false;
-    size_t start = 0;
-    while (true) {
-      size_t dot = host.find('.', start);
-      std::string_view comp = host.substr(start, dot == std::string_view::npos ? dot : dot - start);
-      if (!IsDomainComponent(comp)) return false;
-      if (dot == std::string_view::npos) break;
-      start = dot + 1;
-    }
-  }
-  if (!port.empty()) {
-    if (port.size() > 5 || !std::all_of(port.begin(), port.end(), IsDigit)) return false;
-    int p = std::stoi(std::string(port));
-    if (p < 1 || p > 65535) return false;
-  }
-  return true;
-}
-
-// Returns "" when valid, else the reason.
-std::string ImageReferenceProblem(std::string_view ref) {
-  if (ref.empty()) return "must not be empty";
-  if (ref.size() > kMaxImageLength) return "is longer than 255 characters";
-  if (ref.front() == '-') return "must not start with '-'";
-  for (char c : ref) {
-    auto u = static_cast<unsigned char>(c);
-    if (u <= 0x20 || u == 0x7f) return "must not contain whitespace or control characters";
-    if (u >= 0x80) return "must be ASCII";
-  }
-  std::string_view rest = ref;
-  size_t at = rest.find('@');
-  if (at != std::string_view::npos) {
-    std::string_view digest = rest.substr(at + 1);
-    constexpr std::string_view kSha = "sha256:";
-    if (digest.substr(0, kSha.size()) != kSha) return "digest must be sha256:<64 hex digits>";
-    std::string_view hex = digest.substr(kSha.size());
-    if (hex.size() != 64 || !std::all_of(hex.begin(), hex.end(), IsHexLower)) {
-      return "digest must be sha256:<64 lowercase hex digits>";
-    }
-    rest = rest.substr(0, at);
-  }
-  size_t last_slash = rest.rfind('/');
-  size_t colon = rest.rfind(':');
-  if (colon != std::string_view::npos &&
-      (last_slash == std::string_view::npos || colon > last_slash)) {
-    std::string_view tag = rest.substr(colon + 1);
-    if (tag.empty() || tag.size() > kMaxTagLength || !IsWordChar(tag.front()) ||
-        !std::all_of(tag.begin(), tag.end(),
-                     [](char c) { return IsWordChar(c) || c == '.' || c == '-'; })) {
-      return "tag must match [A-Za-z0-9_][A-Za-z0-9_.-]{0,127}";
-    }
-    rest = rest.substr(0, colon);
-  }
-  if (rest.empty()) return "repository name is missing";
-  size_t first_slash = rest.find('/');
-  if (first_slash != std::string_view::npos) {
-    std::string_view first = rest.substr(0, first_slash);
-    bool looks_like_domain =
-        first.find_first_of(".:[") != std::string_view::npos || first == "localhost" ||
-        std::any_of(first.begin(), first.end(), [](char c) { return c >= 'A' && c <= 'Z'; });
-    if (looks_like_domain) {
-      if (!IsRegistryDomain(first)) return "registry host " + Quote(first) + " is malformed";
-      rest = rest.substr(first_slash + 1);
-      if (rest.empty()) return "repository name is missing";
-    }
-  }
-  size_t start = 0;
-  while (true) {
-    size_t slash = rest.find('/', start);
-    std::string_view comp =
-        rest.substr(start, slash == std::string_view::npos ? slash : slash - start);
-    if (std::any_of(comp.begin(), comp.end(), [](char c) { return c >= 'A' && c <= 'Z'; })) {
-      return "repository name must be lowercase";
-    }
-    if (!IsPathComponent(comp)) {
-      return "repository path component " + Quote(comp) +
-             " must match [a-z0-9]+ separated by '.', '_', '__' or '-'";
-    }
-    if (slash == std::string_view::npos) break;
-    start = slash + 1;
-  }
-  return "";
 }
 
 // ---- scalar readers ----------------------------------------------------------------------
@@ -593,8 +455,8 @@ Result<DeploySpec> ParseDeployObject(const std::string& command_id, const Json& 
     if (!v->is_string())
       return Invalid(std::string("image: must be a string, got ") + TypeName(*v));
     const auto& image = v->get_ref<const std::string&>();
-    if (auto problem = ImageReferenceProblem(image); !problem.empty()) {
-      return Invalid("image: " + problem);
+    if (auto ref = domain::ParseImageReference(image); !ref.ok()) {
+      return Invalid("image: " + ref.error().message);
     }
     spec.image = image;
   }
@@ -708,8 +570,6 @@ const std::vector<std::string>& ReservedEnvNames() {
       "SSH_USERNAME",  "NVIDIA_VISIBLE_DEVICES", "AUTHORIZED_KEYS"};
   return kNames;
 }
-
-bool IsValidImageReference(std::string_view ref) { return ImageReferenceProblem(ref).empty(); }
 
 bool IsValidEnvName(std::string_view name) {
   if (name.empty() || !(IsAlpha(name.front()) || name.front() == '_')) return false;

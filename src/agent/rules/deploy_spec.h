@@ -81,9 +81,6 @@ struct TerminateSpec {
 // leaves the default (a terminate is never refused for its reason).
 Result<TerminateSpec> ParseTerminatePayload(const std::string& payload_json);
 
-// Docker distribution reference: [host[:port]/]path[:tag][@sha256:<64 hex>], at most 255
-// characters, no whitespace, no leading '-', lowercase repository path.
-bool IsValidImageReference(std::string_view ref);
 // [A-Za-z_][A-Za-z0-9_]*
 bool IsValidEnvName(std::string_view name);
 // ^[a-z_][a-z0-9_-]{0,31}$ and not "root".
