@@ -16,6 +16,8 @@
 #include <sstream>
 #include <utility>
 
+#include "common/log_level.h"
+#include "common/net_address.h"
 #include "common/secrets.h"
 
 namespace taolie::config {
@@ -557,17 +559,6 @@ bool IsIpOrCidr(const std::string& s) {
   return false;
 }
 
-bool IsLoopbackHost(const std::string& host) {
-  if (Lower(host) == "localhost") return true;
-  in_addr a{};
-  if (inet_pton(AF_INET, host.c_str(), &a) == 1) {
-    return (ntohl(a.s_addr) >> 24) == 127;
-  }
-  in6_addr a6{};
-  if (inet_pton(AF_INET6, host.c_str(), &a6) == 1) return IN6_IS_ADDR_LOOPBACK(&a6);
-  return false;
-}
-
 struct ParsedUrl {
   std::string scheme;  // lower case
   std::string host;    // without brackets
@@ -644,11 +635,7 @@ std::string FormatPortRange(const PortRange& range) {
   return std::to_string(range.first) + "-" + std::to_string(range.last);
 }
 
-bool IsKnownLogLevel(const std::string& level) {
-  static const std::set<std::string> kLevels = {"trace", "debug", "info",     "warn",  "warning",
-                                                "error", "err",   "critical", "fatal", "off"};
-  return kLevels.count(Lower(level)) > 0;
-}
+bool IsKnownLogLevel(const std::string& level) { return ParseLogLevel(level).has_value(); }
 
 void ApplyEnvironment(Config& config, const EnvLookup& getenv) {
   if (!getenv) return;

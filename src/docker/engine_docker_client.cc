@@ -13,6 +13,7 @@
 #include <thread>
 #include <utility>
 
+#include "common/curl_global.h"
 #include "docker/engine_api.h"
 
 namespace taolie::docker {
@@ -207,8 +208,6 @@ Result<std::string> ResolveSocketPath(const std::string& host_in) {
   return path;
 }
 
-std::once_flag g_curl_init;
-
 }  // namespace
 
 Result<std::unique_ptr<EngineDockerClient>> EngineDockerClient::Create(
@@ -226,7 +225,7 @@ Result<std::unique_ptr<EngineDockerClient>> EngineDockerClient::Create(
                            "\" is not a supported version (>= " + kMinApiVersion + ")");
     }
   }
-  std::call_once(g_curl_init, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+  EnsureCurlGlobalInit();
   return std::unique_ptr<EngineDockerClient>(
       new EngineDockerClient(std::move(*path), timeout, api_version));
 }

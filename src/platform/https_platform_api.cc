@@ -1,6 +1,5 @@
 #include "platform/https_platform_api.h"
 
-#include <arpa/inet.h>
 #include <curl/curl.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
@@ -8,8 +7,10 @@
 #include <algorithm>
 #include <cctype>
 #include <charconv>
-#include <cstring>
 #include <mutex>
+
+#include "common/curl_global.h"
+#include "common/net_address.h"
 
 namespace taolie::platform {
 namespace {
@@ -73,11 +74,6 @@ int ProgressCallback(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t)
   return ex->stop.stop_requested() ? 1 : 0;  // non-zero aborts: CURLE_ABORTED_BY_CALLBACK
 }
 
-void GlobalInit() {
-  static std::once_flag once;
-  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
-}
-
 // Host part of a URL ("" when it cannot be parsed), brackets of IPv6 literals removed.
 std::string UrlHostOf(const std::string& url, std::string* scheme) {
   CURLU* u = curl_url();
@@ -104,24 +100,6 @@ std::string UrlHostOf(const std::string& url, std::string* scheme) {
 
 }  // namespace
 
-bool HttpsPlatformApi::IsLoopbackHost(const std::string& host_in) {
-  std::string host = Lower(host_in);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
-    host = host.substr(1, host.size() - 2);
-  }
-  if (host == "localhost" || host == "localhost.") return true;
-  in_addr v4{};
-  if (inet_pton(AF_INET, host.c_str(), &v4) == 1) {
-    return (ntohl(v4.s_addr) >> 24) == 127;
-  }
-  in6_addr v6{};
-  if (inet_pton(AF_INET6, host.c_str(), &v6) == 1) {
-    static const in6_addr kLoop = IN6ADDR_LOOPBACK_INIT;
-    return std::memcmp(&v6, &kLoop, sizeof(v6)) == 0;
-  }
-  return false;
-}
-
 void HttpsPlatformApi::SetApiKey(const std::string& api_key) {
   std::lock_guard lock(key_mu_);
   options_.api_key = api_key;
@@ -136,7 +114,7 @@ std::string HttpsPlatformApi::JoinUrl(const std::string& base, const std::string
 }
 
 Result<std::unique_ptr<HttpsPlatformApi>> HttpsPlatformApi::Create(const Options& options) {
-  GlobalInit();
+  EnsureCurlGlobalInit();
   if (options.base_url.empty()) {
     return MakeError(ErrorCode::kInvalidArgument, "server.url: must not be empty");
   }

@@ -41,7 +41,6 @@ class HttpsPlatformApi final : public PlatformApi {
   // base_url + path, with exactly one '/' between them (pure; exposed for tests).
   static std::string JoinUrl(const std::string& base, const std::string& path);
   // True for 127.0.0.0/8, ::1 and "localhost" (pure; exposed for tests).
-  static bool IsLoopbackHost(const std::string& host);
 
  private:
   explicit HttpsPlatformApi(Options options);

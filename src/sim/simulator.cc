@@ -1,6 +1,5 @@
 #include "sim/simulator.h"
 
-#include <arpa/inet.h>
 #include <httplib.h>
 #include <spdlog/spdlog.h>
 
@@ -12,6 +11,7 @@
 #include <set>
 #include <thread>
 
+#include "common/net_address.h"
 #include "common/secrets.h"
 #include "common/time_format.h"
 
@@ -346,12 +346,6 @@ std::string StableGpuUuid(const std::string& agent_id) {
   return std::string("plat-gpu-") + buf;
 }
 
-bool IsLoopback(const std::string& addr) {
-  in_addr v4{};
-  if (inet_pton(AF_INET, addr.c_str(), &v4) == 1) return (ntohl(v4.s_addr) >> 24) == 127;
-  return addr == "::1" || addr.rfind("::ffff:127.", 0) == 0;
-}
-
 struct Reply {
   int status = 200;
   std::string body;
@@ -550,7 +544,7 @@ struct Simulator::State {
   }
 
   Reply HandleControl(const httplib::Request& req, const std::vector<std::string>& seg) {
-    if (!IsLoopback(req.remote_addr)) return ErrorReply(403, "control endpoints are loopback only");
+    if (!IsLoopbackHost(req.remote_addr)) return ErrorReply(403, "control endpoints are loopback only");
     const bool post = req.method == "POST";
     std::lock_guard lock(mu);
     if (post && seg.size() == 4 && seg[1] == "agents" && seg[3] == "deploy") {

@@ -18,6 +18,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/log_level.h"
 #include "telemetry/journal_sink.h"
 
 namespace taolie::telemetry {
@@ -123,21 +124,25 @@ class RedactingSink final : public spdlog::sinks::sink {
   const std::vector<spdlog::sink_ptr> children_;
 };
 
-std::string Lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return s;
-}
-
 std::optional<spdlog::level::level_enum> ParseLevel(const std::string& name) {
-  const std::string s = Lower(name);
-  if (s == "trace") return spdlog::level::trace;
-  if (s == "debug") return spdlog::level::debug;
-  if (s == "info") return spdlog::level::info;
-  if (s == "warn" || s == "warning") return spdlog::level::warn;
-  if (s == "error" || s == "err") return spdlog::level::err;
-  if (s == "critical" || s == "fatal") return spdlog::level::critical;
-  if (s == "off") return spdlog::level::off;
+  auto level = ParseLogLevel(name);
+  if (!level) return std::nullopt;
+  switch (*level) {
+    case LogLevel::kTrace:
+      return spdlog::level::trace;
+    case LogLevel::kDebug:
+      return spdlog::level::debug;
+    case LogLevel::kInfo:
+      return spdlog::level::info;
+    case LogLevel::kWarn:
+      return spdlog::level::warn;
+    case LogLevel::kError:
+      return spdlog::level::err;
+    case LogLevel::kCritical:
+      return spdlog::level::critical;
+    case LogLevel::kOff:
+      return spdlog::level::off;
+  }
   return std::nullopt;
 }
 

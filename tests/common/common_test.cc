@@ -3,6 +3,8 @@
 #include <set>
 
 #include "common/backoff.h"
+#include "common/log_level.h"
+#include "common/net_address.h"
 #include "common/result.h"
 #include "common/secrets.h"
 #include "common/time_format.h"
@@ -61,6 +63,32 @@ TEST(ResultTest, ValueAndError) {
   EXPECT_FALSE(bad.ok());
   EXPECT_EQ(bad.error().code, ErrorCode::kNotFound);
   EXPECT_EQ(bad.error().ToString(), "NotFound: nope");
+}
+
+TEST(NetAddress, LoopbackHosts) {
+  for (const char* h : {"127.0.0.1", "127.1.2.3", "::1", "[::1]", "localhost", "LOCALHOST",
+                        "localhost.", "::ffff:127.0.0.1"}) {
+    EXPECT_TRUE(IsLoopbackHost(h)) << h;
+  }
+  for (const char* h : {"128.0.0.1", "10.0.0.1", "::2", "::ffff:10.0.0.1", "example.com",
+                        "localhost.example.com", "0.0.0.0", "[::1", ""}) {
+    EXPECT_FALSE(IsLoopbackHost(h)) << h;
+  }
+}
+
+TEST(LogLevel, ParsesEveryAcceptedSpelling) {
+  EXPECT_EQ(ParseLogLevel("trace"), LogLevel::kTrace);
+  EXPECT_EQ(ParseLogLevel("DEBUG"), LogLevel::kDebug);
+  EXPECT_EQ(ParseLogLevel("info"), LogLevel::kInfo);
+  EXPECT_EQ(ParseLogLevel("warn"), LogLevel::kWarn);
+  EXPECT_EQ(ParseLogLevel("Warning"), LogLevel::kWarn);
+  EXPECT_EQ(ParseLogLevel("error"), LogLevel::kError);
+  EXPECT_EQ(ParseLogLevel("err"), LogLevel::kError);
+  EXPECT_EQ(ParseLogLevel("critical"), LogLevel::kCritical);
+  EXPECT_EQ(ParseLogLevel("fatal"), LogLevel::kCritical);
+  EXPECT_EQ(ParseLogLevel("off"), LogLevel::kOff);
+  EXPECT_EQ(ParseLogLevel("verbose"), std::nullopt);
+  EXPECT_EQ(ParseLogLevel(""), std::nullopt);
 }
 
 }  // namespace

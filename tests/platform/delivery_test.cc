@@ -4,6 +4,7 @@
 
 #include <deque>
 
+#include "common/net_address.h"
 #include "platform/https_platform_api.h"
 
 namespace taolie::platform {
@@ -361,11 +362,11 @@ TEST(HttpsPlatformApiOptions, JoinAndLoopback) {
   EXPECT_EQ(HttpsPlatformApi::JoinUrl("https://a.b/", "/api/x"), "https://a.b/api/x");
   EXPECT_EQ(HttpsPlatformApi::JoinUrl("https://a.b/prefix//", "api/x"), "https://a.b/prefix/api/x");
   for (const char* h : {"127.0.0.1", "127.1.2.3", "::1", "[::1]", "localhost", "LOCALHOST"}) {
-    EXPECT_TRUE(HttpsPlatformApi::IsLoopbackHost(h)) << h;
+    EXPECT_TRUE(IsLoopbackHost(h)) << h;
   }
   for (const char* h :
        {"128.0.0.1", "10.0.0.1", "::2", "example.com", "localhost.example.com", "0.0.0.0", ""}) {
-    EXPECT_FALSE(HttpsPlatformApi::IsLoopbackHost(h)) << h;
+    EXPECT_FALSE(IsLoopbackHost(h)) << h;
   }
 }
 
