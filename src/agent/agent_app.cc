@@ -5,11 +5,11 @@
 #include <nlohmann/json.hpp>
 #include <vector>
 
-#include "agent/readiness_probe.h"
-#include "agent/rental_engine.h"
 #include "agent/failpoints.h"
 #include "agent/loops.h"
 #include "agent/periodic_runner.h"
+#include "agent/readiness_probe.h"
+#include "agent/rental_engine.h"
 #include "agent/runtime.h"
 #include "agent/work_queue.h"
 #include "common/secrets.h"
@@ -212,10 +212,12 @@ Status AgentApp::Start() {
   m.registration = registration.get();
   m.registration_runner = add(std::move(registration), mon.heartbeat_interval, 0);
   add(std::make_unique<HeartbeatLoop>(d, *m.rt, started), mon.heartbeat_interval, 0);
-  add(std::make_unique<CommandPollLoop>(d, *m.rt, m.engine->commands()), mon.command_poll_interval, 100);
+  add(std::make_unique<CommandPollLoop>(d, *m.rt, m.engine->commands()), mon.command_poll_interval,
+      100);
   add(std::make_unique<MetricsPushLoop>(d, *m.rt), mon.metrics_push_interval, 2000);
   add(std::make_unique<HealthPushLoop>(d, *m.rt), mon.health_push_interval, 3000);
-  add(std::make_unique<DurationMonitorLoop>(m.engine->monitor(), m.engine->reconciler()), mon.duration_check_interval, 500);
+  add(std::make_unique<DurationMonitorLoop>(m.engine->monitor(), m.engine->reconciler()),
+      mon.duration_check_interval, 500);
   // The outbox is woken whenever an event is written; the interval is only a safety net.
   m.outbox_runner = add(std::make_unique<OutboxLoop>(d, *m.rt), 60, 200);
   if (m.pg) add(std::make_unique<PostgresSupervisor>(m), 15, 15000);
@@ -344,7 +346,8 @@ std::string StatusJson(AgentApp::Impl& m) {
                 {"events_delivered", rt.events_delivered.load()},
                 {"events_unsupported", rt.events_unsupported.load()},
                 {"events_given_up", rt.events_given_up.load()},
-                {"platform_errors", rt.platform_errors.load()}}},
+                {"platform_errors", rt.platform_errors.load()},
+                {"rental_jobs_thrown", m.engine->work().jobs_thrown()}}},
               {"clock",
                {{"wall_steps", rt.clock_steps.load()},
                 {"last_wall_step_seconds", rt.last_clock_step_ms.load() / 1000.0}}}};

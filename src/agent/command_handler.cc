@@ -160,7 +160,8 @@ void CommandHandler::ProcessDeploy(const store::CommandRecord& cmd, std::stop_to
   gpus = deps.store.ListGpus();
   auto allocated = deps.store.AllocatedPorts();
   if (!gpus.ok() || !allocated.ok()) {
-    spdlog::warn("deploy {}: store unavailable", spec.deployment_id);
+    spdlog::warn("deploy {}: store unavailable: {} (retried)", spec.deployment_id,
+                 (!gpus.ok() ? gpus.error() : allocated.error()).ToString());
     return;
   }
   AdmissionInput in;

@@ -21,11 +21,6 @@ bool DeployCancels::Cancel(const std::string& id) {
   return true;
 }
 
-bool DeployCancels::Active(const std::string& id) const {
-  std::lock_guard l(mu_);
-  return by_id_.count(id) > 0;
-}
-
 void DeployCancels::Remove(const std::string& deployment_id, const std::string& command_id) {
   std::lock_guard l(mu_);
   by_id_.erase(deployment_id);

@@ -23,7 +23,6 @@ class DeployCancels {
   std::shared_ptr<std::stop_source> Register(const std::string& deployment_id,
                                              const std::string& command_id);
   bool Cancel(const std::string& id);  // true when a deploy was registered under `id`
-  bool Active(const std::string& id) const;
   void Remove(const std::string& deployment_id, const std::string& command_id);
 
  private:

@@ -111,9 +111,8 @@ class Runtime {
   std::atomic<uint64_t> events_unsupported{0};  // ext endpoint answered 404/405
   std::atomic<uint64_t> events_given_up{0};     // ext events kept as failed (outbox)
   std::atomic<uint64_t> platform_errors{0};
-  std::atomic<uint64_t> clock_steps{0};         // wall-clock steps seen against monotonic time
-  std::atomic<int64_t> last_clock_step_ms{0};   // size of the last one (+ = wall jumped ahead)
-  std::atomic<uint64_t> jobs_thrown{0};
+  std::atomic<uint64_t> clock_steps{0};        // wall-clock steps seen against monotonic time
+  std::atomic<int64_t> last_clock_step_ms{0};  // size of the last one (+ = wall jumped ahead)
 
  private:
   mutable std::mutex mu_;
