@@ -3,8 +3,10 @@
 #include <spdlog/spdlog.h>
 
 #include <nlohmann/json.hpp>
+#include <set>
 #include <vector>
 
+#include "agent/container_spec.h"
 #include "agent/failpoints.h"
 #include "agent/loops.h"
 #include "agent/periodic_runner.h"
@@ -66,6 +68,36 @@ class PostgresSupervisor final : public Loop {
 };
 std::string MetricsText(AgentApp::Impl& m);
 
+// The one agent id that the rental containers on this host carry, or "" (none, several, or
+// Docker not answering).
+std::string RecoverAgentId(docker::DockerClient& docker) {
+  auto listed = docker.List({{kLabelManaged, "true"}});
+  if (!listed.ok()) {
+    spdlog::warn("cannot look for an earlier identity in Docker: {}", listed.error().ToString());
+    return "";
+  }
+  std::set<std::string> ids;
+  for (const auto& c : *listed) {
+    if (auto it = c.labels.find(kLabelAgent); it != c.labels.end() && !it->second.empty()) {
+      ids.insert(it->second);
+    }
+  }
+  if (ids.size() == 1) {
+    spdlog::warn(
+        "no agent id in the database: taking {} from the labels of {} rental container(s) on "
+        "this host (the database was lost; its rentals are adopted)",
+        *ids.begin(), listed->size());
+    return *ids.begin();
+  }
+  if (ids.size() > 1) {
+    spdlog::warn(
+        "rental containers of {} different agent ids on this host: none taken; their "
+        "containers are left alone",
+        ids.size());
+  }
+  return "";
+}
+
 }  // namespace
 
 AgentApp::AgentApp(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -113,22 +145,6 @@ Result<std::unique_ptr<AgentApp>> AgentApp::Create(const config::Config& cfg,
   if (!store.ok()) return MakeError(store.error().code, "database: " + store.error().message);
   impl->store = std::move(*store);
 
-  // Identity: configured, else kept in our own state, else generated once.
-  std::string agent_id = cfg.agent.id;
-  if (agent_id.empty()) {
-    auto saved = impl->store->GetState("agent_id");
-    if (!saved.ok()) return saved.error();
-    if (saved->has_value()) {
-      agent_id = **saved;
-    } else {
-      auto fresh = NewAgentId();
-      if (!fresh.ok()) return fresh.error();
-      agent_id = *fresh;
-      TAOLIE_RETURN_IF_ERROR(impl->store->SetState("agent_id", agent_id));
-      spdlog::info("generated agent id {}", agent_id);
-    }
-  }
-
   auto docker = docker::EngineDockerClient::Create(
       cfg.docker.host, std::chrono::seconds(cfg.docker.timeout), cfg.docker.api_version);
   if (!docker.ok()) return MakeError(docker.error().code, "docker: " + docker.error().message);
@@ -141,6 +157,27 @@ Result<std::unique_ptr<AgentApp>> AgentApp::Create(const config::Config& cfg,
     if (!v->root_dir.empty()) storage_path = v->root_dir;
   } else {
     spdlog::warn("docker engine not reachable yet: {}", v.error().ToString());
+  }
+
+  // Identity: configured, else kept in our own state, else recovered from the labels of the
+  // rental containers on this host (the database was lost: the containers keep the identity
+  // the platform knows), else generated once.
+  std::string agent_id = cfg.agent.id;
+  if (agent_id.empty()) {
+    auto saved = impl->store->GetState("agent_id");
+    if (!saved.ok()) return saved.error();
+    if (saved->has_value()) {
+      agent_id = **saved;
+    } else {
+      agent_id = RecoverAgentId(*impl->docker);
+      if (agent_id.empty()) {
+        auto fresh = NewAgentId();
+        if (!fresh.ok()) return fresh.error();
+        agent_id = *fresh;
+        spdlog::info("generated agent id {}", agent_id);
+      }
+      TAOLIE_RETURN_IF_ERROR(impl->store->SetState("agent_id", agent_id));
+    }
   }
 
   impl->gpus = gpu::NvmlGpuProbe::Create(cfg.gpu.nvml_library, cfg.gpu.exclude_uuids);
@@ -347,7 +384,14 @@ std::string StatusJson(AgentApp::Impl& m) {
                 {"events_unsupported", rt.events_unsupported.load()},
                 {"events_given_up", rt.events_given_up.load()},
                 {"platform_errors", rt.platform_errors.load()},
-                {"rental_jobs_thrown", m.engine->work().jobs_thrown()}}},
+                {"rental_jobs_thrown", m.engine->work().jobs_thrown()},
+                {"containers_adopted", rt.containers_adopted.load()},
+                {"containers_ended_unadoptable", rt.containers_ended_unadoptable.load()}}},
+              {"without_database",
+               {{"monitor_rounds", rt.store_down_rounds.load()},
+                {"warnings", rt.offline_warnings.load()},
+                {"expiries", rt.offline_expiries.load()},
+                {"rentals_known", m.engine->monitor().KnownRentals()}}},
               {"clock",
                {{"wall_steps", rt.clock_steps.load()},
                 {"last_wall_step_seconds", rt.last_clock_step_ms.load() / 1000.0}}}};
@@ -405,6 +449,15 @@ std::string MetricsText(AgentApp::Impl& m) {
                "Wall-clock steps against the monotonic clock (rentals are timed on the latter).",
                "counter",
                {{{}, static_cast<double>(rt.clock_steps.load())}}});
+  f.push_back({"taolie_enforced_without_database_total",
+               "Expiry warnings and expiries enforced while the database was unavailable.",
+               "counter",
+               {{{{"action", "warning"}}, static_cast<double>(rt.offline_warnings.load())},
+                {{{"action", "expiry"}}, static_cast<double>(rt.offline_expiries.load())}}});
+  f.push_back({"taolie_containers_adopted_total",
+               "Rental containers found without a row (database lost) and adopted from labels.",
+               "counter",
+               {{{}, static_cast<double>(rt.containers_adopted.load())}}});
   f.push_back({"taolie_platform_errors_total",
                "Failed calls to the platform.",
                "counter",

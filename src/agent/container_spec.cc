@@ -1,5 +1,7 @@
 #include "agent/container_spec.h"
 
+#include <charconv>
+
 #include "common/time_format.h"
 
 namespace taolie::agent {
@@ -38,6 +40,11 @@ docker::ContainerSpec BuildContainerSpec(const ContainerSpecInput& in) {
               {kLabelGpus, Join(d.gpu_uuids, ",")},
               {kLabelDuration, std::to_string(d.duration_minutes)}};
   if (d.expires_at) c.labels[kLabelExpires] = FormatRfc3339(*d.expires_at);
+  if (d.price_per_hour) {
+    char buf[32];
+    auto [end, ec] = std::to_chars(buf, buf + sizeof buf, *d.price_per_hour);
+    if (ec == std::errc()) c.labels[kLabelPrice] = std::string(buf, end);
+  }
   if (spec.command) c.cmd = std::vector<std::string>{"sh", "-c", *spec.command};
   c.restart_policy = spec.restart_policy;
   std::string bind_ip = in.bind_ip == "0.0.0.0" ? "" : in.bind_ip;

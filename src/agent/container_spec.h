@@ -20,7 +20,8 @@ inline constexpr char kLabelDeployment[] = "taolie.deployment_id";
 inline constexpr char kLabelCommand[] = "taolie.command_id";
 inline constexpr char kLabelGpus[] = "taolie.gpus";
 inline constexpr char kLabelDuration[] = "taolie.duration_minutes";
-inline constexpr char kLabelExpires[] = "taolie.expires_at";  // RFC 3339, informative wall time
+inline constexpr char kLabelExpires[] = "taolie.expires_at";    // RFC 3339, informative wall time
+inline constexpr char kLabelPrice[] = "taolie.price_per_hour";  // absent: no price
 
 std::string ContainerName(const std::string& deployment_id);
 

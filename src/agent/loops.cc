@@ -210,7 +210,8 @@ Status GpuHealthLoop::RunOnce(std::stop_token /*stop*/) {
     for (const auto& x : samples) {
       if (x.uuid == v.uuid) s = &x;
     }
-    auto verdict = domain::ParseGpuHealthState(v.health).value_or(domain::GpuHealthState::kUnhealthy);
+    auto verdict =
+        domain::ParseGpuHealthState(v.health).value_or(domain::GpuHealthState::kUnhealthy);
     auto health = (s != nullptr && s->lost) ? domain::GpuHealthState::kLost : verdict;
     auto written = health_written_.find(v.uuid);
     if (written == health_written_.end() || written->second != health) {
@@ -232,8 +233,7 @@ Status GpuHealthLoop::RunOnce(std::stop_token /*stop*/) {
   int free_gpus = 0;
   if (auto gpus = d_.store.ListGpus(); gpus.ok()) {
     for (const auto& g : *gpus) {
-      if (g.present && g.deployment_id.empty() && (domain::Rentable(g.health)))
-        ++free_gpus;
+      if (g.present && g.deployment_id.empty() && (domain::Rentable(g.health))) ++free_gpus;
     }
   }
   rt_.available_gpus = free_gpus;
@@ -466,10 +466,11 @@ Status HealthPushLoop::RunOnce(std::stop_token stop) {
 
 Status DurationMonitorLoop::RunOnce(std::stop_token stop) {
   // Reconcile with Docker every 10th round (5 min at the default interval).
-  if (++rounds_ % 10 == 0) {
-    if (Status st = reconciler_.Run(stop); !st.ok()) return st;
-  }
-  return monitor_.CheckOnce(stop);
+  // A reconcile that fails (Docker or the database away) never skips the monitor's round.
+  Status reconciled = OkStatus();
+  if (++rounds_ % 10 == 0) reconciled = reconciler_.Run(stop);
+  Status checked = monitor_.CheckOnce(stop);
+  return checked.ok() ? reconciled : checked;
 }
 
 OutboxLoop::OutboxLoop(Deps d, Runtime& rt) : d_(d), rt_(rt), rng_(std::random_device{}()) {

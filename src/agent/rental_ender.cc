@@ -13,7 +13,8 @@ namespace taolie::agent {
 using domain::DeploymentState;
 
 Status RentalEnder::End(const std::string& deployment_id, const std::string& end_status,
-                        const std::string& reason, std::stop_token stop) {
+                        const std::string& reason, std::stop_token stop,
+                        const std::optional<ClockReading>& stopped_at) {
   const auto& deps = ctx_.deps;
   auto found = deps.store.GetDeployment(deployment_id);
   if (!found.ok()) return found.error();
@@ -51,14 +52,14 @@ Status RentalEnder::End(const std::string& deployment_id, const std::string& end
   domain::Usage usage;
   if (!d.clock_boot_id.empty()) {
     // Billed on the rental's monotonic clock: a wall-clock step changes nothing.
-    ElapsedNow end = Advance(CheckpointOf(d), ctx_.ReadNow());
+    ElapsedNow end = Advance(CheckpointOf(d), stopped_at ? *stopped_at : ctx_.ReadNow());
     SetCheckpoint(d, end.checkpoint);
     d.ended_at = end.checkpoint.wall;
     std::optional<std::chrono::milliseconds> used;
     if (d.ready_elapsed_ms) used = std::chrono::milliseconds(end.elapsed_ms - *d.ready_elapsed_ms);
     usage = ComputeUsageFromUsed(d.duration_minutes, used, d.price_per_hour);
   } else {  // a row from before the rental clock, or a deploy that never got that far
-    d.ended_at = deps.clock.Now();
+    d.ended_at = stopped_at ? stopped_at->wall : deps.clock.Now();
     usage = ComputeUsage(d.duration_minutes, d.started_at, *d.ended_at, d.price_per_hour);
   }
   std::vector<store::OutboxEvent> events;

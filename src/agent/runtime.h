@@ -111,8 +111,13 @@ class Runtime {
   std::atomic<uint64_t> events_unsupported{0};  // ext endpoint answered 404/405
   std::atomic<uint64_t> events_given_up{0};     // ext events kept as failed (outbox)
   std::atomic<uint64_t> platform_errors{0};
-  std::atomic<uint64_t> clock_steps{0};        // wall-clock steps seen against monotonic time
-  std::atomic<int64_t> last_clock_step_ms{0};  // size of the last one (+ = wall jumped ahead)
+  std::atomic<uint64_t> clock_steps{0};         // wall-clock steps seen against monotonic time
+  std::atomic<int64_t> last_clock_step_ms{0};   // size of the last one (+ = wall jumped ahead)
+  std::atomic<uint64_t> containers_adopted{0};  // found without a row and adopted (labels)
+  std::atomic<uint64_t> containers_ended_unadoptable{0};  // found without a row, not adoptable
+  std::atomic<uint64_t> store_down_rounds{0};  // monitor rounds enforced without the database
+  std::atomic<uint64_t> offline_warnings{0};   // expiry warnings given while it was down
+  std::atomic<uint64_t> offline_expiries{0};   // rentals stopped at expiry while it was down
 
  private:
   mutable std::mutex mu_;

@@ -1,5 +1,4 @@
 #include "store/pg_store.h"
-#include "store/transitions.h"
 
 #include <libpq-fe.h>
 #include <spdlog/spdlog.h>
@@ -18,6 +17,7 @@
 
 #include "common/time_format.h"
 #include "store/migrations.h"
+#include "store/transitions.h"
 
 namespace taolie::store {
 namespace {
@@ -353,7 +353,8 @@ Status InsertEvents(Tx& tx, const std::vector<OutboxEvent>& events) {
     auto r = tx.Exec(
         "INSERT INTO outbox (deployment_id, kind, path, body, ext, created_at) "
         "VALUES ($1, $2, $3, $4, $5, coalesce($6::timestamptz, now()))",
-        {e.deployment_id, domain::EventKindName(e.kind), e.path, e.body, Bool(e.ext), TimeOrNow(e.created_at)});
+        {e.deployment_id, domain::EventKindName(e.kind), e.path, e.body, Bool(e.ext),
+         TimeOrNow(e.created_at)});
     if (!r.ok()) return r.error();
   }
   return OkStatus();
@@ -362,7 +363,7 @@ Status InsertEvents(Tx& tx, const std::vector<OutboxEvent>& events) {
 // Loads deployments matching `where` (a constant SQL fragment with $n placeholders) and their
 // port allocations.
 Result<std::vector<Deployment>> LoadDeployments(Tx& tx, const std::string& tail,
-                                                      const Params& params) {
+                                                const Params& params) {
   std::string sql = std::string("SELECT ") + kDeploymentColumns + " FROM deployments " + tail;
   auto rows = tx.Exec(sql.c_str(), params);
   if (!rows.ok()) return rows.error();
@@ -394,7 +395,7 @@ Result<std::vector<Deployment>> LoadDeployments(Tx& tx, const std::string& tail,
 }
 
 Result<std::optional<Deployment>> LoadOneDeployment(Tx& tx, const std::string& tail,
-                                                          const Params& params) {
+                                                    const Params& params) {
   auto list = LoadDeployments(tx, tail, params);
   if (!list.ok()) return list.error();
   if (list->empty()) return std::optional<Deployment>();
@@ -430,6 +431,29 @@ Result<std::vector<std::string>> ClaimGpus(Tx& tx, const std::string& id, const 
   std::set<std::string> unique(claim.uuids.begin(), claim.uuids.end());
   if (unique.size() != claim.uuids.size()) {
     return MakeError(ErrorCode::kInvalidArgument, "GPU UUID named twice");
+  }
+  if (claim.in_use) {
+    // GPUs a running container already holds: claimed whatever their health, so that they are
+    // never offered while it runs. One that another deployment holds is a conflict.
+    auto r = tx.Exec(
+        "UPDATE gpu_status SET deployment_id = $1, claimed_at = now(), updated_at = now() "
+        "WHERE uuid = ANY($2::text[]) AND (deployment_id IS NULL OR deployment_id = $1) "
+        "RETURNING uuid",
+        {id, TextArray(claim.uuids)});
+    if (!r.ok()) return r.error();
+    auto taken = tx.Exec(
+        "SELECT uuid, deployment_id FROM gpu_status WHERE uuid = ANY($2::text[]) "
+        "AND deployment_id <> $1",
+        {id, TextArray(claim.uuids)});
+    if (!taken.ok()) return taken.error();
+    if (!taken->empty()) {
+      return MakeError(ErrorCode::kFailedPrecondition, "GPU " + taken->Str(0, "uuid") +
+                                                           " is claimed by deployment " +
+                                                           taken->Str(0, "deployment_id"));
+    }
+    for (int i = 0; i < r->size(); ++i) claimed.push_back(r->Str(i, "uuid"));
+    std::sort(claimed.begin(), claimed.end());
+    return claimed;
   }
   auto r = tx.Exec(
       "UPDATE gpu_status SET deployment_id = $1, claimed_at = now(), updated_at = now() "
@@ -749,60 +773,90 @@ Status PgStore::MarkCommandAcked(const std::string& command_id) {
 
 // ---------- deployments ----------
 
+namespace {
+
+// Inserts `d` in `state`, claims its GPUs and inserts its port allocations and `events`.
+Result<Deployment> InsertDeployment(Tx& tx, const Deployment& d, DeploymentState state,
+                                    const GpuClaim& claim, const std::vector<OutboxEvent>& events) {
+  if (d.id.empty()) return MakeError(ErrorCode::kInvalidArgument, "empty deployment id");
+  auto ins = tx.Exec(
+      "INSERT INTO deployments (id, command_id, user_id, template_id, image, state, spec_json, "
+      "  container_id, container_name, duration_minutes, price_per_hour, ssh_username, "
+      "  ssh_password, jupyter_token, created_at, updated_at) "
+      "VALUES ($1, $2, $3, $4, $5, $15, $6, $7, $8, $9, $10, $11, $12, $13, "
+      "  coalesce($14::timestamptz, now()), now()) "
+      "ON CONFLICT DO NOTHING RETURNING created_at, updated_at",
+      {d.id, EmptyToNull(d.command_id), d.user_id, d.template_id, d.image, d.spec_json,
+       d.container_id, d.container_name, Num(d.duration_minutes), OptNum(d.price_per_hour),
+       d.ssh_username, d.ssh_password, d.jupyter_token, TimeOrNow(d.created_at),
+       std::string(domain::DeploymentStateName(state))});
+  if (!ins.ok()) return ins.error();
+  if (ins->empty()) {
+    auto same_id = tx.Exec("SELECT 1 FROM deployments WHERE id = $1", {d.id});
+    if (!same_id.ok()) return same_id.error();
+    if (!same_id->empty()) {
+      return MakeError(ErrorCode::kAlreadyExists, "deployment " + d.id + " already exists");
+    }
+    return MakeError(ErrorCode::kAlreadyExists,
+                     "command " + d.command_id + " already has a deployment");
+  }
+  Deployment out = d;
+  out.state = state;
+  out.created_at = ins->Ts(0, "created_at");
+  out.updated_at = ins->Ts(0, "updated_at");
+
+  auto gpus = ClaimGpus(tx, d.id, claim);
+  if (!gpus.ok()) return gpus.error();
+  out.gpu_uuids = *gpus;
+  TAOLIE_RETURN_IF_ERROR(tx.Exec("UPDATE deployments SET gpu_uuids = $2::text[] WHERE id = $1",
+                                 {d.id, TextArray(out.gpu_uuids)}));
+
+  for (size_t i = 0; i < d.ports.size(); ++i) {
+    const auto& p = d.ports[i];
+    auto r = tx.Exec(
+        "INSERT INTO port_allocations (host_port, deployment_id, container_port, role, "
+        "  position) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (host_port) DO NOTHING",
+        {Num(p.host_port), d.id, Num(p.container_port), p.role, Num(static_cast<int>(i))});
+    if (!r.ok()) return r.error();
+    if (r->Affected() == 0) {
+      return MakeError(ErrorCode::kFailedPrecondition,
+                       "port " + std::to_string(p.host_port) + " already allocated");
+    }
+  }
+  TAOLIE_RETURN_IF_ERROR(InsertEvents(tx, events));
+  return out;
+}
+
+}  // namespace
+
 Result<Deployment> PgStore::CreateDeployment(const Deployment& d, const GpuClaim& claim,
-                                                   const std::vector<OutboxEvent>& events) {
-  return impl_->Run("create deployment", [&](Tx& tx) -> Result<Deployment> {
-    if (d.id.empty()) return MakeError(ErrorCode::kInvalidArgument, "empty deployment id");
-    auto ins = tx.Exec(
-        "INSERT INTO deployments (id, command_id, user_id, template_id, image, state, spec_json, "
-        "  container_id, container_name, duration_minutes, price_per_hour, ssh_username, "
-        "  ssh_password, jupyter_token, created_at, updated_at) "
-        "VALUES ($1, $2, $3, $4, $5, 'accepted', $6, $7, $8, $9, $10, $11, $12, $13, "
-        "  coalesce($14::timestamptz, now()), now()) "
-        "ON CONFLICT DO NOTHING RETURNING created_at, updated_at",
-        {d.id, EmptyToNull(d.command_id), d.user_id, d.template_id, d.image, d.spec_json,
-         d.container_id, d.container_name, Num(d.duration_minutes), OptNum(d.price_per_hour),
-         d.ssh_username, d.ssh_password, d.jupyter_token, TimeOrNow(d.created_at)});
-    if (!ins.ok()) return ins.error();
-    if (ins->empty()) {
-      auto same_id = tx.Exec("SELECT 1 FROM deployments WHERE id = $1", {d.id});
-      if (!same_id.ok()) return same_id.error();
-      if (!same_id->empty()) {
-        return MakeError(ErrorCode::kAlreadyExists, "deployment " + d.id + " already exists");
-      }
-      return MakeError(ErrorCode::kAlreadyExists,
-                       "command " + d.command_id + " already has a deployment");
-    }
-    Deployment out = d;
-    out.state = DeploymentState::kAccepted;
-    out.created_at = ins->Ts(0, "created_at");
-    out.updated_at = ins->Ts(0, "updated_at");
+                                             const std::vector<OutboxEvent>& events) {
+  return impl_->Run("create deployment", [&](Tx& tx) {
+    return InsertDeployment(tx, d, DeploymentState::kAccepted, claim, events);
+  });
+}
 
-    auto gpus = ClaimGpus(tx, d.id, claim);
-    if (!gpus.ok()) return gpus.error();
-    out.gpu_uuids = *gpus;
-    TAOLIE_RETURN_IF_ERROR(tx.Exec("UPDATE deployments SET gpu_uuids = $2::text[] WHERE id = $1",
-                                   {d.id, TextArray(out.gpu_uuids)}));
-
-    for (size_t i = 0; i < d.ports.size(); ++i) {
-      const auto& p = d.ports[i];
-      auto r = tx.Exec(
-          "INSERT INTO port_allocations (host_port, deployment_id, container_port, role, "
-          "  position) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (host_port) DO NOTHING",
-          {Num(p.host_port), d.id, Num(p.container_port), p.role, Num(static_cast<int>(i))});
-      if (!r.ok()) return r.error();
-      if (r->Affected() == 0) {
-        return MakeError(ErrorCode::kFailedPrecondition,
-                         "port " + std::to_string(p.host_port) + " already allocated");
-      }
-    }
-    TAOLIE_RETURN_IF_ERROR(InsertEvents(tx, events));
+Result<Deployment> PgStore::AdoptDeployment(const Deployment& d) {
+  return impl_->Run("adopt deployment", [&](Tx& tx) -> Result<Deployment> {
+    GpuClaim claim;
+    claim.uuids = d.gpu_uuids;
+    claim.in_use = true;
+    auto out = InsertDeployment(tx, d, d.state, claim, {});
+    if (!out.ok()) return out.error();
+    TAOLIE_RETURN_IF_ERROR(
+        tx.Exec("UPDATE deployments SET started_at = $2, expires_at = $3, warned_at = $4, "
+                "  ready_elapsed_ms = $5::bigint WHERE id = $1",
+                {d.id, OptTime(d.started_at), OptTime(d.expires_at), OptTime(d.warned_at),
+                 OptNum(d.ready_elapsed_ms)}));
+    out->started_at = d.started_at;
+    out->expires_at = d.expires_at;
+    out->warned_at = d.warned_at;
+    out->ready_elapsed_ms = d.ready_elapsed_ms;
     return out;
   });
 }
 
-Status PgStore::UpdateDeployment(const Deployment& d,
-                                 const std::vector<OutboxEvent>& events) {
+Status PgStore::UpdateDeployment(const Deployment& d, const std::vector<OutboxEvent>& events) {
   return impl_->Run("update deployment", [&](Tx& tx) -> Status {
     auto cur = tx.Exec(
         "SELECT state, (warned_at IS NOT NULL) AS warned FROM deployments WHERE id = $1 FOR UPDATE",
@@ -818,7 +872,8 @@ Status PgStore::UpdateDeployment(const Deployment& d,
     if (from && static_cast<int>(d.state) < static_cast<int>(*from)) {
       return MakeError(ErrorCode::kFailedPrecondition,
                        "deployment " + d.id + " cannot move back from " +
-                           domain::DeploymentStateName(*from) + " to " + domain::DeploymentStateName(d.state));
+                           domain::DeploymentStateName(*from) + " to " +
+                           domain::DeploymentStateName(d.state));
     }
     const bool ended = d.state == DeploymentState::kEnded;
     TAOLIE_RETURN_IF_ERROR(tx.Exec(
@@ -832,20 +887,37 @@ Status PgStore::UpdateDeployment(const Deployment& d,
         "                     CASE WHEN $2::text = 'ended' THEN now() END), "
         "  end_status = $13, end_reason = $14, error_stage = $15, error = $16, "
         // The rental's clock only moves forward: a stale copy's older checkpoint is ignored.
-        "  clock_boot_id = CASE WHEN $20::bigint >= elapsed_ms THEN $17::text ELSE clock_boot_id END, "
-        "  clock_mono_ns = CASE WHEN $20::bigint >= elapsed_ms THEN $18::bigint ELSE clock_mono_ns END, "
-        "  clock_wall = CASE WHEN $20::bigint >= elapsed_ms THEN $19::timestamptz ELSE clock_wall END, "
+        "  clock_boot_id = CASE WHEN $20::bigint >= elapsed_ms THEN $17::text ELSE clock_boot_id "
+        "END, "
+        "  clock_mono_ns = CASE WHEN $20::bigint >= elapsed_ms THEN $18::bigint ELSE clock_mono_ns "
+        "END, "
+        "  clock_wall = CASE WHEN $20::bigint >= elapsed_ms THEN $19::timestamptz ELSE clock_wall "
+        "END, "
         "  elapsed_ms = greatest(elapsed_ms, $20::bigint), "
         "  ready_elapsed_ms = coalesce(ready_elapsed_ms, $21::bigint), "
         "  updated_at = now() "
         "WHERE id = $1",
-        {d.id, std::string(domain::DeploymentStateName(d.state)), d.container_id, d.container_name,
-         Num(d.duration_minutes), d.ssh_username, d.ssh_password, d.jupyter_token,
-         OptTime(d.started_at), OptTime(d.expires_at), OptTime(d.warned_at), OptTime(d.ended_at),
-         d.end_status, d.end_reason, d.error_stage, d.error, d.clock_boot_id,
+        {d.id,
+         std::string(domain::DeploymentStateName(d.state)),
+         d.container_id,
+         d.container_name,
+         Num(d.duration_minutes),
+         d.ssh_username,
+         d.ssh_password,
+         d.jupyter_token,
+         OptTime(d.started_at),
+         OptTime(d.expires_at),
+         OptTime(d.warned_at),
+         OptTime(d.ended_at),
+         d.end_status,
+         d.end_reason,
+         d.error_stage,
+         d.error,
+         d.clock_boot_id,
          Num(d.clock_mono_ns),
          OptTime(d.clock_boot_id.empty() ? std::nullopt : std::optional(d.clock_wall)),
-         Num(d.elapsed_ms), OptNum(d.ready_elapsed_ms)}));
+         Num(d.elapsed_ms),
+         OptNum(d.ready_elapsed_ms)}));
     if (ended) {
       TAOLIE_RETURN_IF_ERROR(tx.Exec(
           "UPDATE gpu_status SET deployment_id = NULL, claimed_at = NULL, updated_at = now() "
@@ -875,8 +947,7 @@ Result<std::optional<Deployment>> PgStore::GetDeployment(const std::string& id) 
                     [&](Tx& tx) { return LoadOneDeployment(tx, "WHERE id = $1", {id}); });
 }
 
-Result<std::optional<Deployment>> PgStore::FindDeploymentByCommand(
-    const std::string& command_id) {
+Result<std::optional<Deployment>> PgStore::FindDeploymentByCommand(const std::string& command_id) {
   return impl_->Run("find deployment by command", [&](Tx& tx) {
     return LoadOneDeployment(tx, "WHERE command_id = $1", {command_id});
   });
@@ -1140,7 +1211,8 @@ Result<int64_t> PgStore::InsertHealthReport(const HealthReport& h,
     if (gpus.empty()) return id;
     Params params;
     for (const auto& g : gpus) {
-      Params row{Num(id), g.gpu_uuid, domain::GpuHealthStateName(g.health), EmptyToNull(g.checks_json), checked_at};
+      Params row{Num(id), g.gpu_uuid, domain::GpuHealthStateName(g.health),
+                 EmptyToNull(g.checks_json), checked_at};
       params.insert(params.end(), row.begin(), row.end());
     }
     std::string sql =

@@ -50,12 +50,11 @@ class PgStore final : public Store {
   Status MarkCommandAcked(const std::string& command_id) override;
 
   Result<Deployment> CreateDeployment(const Deployment& d, const GpuClaim& claim,
-                                            const std::vector<OutboxEvent>& events) override;
-  Status UpdateDeployment(const Deployment& d,
-                          const std::vector<OutboxEvent>& events) override;
+                                      const std::vector<OutboxEvent>& events) override;
+  Result<Deployment> AdoptDeployment(const Deployment& d) override;
+  Status UpdateDeployment(const Deployment& d, const std::vector<OutboxEvent>& events) override;
   Result<std::optional<Deployment>> GetDeployment(const std::string& id) override;
-  Result<std::optional<Deployment>> FindDeploymentByCommand(
-      const std::string& command_id) override;
+  Result<std::optional<Deployment>> FindDeploymentByCommand(const std::string& command_id) override;
   Result<std::vector<Deployment>> ActiveDeployments() override;
   Result<std::vector<Deployment>> RecentDeployments(int limit) override;
   Result<std::vector<PortAllocation>> AllocatedPorts() override;

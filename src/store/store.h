@@ -27,6 +27,9 @@ struct OutboxHead {
 struct GpuClaim {
   int count = 0;                   // used when uuids is empty
   std::vector<std::string> uuids;  // named GPUs; all must be free and healthy/warning
+  // The named GPUs are already in use by a running container (adoption): claimed whatever
+  // their health or presence; only another deployment's claim is a conflict.
+  bool in_use = false;
 };
 
 class Store {
@@ -61,13 +64,15 @@ class Store {
   // inserts its port allocations, plus `events`. On conflict (GPU taken, port taken, id exists)
   // nothing is written: FailedPrecondition (resources) or AlreadyExists (id).
   // Returns the record with gpu_uuids filled with the GPUs actually claimed.
-  virtual Result<Deployment> CreateDeployment(const Deployment& d,
-                                                    const GpuClaim& claim,
-                                                    const std::vector<OutboxEvent>& events) = 0;
+  virtual Result<Deployment> CreateDeployment(const Deployment& d, const GpuClaim& claim,
+                                              const std::vector<OutboxEvent>& events) = 0;
+  // A container found running without a row (the database was lost): inserts `d` as it is
+  // (state, container, times, rental clock, ready_elapsed_ms), claims its GPUs in use
+  // (GpuClaim::in_use) and its ports, in one transaction. Conflicts as CreateDeployment.
+  virtual Result<Deployment> AdoptDeployment(const Deployment& d) = 0;
   // Writes every mutable field of `d` (state, container_id, times, secrets, end_*, error*),
   // plus `events`. If d.state == kEnded it also releases d's GPUs and ports.
-  virtual Status UpdateDeployment(const Deployment& d,
-                                  const std::vector<OutboxEvent>& events) = 0;
+  virtual Status UpdateDeployment(const Deployment& d, const std::vector<OutboxEvent>& events) = 0;
   virtual Result<std::optional<Deployment>> GetDeployment(const std::string& id) = 0;
   virtual Result<std::optional<Deployment>> FindDeploymentByCommand(
       const std::string& command_id) = 0;

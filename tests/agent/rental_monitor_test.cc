@@ -101,7 +101,6 @@ TEST_F(EngineTest, ProcessesOfTheRentalLeftOnItsGpuMarkItWarning) {
   EXPECT_EQ(gpus.sample_calls, 10);  // checked on the clock, 500 ms apart, no real sleep
 }
 
-
 nlohmann::json Terminated(const FakeStore& store) {
   for (auto it = store.events.rbegin(); it != store.events.rend(); ++it) {
     if (it->kind == domain::EventKind::kTerminated) return nlohmann::json::parse(it->body);
@@ -173,6 +172,92 @@ TEST_F(EngineTest, ARowWithoutARentalClockIsAdoptedFromItsWallTimes) {
   ASSERT_TRUE(engine->monitor().CheckOnce({}).ok());
   EXPECT_EQ(store.Get("d1").elapsed_ms, 40 * 60 * 1000);
   EXPECT_EQ(store.Get("d1").clock_boot_id, "boot-1");
+}
+
+// PostgreSQL down: the warning and the expiry are still enforced, from the monitor's memory of
+// the rental (its clock advanced on the monotonic clock), and written when it returns.
+TEST_F(EngineTest, WithoutTheDatabaseWarningsAndExpiryAreEnforcedAndRecordedAfter) {
+  cfg.deployment.stop_grace_seconds = 7;
+  DeployNow("d1", 60);
+  ASSERT_TRUE(engine->monitor().CheckOnce({}).ok());  // remembered
+  EXPECT_EQ(engine->monitor().KnownRentals(), 1u);
+  store.down = true;
+  clock.Advance(minutes(56));  // inside the 300 s warning window
+  EXPECT_FALSE(engine->monitor().CheckOnce({}).ok());
+  ASSERT_EQ(docker.execs.size(), 1u);  // warned inside the container all the same
+  EXPECT_NE(docker.execs[0].back().find("this rental ends at"), std::string::npos);
+  EXPECT_EQ(rt->offline_warnings.load(), 1u);
+  EXPECT_FALSE(engine->monitor().CheckOnce({}).ok());
+  EXPECT_EQ(docker.execs.size(), 1u);  // once
+
+  clock.Advance(minutes(4) + seconds(1));  // past the hour
+  EXPECT_FALSE(engine->monitor().CheckOnce({}).ok());
+  ASSERT_TRUE(Idle());
+  const std::string cid = store.Get("d1").container_id;  // read while down: the map, not a call
+  EXPECT_FALSE(docker.containers.at(cid).running) << "stopped at expiry without the database";
+  EXPECT_NE(std::find(docker.calls.begin(), docker.calls.end(), "Stop " + cid + " 7"),
+            docker.calls.end());
+  EXPECT_EQ(rt->offline_expiries.load(), 1u);
+  EXPECT_EQ(store.Get("d1").state, DeploymentState::kRunning);  // nothing written yet
+
+  clock.Advance(minutes(20));  // the database answers again 20 min later
+  store.down = false;
+  ASSERT_TRUE(engine->monitor().CheckOnce({}).ok());
+  ASSERT_TRUE(Idle());
+  auto d = store.Get("d1");
+  EXPECT_EQ(d.state, DeploymentState::kEnded);
+  EXPECT_EQ(d.end_status, "expired");
+  EXPECT_TRUE(d.warned_at.has_value());
+  EXPECT_EQ(store.EventKinds("d1"), (Kinds{"success", "expiring", "terminated"}));
+  EXPECT_DOUBLE_EQ(UsedMinutes(store), 60.0);
+  // Ended as of the stop, not of the database's return.
+  ASSERT_TRUE(d.ended_at.has_value());
+  EXPECT_LT(*d.ended_at, clock.Now() - minutes(19));
+  EXPECT_TRUE(docker.containers.empty());
+  EXPECT_EQ(store.gpus[0].deployment_id, "");
+}
+
+TEST_F(EngineTest, AWarningGivenWithoutTheDatabaseIsWrittenWhenItReturns) {
+  DeployNow("d1", 60);
+  ASSERT_TRUE(engine->monitor().CheckOnce({}).ok());
+  store.down = true;
+  clock.Advance(minutes(57));
+  EXPECT_FALSE(engine->monitor().CheckOnce({}).ok());
+  store.down = false;
+  ASSERT_TRUE(engine->monitor().CheckOnce({}).ok());
+  EXPECT_EQ(store.EventKinds("d1"), (Kinds{"success", "expiring"}));
+  EXPECT_EQ(docker.execs.size(), 1u);  // the renter is not warned twice
+  auto body = nlohmann::json::parse(store.events.back().body);
+  EXPECT_EQ(body["seconds_left"], 180) << body.dump();
+  EXPECT_EQ(store.Get("d1").state, DeploymentState::kRunning);
+}
+
+TEST_F(EngineTest, WithoutTheDatabaseAnUnseenContainerIsExpiredFromItsLabels) {
+  DeployNow("d1", 60);  // never seen by the monitor: no memory of it
+  store.down = true;
+  clock.Advance(minutes(61));
+  EXPECT_FALSE(engine->monitor().CheckOnce({}).ok());
+  ASSERT_TRUE(Idle());
+  EXPECT_EQ(engine->monitor().KnownRentals(), 1u);
+  const std::string cid = store.Get("d1").container_id;
+  EXPECT_FALSE(docker.containers.at(cid).running);
+  store.down = false;
+  ASSERT_TRUE(engine->monitor().CheckOnce({}).ok());
+  ASSERT_TRUE(Idle());
+  EXPECT_EQ(store.Get("d1").end_status, "expired");
+  EXPECT_DOUBLE_EQ(UsedMinutes(store), 60.0);
+}
+
+TEST_F(EngineTest, WithoutTheDatabaseNothingEndsEarly) {
+  DeployNow("d1", 60);
+  ASSERT_TRUE(engine->monitor().CheckOnce({}).ok());
+  store.down = true;
+  clock.Advance(minutes(30));
+  clock.StepWall(hours(2));  // and the wall clock jumps past the deadline meanwhile
+  EXPECT_FALSE(engine->monitor().CheckOnce({}).ok());
+  ASSERT_TRUE(Idle());
+  EXPECT_TRUE(docker.containers.at(store.Get("d1").container_id).running);
+  EXPECT_TRUE(docker.execs.empty());
 }
 
 }  // namespace

@@ -120,7 +120,8 @@ struct HarnessOptions {
   std::map<std::string, std::string> env;
   int readiness_timeout = 40;
   std::string api_key = "sim-key";
-  std::string nvml_library;  // "" = the project's fake libnvidia-ml.so.1
+  std::string nvml_library;   // "" = the project's fake libnvidia-ml.so.1
+  std::string database_yaml;  // the `database:` section; "" = managed under the data dir
 };
 
 class AgentHarness {
@@ -176,7 +177,8 @@ class AgentHarness {
            "metrics_push_interval: 2\n"
         << "  health_push_interval: 3\n  duration_check_interval: 1\n  gpu_metrics_interval: 2\n"
         << "  gpu_health_interval: 3\n"
-        << "database:\n  mode: managed\n"
+        << (o_.database_yaml.empty() ? std::string("database:\n  mode: managed\n")
+                                     : o_.database_yaml)
         << "gpu:\n  nvml_library: " << (o_.nvml_library.empty() ? FAKE_NVML_PATH : o_.nvml_library)
         << "\n"
         << "logging:\n  level: debug\n  file: \"\"\n  journal: false\n"
@@ -272,6 +274,8 @@ class AgentHarness {
     WriteConfig();
     if (pid_ != 0) ::kill(pid_, SIGHUP);
   }
+  // The `database:` section for the next Start().
+  void set_database_yaml(const std::string& yaml) { o_.database_yaml = yaml; }
   int ssh_port() const { return ssh_port_; }
   int status_port() const { return ssh_port_ + 3; }
   void set_ports(int ssh_port, int range_first) {

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <map>
 #include <mutex>
 #include <set>
@@ -23,7 +24,7 @@ class FakeStore : public store::Store {
   using Deployment = domain::Deployment;
 
   // --- test control and inspection ---
-  bool down = false;
+  std::atomic<bool> down{false};
   std::vector<store::OutboxEvent> events;  // every event written, in order
   std::map<std::string, Deployment> deployments;
   std::map<std::string, store::CommandRecord> commands;
@@ -58,6 +59,10 @@ class FakeStore : public store::Store {
       }
     }
     return out;
+  }
+  void ReleaseAllPorts() {
+    std::lock_guard l(mu_);
+    ports_.clear();
   }
   Deployment Get(const std::string& id) const {
     std::lock_guard l(mu_);
@@ -179,6 +184,36 @@ class FakeStore : public store::Store {
     for (const auto& p : d.ports) ports_[p.host_port] = {d.id, p};
     deployments[d.id] = out;
     events.insert(events.end(), ev.begin(), ev.end());
+    return out;
+  }
+  Result<Deployment> AdoptDeployment(const Deployment& d) override {
+    std::lock_guard l(mu_);
+    TAOLIE_RETURN_IF_ERROR(Up());
+    if (deployments.count(d.id) > 0) {
+      return MakeError(ErrorCode::kAlreadyExists, "deployment " + d.id + " exists");
+    }
+    for (const auto& g : gpus) {
+      bool named = std::find(d.gpu_uuids.begin(), d.gpu_uuids.end(), g.uuid) != d.gpu_uuids.end();
+      if (named && !g.deployment_id.empty() && g.deployment_id != d.id) {
+        return MakeError(ErrorCode::kFailedPrecondition, "GPU " + g.uuid + " is claimed");
+      }
+    }
+    for (const auto& p : d.ports) {
+      if (ports_.count(p.host_port) > 0) {
+        return MakeError(ErrorCode::kFailedPrecondition,
+                         "port " + std::to_string(p.host_port) + " already allocated");
+      }
+    }
+    Deployment out = d;
+    out.gpu_uuids.clear();
+    for (auto& g : gpus) {
+      if (std::find(d.gpu_uuids.begin(), d.gpu_uuids.end(), g.uuid) != d.gpu_uuids.end()) {
+        g.deployment_id = d.id;
+        out.gpu_uuids.push_back(g.uuid);
+      }
+    }
+    for (const auto& p : d.ports) ports_[p.host_port] = {d.id, p};
+    deployments[d.id] = out;
     return out;
   }
   Status UpdateDeployment(const Deployment& d, const std::vector<store::OutboxEvent>& ev) override {

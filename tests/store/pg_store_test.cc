@@ -239,7 +239,8 @@ TEST_F(PgStoreTest, SyncGpusKeepsClaimsAndMarksMissing) {
   EXPECT_EQ(by_uuid["GPU-a"].deployment_id, "d1");
   EXPECT_TRUE(by_uuid["GPU-b"].present);
   EXPECT_EQ(by_uuid["GPU-b"].name, "renamed");
-  EXPECT_EQ(by_uuid["GPU-b"].health, GpuHealthState::kWarning);  // health belongs to the health loop
+  EXPECT_EQ(by_uuid["GPU-b"].health,
+            GpuHealthState::kWarning);  // health belongs to the health loop
   EXPECT_EQ(by_uuid["GPU-c"].memory_total_mb, 81920u);
   EXPECT_EQ(by_uuid["GPU-c"].pci_bus_id, "00000000:02:00.0");
 
@@ -253,7 +254,8 @@ TEST_F(PgStoreTest, SyncGpusKeepsClaimsAndMarksMissing) {
   EXPECT_TRUE((*gpus)[1].present);
   EXPECT_EQ((*gpus)[1].deployment_id, "d1");
 
-  EXPECT_EQ(store_->SetGpuHealth("GPU-x", GpuHealthState::kHealthy).error().code, ErrorCode::kNotFound);
+  EXPECT_EQ(store_->SetGpuHealth("GPU-x", GpuHealthState::kHealthy).error().code,
+            ErrorCode::kNotFound);
 }
 
 TEST_F(PgStoreTest, RecordCommandDeduplicatesAndFinishes) {
@@ -356,6 +358,52 @@ TEST_F(PgStoreTest, CreateDeploymentClaimsByCountSkippingUnusableGpus) {
   EXPECT_EQ((*gpus)[3].deployment_id, "");  // nothing half-claimed
 }
 
+// Adoption after the database was lost: the row as found (running, times, no password), its
+// GPUs claimed whatever their health, its ports; another deployment's GPU is a conflict.
+TEST_F(PgStoreTest, AdoptDeploymentInsertsARunningRowAndClaimsItsGpusInUse) {
+  SyncThreeGpus();
+  ASSERT_TRUE(store_->SetGpuHealth("GPU-b", GpuHealthState::kUnhealthy).ok());
+  Deployment d = MakeDeployment("lost-1", {40050});
+  d.state = DeploymentState::kRunning;
+  d.container_id = "c0ffee";
+  d.ssh_password.reset();
+  d.gpu_uuids = {"GPU-b"};
+  d.started_at = SystemTime(std::chrono::seconds(1'700'000'000));
+  d.expires_at = *d.started_at + std::chrono::minutes(60);
+  d.ready_elapsed_ms = 0;
+  auto adopted = store_->AdoptDeployment(d);
+  ASSERT_TRUE(adopted.ok()) << adopted.error().ToString();
+  EXPECT_EQ(adopted->gpu_uuids, std::vector<std::string>{"GPU-b"});
+  auto got = store_->GetDeployment("lost-1");
+  ASSERT_TRUE(got.ok() && got->has_value());
+  EXPECT_EQ((*got)->state, DeploymentState::kRunning);
+  EXPECT_EQ((*got)->container_id, "c0ffee");
+  EXPECT_EQ((*got)->expires_at, d.expires_at);
+  EXPECT_EQ((*got)->started_at, d.started_at);
+  EXPECT_EQ((*got)->ready_elapsed_ms, std::optional<int64_t>(0));
+  EXPECT_FALSE((*got)->ssh_password.has_value());
+  EXPECT_EQ(store_->AllocatedPorts()->size(), 1u);
+  auto gpus = store_->ListGpus();
+  ASSERT_TRUE(gpus.ok());
+  for (const auto& g : *gpus) {
+    EXPECT_EQ(g.deployment_id, g.uuid == "GPU-b" ? "lost-1" : "") << g.uuid;
+  }
+
+  Deployment other = MakeDeployment("lost-2");
+  other.state = DeploymentState::kRunning;
+  other.gpu_uuids = {"GPU-a", "GPU-b"};
+  auto conflict = store_->AdoptDeployment(other);
+  ASSERT_FALSE(conflict.ok());
+  EXPECT_EQ(conflict.error().code, ErrorCode::kFailedPrecondition);
+  EXPECT_NE(conflict.error().message.find("lost-1"), std::string::npos) << conflict.error().message;
+  EXPECT_FALSE(store_->GetDeployment("lost-2")->has_value());
+  gpus = store_->ListGpus();
+  ASSERT_TRUE(gpus.ok());
+  for (const auto& g : *gpus) {
+    EXPECT_EQ(g.deployment_id, g.uuid == "GPU-b" ? "lost-1" : "") << g.uuid;  // rolled back
+  }
+}
+
 TEST_F(PgStoreTest, CreateDeploymentConflictsRollBackEverything) {
   SyncThreeGpus();
   auto d1 = store_->CreateDeployment(MakeDeployment("d1", {40022}), GpuClaim{0, {"GPU-b"}},
@@ -377,8 +425,9 @@ TEST_F(PgStoreTest, CreateDeploymentConflictsRollBackEverything) {
   };
 
   // Named GPU taken: FailedPrecondition names it; nothing written.
-  auto taken = store_->CreateDeployment(MakeDeployment("d2", {40030}), GpuClaim{0, {"GPU-a", "GPU-b"}},
-                                        {Event("d2", EventKind::kFailed)});
+  auto taken =
+      store_->CreateDeployment(MakeDeployment("d2", {40030}), GpuClaim{0, {"GPU-a", "GPU-b"}},
+                               {Event("d2", EventKind::kFailed)});
   ASSERT_FALSE(taken.ok());
   EXPECT_EQ(taken.error().code, ErrorCode::kFailedPrecondition);
   EXPECT_NE(taken.error().message.find("GPU-b"), std::string::npos) << taken.error().message;
@@ -468,7 +517,8 @@ TEST_F(PgStoreTest, UpdateDeploymentToEndedReleasesGpusAndPorts) {
   d.state = DeploymentState::kRunning;
   d.started_at = start;
   ASSERT_TRUE(
-      store_->UpdateDeployment(d, {Event("d1", EventKind::kSuccess, R"({"pw":"s3cret-pass"})")}).ok());
+      store_->UpdateDeployment(d, {Event("d1", EventKind::kSuccess, R"({"pw":"s3cret-pass"})")})
+          .ok());
   // success is reported once: a second one (a stale copy) is refused and writes nothing.
   EXPECT_EQ(store_->UpdateDeployment(d, {Event("d1", EventKind::kSuccess, "{}")}).error().code,
             ErrorCode::kFailedPrecondition);
@@ -524,10 +574,11 @@ TEST_F(PgStoreTest, UpdateDeploymentToEndedReleasesGpusAndPorts) {
 }
 
 TEST_F(PgStoreTest, OutboxOrderAttemptsAndScrubbedDone) {
-  ASSERT_TRUE(store_
-                  ->AppendEvents({Event("d1", EventKind::kSuccess, R"({"ssh_password":"pw"})"),
-                                  Event("d1", EventKind::kExpiring), Event("d2", EventKind::kFailed)})
-                  .ok());
+  ASSERT_TRUE(
+      store_
+          ->AppendEvents({Event("d1", EventKind::kSuccess, R"({"ssh_password":"pw"})"),
+                          Event("d1", EventKind::kExpiring), Event("d2", EventKind::kFailed)})
+          .ok());
   auto pending = store_->PendingEvents(2);
   ASSERT_TRUE(pending.ok());
   ASSERT_EQ(pending->size(), 2u);
@@ -743,9 +794,9 @@ TEST_F(PgStoreTest, HealthReports) {
   h.temperature_ok = false;
   h.gpu_performance_score = 62.5;
   h.details_json = R"({"gpus":[{"uuid":"GPU-a","health":"warning"}]})";
-  auto id1 =
-      store_->InsertHealthReport(h, {GpuHealthRow{"GPU-a", GpuHealthState::kWarning, R"({"temperature":"high"})"},
-                                     GpuHealthRow{"GPU-b", GpuHealthState::kHealthy, ""}});
+  auto id1 = store_->InsertHealthReport(
+      h, {GpuHealthRow{"GPU-a", GpuHealthState::kWarning, R"({"temperature":"high"})"},
+          GpuHealthRow{"GPU-b", GpuHealthState::kHealthy, ""}});
   ASSERT_TRUE(id1.ok()) << id1.error().ToString();
   HealthReport later = h;
   later.checked_at += seconds(60);
@@ -799,13 +850,17 @@ TEST_F(PgStoreTest, PruneDeletesOnlyOldPushedAndDoneRows) {
 
   HealthReport h;
   h.checked_at = now - hours(24 * 40);
-  const int64_t old_report = *store_->InsertHealthReport(h, {GpuHealthRow{"GPU-a", GpuHealthState::kHealthy, ""}});
+  const int64_t old_report =
+      *store_->InsertHealthReport(h, {GpuHealthRow{"GPU-a", GpuHealthState::kHealthy, ""}});
   h.checked_at = now - hours(24 * 40);
   const int64_t old_unpushed_report = *store_->InsertHealthReport(h, {});
   ASSERT_TRUE(store_->MarkHealthReportsPushed({old_report}).ok());
 
-  ASSERT_TRUE(store_->AppendEvents({Event("d1", EventKind::kSuccess), Event("d1", EventKind::kExpiring),
-                                    Event("d1", EventKind::kTerminated)}).ok());
+  ASSERT_TRUE(
+      store_
+          ->AppendEvents({Event("d1", EventKind::kSuccess), Event("d1", EventKind::kExpiring),
+                          Event("d1", EventKind::kTerminated)})
+          .ok());
   auto events = *store_->PendingEvents(10);
   ASSERT_TRUE(store_->MarkEventDone(events[0].id, "delivered", "").ok());
   ASSERT_TRUE(store_->MarkEventDone(events[1].id, "delivered", "").ok());
