@@ -1,5 +1,6 @@
 #include "agent/container_spec.h"
 
+#include <algorithm>
 #include <charconv>
 
 #include "common/time_format.h"
@@ -33,6 +34,11 @@ docker::ContainerSpec BuildContainerSpec(const ContainerSpecInput& in) {
   c.env.push_back("JUPYTER_TOKEN=" + d.jupyter_token);
   if (d.expires_at) c.env.push_back("DEPLOYMENT_EXPIRES_AT=" + FormatRfc3339(*d.expires_at));
   if (spec.ssh_public_key) c.env.push_back("AUTHORIZED_KEYS=" + *spec.ssh_public_key);
+  // Always set, so an image's own NVIDIA_VISIBLE_DEVICES=all (every CUDA base image has it)
+  // never shows a CPU-only rental every GPU on a host whose default runtime is nvidia.
+  c.env.push_back("NVIDIA_VISIBLE_DEVICES=" +
+                  (d.gpu_uuids.empty() ? std::string("void") : Join(d.gpu_uuids, ",")));
+  c.env.push_back("NVIDIA_DRIVER_CAPABILITIES=" + dc.nvidia_driver_capabilities);
   c.labels = {{kLabelManaged, "true"},
               {kLabelAgent, in.agent_id},
               {kLabelDeployment, d.id},
@@ -60,6 +66,15 @@ docker::ContainerSpec BuildContainerSpec(const ContainerSpecInput& in) {
   c.log_max_size = std::to_string(dc.log_max_size_mb) + "m";
   c.log_max_file = std::to_string(dc.log_max_files);
   c.no_new_privileges = dc.no_new_privileges;
+  for (const auto& cap : config::RentalDroppedCapabilities()) {
+    if (std::find(dc.cap_add.begin(), dc.cap_add.end(), cap) == dc.cap_add.end()) {
+      c.cap_drop.push_back(cap);
+    }
+  }
+  for (const auto& cap : dc.cap_add) {
+    const auto& dropped = config::RentalDroppedCapabilities();
+    if (std::find(dropped.begin(), dropped.end(), cap) == dropped.end()) c.cap_add.push_back(cap);
+  }
   c.runtime = dc.runtime;
   return c;
 }

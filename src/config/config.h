@@ -126,9 +126,9 @@ struct LoggingConfig {
 };
 
 struct DockerConfig {
-  std::string host;         // "" = $DOCKER_HOST or unix:///var/run/docker.sock
-  std::string api_version;  // "" = negotiate
-  int timeout = 30;         // seconds for ordinary calls (pulls have their own)
+  std::string host;              // "" = $DOCKER_HOST or unix:///var/run/docker.sock
+  std::string api_version;       // "" = negotiate
+  int timeout = 30;              // seconds for ordinary calls (pulls have their own)
   int pull_timeout = 3600;       // seconds for a whole pull
   int pull_stall_timeout = 300;  // seconds a pull may receive nothing before it is abandoned
 };
@@ -153,7 +153,26 @@ struct DeploymentConfig {
   int log_max_files = 3;
   bool no_new_privileges = false;  // off by default: renters' images use sudo
   std::string runtime;             // "" = default runtime
+  // Capabilities given back to rentals, from AddableCapabilities() (names without CAP_).
+  std::vector<std::string> cap_add;
+  // NVIDIA_DRIVER_CAPABILITIES of every rental (comma-separated, from the NVIDIA runtime's set).
+  std::string nvidia_driver_capabilities = "compute,utility";
 };
+
+// Dropped from Docker's default capability set in every rental: raw sockets (ARP spoofing of
+// a neighbour) and device nodes. OpenSSH's privilege separation and PAM keep what they need
+// (SYS_CHROOT, AUDIT_WRITE, SETUID, SETGID, ...).
+inline const std::vector<std::string>& RentalDroppedCapabilities() {
+  static const std::vector<std::string> kCaps = {"NET_RAW", "MKNOD"};
+  return kCaps;
+}
+// What `deployment.cap_add` may name. Never SYS_ADMIN, NET_ADMIN, SYS_MODULE, SYS_RAWIO,
+// SYS_PTRACE, BPF, PERFMON, DAC_READ_SEARCH (or anything else that reaches past the container).
+inline const std::vector<std::string>& AddableCapabilities() {
+  static const std::vector<std::string> kCaps = {"NET_RAW", "MKNOD", "SYS_NICE", "IPC_LOCK",
+                                                 "LEASE"};
+  return kCaps;
+}
 
 struct ApiConfig {  // the agent's own status/metrics HTTP endpoint
   bool enabled = true;

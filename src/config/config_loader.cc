@@ -418,6 +418,8 @@ void ReadConfig(const YAML::Node& root, Config* c, std::vector<ConfigProblem>* p
     s.Int("log_max_files", &d.log_max_files);
     s.Bool("no_new_privileges", &d.no_new_privileges);
     s.String("runtime", &d.runtime);
+    s.StringList("cap_add", &d.cap_add);
+    s.String("nvidia_driver_capabilities", &d.nvidia_driver_capabilities);
   });
   r.Section("api", [&](Reader& s) {
     s.Bool("enabled", &c->api.enabled);
@@ -917,6 +919,36 @@ std::vector<ConfigProblem> Validate(const Config& c) {
   k.Positive("deployment.pids_limit", dp.pids_limit);
   k.Positive("deployment.log_max_size_mb", dp.log_max_size_mb);
   k.Positive("deployment.log_max_files", dp.log_max_files);
+  for (size_t i = 0; i < dp.cap_add.size(); ++i) {
+    const auto& addable = AddableCapabilities();
+    if (std::find(addable.begin(), addable.end(), dp.cap_add[i]) == addable.end()) {
+      std::string list;
+      for (const auto& cap : addable) list += (list.empty() ? "" : ", ") + cap;
+      k.Fatal("deployment.cap_add[" + std::to_string(i) + "]",
+              Quote(dp.cap_add[i]) + " may not be given to renters; allowed: " + list +
+                  " (names without CAP_)");
+    }
+  }
+  {
+    static const std::vector<std::string> kDriverCaps = {
+        "compute", "compat32", "graphics", "utility", "video", "display", "all"};
+    const std::string& v = dp.nvidia_driver_capabilities;
+    size_t start = 0;
+    bool ok = !v.empty();
+    while (ok && start <= v.size()) {
+      size_t comma = v.find(',', start);
+      if (comma == std::string::npos) comma = v.size();
+      std::string item = v.substr(start, comma - start);
+      ok = std::find(kDriverCaps.begin(), kDriverCaps.end(), item) != kDriverCaps.end();
+      start = comma + 1;
+    }
+    if (!ok) {
+      k.Fatal("deployment.nvidia_driver_capabilities",
+              "must be a comma-separated list of compute, compat32, graphics, utility, video, "
+              "display or all, got " +
+                  Quote(v));
+    }
+  }
 
   // api
   if (!IsIp(c.api.listen) && Lower(c.api.listen) != "localhost") {

@@ -69,6 +69,36 @@ TEST(ContainerSpec, EnvLabelsPortsGpusAndBounds) {
 
   in.bind_ip = "127.0.0.1";
   EXPECT_EQ(BuildContainerSpec(in).ports[0].host_ip, "127.0.0.1");
+
+  // The GPUs the rental claimed, and what the driver exposes; NET_RAW and MKNOD dropped.
+  EXPECT_TRUE(Has(c.env, "NVIDIA_VISIBLE_DEVICES=GPU-a,GPU-b"));
+  EXPECT_TRUE(Has(c.env, "NVIDIA_DRIVER_CAPABILITIES=compute,utility"));
+  EXPECT_EQ(c.cap_drop, (std::vector<std::string>{"NET_RAW", "MKNOD"}));
+  EXPECT_TRUE(c.cap_add.empty());
+  EXPECT_EQ(c.labels.count(kLabelPrice), 0u);  // no price, no label
+}
+
+TEST(ContainerSpec, CpuOnlyRentalsSeeNoGpuAndTheOwnerMayGiveBackCapabilities) {
+  domain::Deployment d;
+  d.id = "d2";
+  d.container_name = ContainerName("d2");
+  d.price_per_hour = 1.25;
+  DeploySpec spec;
+  config::DeploymentConfig dc;
+  dc.cap_add = {"NET_RAW", "SYS_NICE"};
+  dc.nvidia_driver_capabilities = "compute,utility,video";
+  ContainerSpecInput in;
+  in.deployment = &d;
+  in.spec = &spec;
+  in.agent_id = "agent-1";
+  in.deployment_cfg = &dc;
+  docker::ContainerSpec c = BuildContainerSpec(in);
+  EXPECT_TRUE(Has(c.env, "NVIDIA_VISIBLE_DEVICES=void"));
+  EXPECT_TRUE(Has(c.env, "NVIDIA_DRIVER_CAPABILITIES=compute,utility,video"));
+  EXPECT_TRUE(c.gpu_uuids.empty());
+  EXPECT_EQ(c.cap_drop, std::vector<std::string>{"MKNOD"});
+  EXPECT_EQ(c.cap_add, std::vector<std::string>{"SYS_NICE"});
+  EXPECT_EQ(c.labels.at(kLabelPrice), "1.25");
 }
 
 }  // namespace

@@ -63,6 +63,7 @@ TEST(DeployPayload, FullPayload) {
     "container_name": "my-box", "restart_policy": "no", "duration_minutes": "120",
     "ports": {"2222": 22, "8888": "8888", "9999": 6006},
     "environment": {"ZED": "z", "ALPHA": 1, "FLAG": true, "SSH_USERNAME": "alice",
+                    "NVIDIA_REQUIRE_CUDA": "cuda>=12.0",
                     "SSH_PASSWORD": "mine", "DEPLOYMENT_ID": "x", "AUTHORIZED_KEYS": "k"},
     "volumes": {"/data/user7": "/workspace", "/srv/shared": "/mnt/shared"},
     "command": "sleep infinity",
@@ -87,7 +88,7 @@ TEST(DeployPayload, FullPayload) {
   EXPECT_EQ(s->ports[2].advertised_host_port, 9999);
   EXPECT_EQ(s->ports[2].container_port, 6006);
   std::vector<std::pair<std::string, std::string>> env = {
-      {"ALPHA", "1"}, {"FLAG", "true"}, {"ZED", "z"}};
+      {"ALPHA", "1"}, {"FLAG", "true"}, {"NVIDIA_REQUIRE_CUDA", "cuda>=12.0"}, {"ZED", "z"}};
   EXPECT_EQ(s->env, env);  // sorted, reserved names dropped
   EXPECT_EQ(s->ssh_username, "alice");
   ASSERT_EQ(s->volumes.size(), 2u);
@@ -220,6 +221,12 @@ INSTANTIATE_TEST_SUITE_P(
         RejectCase{"ports_array", R"({"ports": [22]})", "ports: must be an object"},
         RejectCase{"env_equals", R"({"environment": {"A=B": "x"}})",
                    "environment: invalid name 'A=B'"},
+        RejectCase{"env_nvidia_devices", R"({"environment": {"NVIDIA_VISIBLE_DEVICES": "all"}})",
+                   "environment: 'NVIDIA_VISIBLE_DEVICES' is set by the agent"},
+        RejectCase{"env_nvidia_caps", R"({"environment": {"NVIDIA_DRIVER_CAPABILITIES": "all"}})",
+                   "environment: 'NVIDIA_DRIVER_CAPABILITIES' is set by the agent"},
+        RejectCase{"env_nvidia_mig", R"({"environment": {"NVIDIA_MIG_CONFIG_DEVICES": "all"}})",
+                   "environment: 'NVIDIA_MIG_CONFIG_DEVICES' is set by the agent"},
         RejectCase{"env_digit", R"({"environment": {"1A": "x"}})",
                    "environment: invalid name '1A'"},
         RejectCase{"env_empty_name", R"({"environment": {"": "x"}})",

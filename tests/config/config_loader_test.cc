@@ -153,6 +153,8 @@ deployment:
   max_cpus: 16.5
   no_new_privileges: true
   runtime: nvidia
+  cap_add: [SYS_NICE]
+  nvidia_driver_capabilities: "compute,utility,graphics"
 api: {enabled: false, listen: "0.0.0.0", port: 9200}
 data_dir: /srv/taolie
 provider: {name: "Acme", region: "eu-west"}
@@ -183,6 +185,8 @@ provider: {name: "Acme", region: "eu-west"}
   EXPECT_EQ(c.deployment.max_memory_mb, 65536);
   EXPECT_DOUBLE_EQ(c.deployment.max_cpus, 16.5);
   EXPECT_EQ(c.deployment.runtime, "nvidia");
+  EXPECT_EQ(c.deployment.cap_add, std::vector<std::string>{"SYS_NICE"});
+  EXPECT_EQ(c.deployment.nvidia_driver_capabilities, "compute,utility,graphics");
   EXPECT_FALSE(c.api.enabled);
   EXPECT_EQ(c.api.port, 9200);
   EXPECT_EQ(c.data_dir, "/srv/taolie");
@@ -260,6 +264,12 @@ INSTANTIATE_TEST_SUITE_P(
     Table, BadValueTest,
     ::testing::Values(
         BadCase{"network: {ports: {ssh: \"abc\"}}", "network.ports.ssh"},
+        BadCase{"deployment: {cap_add: [NET_RAW, SYS_ADMIN]}", "deployment.cap_add[1]"},
+        BadCase{"deployment: {cap_add: [CAP_SYS_PTRACE]}", "deployment.cap_add[0]"},
+        BadCase{"deployment: {nvidia_driver_capabilities: \"compute,,utility\"}",
+                "deployment.nvidia_driver_capabilities"},
+        BadCase{"deployment: {nvidia_driver_capabilities: \"\"}",
+                "deployment.nvidia_driver_capabilities"},
         BadCase{"network: {ports: {ssh: 0}}", "network.ports.ssh"},
         BadCase{"network: {ports: {ssh: 70000}}", "network.ports.ssh"},
         BadCase{"network: {ports: {ssh: 99999999999999}}", "network.ports.ssh"},

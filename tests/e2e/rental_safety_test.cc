@@ -374,6 +374,49 @@ TEST_F(SafetyTest, LostGpuIsNotRentedAndInventoryChangeReregisters) {
   std::filesystem::remove_all(dir);
 }
 
+// Issue 7 items 2 and 3: no raw sockets, no device nodes, and a CPU-only rental sees no GPU;
+// a payload that sets the NVIDIA runtime's variables is refused.
+TEST_F(SafetyTest, RentalsRunWithoutNetRawOrMknodAndCpuOnlyMeansNoGpu) {
+  StartAgent();
+  std::string refused =
+      sim_->QueueCommand(agent_id_, "deploy",
+                         json{{"deployment_id", "nv-1"},
+                              {"image", SshImage()},
+                              {"environment", {{"NVIDIA_VISIBLE_DEVICES", "all"}}}}
+                             .dump());
+  json ack = Ack(refused, 30s);
+  ASSERT_FALSE(ack.is_null());
+  EXPECT_EQ(ack["result"], "rejected") << ack.dump();
+  EXPECT_NE(ack.value("error", "").find("NVIDIA_VISIBLE_DEVICES"), std::string::npos);
+  EXPECT_TRUE(Containers("nv-1").empty());
+
+  sim_->QueueCommand(agent_id_, "deploy",
+                     json{{"deployment_id", "cpu-1"},
+                          {"image", SshImage()},
+                          {"gpu_count", 0},
+                          {"ports", {{"22", 22}}}}
+                         .dump());
+  json ok = WaitEvent("cpu-1", "success", 120s);
+  ASSERT_FALSE(ok.is_null());
+  auto info = docker_->Inspect(ok["container_id"]);
+  ASSERT_TRUE(info.ok());
+  EXPECT_TRUE(info->device_request_ids.empty());
+  EXPECT_NE(std::find(info->env.begin(), info->env.end(), "NVIDIA_VISIBLE_DEVICES=void"),
+            info->env.end());
+  EXPECT_NE(
+      std::find(info->env.begin(), info->env.end(), "NVIDIA_DRIVER_CAPABILITIES=compute,utility"),
+      info->env.end());
+  auto caps = docker_->Exec(info->id, {"sh", "-c", "grep CapBnd /proc/1/status"}, 10s);
+  ASSERT_TRUE(caps.ok());
+  auto hex = caps->output.substr(caps->output.find_first_of("0123456789abcdef", 7));
+  const uint64_t bounding = std::stoull(hex, nullptr, 16);
+  EXPECT_EQ(bounding & (1ull << 13), 0u) << "CAP_NET_RAW kept: " << caps->output;
+  EXPECT_EQ(bounding & (1ull << 27), 0u) << "CAP_MKNOD kept: " << caps->output;
+  EXPECT_NE(bounding & (1ull << 18), 0u) << "CAP_SYS_CHROOT (sshd) lost: " << caps->output;
+  EXPECT_NE(bounding & (1ull << 29), 0u) << "CAP_AUDIT_WRITE (PAM) lost: " << caps->output;
+  // sshd answered with these capabilities: `success` requires its SSH-2.0 banner.
+}
+
 // SIGTERM leaves the renter's container running; the next start adopts it (and removes a
 // container with our labels that no deployment owns); the adopted rental ends normally.
 TEST_F(SafetyTest, RestartAdoptsRunningRentalsAndRemovesOrphans) {

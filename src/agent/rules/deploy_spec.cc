@@ -255,6 +255,10 @@ Status ParseEnvironment(const Json& v, const ValidationLimits& limits, DeploySpe
   for (auto it = v.begin(); it != v.end(); ++it) {
     const std::string& name = it.key();
     if (!IsValidEnvName(name)) return Invalid("environment: invalid name " + Quote(name));
+    if (IsAgentOwnedNvidiaEnv(name)) {
+      return Invalid("environment: " + Quote(name) +
+                     " is set by the agent (the rental's GPUs and driver capabilities)");
+    }
     const Json& val = it.value();
     std::string value;
     if (val.is_string()) {
@@ -565,10 +569,15 @@ ValidationLimits ValidationLimitsFromConfig(const config::DeploymentConfig& cfg,
 }
 
 const std::vector<std::string>& ReservedEnvNames() {
-  static const std::vector<std::string> kNames = {
-      "DEPLOYMENT_ID", "SSH_PASSWORD",           "JUPYTER_TOKEN",  "DEPLOYMENT_EXPIRES_AT",
-      "SSH_USERNAME",  "NVIDIA_VISIBLE_DEVICES", "AUTHORIZED_KEYS"};
+  static const std::vector<std::string> kNames = {"DEPLOYMENT_ID", "SSH_PASSWORD",
+                                                  "JUPYTER_TOKEN", "DEPLOYMENT_EXPIRES_AT",
+                                                  "SSH_USERNAME",  "AUTHORIZED_KEYS"};
   return kNames;
+}
+
+bool IsAgentOwnedNvidiaEnv(std::string_view name) {
+  return name == "NVIDIA_VISIBLE_DEVICES" || name == "NVIDIA_DRIVER_CAPABILITIES" ||
+         name.rfind("NVIDIA_MIG_", 0) == 0;
 }
 
 bool IsValidEnvName(std::string_view name) {

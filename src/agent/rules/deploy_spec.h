@@ -83,6 +83,9 @@ Result<TerminateSpec> ParseTerminatePayload(const std::string& payload_json);
 
 // [A-Za-z_][A-Za-z0-9_]*
 bool IsValidEnvName(std::string_view name);
+// NVIDIA_VISIBLE_DEVICES, NVIDIA_DRIVER_CAPABILITIES and NVIDIA_MIG_*: the agent sets the first
+// two for every rental; a payload that sets any of them is refused.
+bool IsAgentOwnedNvidiaEnv(std::string_view name);
 // ^[a-z_][a-z0-9_-]{0,31}$ and not "root".
 bool IsValidUserName(std::string_view name);
 // ^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$ (the id becomes part of the container name).
