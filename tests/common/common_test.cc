@@ -76,6 +76,17 @@ TEST(NetAddress, LoopbackHosts) {
   }
 }
 
+TEST(NetAddress, CanonicalIpv4Cidr) {
+  EXPECT_EQ(*CanonicalIpv4Cidr("10.1.2.3/8"), "10.0.0.0/8");
+  EXPECT_EQ(*CanonicalIpv4Cidr("1.2.3.4"), "1.2.3.4/32");
+  EXPECT_EQ(*CanonicalIpv4Cidr("0.0.0.0/0"), "0.0.0.0/0");
+  EXPECT_EQ(*CanonicalIpv4Cidr("100.100.1.1/10"), "100.64.0.0/10");
+  for (const char* bad :
+       {"", "/8", "1.2.3.4/", "1.2.3.4/x", "1.2.3.4/033", "256.1.1.1", "::1", "1.2.3.4/8/8"}) {
+    EXPECT_FALSE(CanonicalIpv4Cidr(bad).ok()) << bad;
+  }
+}
+
 TEST(LogLevel, ParsesEveryAcceptedSpelling) {
   EXPECT_EQ(ParseLogLevel("trace"), LogLevel::kTrace);
   EXPECT_EQ(ParseLogLevel("DEBUG"), LogLevel::kDebug);

@@ -1,0 +1,172 @@
+#include "host/firewall.h"
+
+#include <algorithm>
+#include <sstream>
+
+namespace taolie::host {
+namespace {
+
+const char kDockerUser[] = "DOCKER-USER";
+const char kInput[] = "INPUT";
+
+std::string Trimmed(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+// A failed iptables run as an error: PermissionDenied when it lacks privilege (the agent is
+// not root or lacks CAP_NET_ADMIN), otherwise Unavailable with what the tool printed.
+Error ToolError(const std::string& what, const CommandOutput& out) {
+  const bool denied = out.output.find("Permission denied") != std::string::npos ||
+                      out.output.find("must be root") != std::string::npos;
+  return MakeError(denied ? ErrorCode::kPermissionDenied : ErrorCode::kUnavailable,
+                   what + " exited " + std::to_string(out.exit_code) + ": " + Trimmed(out.output));
+}
+
+std::vector<std::string> SplitWords(const std::string& line) {
+  std::vector<std::string> words;
+  std::istringstream in(line);
+  std::string w;
+  while (in >> w) words.push_back(w);
+  return words;
+}
+
+// The rule with its leading "-A" replaced by `op` ("-C", "-D").
+FirewallRule WithOp(FirewallRule rule, const std::string& op) {
+  rule[0] = op;
+  return rule;
+}
+
+std::vector<std::string> ExpectedListing(const std::string& chain,
+                                         const std::vector<FirewallRule>& rules) {
+  std::vector<std::string> lines = {"-N " + chain};
+  for (const auto& r : rules) lines.push_back(RuleToString(r));
+  return lines;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<IptablesFirewall>> IptablesFirewall::Create(
+    CommandRunner& runner, std::chrono::milliseconds timeout) {
+  auto out = runner.Run({"iptables", "--version"}, "", timeout);
+  if (!out.ok()) return out.error();
+  if (out->exit_code != 0) return ToolError("iptables --version", *out);
+  std::string backend;
+  if (out->output.find("nf_tables") != std::string::npos) {
+    backend = "nf_tables";
+  } else if (out->output.find("legacy") != std::string::npos) {
+    backend = "legacy";
+  } else {
+    return MakeError(ErrorCode::kUnavailable,
+                     "iptables --version names no known backend: " + Trimmed(out->output));
+  }
+  return std::unique_ptr<IptablesFirewall>(new IptablesFirewall(runner, timeout, backend));
+}
+
+Result<CommandOutput> IptablesFirewall::Iptables(const std::vector<std::string>& args) {
+  std::vector<std::string> argv = {"iptables", "-w", "5"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return runner_.Run(argv, "", timeout_);
+}
+
+Result<std::vector<std::string>> IptablesFirewall::List(const std::string& chain) {
+  auto out = Iptables({"-S", chain});
+  if (!out.ok()) return out.error();
+  if (out->exit_code == 1 && (out->output.find("No chain") != std::string::npos ||
+                              out->output.find("does not exist") != std::string::npos ||
+                              out->output.find("incompatible") != std::string::npos)) {
+    return MakeError(ErrorCode::kNotFound, "chain " + chain + " does not exist");
+  }
+  if (out->exit_code != 0) return ToolError("iptables -S " + chain, *out);
+  std::vector<std::string> lines;
+  std::istringstream in(out->output);
+  std::string line;
+  while (std::getline(in, line)) {
+    line = Trimmed(line);
+    if (!line.empty()) lines.push_back(line);
+  }
+  return lines;
+}
+
+Status IptablesFirewall::DeleteTaggedExcept(const std::string& chain,
+                                            const std::vector<std::string>& keep) {
+  auto lines = List(chain);
+  if (!lines.ok()) {
+    return lines.error().code == ErrorCode::kNotFound ? OkStatus() : Status(lines.error());
+  }
+  std::vector<std::string> kept;
+  for (const auto& line : *lines) {
+    if (!IsTaggedRuleLine(line)) continue;
+    const bool wanted = std::find(keep.begin(), keep.end(), line) != keep.end();
+    if (wanted && std::find(kept.begin(), kept.end(), line) == kept.end()) {
+      kept.push_back(line);
+      continue;
+    }
+    auto words = SplitWords(line);
+    if (words.size() < 2 || words[0] != "-A") continue;
+    auto out = Iptables(WithOp(words, "-D"));
+    if (!out.ok()) return out.error();
+    if (out->exit_code != 0) return ToolError("iptables -D " + chain, *out);
+  }
+  return OkStatus();
+}
+
+Status IptablesFirewall::Apply(const FirewallRules& rules) {
+  // Both own chains are declared (created or flushed) and refilled in one transaction, so
+  // they are never seen empty while the jumps point at them.
+  auto restore = runner_.Run({"iptables-restore", "-w", "5", "--noflush"},
+                             RenderRestoreInput(rules), timeout_);
+  if (!restore.ok()) return restore.error();
+  if (restore->exit_code != 0) return ToolError("iptables-restore --noflush", *restore);
+
+  std::vector<std::string> keep_docker_user, keep_input;
+  for (const auto& jump : rules.jumps) {
+    (jump[1] == kDockerUser ? keep_docker_user : keep_input).push_back(RuleToString(jump));
+    auto check = Iptables(WithOp(jump, "-C"));
+    if (!check.ok()) return check.error();
+    if (check->exit_code == 0) continue;
+    if (check->exit_code == 4) return ToolError("iptables -C " + jump[1], *check);
+    FirewallRule insert = WithOp(jump, "-I");
+    insert.insert(insert.begin() + 2, "1");
+    auto out = Iptables(insert);
+    if (!out.ok()) return out.error();
+    if (out->exit_code != 0) return ToolError("iptables -I " + jump[1] + " 1", *out);
+  }
+  TAOLIE_RETURN_IF_ERROR(DeleteTaggedExcept(kDockerUser, keep_docker_user));
+  return DeleteTaggedExcept(kInput, keep_input);
+}
+
+Result<bool> IptablesFirewall::Check(const FirewallRules& rules) {
+  for (const auto& jump : rules.jumps) {
+    auto check = Iptables(WithOp(jump, "-C"));
+    if (!check.ok()) return check.error();
+    if (check->exit_code == 4) return ToolError("iptables -C " + jump[1], *check);
+    if (check->exit_code != 0) return false;
+  }
+  for (const auto& [chain, chain_rules] : {std::pair{std::string(kForwardChain), &rules.forward},
+                                           std::pair{std::string(kInputChain), &rules.input}}) {
+    auto lines = List(chain);
+    if (!lines.ok() && lines.error().code == ErrorCode::kNotFound) return false;
+    if (!lines.ok()) return lines.error();
+    if (*lines != ExpectedListing(chain, *chain_rules)) return false;
+  }
+  return true;
+}
+
+Status IptablesFirewall::Remove() {
+  TAOLIE_RETURN_IF_ERROR(DeleteTaggedExcept(kDockerUser, {}));
+  TAOLIE_RETURN_IF_ERROR(DeleteTaggedExcept(kInput, {}));
+  for (const std::string chain : {kForwardChain, kInputChain}) {
+    auto lines = List(chain);
+    if (!lines.ok() && lines.error().code == ErrorCode::kNotFound) continue;
+    if (!lines.ok()) return lines.error();
+    for (const char* op : {"-F", "-X"}) {
+      auto out = Iptables({op, chain});
+      if (!out.ok()) return out.error();
+      if (out->exit_code != 0) return ToolError(std::string("iptables ") + op + " " + chain, *out);
+    }
+  }
+  return OkStatus();
+}
+
+}  // namespace taolie::host
