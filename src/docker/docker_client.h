@@ -80,6 +80,27 @@ struct VersionInfo {
   std::string root_dir;  // DockerRootDir from /info ("" if unknown)
 };
 
+// A user-defined bridge network (POST /networks/create).
+struct NetworkSpec {
+  std::string name;
+  std::string bridge_name;  // the host interface (com.docker.network.bridge.name), <= 15 chars
+  std::string subnet;       // IPv4 CIDR for IPAM
+  bool enable_icc = false;  // traffic between the network's containers
+  std::map<std::string, std::string> labels;
+};
+
+struct NetworkInfo {
+  std::string id;
+  std::string name;
+  std::string driver;
+  bool enable_ipv6 = false;
+  bool internal = false;
+  std::vector<std::string> subnets;   // IPAM.Config[].Subnet
+  std::vector<std::string> gateways;  // IPAM.Config[].Gateway ("" when the engine chose none)
+  std::map<std::string, std::string> options;
+  std::map<std::string, std::string> labels;
+};
+
 class DockerClient {
  public:
   virtual ~DockerClient() = default;
@@ -103,6 +124,12 @@ class DockerClient {
   // Runs `cmd` in the container as root and waits (bounded by `timeout`).
   virtual Result<ExecResult> Exec(const std::string& id, const std::vector<std::string>& cmd,
                                   std::chrono::seconds timeout) = 0;
+  // NotFound when no network has this name or id.
+  virtual Result<NetworkInfo> InspectNetwork(const std::string& name) = 0;
+  // A bridge network without IPv6; returns its id. AlreadyExists when the name is taken.
+  virtual Result<std::string> CreateNetwork(const NetworkSpec& spec) = 0;
+  // NotFound when absent; FailedPrecondition while containers are attached.
+  virtual Status RemoveNetwork(const std::string& name) = 0;
 };
 
 }  // namespace taolie::docker

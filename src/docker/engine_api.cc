@@ -6,6 +6,8 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "common/net_address.h"
+
 namespace taolie::docker {
 namespace {
 
@@ -295,6 +297,68 @@ std::string BuildCreateBody(const ContainerSpec& spec) {
   if (!spec.extra_hosts.empty()) host["ExtraHosts"] = spec.extra_hosts;
   body["HostConfig"] = host;
   return body.dump();
+}
+
+Status ValidateNetworkSpec(const NetworkSpec& spec) {
+  auto bad = [](const std::string& why) {
+    return MakeError(ErrorCode::kInvalidArgument, "docker: network spec: " + why);
+  };
+  if (!IsValidContainerRef(spec.name)) return bad("invalid name");
+  const std::string& br = spec.bridge_name;
+  if (br.empty() || br.size() > 15 || !std::all_of(br.begin(), br.end(), [](char c) {
+        return IsAlnum(c) || c == '-' || c == '_' || c == '.';
+      })) {
+    return bad("invalid bridge_name \"" + br.substr(0, 32) + "\"");
+  }
+  auto subnet = CanonicalIpv4Cidr(spec.subnet);
+  if (!subnet.ok()) return bad("subnet: " + subnet.error().message);
+  for (const auto& [key, value] : spec.labels) {
+    if (key.empty()) return bad("empty label key");
+  }
+  return OkStatus();
+}
+
+std::string BuildNetworkCreateBody(const NetworkSpec& spec) {
+  json body = {
+      {"Name", spec.name},
+      {"Driver", "bridge"},
+      {"CheckDuplicate", true},
+      {"EnableIPv6", false},
+      {"Internal", false},
+      {"Attachable", false},
+      {"Labels", spec.labels},
+      {"IPAM", {{"Driver", "default"}, {"Config", json::array({{{"Subnet", spec.subnet}}})}}},
+      {"Options",
+       {{"com.docker.network.bridge.name", spec.bridge_name},
+        {"com.docker.network.bridge.enable_icc", spec.enable_icc ? "true" : "false"}}},
+  };
+  return body.dump();
+}
+
+Result<NetworkInfo> ParseNetworkInspect(std::string_view text) {
+  auto j = ParseJson(text, "network inspect");
+  if (!j.ok()) return j.error();
+  if (!j->is_object() || StringOr(*j, "Id").empty()) {
+    return MakeError(ErrorCode::kInternal, "docker: network inspect: no Id in answer");
+  }
+  NetworkInfo info;
+  info.id = StringOr(*j, "Id");
+  info.name = StringOr(*j, "Name");
+  info.driver = StringOr(*j, "Driver");
+  info.enable_ipv6 = BoolOr(*j, "EnableIPv6");
+  info.internal = BoolOr(*j, "Internal");
+  if (auto ipam = j->find("IPAM"); ipam != j->end() && ipam->is_object()) {
+    if (auto cfg = ipam->find("Config"); cfg != ipam->end() && cfg->is_array()) {
+      for (const auto& c : *cfg) {
+        if (!c.is_object()) continue;
+        info.subnets.push_back(StringOr(c, "Subnet"));
+        info.gateways.push_back(StringOr(c, "Gateway"));
+      }
+    }
+  }
+  info.options = StringMap(*j, "Options");
+  info.labels = StringMap(*j, "Labels");
+  return info;
 }
 
 Result<ContainerInfo> ParseInspect(std::string_view text) {

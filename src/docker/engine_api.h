@@ -69,6 +69,15 @@ Result<std::vector<ContainerInfo>> ParseList(std::string_view json);
 // The `filters` query value for List: {"label":["k=v","k"]}.
 std::string BuildLabelFilter(const std::vector<std::pair<std::string, std::string>>& labels);
 
+// Network name (a container ref), bridge name (1-15 of [A-Za-z0-9_.-]), IPv4 subnet, label
+// keys. InvalidArgument naming the field.
+Status ValidateNetworkSpec(const NetworkSpec& spec);
+// The JSON body of POST /networks/create: driver bridge, EnableIPv6 false, CheckDuplicate,
+// the subnet in IPAM, enable_icc and bridge name in Options (assumes ValidateNetworkSpec).
+std::string BuildNetworkCreateBody(const NetworkSpec& spec);
+// Maps GET /networks/{id}.
+Result<NetworkInfo> ParseNetworkInspect(std::string_view json);
+
 // One line of the POST /images/create progress stream.
 struct PullLine {
   PullProgress progress;

@@ -177,6 +177,18 @@ Error EngineError(const std::string& op, const HttpResponse& r, ErrorCode confli
       "docker: " + op + ": " + EngineMessage(r.body) + " (HTTP " + std::to_string(r.status) + ")");
 }
 
+// The answer of a create call: 201 with a JSON object carrying a string "Id"; 409 is
+// AlreadyExists.
+Result<json> CreatedObject(const std::string& op, const Result<HttpResponse>& resp) {
+  if (!resp.ok()) return resp.error();
+  if (resp->status != 201) return EngineError(op, *resp, ErrorCode::kAlreadyExists);
+  json j = json::parse(resp->body, nullptr, false);
+  if (j.is_discarded() || !j.is_object() || !j.contains("Id") || !j["Id"].is_string()) {
+    return MakeError(ErrorCode::kInternal, "docker: " + op + ": no Id in answer");
+  }
+  return j;
+}
+
 Status CheckRef(const std::string& id) {
   if (IsValidContainerRef(id)) return OkStatus();
   return MakeError(ErrorCode::kInvalidArgument,
@@ -422,23 +434,16 @@ Result<std::string> EngineDockerClient::Create(const ContainerSpec& spec) {
   req.path = *path;
   req.body = BuildCreateBody(spec);
   req.timeout = timeout_;
-  auto resp = Perform(socket_path_, req);
-  if (!resp.ok()) return resp.error();
-  if (resp->status != 201) {
-    return EngineError("create " + spec.name, *resp, ErrorCode::kAlreadyExists);
-  }
-  json j = json::parse(resp->body, nullptr, false);
-  if (j.is_discarded() || !j.is_object() || !j.contains("Id") || !j["Id"].is_string()) {
-    return MakeError(ErrorCode::kInternal, "docker: create " + spec.name + ": no Id in answer");
-  }
-  if (auto w = j.find("Warnings"); w != j.end() && w->is_array()) {
+  auto j = CreatedObject("create " + spec.name, Perform(socket_path_, req));
+  if (!j.ok()) return j.error();
+  if (auto w = j->find("Warnings"); w != j->end() && w->is_array()) {
     for (const auto& warning : *w) {
       if (warning.is_string()) {
         spdlog::warn("docker: create {}: {}", spec.name, warning.get<std::string>());
       }
     }
   }
-  return j["Id"].get<std::string>();
+  return (*j)["Id"].get<std::string>();
 }
 
 Status EngineDockerClient::Start(const std::string& id) {
@@ -536,6 +541,51 @@ Result<std::vector<ContainerInfo>> EngineDockerClient::List(
   if (!resp.ok()) return resp.error();
   if (resp->status != 200) return EngineError("list", *resp, ErrorCode::kFailedPrecondition);
   return ParseList(resp->body);
+}
+
+Result<NetworkInfo> EngineDockerClient::InspectNetwork(const std::string& name) {
+  TAOLIE_RETURN_IF_ERROR(CheckRef(name));
+  auto path = VersionedPath("/networks/" + name);
+  if (!path.ok()) return path.error();
+  HttpRequest req;
+  req.path = *path;
+  req.timeout = timeout_;
+  auto resp = Perform(socket_path_, req);
+  if (!resp.ok()) return resp.error();
+  if (resp->status != 200) {
+    return EngineError("inspect network " + name, *resp, ErrorCode::kFailedPrecondition);
+  }
+  return ParseNetworkInspect(resp->body);
+}
+
+Result<std::string> EngineDockerClient::CreateNetwork(const NetworkSpec& spec) {
+  TAOLIE_RETURN_IF_ERROR(ValidateNetworkSpec(spec));
+  auto path = VersionedPath("/networks/create");
+  if (!path.ok()) return path.error();
+  HttpRequest req;
+  req.method = "POST";
+  req.path = *path;
+  req.body = BuildNetworkCreateBody(spec);
+  req.timeout = timeout_;
+  auto j = CreatedObject("create network " + spec.name, Perform(socket_path_, req));
+  if (!j.ok()) return j.error();
+  spdlog::info("docker: created network {} ({}, bridge {})", spec.name, spec.subnet,
+               spec.bridge_name);
+  return (*j)["Id"].get<std::string>();
+}
+
+Status EngineDockerClient::RemoveNetwork(const std::string& name) {
+  TAOLIE_RETURN_IF_ERROR(CheckRef(name));
+  auto path = VersionedPath("/networks/" + name);
+  if (!path.ok()) return path.error();
+  HttpRequest req;
+  req.method = "DELETE";
+  req.path = *path;
+  req.timeout = timeout_;
+  auto resp = Perform(socket_path_, req);
+  if (!resp.ok()) return resp.error();
+  if (resp->status == 204) return OkStatus();
+  return EngineError("remove network " + name, *resp, ErrorCode::kFailedPrecondition);
 }
 
 Result<ExecResult> EngineDockerClient::Exec(const std::string& id,

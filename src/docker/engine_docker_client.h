@@ -49,6 +49,9 @@ class EngineDockerClient : public DockerClient {
       const std::map<std::string, std::string>& labels) override;
   Result<ExecResult> Exec(const std::string& id, const std::vector<std::string>& cmd,
                           std::chrono::seconds timeout) override;
+  Result<NetworkInfo> InspectNetwork(const std::string& name) override;
+  Result<std::string> CreateNetwork(const NetworkSpec& spec) override;
+  Status RemoveNetwork(const std::string& name) override;
 
  private:
   EngineDockerClient(std::string socket_path, std::chrono::seconds timeout,

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -399,6 +400,74 @@ TEST(EngineDockerClientCreateTest, MissingDaemonIsUnavailable) {
   auto p = (*c)->Pull("Not An Image", nullptr, {});
   ASSERT_FALSE(p.ok());
   EXPECT_EQ(p.error().code, ErrorCode::kInvalidArgument);
+}
+
+NetworkSpec RentalNetwork() {
+  NetworkSpec spec;
+  spec.name = "taolie-rentals";
+  spec.bridge_name = "taolie0";
+  spec.subnet = "10.213.0.0/24";
+  spec.labels = {{"taolie.managed", "true"}};
+  return spec;
+}
+
+TEST(NetworkSpecTest, CreateBodyIsABridgeWithoutIccOrIpv6) {
+  json b = json::parse(BuildNetworkCreateBody(RentalNetwork()));
+  EXPECT_EQ(b, json::parse(R"({
+    "Name": "taolie-rentals", "Driver": "bridge", "CheckDuplicate": true,
+    "EnableIPv6": false, "Internal": false, "Attachable": false,
+    "Labels": {"taolie.managed": "true"},
+    "IPAM": {"Driver": "default", "Config": [{"Subnet": "10.213.0.0/24"}]},
+    "Options": {"com.docker.network.bridge.name": "taolie0",
+                "com.docker.network.bridge.enable_icc": "false"}})"));
+}
+
+TEST(NetworkSpecTest, ValidationNamesTheField) {
+  EXPECT_TRUE(ValidateNetworkSpec(RentalNetwork()).ok());
+  struct Case {
+    std::string name;
+    std::function<void(NetworkSpec&)> mutate;
+    std::string reason;
+  };
+  const Case cases[] = {
+      {"bad name", [](NetworkSpec& s) { s.name = "../x"; }, "invalid name"},
+      {"empty bridge", [](NetworkSpec& s) { s.bridge_name = ""; }, "bridge_name"},
+      {"long bridge", [](NetworkSpec& s) { s.bridge_name = "abcdefghijklmnop"; }, "bridge_name"},
+      {"bridge with slash", [](NetworkSpec& s) { s.bridge_name = "a/b"; }, "bridge_name"},
+      {"bad subnet", [](NetworkSpec& s) { s.subnet = "10.213.0.0/40"; }, "subnet"},
+      {"ipv6 subnet", [](NetworkSpec& s) { s.subnet = "fd00::/64"; }, "subnet"},
+      {"empty label key", [](NetworkSpec& s) { s.labels[""] = "x"; }, "label"},
+  };
+  for (const auto& tc : cases) {
+    NetworkSpec spec = RentalNetwork();
+    tc.mutate(spec);
+    auto st = ValidateNetworkSpec(spec);
+    ASSERT_FALSE(st.ok()) << tc.name;
+    EXPECT_EQ(st.error().code, ErrorCode::kInvalidArgument) << tc.name;
+    EXPECT_NE(st.error().message.find(tc.reason), std::string::npos) << st.error().message;
+  }
+}
+
+TEST(NetworkSpecTest, ParsesNetworkInspect) {
+  auto info = ParseNetworkInspect(R"({
+    "Name": "taolie-rentals", "Id": "abc123", "Driver": "bridge", "EnableIPv6": false,
+    "Internal": false,
+    "IPAM": {"Driver": "default", "Options": null,
+             "Config": [{"Subnet": "10.213.0.0/24", "Gateway": "10.213.0.1"}]},
+    "Options": {"com.docker.network.bridge.enable_icc": "false",
+                "com.docker.network.bridge.name": "taolie0"},
+    "Labels": {"taolie.managed": "true"}, "Containers": {}})");
+  ASSERT_TRUE(info.ok()) << info.error().ToString();
+  EXPECT_EQ(info->id, "abc123");
+  EXPECT_EQ(info->name, "taolie-rentals");
+  EXPECT_EQ(info->driver, "bridge");
+  EXPECT_FALSE(info->enable_ipv6);
+  EXPECT_EQ(info->subnets, std::vector<std::string>{"10.213.0.0/24"});
+  EXPECT_EQ(info->gateways, std::vector<std::string>{"10.213.0.1"});
+  EXPECT_EQ(info->options.at("com.docker.network.bridge.enable_icc"), "false");
+  EXPECT_EQ(info->labels.at("taolie.managed"), "true");
+  EXPECT_FALSE(ParseNetworkInspect("{}").ok());
+  EXPECT_FALSE(ParseNetworkInspect("not json").ok());
 }
 
 }  // namespace

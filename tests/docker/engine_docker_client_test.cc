@@ -542,5 +542,43 @@ TEST_F(EngineDockerClientTest, SshdImageServesSshAndHttpOnPublishedPorts) {
   EXPECT_EQ(out, "dep-ssh-1|GPU-aaaaaaaa-0000-0000-0000-000000000001|renter\n");
 }
 
+// A network of this test's own (unique name, bridge and subnet), removed at the end. No
+// traffic is sent: the network is inspected.
+TEST_F(EngineDockerClientTest, CreatesInspectsAndRemovesABridgeNetwork) {
+  TAOLIE_REQUIRE_SERVICE(docker_host, "TAOLIE_TEST_DOCKER_HOST");
+  auto c = MakeClient(docker_host);
+  ASSERT_NE(c, nullptr);
+  NetworkSpec spec;
+  spec.name = UniqueName("net");
+  spec.bridge_name = "tltest" + std::to_string(getpid() % 100000);
+  spec.subnet = "10.213." + std::to_string(200 + getpid() % 50) + ".0/24";
+  spec.labels = {{"taolie.managed", "true"}, {"taolie.test.kind", "network"}};
+  auto missing = c->InspectNetwork(spec.name);
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.error().code, ErrorCode::kNotFound) << missing.error().ToString();
+
+  auto id = c->CreateNetwork(spec);
+  ASSERT_TRUE(id.ok()) << id.error().ToString();
+  auto dup = c->CreateNetwork(spec);
+  ASSERT_FALSE(dup.ok());
+  EXPECT_EQ(dup.error().code, ErrorCode::kAlreadyExists) << dup.error().ToString();
+
+  auto info = c->InspectNetwork(spec.name);
+  ASSERT_TRUE(info.ok()) << info.error().ToString();
+  EXPECT_EQ(info->id, *id);
+  EXPECT_EQ(info->driver, "bridge");
+  EXPECT_FALSE(info->enable_ipv6);
+  EXPECT_EQ(info->subnets, std::vector<std::string>{spec.subnet});
+  EXPECT_EQ(info->options.at("com.docker.network.bridge.enable_icc"), "false");
+  EXPECT_EQ(info->options.at("com.docker.network.bridge.name"), spec.bridge_name);
+  EXPECT_EQ(info->labels.at("taolie.managed"), "true");
+
+  ASSERT_TRUE(c->RemoveNetwork(spec.name).ok());
+  auto gone = c->InspectNetwork(spec.name);
+  ASSERT_FALSE(gone.ok());
+  EXPECT_EQ(gone.error().code, ErrorCode::kNotFound);
+  EXPECT_EQ(c->RemoveNetwork(spec.name).error().code, ErrorCode::kNotFound);
+}
+
 }  // namespace
 }  // namespace taolie::docker

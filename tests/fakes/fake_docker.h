@@ -2,7 +2,8 @@
 // In-memory Docker Engine for unit tests. Containers are created, started, stopped and removed
 // as the engine would (names unique, Inspect by id or name, NotFound when absent). Pull answers
 // what the test set: ok, an error, or a hang until its stop token fires. `down` makes every
-// call Unavailable. Kill is never used by the engine: a call fails the test loudly.
+// call Unavailable. Networks are kept by name (`networks`). Kill and RemoveNetwork are never
+// used by the engine: a call fails the test loudly.
 #include <gtest/gtest.h>
 
 #include <condition_variable>
@@ -27,6 +28,7 @@ class FakeDocker : public docker::DockerClient {
   std::vector<std::vector<std::string>> execs;
   std::map<std::string, docker::ContainerInfo> containers;  // by id
   std::map<std::string, docker::ContainerSpec> specs;       // by id
+  std::map<std::string, docker::NetworkInfo> networks;      // by name
 
   int Count(const std::string& prefix) const {
     std::lock_guard l(mu_);
@@ -160,6 +162,37 @@ class FakeDocker : public docker::DockerClient {
     std::lock_guard l(mu_);
     execs.push_back(cmd);
     return docker::ExecResult{0, ""};
+  }
+  Result<docker::NetworkInfo> InspectNetwork(const std::string& name) override {
+    TAOLIE_RETURN_IF_ERROR(Call("InspectNetwork " + name));
+    std::lock_guard l(mu_);
+    auto it = networks.find(name);
+    if (it == networks.end()) return MakeError(ErrorCode::kNotFound, "no network " + name);
+    return it->second;
+  }
+  // Records the network as the engine would report it (the gateway is the subnet's first
+  // address only in the test's own expectations, so it is left empty here).
+  Result<std::string> CreateNetwork(const docker::NetworkSpec& spec) override {
+    TAOLIE_RETURN_IF_ERROR(Call("CreateNetwork " + spec.name));
+    std::lock_guard l(mu_);
+    if (networks.count(spec.name) > 0) {
+      return MakeError(ErrorCode::kAlreadyExists, "network " + spec.name + " exists");
+    }
+    docker::NetworkInfo info;
+    info.id = "n" + std::to_string(++next_id_) + std::string(63, '0');
+    info.name = spec.name;
+    info.driver = "bridge";
+    info.subnets = {spec.subnet};
+    info.gateways = {""};
+    info.options = {{"com.docker.network.bridge.name", spec.bridge_name},
+                    {"com.docker.network.bridge.enable_icc", spec.enable_icc ? "true" : "false"}};
+    info.labels = spec.labels;
+    networks[spec.name] = info;
+    return info.id;
+  }
+  Status RemoveNetwork(const std::string& name) override {
+    ADD_FAILURE() << "FakeDocker: unexpected RemoveNetwork " << name;
+    return MakeError(ErrorCode::kInternal, "unexpected");
   }
 
  private:
