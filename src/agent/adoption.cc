@@ -67,9 +67,9 @@ Result<domain::Deployment> DeploymentFromContainer(const docker::ContainerInfo& 
   d.container_name = c.name;
   d.image = c.image;
   d.ssh_username = Env(c, "SSH_USERNAME");
-  d.jupyter_token = Env(c, "JUPYTER_TOKEN");
-  // The password went to the renter long ago; the agent no longer keeps it.
+  // The password and the Jupyter token went to the renter long ago: the agent keeps neither.
   d.ssh_password.reset();
+  d.jupyter_token.clear();
   // Usage counts from the container's start (expires_at - duration): readiness followed it by
   // seconds. The rental clock is adopted from the wall times by the monitor's first round.
   d.started_at = *d.expires_at - std::chrono::minutes(d.duration_minutes);

@@ -45,7 +45,7 @@ struct Deployment {
   std::optional<double> price_per_hour;
   std::string ssh_username;
   std::optional<std::string> ssh_password;  // scrubbed (NULL) once `success` is delivered
-  std::string jupyter_token;                // kept: it is part of the URL the renter uses
+  std::string jupyter_token;                // emptied once `success` is delivered
   SystemTime created_at{};
   std::optional<SystemTime> started_at;  // readiness passed (usage counts from here)
   std::optional<SystemTime> expires_at;  // set when the container starts

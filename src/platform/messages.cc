@@ -421,10 +421,27 @@ std::string ScrubSecretsFromBody(const std::string& body) {
   if (j.is_discarded() || !j.is_object()) return body;
   auto ai = j.find("access_info");
   if (ai == j.end() || !ai->is_object()) return body;
-  auto ssh = ai->find("ssh");
-  if (ssh == ai->end() || !ssh->is_object() || !ssh->contains("password")) return body;
-  (*ssh)["password"] = "";
-  return Dump(j);
+  bool changed = false;
+  if (auto ssh = ai->find("ssh");
+      ssh != ai->end() && ssh->is_object() && ssh->contains("password")) {
+    (*ssh)["password"] = "";
+    changed = true;
+  }
+  // The Jupyter token, and the URL that carries it.
+  if (auto rp = ai->find("rental_ports"); rp != ai->end() && rp->is_object()) {
+    if (auto p1 = rp->find("port_1"); p1 != rp->end() && p1->is_object()) {
+      if (p1->contains("token")) {
+        (*p1)["token"] = "";
+        changed = true;
+      }
+      if (auto url = p1->find("url");
+          url != p1->end() && url->is_string() && p1->contains("full_url")) {
+        (*p1)["full_url"] = *url;
+        changed = true;
+      }
+    }
+  }
+  return changed ? Dump(j) : body;
 }
 
 std::string BuildFailedBody(const std::string& deployment_id, const std::string& stage,

@@ -881,7 +881,8 @@ Status PgStore::UpdateDeployment(const Deployment& d, const std::vector<OutboxEv
         "  duration_minutes = $5, ssh_username = $6, "
         // A stale copy never restores a scrubbed password nor moves the start or warning.
         "  ssh_password = CASE WHEN ssh_password IS NULL THEN NULL ELSE $7 END, "
-        "  jupyter_token = $8, started_at = coalesce(started_at, $9), expires_at = $10, "
+        "  jupyter_token = CASE WHEN ssh_password IS NULL THEN jupyter_token ELSE $8 END, "
+        "  started_at = coalesce(started_at, $9), expires_at = $10, "
         "  warned_at = coalesce(warned_at, $11), "
         "  ended_at = coalesce($12::timestamptz, ended_at, "
         "                     CASE WHEN $2::text = 'ended' THEN now() END), "
@@ -983,8 +984,10 @@ Result<std::vector<PortAllocation>> PgStore::AllocatedPorts() {
 
 Status PgStore::ScrubSecrets(const std::string& deployment_id) {
   return impl_->Run("scrub secrets", [&](Tx& tx) -> Status {
-    auto r = tx.Exec("UPDATE deployments SET ssh_password = NULL, updated_at = now() WHERE id = $1",
-                     {deployment_id});
+    auto r = tx.Exec(
+        "UPDATE deployments SET ssh_password = NULL, jupyter_token = '', updated_at = now() "
+        "WHERE id = $1",
+        {deployment_id});
     if (!r.ok()) return r.error();
     if (r->Affected() == 0) {
       return MakeError(ErrorCode::kNotFound, "deployment " + deployment_id + " unknown");

@@ -82,7 +82,8 @@ class Store {
   virtual Result<std::vector<PortAllocation>> AllocatedPorts() = 0;
   // Writes only the rental's clock (clock_* and elapsed_ms), and only forward.
   virtual Status SaveDeploymentClock(const Deployment& d) = 0;
-  // Sets ssh_password = NULL.
+  // Sets ssh_password = NULL and jupyter_token = '' (once `success` is delivered); later
+  // updates from a stale copy never restore either.
   virtual Status ScrubSecrets(const std::string& deployment_id) = 0;
 
   // --- outbox ---

@@ -124,6 +124,7 @@ TEST_F(RentalTest, DeployRedeliverTerminate) {
   auto dep = db->GetDeployment("e2e-loop-1");
   ASSERT_TRUE(dep.ok() && dep->has_value());
   EXPECT_FALSE((*dep)->ssh_password.has_value()) << "password kept after success was delivered";
+  EXPECT_EQ((*dep)->jupyter_token, "") << "Jupyter token kept after success was delivered";
 
   // SIGTERM stops the agent cleanly and quickly.
   auto t0 = std::chrono::steady_clock::now();

@@ -568,8 +568,12 @@ TEST(Messages, ScrubSecretsKeepsStructure) {
   const std::string scrubbed = ScrubSecretsFromBody(body);
   EXPECT_EQ(scrubbed.find("s3cretPassw0rd"), std::string::npos);
   Json before = Json::parse(body), after = Json::parse(scrubbed);
+  EXPECT_EQ(scrubbed.find("tok123"), std::string::npos);
   EXPECT_EQ(after["access_info"]["ssh"]["password"], "");
   before["access_info"]["ssh"]["password"] = "";
+  before["access_info"]["rental_ports"]["port_1"]["token"] = "";
+  before["access_info"]["rental_ports"]["port_1"]["full_url"] =
+      before["access_info"]["rental_ports"]["port_1"]["url"];
   EXPECT_EQ(before, after);
   // Key order is kept (only the value changes).
   EXPECT_EQ(scrubbed.find("\"deployment_id\""), 1u);

@@ -711,8 +711,15 @@ TEST_F(PgStoreTest, ScrubSecrets) {
   auto d = store_->GetDeployment("d1");
   ASSERT_TRUE(d.ok() && d->has_value());
   EXPECT_FALSE((*d)->ssh_password.has_value());
-  EXPECT_EQ((*d)->jupyter_token, "tok");  // kept: part of the renter's URL
+  EXPECT_EQ((*d)->jupyter_token, "");
   EXPECT_EQ(sql_->Scalar("SELECT count(*) FROM deployments WHERE ssh_password IS NOT NULL"), "0");
+  // A stale copy written later restores neither secret.
+  Deployment stale = MakeDeployment("d1");
+  stale.state = DeploymentState::kPulling;
+  ASSERT_TRUE(store_->UpdateDeployment(stale, {}).ok());
+  EXPECT_EQ(sql_->Scalar("SELECT coalesce(ssh_password, '<null>') || '/' || jupyter_token "
+                         "FROM deployments WHERE id = 'd1'"),
+            "<null>/");
   EXPECT_EQ(store_->ScrubSecrets("nope").error().code, ErrorCode::kNotFound);
 }
 
