@@ -1,4 +1,4 @@
-// taolie-host-agent: run | check-config | version | dev
+// taolie-host-agent: run | check-config | version | dev | sim | firewall remove
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
@@ -15,6 +15,8 @@
 
 #include "agent/agent_app.h"
 #include "config/config_loader.h"
+#include "host/command_runner.h"
+#include "host/firewall.h"
 #include "host/sd_notify.h"
 #include "host/signals.h"
 #include "sim/simulator.h"
@@ -271,6 +273,21 @@ int CmdSim(int port) {
   return 0;
 }
 
+// Removes every firewall rule the agent installed (tagged taolie-host-agent) and its own
+// chains; what is not there is not an error. Needs no config.
+int CmdFirewallRemove() {
+  host::SubprocessRunner runner;
+  auto fw = host::IptablesFirewall::Create(runner);
+  Status st = fw.ok() ? (*fw)->Remove() : Status(fw.error());
+  if (!st.ok()) {
+    std::fprintf(stderr, "firewall remove: %s\n", st.error().ToString().c_str());
+    return 1;
+  }
+  std::printf("firewall: removed the rules tagged %s (iptables %s)\n", host::kFirewallTag,
+              (*fw)->Backend().c_str());
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -297,6 +314,10 @@ int main(int argc, char** argv) {
   auto* simcmd = cli.add_subcommand(
       "sim", "run only the platform simulator on 127.0.0.1 (for tests and benchmarks)");
   simcmd->add_option("--port", sim_port)->capture_default_str();
+  auto* firewall = cli.add_subcommand("firewall", "the rental network's firewall rules");
+  firewall->require_subcommand(1);
+  auto* firewall_remove = firewall->add_subcommand(
+      "remove", "remove every rule the agent installed (tagged taolie-host-agent)");
   CLI11_PARSE(cli, argc, argv);
 
   if (*version) {
@@ -307,5 +328,6 @@ int main(int argc, char** argv) {
   if (*run) return CmdRun(config_path);
   if (*dev) return CmdDev(dev_opts);
   if (*simcmd) return CmdSim(sim_port);
+  if (*firewall_remove) return CmdFirewallRemove();
   return 2;
 }

@@ -4,6 +4,10 @@ namespace taolie::agent {
 
 Result<AdmissionPlan> Admit(const AdmissionInput& in) {
   const DeploySpec& spec = *in.spec;
+  if (!in.isolation_problem.empty()) {
+    return MakeError(ErrorCode::kFailedPrecondition,
+                     "host cannot isolate rentals: " + in.isolation_problem);
+  }
   AdmissionPlan plan;
   plan.gpu_count = spec.gpu_uuids.empty() ? spec.gpu_count : 0;
   plan.gpu_uuids = spec.gpu_uuids;

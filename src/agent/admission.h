@@ -34,6 +34,9 @@ struct AdmissionInput {
   NamedPorts named;
   PortRangeSpec range;
   std::function<bool(int)> port_in_use;  // is the host port bound by something else?
+  // Why the host cannot isolate rentals now (rental_isolation.h), "" when it can or the owner
+  // waived it (deployment.require_isolation: false).
+  std::string isolation_problem;
 };
 
 struct AdmissionPlan {

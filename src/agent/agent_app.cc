@@ -2,8 +2,10 @@
 
 #include <spdlog/spdlog.h>
 
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <sstream>
 #include <vector>
 
 #include "agent/container_spec.h"
@@ -12,11 +14,15 @@
 #include "agent/periodic_runner.h"
 #include "agent/readiness_probe.h"
 #include "agent/rental_engine.h"
+#include "agent/rental_isolation.h"
+#include "agent/rental_network.h"
 #include "agent/runtime.h"
 #include "agent/work_queue.h"
 #include "common/secrets.h"
 #include "docker/engine_docker_client.h"
 #include "gpu/nvml_gpu_probe.h"
+#include "host/command_runner.h"
+#include "host/firewall.h"
 #include "host/linux_host_probe.h"
 #include "platform/https_platform_api.h"
 #include "store/managed_postgres.h"
@@ -41,6 +47,9 @@ struct AgentApp::Impl {
   std::unique_ptr<Runtime> rt;
   TcpReadinessProbe probe;
   std::unique_ptr<RentalEngine> engine;
+  host::SubprocessRunner firewall_runner;
+  std::unique_ptr<host::IptablesFirewall> firewall;
+  std::unique_ptr<RentalIsolation> isolation;
   std::vector<std::unique_ptr<Loop>> loops;
   std::vector<std::unique_ptr<PeriodicRunner>> runners;
   PeriodicRunner* outbox_runner = nullptr;
@@ -209,6 +218,24 @@ Result<std::unique_ptr<AgentApp>> AgentApp::Create(const config::Config& cfg,
   impl->deps = std::make_unique<Deps>(Deps{impl->cfg, *impl->store, *impl->docker, *impl->gpus,
                                            *impl->host, *impl->api, impl->clock});
   impl->engine = std::make_unique<RentalEngine>(*impl->deps, *impl->rt, impl->probe);
+
+  // Rental isolation: the agent's network and firewall. Failing to set them up is not fatal:
+  // it is reported, and rentals are refused unless deployment.require_isolation is false.
+  std::string firewall_error;
+  if (auto fw = host::IptablesFirewall::Create(impl->firewall_runner); fw.ok()) {
+    impl->firewall = std::move(*fw);
+  } else {
+    firewall_error = fw.error().message;
+  }
+  impl->isolation =
+      std::make_unique<RentalIsolation>(impl->cfg.deployment, *impl->docker, impl->firewall.get(),
+                                        firewall_error, [](const std::string& path) {
+                                          std::ifstream in(path);
+                                          std::stringstream text;
+                                          text << in.rdbuf();
+                                          return text.str();
+                                        });
+  impl->rt->set_isolation(impl->isolation.get());
   return std::unique_ptr<AgentApp>(new AgentApp(std::move(impl)));
 }
 
@@ -225,6 +252,9 @@ Status AgentApp::Start() {
   LoopStats inventory_stats;
   WarnIfError(RunOnceGuarded(inventory, m.stop.get_token(), inventory_stats),
               "start-up GPU inventory");
+  // Before any rental is admitted or resumed: the network they join and their firewall.
+  // RentalIsolation logs what is missing; rentals are refused meanwhile (fail closed).
+  (void)m.isolation->Ensure();
   if (Status st = m.engine->reconciler().Run(m.stop.get_token()); !st.ok()) {
     spdlog::warn("start-up reconciliation incomplete: {} (retried by the duration monitor)",
                  st.error().ToString());
@@ -253,7 +283,8 @@ Status AgentApp::Start() {
       100);
   add(std::make_unique<MetricsPushLoop>(d, *m.rt), mon.metrics_push_interval, 2000);
   add(std::make_unique<HealthPushLoop>(d, *m.rt), mon.health_push_interval, 3000);
-  add(std::make_unique<DurationMonitorLoop>(m.engine->monitor(), m.engine->reconciler()),
+  add(std::make_unique<DurationMonitorLoop>(m.engine->monitor(), m.engine->reconciler(),
+                                            m.isolation.get()),
       mon.duration_check_interval, 500);
   // The outbox is woken whenever an event is written; the interval is only a safety net.
   m.outbox_runner = add(std::make_unique<OutboxLoop>(d, *m.rt), 60, 200);
@@ -331,6 +362,19 @@ Status PostgresSupervisor::RunOnce(std::stop_token stop) {
   return OkStatus();
 }
 
+json IsolationJson(const RentalIsolation& isolation, const config::DeploymentConfig& dc) {
+  IsolationStatus s = isolation.Current();
+  return {{"ok", s.ok},
+          {"error", s.error},
+          {"network", kRentalNetworkName},
+          {"network_ready", s.network_ready},
+          {"subnet", dc.network_subnet},
+          {"firewall_backend", s.backend},
+          {"rules_reapplied", s.reapplied},
+          {"required", dc.require_isolation},
+          {"accepting_rentals", isolation.AdmitsRentals()}};
+}
+
 std::string StatusJson(AgentApp::Impl& m) {
   const Runtime& rt = *m.rt;
   json loops = json::array();
@@ -392,6 +436,7 @@ std::string StatusJson(AgentApp::Impl& m) {
                 {"warnings", rt.offline_warnings.load()},
                 {"expiries", rt.offline_expiries.load()},
                 {"rentals_known", m.engine->monitor().KnownRentals()}}},
+              {"isolation", IsolationJson(*m.isolation, m.cfg.deployment)},
               {"clock",
                {{"wall_steps", rt.clock_steps.load()},
                 {"last_wall_step_seconds", rt.last_clock_step_ms.load() / 1000.0}}}};

@@ -7,6 +7,7 @@
 #include "agent/admission.h"
 #include "agent/container_spec.h"
 #include "agent/failpoints.h"
+#include "agent/rental_isolation.h"
 #include "common/secrets.h"
 
 namespace taolie::agent {
@@ -176,6 +177,10 @@ void CommandHandler::ProcessDeploy(const store::CommandRecord& cmd, std::stop_to
                         cfg.network.ports.rental_port_2};
   in.range = PortRangeSpec{cfg.network.port_range.first, cfg.network.port_range.last};
   in.port_in_use = [&](int port) { return deps.host.PortInUse(port); };
+  if (const RentalIsolation* iso = ctx_.rt.isolation(); iso != nullptr && !iso->AdmitsRentals()) {
+    in.isolation_problem = iso->Current().error;
+    if (in.isolation_problem.empty()) in.isolation_problem = "not set up yet";
+  }
   auto plan = Admit(in);
   if (!plan.ok()) {
     refuse(plan.error().message);

@@ -76,6 +76,7 @@ docker::ContainerSpec BuildContainerSpec(const ContainerSpecInput& in) {
     if (std::find(dropped.begin(), dropped.end(), cap) == dropped.end()) c.cap_add.push_back(cap);
   }
   c.runtime = dc.runtime;
+  if (!in.network.empty()) c.network_mode = in.network;
   return c;
 }
 

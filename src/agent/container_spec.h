@@ -32,6 +32,7 @@ struct ContainerSpecInput {
   std::string agent_id;
   const config::DeploymentConfig* deployment_cfg = nullptr;
   std::string bind_ip;  // network.bind_ip
+  std::string network;  // the network the rental joins; "" = Docker's default bridge
 };
 
 docker::ContainerSpec BuildContainerSpec(const ContainerSpecInput& in);

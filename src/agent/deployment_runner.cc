@@ -4,6 +4,8 @@
 
 #include "agent/container_spec.h"
 #include "agent/failpoints.h"
+#include "agent/rental_isolation.h"
+#include "agent/rental_network.h"
 #include "agent/rules/limits.h"
 #include "platform/messages.h"
 
@@ -151,6 +153,10 @@ void DeploymentRunner::Run(domain::Deployment d, std::stop_token stop) {
         in.agent_id = ctx_.rt.agent_id();
         in.deployment_cfg = &deps.cfg.deployment;
         in.bind_ip = deps.cfg.network.bind_ip;
+        if (const RentalIsolation* iso = ctx_.rt.isolation();
+            iso != nullptr && iso->Current().network_ready) {
+          in.network = kRentalNetworkName;
+        }
         docker::ContainerSpec cs = BuildContainerSpec(in);
         // A crash after create but before recording leaves a container with our name: adopt it.
         auto existing = deps.docker.Inspect(d.container_name);

@@ -285,9 +285,14 @@ Status HeartbeatLoop::RunOnce(std::stop_token stop) {
   auto up =
       std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started_)
           .count();
+  platform::HeartbeatIsolation isolation;
+  if (const RentalIsolation* iso = rt_.isolation(); iso != nullptr) {
+    IsolationStatus s = iso->Current();
+    isolation = {true, s.ok, s.error};
+  }
   std::string body = platform::BuildHeartbeatBody(
       rt_.agent_id(), d_.clock.Now(), rt_.ts(), rt_.draining() ? "draining" : "online",
-      rt_.version(), rt_.active_deployments, rt_.available_gpus, up);
+      rt_.version(), rt_.active_deployments, rt_.available_gpus, up, isolation);
   auto r =
       d_.api.Send(platform::Method::kPost, platform::HeartbeatPath(rt_.agent_id()), body, stop);
   if (platform::Classify(r, false) != platform::Disposition::kSuccess) {
@@ -470,6 +475,9 @@ Status DurationMonitorLoop::RunOnce(std::stop_token stop) {
   Status reconciled = OkStatus();
   if (++rounds_ % 10 == 0) reconciled = reconciler_.Run(stop);
   Status checked = monitor_.CheckOnce(stop);
+  // Isolation failures are logged and shown by RentalIsolation itself (and refuse new
+  // rentals); they never hold back the monitor.
+  if (isolation_ != nullptr) (void)isolation_->Ensure();
   return checked.ok() ? reconciled : checked;
 }
 

@@ -13,10 +13,11 @@
 #include <vector>
 
 #include "agent/command_handler.h"
-#include "agent/reconciler.h"
-#include "agent/rental_monitor.h"
 #include "agent/health_rules.h"
 #include "agent/periodic_runner.h"
+#include "agent/reconciler.h"
+#include "agent/rental_isolation.h"
+#include "agent/rental_monitor.h"
 #include "agent/runtime.h"
 #include "platform/delivery.h"
 
@@ -151,14 +152,17 @@ class HealthPushLoop final : public Loop {
 // 7. Duration monitor (30 s): expiry warnings, expiries, dead containers, reconciliation.
 class DurationMonitorLoop final : public Loop {
  public:
-  DurationMonitorLoop(RentalMonitor& monitor, Reconciler& reconciler)
-      : monitor_(monitor), reconciler_(reconciler) {}
+  // `isolation` (may be null) is ensured every round: rules flushed by someone come back.
+  DurationMonitorLoop(RentalMonitor& monitor, Reconciler& reconciler,
+                      RentalIsolation* isolation = nullptr)
+      : monitor_(monitor), reconciler_(reconciler), isolation_(isolation) {}
   const char* Name() const override { return "duration-monitor"; }
   Status RunOnce(std::stop_token stop) override;
 
  private:
   RentalMonitor& monitor_;
   Reconciler& reconciler_;
+  RentalIsolation* isolation_;
   int rounds_ = 0;
 };
 

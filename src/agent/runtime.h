@@ -20,6 +20,8 @@
 
 namespace taolie::agent {
 
+class RentalIsolation;  // rental_isolation.h
+
 // For writes whose failure must not stop the caller but must leave a trace.
 inline void WarnIfError(const Status& st, std::string_view what) {
   if (!st.ok()) spdlog::warn("{}: {}", what, st.error().ToString());
@@ -101,6 +103,11 @@ class Runtime {
     if (f) f();
   }
 
+  // The rental network and firewall keeper (set by the composition root; null in tests that
+  // do not isolate: then nothing is refused for want of isolation).
+  void set_isolation(RentalIsolation* isolation) { isolation_ = isolation; }
+  RentalIsolation* isolation() const { return isolation_; }
+
   std::atomic<bool> reregister_wanted{false};  // set when the inventory changed
   std::atomic<uint64_t> claims_generation{0};  // bumped when GPUs are claimed or released
   std::atomic<int> active_deployments{0};
@@ -132,6 +139,7 @@ class Runtime {
   std::vector<gpu::GpuSample> latest_gpu_;
   SystemTime latest_gpu_at_{};
   std::function<void()> outbox_notifier_;
+  std::atomic<RentalIsolation*> isolation_{nullptr};
 };
 
 }  // namespace taolie::agent

@@ -157,6 +157,14 @@ struct DeploymentConfig {
   std::vector<std::string> cap_add;
   // NVIDIA_DRIVER_CAPABILITIES of every rental (comma-separated, from the NVIDIA runtime's set).
   std::string nvidia_driver_capabilities = "compute,utility";
+  // The rentals' own bridge network and its firewall (rentals never reach the host, the LAN,
+  // 100.64.0.0/10 or 169.254.0.0/16). The subnet must not collide with the owner's LAN.
+  std::string network_subnet = "10.213.0.0/24";
+  bool allow_smtp = false;                          // outbound TCP 25 from rentals
+  std::vector<std::string> egress_allow;            // IPv4 CIDRs rentals may reach anyway
+  std::vector<std::string> rental_allowed_sources;  // who may reach published rental ports;
+                                                    // empty = anyone
+  bool require_isolation = true;  // no rental is accepted while the firewall is not in place
 };
 
 // Dropped from Docker's default capability set in every rental: raw sockets (ARP spoofing of

@@ -420,6 +420,11 @@ void ReadConfig(const YAML::Node& root, Config* c, std::vector<ConfigProblem>* p
     s.String("runtime", &d.runtime);
     s.StringList("cap_add", &d.cap_add);
     s.String("nvidia_driver_capabilities", &d.nvidia_driver_capabilities);
+    s.String("network_subnet", &d.network_subnet);
+    s.Bool("allow_smtp", &d.allow_smtp);
+    s.StringList("egress_allow", &d.egress_allow);
+    s.StringList("rental_allowed_sources", &d.rental_allowed_sources);
+    s.Bool("require_isolation", &d.require_isolation);
   });
   r.Section("api", [&](Reader& s) {
     s.Bool("enabled", &c->api.enabled);
@@ -947,6 +952,30 @@ std::vector<ConfigProblem> Validate(const Config& c) {
               "must be a comma-separated list of compute, compat32, graphics, utility, video, "
               "display or all, got " +
                   Quote(v));
+    }
+  }
+
+  {
+    auto subnet = CanonicalIpv4Cidr(dp.network_subnet);
+    if (!subnet.ok()) {
+      k.Fatal("deployment.network_subnet", "not an IPv4 CIDR: " + Quote(dp.network_subnet));
+    } else if (*subnet != dp.network_subnet) {
+      k.Fatal(
+          "deployment.network_subnet",
+          Quote(dp.network_subnet) + " is not a network address; did you mean " + *subnet + "?");
+    } else if (int prefix = std::stoi(subnet->substr(subnet->find('/') + 1));
+               prefix < 16 || prefix > 28) {
+      k.Fatal("deployment.network_subnet", "prefix must be /16 to /28, got " + *subnet);
+    }
+  }
+  for (const auto& [key, list] :
+       {std::pair{"deployment.egress_allow", &dp.egress_allow},
+        std::pair{"deployment.rental_allowed_sources", &dp.rental_allowed_sources}}) {
+    for (size_t i = 0; i < list->size(); ++i) {
+      if (!CanonicalIpv4Cidr((*list)[i]).ok()) {
+        k.Fatal(std::string(key) + "[" + std::to_string(i) + "]",
+                "not an IPv4 address or CIDR: " + Quote((*list)[i]));
+      }
     }
   }
 

@@ -129,7 +129,8 @@ Result<RegisterResult> ParseRegisterResponse(long status, const std::string& bod
 
 std::string BuildHeartbeatBody(const std::string& agent_id, SystemTime now, TimestampFormat ts,
                                const std::string& status, const std::string& agent_version,
-                               int active_deployments, int available_gpus, int64_t uptime_seconds) {
+                               int active_deployments, int available_gpus, int64_t uptime_seconds,
+                               const HeartbeatIsolation& isolation) {
   Json j;
   j["agent_id"] = agent_id;
   j["timestamp"] = Ts(now, ts);
@@ -138,6 +139,10 @@ std::string BuildHeartbeatBody(const std::string& agent_id, SystemTime now, Time
   j["active_deployments"] = active_deployments;
   j["available_gpus"] = available_gpus;
   j["uptime_seconds"] = uptime_seconds;
+  if (isolation.known) {
+    j["isolation_ok"] = isolation.ok;
+    if (!isolation.ok) j["isolation_error"] = isolation.error;
+  }
   return Dump(j);
 }
 

@@ -44,9 +44,17 @@ struct RegisterResult {
 Result<RegisterResult> ParseRegisterResponse(long status, const std::string& body);
 
 // ---- 2. Heartbeat -------------------------------------------------------------------------
+// ext: whether rentals are isolated (own network + firewall). Sent as `isolation_ok` (bool)
+// and, when not ok, `isolation_error` (string); nothing when not `known`.
+struct HeartbeatIsolation {
+  bool known = false;
+  bool ok = false;
+  std::string error;
+};
 std::string BuildHeartbeatBody(const std::string& agent_id, SystemTime now, TimestampFormat ts,
                                const std::string& status, const std::string& agent_version,
-                               int active_deployments, int available_gpus, int64_t uptime_seconds);
+                               int active_deployments, int available_gpus, int64_t uptime_seconds,
+                               const HeartbeatIsolation& isolation = {});
 
 // ---- 3. Commands --------------------------------------------------------------------------
 struct PlatformCommand {

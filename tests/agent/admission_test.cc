@@ -32,6 +32,19 @@ struct Host {
   }
 };
 
+TEST(Admission, RefusedWhileTheHostCannotIsolateRentals) {
+  Host h;
+  DeploySpec s = Spec(1);
+  h.in.spec = &s;
+  h.in.isolation_problem = "firewall: iptables: not installed";
+  auto plan = Admit(h.in);
+  ASSERT_FALSE(plan.ok());
+  EXPECT_EQ(plan.error().code, ErrorCode::kFailedPrecondition);
+  EXPECT_EQ(plan.error().message, "host cannot isolate rentals: firewall: iptables: not installed");
+  h.in.isolation_problem.clear();
+  EXPECT_TRUE(Admit(h.in).ok());
+}
+
 TEST(Admission, CountsOnlyPresentFreeRentableGpus) {
   struct Case {
     int want;

@@ -99,6 +99,10 @@ TEST(ContainerSpec, CpuOnlyRentalsSeeNoGpuAndTheOwnerMayGiveBackCapabilities) {
   EXPECT_EQ(c.cap_drop, std::vector<std::string>{"MKNOD"});
   EXPECT_EQ(c.cap_add, std::vector<std::string>{"SYS_NICE"});
   EXPECT_EQ(c.labels.at(kLabelPrice), "1.25");
+  EXPECT_FALSE(c.network_mode.has_value());  // no network given: Docker's default
+
+  in.network = "taolie-rentals";
+  EXPECT_EQ(BuildContainerSpec(in).network_mode, "taolie-rentals");
 }
 
 }  // namespace

@@ -117,6 +117,11 @@ TEST(ConfigLoader, DeploySeedConfigHasNoFatalProblemExceptApiKeyForRun) {
   EXPECT_EQ(c.deployment.pids_limit, d.deployment.pids_limit);
   EXPECT_EQ(c.deployment.require_ssh, d.deployment.require_ssh);
   EXPECT_TRUE(c.deployment.allowed_volume_roots.empty());
+  EXPECT_EQ(c.deployment.network_subnet, d.deployment.network_subnet);
+  EXPECT_EQ(c.deployment.allow_smtp, d.deployment.allow_smtp);
+  EXPECT_TRUE(c.deployment.egress_allow.empty());
+  EXPECT_TRUE(c.deployment.rental_allowed_sources.empty());
+  EXPECT_EQ(c.deployment.require_isolation, d.deployment.require_isolation);
   EXPECT_EQ(c.api.port, d.api.port);
   EXPECT_EQ(c.api.listen, d.api.listen);
   EXPECT_EQ(c.data_dir, d.data_dir);
@@ -155,6 +160,11 @@ deployment:
   runtime: nvidia
   cap_add: [SYS_NICE]
   nvidia_driver_capabilities: "compute,utility,graphics"
+  network_subnet: "10.77.0.0/24"
+  allow_smtp: true
+  egress_allow: ["192.168.1.10", "10.1.0.0/16"]
+  rental_allowed_sources: ["203.0.113.0/24"]
+  require_isolation: false
 api: {enabled: false, listen: "0.0.0.0", port: 9200}
 data_dir: /srv/taolie
 provider: {name: "Acme", region: "eu-west"}
@@ -187,6 +197,11 @@ provider: {name: "Acme", region: "eu-west"}
   EXPECT_EQ(c.deployment.runtime, "nvidia");
   EXPECT_EQ(c.deployment.cap_add, std::vector<std::string>{"SYS_NICE"});
   EXPECT_EQ(c.deployment.nvidia_driver_capabilities, "compute,utility,graphics");
+  EXPECT_EQ(c.deployment.network_subnet, "10.77.0.0/24");
+  EXPECT_TRUE(c.deployment.allow_smtp);
+  EXPECT_EQ(c.deployment.egress_allow, (std::vector<std::string>{"192.168.1.10", "10.1.0.0/16"}));
+  EXPECT_EQ(c.deployment.rental_allowed_sources, std::vector<std::string>{"203.0.113.0/24"});
+  EXPECT_FALSE(c.deployment.require_isolation);
   EXPECT_FALSE(c.api.enabled);
   EXPECT_EQ(c.api.port, 9200);
   EXPECT_EQ(c.data_dir, "/srv/taolie");
@@ -270,6 +285,14 @@ INSTANTIATE_TEST_SUITE_P(
                 "deployment.nvidia_driver_capabilities"},
         BadCase{"deployment: {nvidia_driver_capabilities: \"\"}",
                 "deployment.nvidia_driver_capabilities"},
+        BadCase{"deployment: {network_subnet: \"10.213.0.0/33\"}", "deployment.network_subnet"},
+        BadCase{"deployment: {network_subnet: \"10.213.0.1/24\"}", "deployment.network_subnet"},
+        BadCase{"deployment: {network_subnet: \"10.0.0.0/8\"}", "deployment.network_subnet"},
+        BadCase{"deployment: {network_subnet: \"fd00::/64\"}", "deployment.network_subnet"},
+        BadCase{"deployment: {egress_allow: [\"10.0.0.0/8\", \"x\"]}",
+                "deployment.egress_allow[1]"},
+        BadCase{"deployment: {rental_allowed_sources: [\"::/0\"]}",
+                "deployment.rental_allowed_sources[0]"},
         BadCase{"network: {ports: {ssh: 0}}", "network.ports.ssh"},
         BadCase{"network: {ports: {ssh: 70000}}", "network.ports.ssh"},
         BadCase{"network: {ports: {ssh: 99999999999999}}", "network.ports.ssh"},

@@ -224,6 +224,18 @@ TEST(Messages, HeartbeatBody) {
   Json r =
       Json::parse(BuildHeartbeatBody("a", kNow, TimestampFormat::kRfc3339, "online", "v", 0, 0, 0));
   EXPECT_EQ(r["timestamp"], "2023-11-14T22:13:20.123456Z");
+  EXPECT_FALSE(r.contains("isolation_ok"));
+}
+
+TEST(Messages, HeartbeatBodyCarriesIsolation) {
+  Json ok = Json::parse(BuildHeartbeatBody("a", kNow, TimestampFormat::kNaive, "online", "v", 0, 0,
+                                           0, {true, true, ""}));
+  EXPECT_EQ(ok["isolation_ok"], true);
+  EXPECT_FALSE(ok.contains("isolation_error"));
+  Json bad = Json::parse(BuildHeartbeatBody("a", kNow, TimestampFormat::kNaive, "online", "v", 0, 0,
+                                            0, {true, false, "firewall: you must be root"}));
+  EXPECT_EQ(bad["isolation_ok"], false);
+  EXPECT_EQ(bad["isolation_error"], "firewall: you must be root");
 }
 
 TEST(Messages, ParseCommandsRejectsBadShapes) {
