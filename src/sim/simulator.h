@@ -65,6 +65,11 @@ class Simulator {
 
   // Recorded traffic (thread-safe).
   std::vector<Request> Requests(const std::string& path_prefix = "") const;
+  // Incremental read for long runs (thousands of requests): the requests recorded at position
+  // `from` or later (0 = the first one) whose path starts with `path_prefix`; `*next` receives
+  // the position to pass on the following call.
+  std::vector<Request> RequestsSince(size_t from, const std::string& path_prefix,
+                                     size_t* next) const;
   // Bodies of accepted deployment events of one deployment and kind, in arrival order.
   std::vector<std::string> Events(const std::string& deployment_id, const std::string& kind) const;
   std::map<std::pair<std::string, std::string>, int> EventCounts() const;
