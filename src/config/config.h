@@ -108,12 +108,22 @@ struct DatabaseConfig {
   std::string password;  // secret
   int connect_timeout = 5;
   int statement_timeout_ms = 10000;
+  // libpq sslmode: disable, allow, prefer, require, verify-ca, verify-full. "" = require for a
+  // host that is not local (not a socket directory, localhost or a loopback address), else
+  // prefer. The managed cluster is always reached over its unix socket.
+  std::string sslmode;
+  std::string sslrootcert;  // CA file (PEM) for verify-ca / verify-full; "" = libpq's default
 };
 
 struct GpuConfig {
   std::string uuid;  // platform offer id (compat); the agent stores what registration returns
   std::string nvml_library = "libnvidia-ml.so.1";
   std::vector<std::string> exclude_uuids;  // GPUs the owner keeps for itself
+  // After a rental ends its GPUs are dirty until NVML shows no compute process on them and
+  // used memory within this margin of the baseline taken when the agent started.
+  int64_t idle_memory_margin_mb = 256;
+  // A GPU still dirty this long after its rental ended is held back with a reason.
+  int dirty_timeout_seconds = 300;
 };
 
 struct LoggingConfig {
@@ -131,6 +141,10 @@ struct DockerConfig {
   int timeout = 30;              // seconds for ordinary calls (pulls have their own)
   int pull_timeout = 3600;       // seconds for a whole pull
   int pull_stall_timeout = 300;  // seconds a pull may receive nothing before it is abandoned
+  // When free space on Docker's data root is under image_gc_min_free_gb, images no rental has
+  // used for image_gc_days are removed, oldest first (never one in use). 0 = no collection.
+  double image_gc_min_free_gb = 20;
+  int image_gc_days = 7;
 };
 
 struct DeploymentConfig {
@@ -165,6 +179,16 @@ struct DeploymentConfig {
   std::vector<std::string> rental_allowed_sources;  // who may reach published rental ports;
                                                     // empty = anyone
   bool require_isolation = true;  // no rental is accepted while the firewall is not in place
+  // Admission counts totals over all running rentals.
+  int max_deployments = 0;           // most rentals at once; 0 = bounded only by GPUs and ports
+  double max_committed_share = 0.9;  // of the host's memory and CPUs, summed over rentals
+  double min_free_disk_gb = 10;      // on Docker's data root and the database's filesystem
+  // Disk per rental (writable layer + volumes); 0 = sized from Docker's data root. A payload's
+  // ext `disk_mb` may ask for less, never more.
+  int64_t disk_quota_mb = 0;
+  // Registries (host or host:port) allowed although they are, or resolve to, loopback,
+  // link-local or private addresses, or the agent's own ports.
+  std::vector<std::string> allowed_registries;
 };
 
 // Dropped from Docker's default capability set in every rental: raw sockets (ARP spoofing of

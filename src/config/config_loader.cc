@@ -375,11 +375,15 @@ void ReadConfig(const YAML::Node& root, Config* c, std::vector<ConfigProblem>* p
     s.String("password", &d.password);
     s.Int("connect_timeout", &d.connect_timeout);
     s.Int("statement_timeout_ms", &d.statement_timeout_ms);
+    s.String("sslmode", &d.sslmode);
+    s.String("sslrootcert", &d.sslrootcert);
   });
   r.Section("gpu", [&](Reader& s) {
     s.String("uuid", &c->gpu.uuid);
     s.String("nvml_library", &c->gpu.nvml_library);
     s.StringList("exclude_uuids", &c->gpu.exclude_uuids);
+    s.Int64("idle_memory_margin_mb", &c->gpu.idle_memory_margin_mb);
+    s.Int("dirty_timeout_seconds", &c->gpu.dirty_timeout_seconds);
   });
   r.Section("logging", [&](Reader& s) {
     LoggingConfig& l = c->logging;
@@ -397,6 +401,8 @@ void ReadConfig(const YAML::Node& root, Config* c, std::vector<ConfigProblem>* p
     s.Int("timeout", &d.timeout);
     s.Int("pull_timeout", &d.pull_timeout);
     s.Int("pull_stall_timeout", &d.pull_stall_timeout);
+    s.Double("image_gc_min_free_gb", &d.image_gc_min_free_gb);
+    s.Int("image_gc_days", &d.image_gc_days);
   });
   r.Section("deployment", [&](Reader& s) {
     DeploymentConfig& d = c->deployment;
@@ -425,6 +431,11 @@ void ReadConfig(const YAML::Node& root, Config* c, std::vector<ConfigProblem>* p
     s.StringList("egress_allow", &d.egress_allow);
     s.StringList("rental_allowed_sources", &d.rental_allowed_sources);
     s.Bool("require_isolation", &d.require_isolation);
+    s.Int("max_deployments", &d.max_deployments);
+    s.Double("max_committed_share", &d.max_committed_share);
+    s.Double("min_free_disk_gb", &d.min_free_disk_gb);
+    s.Int64("disk_quota_mb", &d.disk_quota_mb);
+    s.StringList("allowed_registries", &d.allowed_registries);
   });
   r.Section("api", [&](Reader& s) {
     s.Bool("enabled", &c->api.enabled);
@@ -860,9 +871,23 @@ std::vector<ConfigProblem> Validate(const Config& c) {
   if (d.user.empty()) k.Fatal("database.user", "must not be empty");
   k.Range("database.connect_timeout", d.connect_timeout, 1, 300);
   k.Positive("database.statement_timeout_ms", d.statement_timeout_ms);
+  {
+    static const std::vector<std::string> kModes = {"",        "disable",   "allow",      "prefer",
+                                                    "require", "verify-ca", "verify-full"};
+    if (std::find(kModes.begin(), kModes.end(), d.sslmode) == kModes.end()) {
+      k.Fatal("database.sslmode",
+              "must be disable, allow, prefer, require, verify-ca or verify-full, got " +
+                  Quote(d.sslmode));
+    }
+    if (!d.sslrootcert.empty() && !std::filesystem::path(d.sslrootcert).is_absolute()) {
+      k.Fatal("database.sslrootcert", "must be an absolute path, got " + Quote(d.sslrootcert));
+    }
+  }
 
   // gpu
   if (c.gpu.nvml_library.empty()) k.Fatal("gpu.nvml_library", "must not be empty");
+  k.NonNegative("gpu.idle_memory_margin_mb", c.gpu.idle_memory_margin_mb);
+  k.Positive("gpu.dirty_timeout_seconds", c.gpu.dirty_timeout_seconds);
 
   // logging
   const LoggingConfig& l = c.logging;
@@ -888,6 +913,8 @@ std::vector<ConfigProblem> Validate(const Config& c) {
   k.Positive("docker.timeout", dk.timeout);
   k.Positive("docker.pull_timeout", dk.pull_timeout);
   k.Positive("docker.pull_stall_timeout", dk.pull_stall_timeout);
+  k.NonNegative("docker.image_gc_min_free_gb", dk.image_gc_min_free_gb);
+  k.Positive("docker.image_gc_days", dk.image_gc_days);
 
   // deployment
   const DeploymentConfig& dp = c.deployment;
@@ -976,6 +1003,22 @@ std::vector<ConfigProblem> Validate(const Config& c) {
         k.Fatal(std::string(key) + "[" + std::to_string(i) + "]",
                 "not an IPv4 address or CIDR: " + Quote((*list)[i]));
       }
+    }
+  }
+
+  k.NonNegative("deployment.max_deployments", dp.max_deployments);
+  if (!(dp.max_committed_share > 0 && dp.max_committed_share <= 1)) {
+    k.Fatal("deployment.max_committed_share",
+            "must be a fraction in (0, 1], got " + std::to_string(dp.max_committed_share));
+  }
+  k.NonNegative("deployment.min_free_disk_gb", dp.min_free_disk_gb);
+  k.NonNegative("deployment.disk_quota_mb", dp.disk_quota_mb);
+  for (size_t i = 0; i < dp.allowed_registries.size(); ++i) {
+    const std::string& reg = dp.allowed_registries[i];
+    if (reg.empty() || reg.find_first_of("/ \t@") != std::string::npos) {
+      k.Fatal(
+          "deployment.allowed_registries[" + std::to_string(i) + "]",
+          "must be a registry host or host:port (no scheme, path or spaces), got " + Quote(reg));
     }
   }
 

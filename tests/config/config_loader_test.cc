@@ -147,10 +147,12 @@ monitoring:
   gpu_thresholds: {temperature_warning_c: 75, temperature_critical_c: 85.5, ecc_uncorrected_max: 2}
   alerts: {enabled: true, webhook_url: "https://hooks.example.com/abc", smtp_port: 587}
   retention: {metrics_days: 3}
-database: {mode: external, host: db.internal, connect_timeout: 3}
-gpu: {exclude_uuids: ["GPU-1", "GPU-2"]}
+database: {mode: external, host: db.internal, connect_timeout: 3, sslmode: verify-full,
+           sslrootcert: /etc/ssl/db-ca.pem}
+gpu: {exclude_uuids: ["GPU-1", "GPU-2"], idle_memory_margin_mb: 512, dirty_timeout_seconds: 60}
 logging: {level: WARNING, file: "", journal: false, console: off}
-docker: {host: "unix:///run/docker.sock", api_version: "1.41"}
+docker: {host: "unix:///run/docker.sock", api_version: "1.41", image_gc_min_free_gb: 50,
+         image_gc_days: 3}
 deployment:
   allowed_volume_roots: ["/data/rentals", "/srv/x/"]
   max_memory_mb: 65536
@@ -165,6 +167,11 @@ deployment:
   egress_allow: ["192.168.1.10", "10.1.0.0/16"]
   rental_allowed_sources: ["203.0.113.0/24"]
   require_isolation: false
+  max_deployments: 4
+  max_committed_share: 0.75
+  min_free_disk_gb: 25.5
+  disk_quota_mb: 204800
+  allowed_registries: ["127.0.0.1:5555", "registry.lan"]
 api: {enabled: false, listen: "0.0.0.0", port: 9200}
 data_dir: /srv/taolie
 provider: {name: "Acme", region: "eu-west"}
@@ -202,6 +209,18 @@ provider: {name: "Acme", region: "eu-west"}
   EXPECT_EQ(c.deployment.egress_allow, (std::vector<std::string>{"192.168.1.10", "10.1.0.0/16"}));
   EXPECT_EQ(c.deployment.rental_allowed_sources, std::vector<std::string>{"203.0.113.0/24"});
   EXPECT_FALSE(c.deployment.require_isolation);
+  EXPECT_EQ(c.database.sslmode, "verify-full");
+  EXPECT_EQ(c.database.sslrootcert, "/etc/ssl/db-ca.pem");
+  EXPECT_EQ(c.gpu.idle_memory_margin_mb, 512);
+  EXPECT_EQ(c.gpu.dirty_timeout_seconds, 60);
+  EXPECT_DOUBLE_EQ(c.docker.image_gc_min_free_gb, 50);
+  EXPECT_EQ(c.docker.image_gc_days, 3);
+  EXPECT_EQ(c.deployment.max_deployments, 4);
+  EXPECT_DOUBLE_EQ(c.deployment.max_committed_share, 0.75);
+  EXPECT_DOUBLE_EQ(c.deployment.min_free_disk_gb, 25.5);
+  EXPECT_EQ(c.deployment.disk_quota_mb, 204800);
+  EXPECT_EQ(c.deployment.allowed_registries,
+            (std::vector<std::string>{"127.0.0.1:5555", "registry.lan"}));
   EXPECT_FALSE(c.api.enabled);
   EXPECT_EQ(c.api.port, 9200);
   EXPECT_EQ(c.data_dir, "/srv/taolie");
@@ -293,6 +312,19 @@ INSTANTIATE_TEST_SUITE_P(
                 "deployment.egress_allow[1]"},
         BadCase{"deployment: {rental_allowed_sources: [\"::/0\"]}",
                 "deployment.rental_allowed_sources[0]"},
+        BadCase{"database: {sslmode: required}", "database.sslmode"},
+        BadCase{"database: {sslrootcert: ca.pem}", "database.sslrootcert"},
+        BadCase{"gpu: {dirty_timeout_seconds: 0}", "gpu.dirty_timeout_seconds"},
+        BadCase{"gpu: {idle_memory_margin_mb: -1}", "gpu.idle_memory_margin_mb"},
+        BadCase{"docker: {image_gc_days: 0}", "docker.image_gc_days"},
+        BadCase{"docker: {image_gc_min_free_gb: -5}", "docker.image_gc_min_free_gb"},
+        BadCase{"deployment: {max_deployments: -1}", "deployment.max_deployments"},
+        BadCase{"deployment: {max_committed_share: 0}", "deployment.max_committed_share"},
+        BadCase{"deployment: {max_committed_share: 1.5}", "deployment.max_committed_share"},
+        BadCase{"deployment: {min_free_disk_gb: -1}", "deployment.min_free_disk_gb"},
+        BadCase{"deployment: {disk_quota_mb: -10}", "deployment.disk_quota_mb"},
+        BadCase{"deployment: {allowed_registries: [\"https://r.example\"]}",
+                "deployment.allowed_registries[0]"},
         BadCase{"network: {ports: {ssh: 0}}", "network.ports.ssh"},
         BadCase{"network: {ports: {ssh: 70000}}", "network.ports.ssh"},
         BadCase{"network: {ports: {ssh: 99999999999999}}", "network.ports.ssh"},
