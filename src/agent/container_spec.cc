@@ -56,8 +56,9 @@ docker::ContainerSpec BuildContainerSpec(const ContainerSpecInput& in) {
   std::string bind_ip = in.bind_ip == "0.0.0.0" ? "" : in.bind_ip;
   for (const auto& p : d.ports) c.ports.push_back({p.container_port, "tcp", bind_ip, p.host_port});
   c.gpu_uuids = d.gpu_uuids;
+  // Mounts, not Binds: a missing host path fails the create instead of being made by dockerd.
   for (const auto& [host_path, container_path] : spec.volumes) {
-    c.binds.push_back(host_path + ":" + container_path);
+    c.mounts.push_back({host_path, container_path, false});
   }
   c.memory_bytes = in.limits.memory_bytes;
   c.nano_cpus = in.limits.nano_cpus;

@@ -21,6 +21,14 @@ struct PortBinding {
   int host_port = 0;
 };
 
+// A bind mount through HostConfig.Mounts: unlike Binds, a missing source is an error, never
+// created (BindOptions.CreateMountpoint false).
+struct BindMount {
+  std::string source;  // host path, canonical
+  std::string target;  // container path
+  bool read_only = false;
+};
+
 struct ContainerSpec {
   std::string name;  // "deployment-<id>"
   std::string image;
@@ -31,6 +39,7 @@ struct ContainerSpec {
   std::vector<PortBinding> ports;
   std::vector<std::string> gpu_uuids;  // DeviceRequests driver "nvidia", DeviceIDs = these
   std::vector<std::string> binds;      // "host:container[:ro]"
+  std::vector<BindMount> mounts;       // HostConfig.Mounts, Type "bind"
   int64_t memory_bytes = 0;            // 0 = unlimited
   int64_t nano_cpus = 0;
   int64_t shm_size_bytes = 0;

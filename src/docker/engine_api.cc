@@ -277,6 +277,17 @@ std::string BuildCreateBody(const ContainerSpec& spec) {
                                                {"Options", json::object()}}});
   }
   if (!spec.binds.empty()) host["Binds"] = spec.binds;
+  if (!spec.mounts.empty()) {
+    json mounts = json::array();
+    for (const auto& m : spec.mounts) {
+      mounts.push_back({{"Type", "bind"},
+                        {"Source", m.source},
+                        {"Target", m.target},
+                        {"ReadOnly", m.read_only},
+                        {"BindOptions", {{"CreateMountpoint", false}}}});
+    }
+    host["Mounts"] = std::move(mounts);
+  }
   if (spec.memory_bytes > 0) {
     host["Memory"] = spec.memory_bytes;
     host["MemorySwap"] = spec.memory_bytes;  // no swap beyond the memory limit

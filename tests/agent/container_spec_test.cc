@@ -59,7 +59,11 @@ TEST(ContainerSpec, EnvLabelsPortsGpusAndBounds) {
   EXPECT_EQ(c.ports[0].host_ip, "");  // 0.0.0.0 = all interfaces
   EXPECT_EQ(c.ports[0].host_port, 22022);
   EXPECT_EQ(c.gpu_uuids, d.gpu_uuids);
-  EXPECT_EQ(c.binds, std::vector<std::string>{"/data/x:/workspace"});
+  EXPECT_TRUE(c.binds.empty());  // Binds would create a missing host path
+  ASSERT_EQ(c.mounts.size(), 1u);
+  EXPECT_EQ(c.mounts[0].source, "/data/x");
+  EXPECT_EQ(c.mounts[0].target, "/workspace");
+  EXPECT_FALSE(c.mounts[0].read_only);
   EXPECT_EQ(*c.cmd, (std::vector<std::string>{"sh", "-c", "sleep 1"}));
   EXPECT_EQ(c.restart_policy, "no");
   EXPECT_EQ(c.memory_bytes, 1 << 30);

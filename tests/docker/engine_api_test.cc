@@ -135,6 +135,7 @@ ContainerSpec FullSpec() {
   s.ports = {{22, "tcp", "127.0.0.1", 40022}, {8888, "tcp", "", 0}, {22, "tcp", "::1", 40023}};
   s.gpu_uuids = {"GPU-aaaa", "GPU-bbbb"};
   s.binds = {"/srv/data:/data:ro"};
+  s.mounts = {{"/srv/rentals/a", "/workspace", false}, {"/srv/rentals/b", "/ro", true}};
   s.memory_bytes = 1 << 30;
   s.nano_cpus = 2'000'000'000;
   s.shm_size_bytes = 64 << 20;
@@ -167,6 +168,11 @@ TEST(BuildCreateBodyTest, MapsEveryField) {
   EXPECT_EQ(h["DeviceRequests"][0]["DeviceIDs"], json({"GPU-aaaa", "GPU-bbbb"}));
   EXPECT_EQ(h["DeviceRequests"][0]["Capabilities"], json::parse(R"([["gpu"]])"));
   EXPECT_EQ(h["Binds"], json({"/srv/data:/data:ro"}));
+  EXPECT_EQ(h["Mounts"], json::parse(R"([
+    {"Type":"bind","Source":"/srv/rentals/a","Target":"/workspace","ReadOnly":false,
+     "BindOptions":{"CreateMountpoint":false}},
+    {"Type":"bind","Source":"/srv/rentals/b","Target":"/ro","ReadOnly":true,
+     "BindOptions":{"CreateMountpoint":false}}])"));
   EXPECT_EQ(h["Memory"], 1 << 30);
   EXPECT_EQ(h["MemorySwap"], 1 << 30);
   EXPECT_EQ(h["NanoCpus"], 2'000'000'000);
@@ -192,6 +198,7 @@ TEST(BuildCreateBodyTest, OmitsUnsetOptions) {
   EXPECT_EQ(b["Cmd"], json({"sleep", "1"}));
   const json& h = b["HostConfig"];
   EXPECT_FALSE(h.contains("DeviceRequests"));
+  EXPECT_FALSE(h.contains("Mounts"));
   EXPECT_FALSE(h.contains("Memory"));
   EXPECT_FALSE(h.contains("MemorySwap"));
   EXPECT_FALSE(h.contains("NanoCpus"));
