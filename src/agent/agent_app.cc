@@ -25,6 +25,7 @@
 #include "host/firewall.h"
 #include "host/linux_host_probe.h"
 #include "platform/https_platform_api.h"
+#include "store/conninfo.h"
 #include "store/managed_postgres.h"
 #include "store/pg_store.h"
 #include "telemetry/prometheus_text.h"
@@ -136,19 +137,10 @@ Result<std::unique_ptr<AgentApp>> AgentApp::Create(const config::Config& cfg,
     impl->pg = std::move(*pg);
     conninfo = impl->pg->ConnInfo();
   } else {
-    auto quote = [](const std::string& v) {
-      std::string out = "'";
-      for (char c : v) {
-        if (c == '\'' || c == '\\') out.push_back('\\');
-        out.push_back(c);
-      }
-      return out + "'";
-    };
-    conninfo = "host=" + quote(cfg.database.host) + " port=" + std::to_string(cfg.database.port) +
-               " dbname=" + quote(cfg.database.name) + " user=" + quote(cfg.database.user) +
-               " password=" + quote(cfg.database.password) +
-               " connect_timeout=" + std::to_string(cfg.database.connect_timeout) +
-               " application_name=taolie-host-agent";
+    conninfo = store::ExternalConnInfo(cfg.database);
+    spdlog::info("database: external, host {} port {}, sslmode {}{}", cfg.database.host,
+                 cfg.database.port, store::EffectiveSslMode(cfg.database),
+                 cfg.database.sslrootcert.empty() ? "" : ", CA " + cfg.database.sslrootcert);
   }
   auto store = store::PgStore::Create(conninfo, cfg.database.statement_timeout_ms);
   if (!store.ok()) return MakeError(store.error().code, "database: " + store.error().message);

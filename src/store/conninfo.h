@@ -1,0 +1,22 @@
+#pragma once
+// libpq connection strings for an external database (`database.mode: external`).
+#include <string>
+#include <string_view>
+
+#include "config/config.h"
+
+namespace taolie::store {
+
+// True for a host the connection never leaves this machine for: "" (libpq's default socket),
+// a socket directory (starts with '/' or '@'), localhost or a loopback address.
+bool IsLocalDatabaseHost(std::string_view host);
+
+// database.sslmode as libpq gets it: the configured mode, or "" = `require` for a host that
+// is not local and `prefer` for a local one.
+std::string EffectiveSslMode(const config::DatabaseConfig& db);
+
+// host, port, dbname, user, password, connect_timeout, sslmode (effective), sslrootcert (when
+// set) and application_name, each value quoted. Holds the password: never log it.
+std::string ExternalConnInfo(const config::DatabaseConfig& db);
+
+}  // namespace taolie::store
