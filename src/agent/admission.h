@@ -52,7 +52,32 @@ Result<AdmissionPlan> Admit(const AdmissionInput& in);
 
 // A deploy's deployment_id must be new, or belong to this very command (a re-delivery or a
 // resume). One that belongs to another command is refused: InvalidArgument with the reason.
+  CommittedResources committed;  // by the other rentals (every deployment not yet ended)
+  FreeDisk free_disk;
+  int64_t host_disk_quota_mb = 0;  // HostDiskQuotaMb; 0 = no quota
 Status CheckDeploymentIdentity(const std::string& command_id, const std::string& deployment_id,
                                const std::optional<domain::Deployment>& existing);
 
 }  // namespace taolie::agent
+  int64_t disk_quota_mb = 0;  // the rental's disk quota (payload disk_mb, else the host's)
+// Totals: deployment.max_deployments (0 = no limit) counts rentals; memory and CPU limits
+// summed over the rentals stay within deployment.max_committed_share of the host's RAM and
+// logical CPUs. A request (memory_limit_mb, cpu_limit) that does not fit is refused; a default
+// size (limits.h) is cut to what is left, and refused when less than 256 MiB or 0.1 core is.
+// So N rentals sized by default are admitted until the share is used up, and the next is
+// refused. Disk: no new rental while Docker's data root or the database's filesystem has less
+// than deployment.min_free_disk_gb free.
+// The committed totals of `active` (deployments not ended): admitted limits from their spec,
+// or, for a row from before admission recorded them, its limits computed again.
+CommittedResources SumCommitted(const std::vector<domain::Deployment>& active,
+                                const config::DeploymentConfig& cfg, const HostCapacity& host);
+
+// The limits a created container gets: computed again from the spec, with the memory and CPU
+// limits admission granted (a default cut to what was left stays cut).
+ResourceLimits AdmittedLimits(const DeploySpec& spec, ResourceLimits computed);
+
+// Disk quota per rental: deployment.disk_quota_mb, else 80% of Docker's data root divided by
+// max(1, GPUs on the host), in MiB (0 = unknown size: no quota).
+int64_t HostDiskQuotaMb(const config::DeploymentConfig& cfg, uint64_t docker_root_total_bytes,
+                        int host_gpus);
+

@@ -207,6 +207,13 @@ Result<std::unique_ptr<AgentApp>> AgentApp::Create(const config::Config& cfg,
   if (auto g = impl->store->GetState("platform_gpu_uuid"); g.ok() && g->has_value()) {
     impl->rt->set_platform_gpu_uuid(**g);
   }
+  // Admission keeps deployment.min_free_disk_gb free on the database's filesystem: known for
+  // the managed cluster; an external database's data directory is not (documented).
+  if (impl->pg) {
+    impl->rt->set_database_dir(impl->pg->DataDir());
+  } else {
+    spdlog::info("database: external; its filesystem's free space is not checked by admission");
+  }
   impl->deps = std::make_unique<Deps>(Deps{impl->cfg, *impl->store, *impl->docker, *impl->gpus,
                                            *impl->host, *impl->api, impl->clock});
   impl->engine = std::make_unique<RentalEngine>(*impl->deps, *impl->rt, impl->probe);

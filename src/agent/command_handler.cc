@@ -100,8 +100,12 @@ void CommandHandler::ProcessDeploy(const store::CommandRecord& cmd, std::stop_to
     return;  // stays pending; retried by the next poll/reconcile
   }
   if (!gpus->empty()) host_gpus = static_cast<int>(gpus->size());
-  auto parsed = ParseDeployPayload(cmd.command_id, cmd.payload_json,
-                                   ValidationLimitsFromConfig(cfg.deployment, host_gpus));
+  ValidationLimits validation = ValidationLimitsFromConfig(cfg.deployment, host_gpus);
+  if (auto f = deps.host.Facts(); f.ok()) {
+    validation.max_disk_mb = HostDiskQuotaMb(cfg.deployment, f->storage_total_bytes,
+                                             static_cast<int>(gpus->size()));
+  }
+  auto parsed = ParseDeployPayload(cmd.command_id, cmd.payload_json, validation);
   if (!parsed.ok()) {
     spdlog::warn("deploy {} rejected: {}", cmd.command_id, parsed.error().message);
     std::string id = RejectedDeploymentId(cmd);
@@ -188,6 +192,21 @@ void CommandHandler::ProcessDeploy(const store::CommandRecord& cmd, std::stop_to
   }
 
   domain::Deployment d;
+    if (f->storage_total_bytes > 0) in.free_disk.docker_root_bytes = f->storage_available_bytes;
+    in.host_disk_quota_mb = HostDiskQuotaMb(cfg.deployment, f->storage_total_bytes,
+                                            static_cast<int>(gpus->size()));
+  }
+  if (std::string db_dir = ctx_.rt.database_dir(); !db_dir.empty()) {
+    if (auto free = deps.host.FreeBytes(db_dir); free.ok()) in.free_disk.database_bytes = *free;
+  }
+  if (auto active = deps.store.ActiveDeployments(); active.ok()) {
+    in.committed = SumCommitted(*active, cfg.deployment,
+                                {in.capacity.ram_bytes, in.capacity.logical_cpus,
+                                 static_cast<int>(gpus->size())});
+  } else {
+    spdlog::warn("deploy {}: store unavailable: {} (retried)", spec.deployment_id,
+                 active.error().ToString());
+    return;
   d.id = spec.deployment_id;
   d.command_id = cmd.command_id;
   d.user_id = spec.user_id;
@@ -210,6 +229,9 @@ void CommandHandler::ProcessDeploy(const store::CommandRecord& cmd, std::stop_to
   d.jupyter_token = *token;
   store::GpuClaim claim;
   claim.count = plan->gpu_count;
+  spec.admitted_memory_bytes = plan->limits.memory_bytes;  // counted in the host's totals
+  spec.admitted_nano_cpus = plan->limits.nano_cpus;
+  spec.admitted_disk_mb = plan->disk_quota_mb;
   claim.uuids = plan->gpu_uuids;
   auto created = deps.store.CreateDeployment(d, claim, {});
   if (!created.ok()) {

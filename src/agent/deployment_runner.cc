@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "agent/admission.h"
 #include "agent/container_spec.h"
 #include "agent/failpoints.h"
 #include "agent/rental_isolation.h"
@@ -149,7 +150,7 @@ void DeploymentRunner::Run(domain::Deployment d, std::stop_token stop) {
         ContainerSpecInput in;
         in.deployment = &d;
         in.spec = &spec;
-        in.limits = *limits;
+        in.limits = AdmittedLimits(spec, *limits);
         in.agent_id = ctx_.rt.agent_id();
         in.deployment_cfg = &deps.cfg.deployment;
         in.bind_ip = deps.cfg.network.bind_ip;

@@ -6,6 +6,8 @@
 #include <set>
 
 #include "agent/container_spec.h"
+#include "agent/rules/deploy_spec.h"
+#include "agent/rules/disk_quota.h"
 #include "platform/messages.h"
 
 namespace taolie::agent {
@@ -66,22 +68,80 @@ milliseconds RentalMonitor::Tick(domain::Deployment& d, const ClockReading& now)
   return duration - milliseconds(e.elapsed_ms);
 }
 
-SystemTime RentalMonitor::DeliverWarning(const domain::Deployment& d, int64_t left) {
-  auto ends_at = ctx_.deps.clock.Now() + std::chrono::seconds(left);
-  std::string msg = "TAOLIE: this rental ends at " + FormatRfc3339(ends_at) + " (in " +
-                    std::to_string(left) + " s). Save your work now.";
+void RentalMonitor::WriteInside(const domain::Deployment& d, const std::string& file,
+                                const std::string& msg) {
   auto r = ctx_.deps.docker.Exec(
       d.container_id,
       {"sh", "-c",
-       "mkdir -p /run/taolie && printf '%s\\n' \"$1\" > /run/taolie/expiry; "
-       "for t in /dev/pts/[0-9]*; do [ -c \"$t\" ] && printf '\\r\\n%s\\r\\n' \"$1\" > \"$t\"; "
+       "mkdir -p /run/taolie && printf '%s\\n' \"$2\" > \"/run/taolie/$1\"; "
+       "for t in /dev/pts/[0-9]*; do [ -c \"$t\" ] && printf '\\r\\n%s\\r\\n' \"$2\" > \"$t\"; "
        "done 2>/dev/null; true",
-       "sh", msg},
+       "sh", file, msg},
       std::chrono::seconds(10));
   if (!r.ok()) {
-    spdlog::warn("deployment {}: expiry warning not delivered inside: {}", d.id, r.error().message);
+    spdlog::warn("deployment {}: {} warning not delivered inside: {}", d.id, file,
+                 r.error().message);
   }
+}
+
+SystemTime RentalMonitor::DeliverWarning(const domain::Deployment& d, int64_t left) {
+  auto ends_at = ctx_.deps.clock.Now() + std::chrono::seconds(left);
+  WriteInside(d, "expiry",
+              "TAOLIE: this rental ends at " + FormatRfc3339(ends_at) + " (in " +
+                  std::to_string(left) + " s). Save your work now.");
   return ends_at;
+}
+
+void RentalMonitor::CheckDiskQuotas(const std::vector<domain::Deployment>& rentals) {
+  std::vector<std::pair<const domain::Deployment*, DeploySpec>> quoted;
+  for (const auto& d : rentals) {
+    auto spec = SpecFromJson(d.spec_json);
+    if (spec.ok() && spec->admitted_disk_mb > 0) quoted.emplace_back(&d, std::move(*spec));
+  }
+  std::set<std::string> still;
+  for (const auto& [d, spec] : quoted) still.insert(d->id);
+  std::erase_if(disk_warned_, [&](const std::string& id) { return still.count(id) == 0; });
+  if (quoted.empty()) return;
+  // One list call for every rental's writable layer, then each rental's bind volumes.
+  auto sizes = ctx_.deps.docker.WritableLayerSizes(
+      {{kLabelManaged, "true"}, {kLabelAgent, ctx_.rt.agent_id()}});
+  if (!sizes.ok()) {
+    spdlog::warn("disk quotas not measured this round: {}", sizes.error().ToString());
+    return;
+  }
+  for (const auto& [d, spec] : quoted) {
+    auto layer = sizes->find(d->container_id);
+    if (layer == sizes->end()) continue;  // gone: the round's other checks end it
+    auto used = static_cast<uint64_t>(layer->second);
+    for (const auto& [host_path, container_path] : spec.volumes) {
+      auto tree = ctx_.deps.host.TreeBytes(host_path, kMaxVolumeEntries);
+      if (!tree.ok()) {
+        spdlog::warn("deployment {}: volume {} not measured: {}", d->id, host_path,
+                     tree.error().message);
+        continue;
+      }
+      if (tree->truncated) {
+        spdlog::warn("deployment {}: volume {} has more than {} entries; counted the first", d->id,
+                     host_path, kMaxVolumeEntries);
+      }
+      used += tree->bytes;
+    }
+    switch (DecideDiskQuota(used, spec.admitted_disk_mb, disk_warned_.count(d->id) > 0)) {
+      case DiskQuotaAction::kNone:
+        break;
+      case DiskQuotaAction::kWarn:
+        spdlog::warn("deployment {}: uses {} MiB of its {} MiB disk quota: warned", d->id,
+                     used >> 20, spec.admitted_disk_mb);
+        WriteInside(*d, "disk", DiskQuotaWarning(used, spec.admitted_disk_mb));
+        disk_warned_.insert(d->id);
+        break;
+      case DiskQuotaAction::kEnd:
+        spdlog::warn("deployment {}: uses {} MiB, past its {} MiB disk quota: ending it", d->id,
+                     used >> 20, spec.admitted_disk_mb);
+        QueueEnd(d->id, "failed", kDiskQuotaReason);
+        break;
+    }
+  }
 }
 
 Status RentalMonitor::WarnExpiry(domain::Deployment& d, milliseconds left_ms) {
@@ -272,6 +332,7 @@ Status RentalMonitor::CheckOnce(std::stop_token stop) {
   }
   auto warn = std::chrono::seconds(deps.cfg.deployment.expiry_warning_seconds);
   std::vector<domain::Deployment> running;
+  std::vector<domain::Deployment> alive;  // running, not being ended: their disk is measured
   for (auto& d : *active) {
     if (stop.stop_requested()) break;
     if (d.state == DeploymentState::kStopping) {
@@ -309,7 +370,9 @@ Status RentalMonitor::CheckOnce(std::stop_token stop) {
       }
       ctx_.rt.NotifyOutbox();
     }
+    alive.push_back(d);
   }
+  if (!stop.stop_requested()) CheckDiskQuotas(alive);
   Remember(running);
   ctx_.rt.active_deployments = static_cast<int>(active->size());
   return OkStatus();

@@ -13,6 +13,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <stop_token>
 
 #include "agent/rental_context.h"
@@ -45,6 +46,11 @@ class RentalMonitor {
   Status WarnExpiry(domain::Deployment& d, std::chrono::milliseconds left);
   // Writes the warning into the container (a file and every terminal); returns its deadline.
   SystemTime DeliverWarning(const domain::Deployment& d, int64_t left_s);
+  // Writes `msg` to /run/taolie/<file> and every terminal of the container.
+  void WriteInside(const domain::Deployment& d, const std::string& file, const std::string& msg);
+  // Measures the writable layer (one list call) and bind volumes of each rental with a disk
+  // quota; warns at 90% and ends at 100% (rules/disk_quota.h). Once per round.
+  void CheckDiskQuotas(const std::vector<domain::Deployment>& rentals);
   // Advances the rental's clock to now (adopting a row that has none from its wall times),
   // notes a wall-clock step, and persists the checkpoint. Returns the time left.
   std::chrono::milliseconds Tick(domain::Deployment& d, const ClockReading& now);
@@ -61,6 +67,8 @@ class RentalMonitor {
   mutable std::mutex mu_;  // known_: the monitor's round and the stop jobs
   std::map<std::string, Known> known_;
   bool store_down_ = false;
+  std::set<std::string> disk_warned_;  // rentals warned of their disk quota (the round's thread)
+  static constexpr size_t kMaxVolumeEntries = 200000;  // per volume and round
 };
 
 }  // namespace taolie::agent

@@ -56,6 +56,16 @@ class Runtime {
     platform_gpu_uuid_ = v;
   }
   // What the last registration described (GPU UUIDs, ports...): a change means re-register.
+  // The database's data directory when it is on this host ("" = not known: its free space is
+  // not checked by admission).
+  std::string database_dir() const {
+    std::lock_guard l(mu_);
+    return database_dir_;
+  }
+  void set_database_dir(const std::string& v) {
+    std::lock_guard l(mu_);
+    database_dir_ = v;
+  }
   std::string registered_signature() const {
     std::lock_guard l(mu_);
     return registered_signature_;
@@ -143,3 +153,4 @@ class Runtime {
 };
 
 }  // namespace taolie::agent
+  std::string database_dir_;

@@ -130,6 +130,10 @@ class DockerClient {
   // Containers (all states) carrying every label in `labels` ("key" or "key=value" match).
   virtual Result<std::vector<ContainerInfo>> List(
       const std::map<std::string, std::string>& labels) = 0;
+  // The writable layer size (bytes) of each container carrying `labels`, by id: one
+  // GET /containers/json?size=true for all (the engine walks every layer: seconds, not ms).
+  virtual Result<std::map<std::string, int64_t>> WritableLayerSizes(
+      const std::map<std::string, std::string>& labels) = 0;
   // Runs `cmd` in the container as root and waits (bounded by `timeout`).
   virtual Result<ExecResult> Exec(const std::string& id, const std::vector<std::string>& cmd,
                                   std::chrono::seconds timeout) = 0;

@@ -413,6 +413,18 @@ Result<std::vector<ContainerInfo>> ParseList(std::string_view text) {
   return out;
 }
 
+Result<std::map<std::string, int64_t>> ParseWritableSizes(std::string_view text) {
+  auto j = ParseJson(text, "list");
+  if (!j.ok()) return j.error();
+  if (!j->is_array()) return MakeError(ErrorCode::kInternal, "docker: list response not an array");
+  std::map<std::string, int64_t> out;
+  for (const auto& c : *j) {
+    if (!c.is_object() || StringOr(c, "Id").empty()) continue;
+    out[StringOr(c, "Id")] = std::max<int64_t>(0, IntOr(c, "SizeRw"));
+  }
+  return out;
+}
+
 std::string BuildLabelFilter(const std::vector<std::pair<std::string, std::string>>& labels) {
   json values = json::array();
   for (const auto& [k, v] : labels) {

@@ -66,6 +66,8 @@ std::string BuildCreateBody(const ContainerSpec& spec);
 Result<ContainerInfo> ParseInspect(std::string_view json);
 // Maps GET /containers/json.
 Result<std::vector<ContainerInfo>> ParseList(std::string_view json);
+// GET /containers/json?size=true: each container's writable layer size (SizeRw, bytes) by id.
+Result<std::map<std::string, int64_t>> ParseWritableSizes(std::string_view json);
 // The `filters` query value for List: {"label":["k=v","k"]}.
 std::string BuildLabelFilter(const std::vector<std::pair<std::string, std::string>>& labels);
 

@@ -527,10 +527,10 @@ Result<ContainerInfo> EngineDockerClient::Inspect(const std::string& id_or_name)
   return ParseInspect(resp->body);
 }
 
-Result<std::vector<ContainerInfo>> EngineDockerClient::List(
-    const std::map<std::string, std::string>& labels) {
+Result<std::string> EngineDockerClient::ListJson(const std::map<std::string, std::string>& labels,
+                                                 bool sizes) {
   std::vector<std::pair<std::string, std::string>> filter(labels.begin(), labels.end());
-  std::string query = "?all=1";
+  std::string query = sizes ? "?all=1&size=true" : "?all=1";
   if (!filter.empty()) query += "&filters=" + PercentEncode(BuildLabelFilter(filter));
   auto path = VersionedPath("/containers/json" + query);
   if (!path.ok()) return path.error();
@@ -539,8 +539,24 @@ Result<std::vector<ContainerInfo>> EngineDockerClient::List(
   req.timeout = timeout_;
   auto resp = Perform(socket_path_, req);
   if (!resp.ok()) return resp.error();
-  if (resp->status != 200) return EngineError("list", *resp, ErrorCode::kFailedPrecondition);
-  return ParseList(resp->body);
+  if (resp->status != 200) {
+    return EngineError(sizes ? "list sizes" : "list", *resp, ErrorCode::kFailedPrecondition);
+  }
+  return std::move(resp->body);
+}
+
+Result<std::vector<ContainerInfo>> EngineDockerClient::List(
+    const std::map<std::string, std::string>& labels) {
+  auto body = ListJson(labels, false);
+  if (!body.ok()) return body.error();
+  return ParseList(*body);
+}
+
+Result<std::map<std::string, int64_t>> EngineDockerClient::WritableLayerSizes(
+    const std::map<std::string, std::string>& labels) {
+  auto body = ListJson(labels, true);
+  if (!body.ok()) return body.error();
+  return ParseWritableSizes(*body);
 }
 
 Result<NetworkInfo> EngineDockerClient::InspectNetwork(const std::string& name) {

@@ -47,6 +47,8 @@ class EngineDockerClient : public DockerClient {
   Result<ContainerInfo> Inspect(const std::string& id_or_name) override;
   Result<std::vector<ContainerInfo>> List(
       const std::map<std::string, std::string>& labels) override;
+  Result<std::map<std::string, int64_t>> WritableLayerSizes(
+      const std::map<std::string, std::string>& labels) override;
   Result<ExecResult> Exec(const std::string& id, const std::vector<std::string>& cmd,
                           std::chrono::seconds timeout) override;
   Result<NetworkInfo> InspectNetwork(const std::string& name) override;
@@ -58,6 +60,8 @@ class EngineDockerClient : public DockerClient {
                      std::string pinned_api_version);
   // "/v1.41" + path, negotiating first.
   Result<std::string> VersionedPath(const std::string& path);
+  // GET /containers/json?all=1[&size=true] of the containers carrying `labels`: the body.
+  Result<std::string> ListJson(const std::map<std::string, std::string>& labels, bool sizes);
 
   const std::string socket_path_;
   const std::chrono::seconds timeout_;

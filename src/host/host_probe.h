@@ -49,6 +49,15 @@ class HostProbe {
   virtual bool ProcessInContainer(uint32_t pid, const std::string& container_id) = 0;
   // The kernel's boot_id: changes at every boot ("" when unreadable).
   virtual std::string BootId() = 0;
+  // Bytes available to unprivileged writers on the filesystem holding `path` (statvfs).
+  virtual Result<uint64_t> FreeBytes(const std::string& path) = 0;
+  // Disk space used by the files under `path` (allocated blocks), walking at most
+  // `max_entries` entries without following symlinks or leaving its filesystem.
+  struct TreeUsage {
+    uint64_t bytes = 0;
+    bool truncated = false;  // more than max_entries: `bytes` counts what was walked
+  };
+  virtual Result<TreeUsage> TreeBytes(const std::string& path, size_t max_entries) = 0;
 };
 
 }  // namespace taolie::host

@@ -129,6 +129,42 @@ std::string LinuxHostProbe::StorageType(const std::string& path) const {
   return StorageTypeFromRotational(*rotational);
 }
 
+Result<uint64_t> LinuxHostProbe::FreeBytes(const std::string& path) {
+  auto usage = StatFs(path);
+  if (!usage.ok()) return usage.error();
+  return usage->available;
+}
+
+Result<HostProbe::TreeUsage> LinuxHostProbe::TreeBytes(const std::string& path,
+                                                       size_t max_entries) {
+  struct stat root {};
+  if (lstat(path.c_str(), &root) != 0) {
+    return MakeError(ErrorCode::kUnavailable, "lstat(" + path + "): " + std::strerror(errno));
+  }
+  TreeUsage out;
+  out.bytes = static_cast<uint64_t>(root.st_blocks) * 512;
+  if (!S_ISDIR(root.st_mode)) return out;
+  std::error_code ec;
+  fs::recursive_directory_iterator it(path, fs::directory_options::skip_permission_denied, ec);
+  if (ec) return MakeError(ErrorCode::kUnavailable, "walk " + path + ": " + ec.message());
+  size_t seen = 0;
+  for (; it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    if (ec) break;
+    if (++seen > max_entries) {
+      out.truncated = true;
+      break;
+    }
+    struct stat st {};
+    if (lstat(it->path().c_str(), &st) != 0) continue;  // gone meanwhile
+    if (S_ISDIR(st.st_mode) && st.st_dev != root.st_dev) {
+      it.disable_recursion_pending();  // another filesystem mounted inside
+      continue;
+    }
+    out.bytes += static_cast<uint64_t>(st.st_blocks) * 512;
+  }
+  return out;
+}
+
 Result<HostFacts> LinuxHostProbe::Facts() {
   HostFacts f;
   if (!options_.hostname_file.empty()) {

@@ -34,6 +34,8 @@ class LinuxHostProbe final : public HostProbe {
   bool PortInUse(int port) override;
   bool ProcessInContainer(uint32_t pid, const std::string& container_id) override;
   std::string BootId() override;
+  Result<uint64_t> FreeBytes(const std::string& path) override;
+  Result<TreeUsage> TreeBytes(const std::string& path, size_t max_entries) override;
 
   // Interfaces whose counters Sample() adds up (resolved on each call when auto).
   std::vector<std::string> CountedInterfaces();

@@ -156,6 +156,22 @@ class FakeDocker : public docker::DockerClient {
     }
     return out;
   }
+  std::map<std::string, int64_t> writable_sizes;  // by container id; a container not here: 0
+  Result<std::map<std::string, int64_t>> WritableLayerSizes(
+      const std::map<std::string, std::string>& labels) override {
+    TAOLIE_RETURN_IF_ERROR(Call("WritableLayerSizes"));
+    std::lock_guard l(mu_);
+    std::map<std::string, int64_t> out;
+    for (const auto& [id, c] : containers) {
+      bool match = true;
+      for (const auto& [k, v] : labels) {
+        auto it = c.labels.find(k);
+        if (it == c.labels.end() || (!v.empty() && it->second != v)) match = false;
+      }
+      if (match) out[id] = writable_sizes.count(id) > 0 ? writable_sizes[id] : 0;
+    }
+    return out;
+  }
   Result<docker::ExecResult> Exec(const std::string& id, const std::vector<std::string>& cmd,
                                   std::chrono::seconds) override {
     TAOLIE_RETURN_IF_ERROR(Call("Exec " + id));

@@ -55,6 +55,18 @@ class FakeHostProbe : public host::HostProbe {
     return container_pids.count({pid, container_id}) > 0;
   }
   std::string BootId() override { return boot_id; }
+  std::map<std::string, uint64_t> free_bytes;  // by path; a path not listed is unreadable
+  Result<uint64_t> FreeBytes(const std::string& path) override {
+    auto it = free_bytes.find(path);
+    if (it == free_bytes.end()) return Error{ErrorCode::kUnavailable, "statvfs(" + path + ")"};
+    return it->second;
+  }
+  std::map<std::string, uint64_t> tree_bytes;  // by path; a path not listed is unreadable
+  Result<TreeUsage> TreeBytes(const std::string& path, size_t) override {
+    auto it = tree_bytes.find(path);
+    if (it == tree_bytes.end()) return Error{ErrorCode::kUnavailable, "lstat(" + path + ")"};
+    return TreeUsage{it->second, false};
+  }
 };
 
 // Fails every call: the rental engine never talks to the platform directly (the outbox does).

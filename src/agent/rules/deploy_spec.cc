@@ -516,6 +516,15 @@ Result<DeploySpec> ParseDeployObject(const std::string& command_id, const Json& 
     if (*d > kMaxCpuLimit) return Invalid("cpu_limit: " + FormatNumber(*d) + " is out of range");
     spec.cpu_limit = *d;
   }
+  if (const Json* v = Field(obj, "disk_mb")) {
+    auto n = ReadPositiveMb(*v, "disk_mb");
+    if (!n.ok()) return n.error();
+    if (limits.max_disk_mb > 0 && *n > limits.max_disk_mb) {
+      return Invalid("disk_mb: " + std::to_string(*n) + " exceeds this host's disk quota of " +
+                     std::to_string(limits.max_disk_mb) + " MiB");
+    }
+    spec.disk_mb = *n;
+  }
   if (const Json* v = Field(obj, "ssh_public_key")) {
     auto k = ReadSshKey(*v);
     if (!k.ok()) return k.error();
@@ -642,6 +651,10 @@ std::string SpecToJson(const DeploySpec& spec) {
   j["ssh_public_key"] = spec.ssh_public_key ? Json(*spec.ssh_public_key) : Json(nullptr);
   j["price_per_hour"] = spec.price_per_hour ? Json(*spec.price_per_hour) : Json(nullptr);
   j["ssh_username"] = spec.ssh_username;
+  j["disk_mb"] = spec.disk_mb ? Json(*spec.disk_mb) : Json(nullptr);
+  j["admitted"] = {{"memory_bytes", spec.admitted_memory_bytes},
+                   {"nano_cpus", spec.admitted_nano_cpus},
+                   {"disk_mb", spec.admitted_disk_mb}};
   // Strings here were validated as UTF-8 by the parser; replace defensively rather than throw.
   return j.dump(-1, ' ', false, nlohmann::detail::error_handler_t::replace);
 }
@@ -682,6 +695,12 @@ Result<DeploySpec> SpecFromJson(const std::string& json_text) {
     TAOLIE_RETURN_IF_ERROR(GetOptional(j, "ssh_public_key", &s.ssh_public_key));
     TAOLIE_RETURN_IF_ERROR(GetOptional(j, "price_per_hour", &s.price_per_hour));
     TAOLIE_RETURN_IF_ERROR(Get(j, "ssh_username", &s.ssh_username));
+    TAOLIE_RETURN_IF_ERROR(GetOptional(j, "disk_mb", &s.disk_mb));
+    if (auto it = j.find("admitted"); it != j.end()) {  // absent in rows from before
+      TAOLIE_RETURN_IF_ERROR(Get(*it, "memory_bytes", &s.admitted_memory_bytes));
+      TAOLIE_RETURN_IF_ERROR(Get(*it, "nano_cpus", &s.admitted_nano_cpus));
+      TAOLIE_RETURN_IF_ERROR(Get(*it, "disk_mb", &s.admitted_disk_mb));
+    }
     return s;
   } catch (const std::exception& e) {
     return Invalid(std::string("spec: ") + e.what());

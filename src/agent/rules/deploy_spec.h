@@ -40,6 +40,12 @@ struct DeploySpec {
   std::optional<std::string> ssh_public_key;
   std::optional<double> price_per_hour;
   std::string ssh_username = "gpu-user";  // environment.SSH_USERNAME when valid
+  std::optional<int64_t> disk_mb;  // ext: writable layer + volumes, within the host's quota
+  // What admission granted (not from the payload; 0 = not recorded, rows from before): the
+  // memory and CPU limits the rental counts against the host's totals, and its disk quota.
+  int64_t admitted_memory_bytes = 0;
+  int64_t admitted_nano_cpus = 0;
+  int64_t admitted_disk_mb = 0;
 };
 
 struct ValidationLimits {
@@ -50,6 +56,7 @@ struct ValidationLimits {
   size_t max_env_value_bytes = 32768;
   size_t max_command_bytes = 16384;
   int max_gpus = 8;
+  int64_t max_disk_mb = 0;  // the host's disk quota per rental; 0 = not bounded here
 };
 
 // Limits from the operator's `deployment:` config; max_gpus is the host's GPU count (or a
