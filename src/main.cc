@@ -199,6 +199,8 @@ int CmdDev(const DevOptions& o) {
   cfg.monitoring.command_poll_interval = 2;
   cfg.monitoring.duration_check_interval = 5;
   cfg.api.port = 8471;
+  // The local test registry (tests/fixtures/services.sh) is on loopback: dev mode allows it.
+  cfg.deployment.allowed_registries = {"127.0.0.1:5555"};
 
   // Real NVML when the machine has it; the project's fake GPUs otherwise.
   std::string fake = o.fake_nvml;

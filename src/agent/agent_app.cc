@@ -23,6 +23,7 @@
 #include "gpu/nvml_gpu_probe.h"
 #include "host/command_runner.h"
 #include "host/firewall.h"
+#include "host/host_resolver.h"
 #include "host/linux_host_probe.h"
 #include "platform/https_platform_api.h"
 #include "store/conninfo.h"
@@ -214,8 +215,9 @@ Result<std::unique_ptr<AgentApp>> AgentApp::Create(const config::Config& cfg,
   } else {
     spdlog::info("database: external; its filesystem's free space is not checked by admission");
   }
-  impl->deps = std::make_unique<Deps>(Deps{impl->cfg, *impl->store, *impl->docker, *impl->gpus,
-                                           *impl->host, *impl->api, impl->clock});
+  impl->deps = std::make_unique<Deps>(Deps{
+      impl->cfg, *impl->store, *impl->docker, *impl->gpus, *impl->host, *impl->api, impl->clock,
+      [](const std::string& host) { return host::ResolveHost(host, std::chrono::seconds(3)); }});
   impl->engine = std::make_unique<RentalEngine>(*impl->deps, *impl->rt, impl->probe);
 
   // Rental isolation: the agent's network and firewall. Failing to set them up is not fatal:
@@ -292,6 +294,20 @@ Status AgentApp::Start() {
   m.rt->SetOutboxNotifier([outbox] { outbox->Wake(); });
   for (auto& r : m.runners) r->Start();
   m.started = started;
+  // docker.prefetch_images: pulled in the background on the deploy lane (never blocking start
+  // or the loops); a failure is logged and retried at the next start only.
+  for (const std::string& image : m.cfg.docker.prefetch_images) {
+    m.engine->work().Submit(
+        Lane::kDeploy, "prefetch:" + image, "prefetch:" + image, [&d, image](std::stop_token st) {
+          Status pulled = d.docker.Pull(image, {}, st);
+          if (pulled.ok()) {
+            spdlog::info("prefetch: {} pulled", image);
+          } else {
+            spdlog::warn("prefetch: {} not pulled ({}); retried at the next start", image,
+                         pulled.error().message);
+          }
+        });
+  }
   if (m.cfg.api.enabled) {
     telemetry::StatusServerOptions so;
     so.listen = m.cfg.api.listen == "localhost" ? "127.0.0.1" : m.cfg.api.listen;

@@ -8,11 +8,30 @@
 #include "agent/container_spec.h"
 #include "agent/failpoints.h"
 #include "agent/rental_isolation.h"
+#include "agent/rules/registry_policy.h"
 #include "common/secrets.h"
 
 namespace taolie::agent {
 
 using domain::DeploymentState;
+
+namespace {
+
+// The registry rule's view of the config: the allowed list and the agent's own ports.
+RegistryPolicy RegistryPolicyFromConfig(const config::Config& cfg) {
+  RegistryPolicy p;
+  p.allowed_registries = cfg.deployment.allowed_registries;
+  p.own_ports = {{cfg.api.port, "API port"},
+                 {cfg.network.ports.ssh, "SSH rental port"},
+                 {cfg.network.ports.rental_port_1, "rental port 1"},
+                 {cfg.network.ports.rental_port_2, "rental port 2"}};
+  std::erase_if(p.own_ports, [](const OwnPort& o) { return o.port <= 0; });
+  p.range_first = cfg.network.port_range.first;
+  p.range_last = cfg.network.port_range.last;
+  return p;
+}
+
+}  // namespace
 
 std::string PayloadDeploymentId(const store::CommandRecord& cmd) {
   auto j = nlohmann::json::parse(cmd.payload_json, nullptr, false);
@@ -150,6 +169,16 @@ void CommandHandler::ProcessDeploy(const store::CommandRecord& cmd, std::stop_to
   if (cancel->stop_requested()) {
     spdlog::info("deploy {}: terminated before it started", cmd.command_id);
     ctx_.FinishCommand(cmd, "failed", "terminated before it started", spec.deployment_id);
+    return;
+  }
+  // Registry rule, before anything is claimed or pulled (outside the admission lock: a name
+  // lookup may take a few seconds).
+  if (Status reg = CheckImageRegistry(spec.image, RegistryPolicyFromConfig(cfg), deps.resolve_host);
+      !reg.ok()) {
+    spdlog::warn("deploy {} refused: {}", spec.deployment_id, reg.error().message);
+    ctx_.FinishCommand(cmd, "failed", reg.error().message, spec.deployment_id,
+                       {ctx_.events.Failed(spec.deployment_id, "validate", reg.error().message)});
+    ctx_.rt.deploys_failed++;
     return;
   }
 

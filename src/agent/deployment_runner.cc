@@ -8,6 +8,7 @@
 #include "agent/rental_isolation.h"
 #include "agent/rental_network.h"
 #include "agent/rules/limits.h"
+#include "agent/rules/registry_policy.h"
 #include "platform/messages.h"
 
 namespace taolie::agent {
@@ -117,7 +118,9 @@ void DeploymentRunner::Run(domain::Deployment d, std::stop_token stop) {
             st);
         if (interrupted()) return;
         if (!pulled.ok()) {
-          auto present = deps.docker.ImageExists(d.image);
+          // Only an image the owner listed for prefetch may come from the local copy.
+          bool listed = IsListedImage(d.image, deps.cfg.docker.prefetch_images);
+          auto present = listed ? deps.docker.ImageExists(d.image) : Result<bool>(false);
           if (present.ok() && *present) {
             spdlog::warn("deployment {}: pull failed ({}), using the local copy of {}", d.id,
                          pulled.error().message, d.image);

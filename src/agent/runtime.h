@@ -35,6 +35,9 @@ struct Deps {
   host::HostProbe& host;
   platform::PlatformApi& api;
   Clock& clock;
+  // Resolves registry host names for the registry rule (agent/rules/registry_policy.h); empty:
+  // names are not resolved, so only allowed or literal public registries pass.
+  std::function<Result<std::vector<std::string>>(const std::string& host)> resolve_host;
 };
 
 // Thread-safe shared state.

@@ -145,6 +145,9 @@ struct DockerConfig {
   // used for image_gc_days are removed, oldest first (never one in use). 0 = no collection.
   double image_gc_min_free_gb = 20;
   int image_gc_days = 7;
+  // Images pulled in the background at start; only these may be used from the local copy
+  // when a rental's pull fails, and image collection never removes them.
+  std::vector<std::string> prefetch_images;
 };
 
 struct DeploymentConfig {

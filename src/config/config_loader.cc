@@ -19,6 +19,7 @@
 #include "common/log_level.h"
 #include "common/net_address.h"
 #include "common/secrets.h"
+#include "domain/image_reference.h"
 
 namespace taolie::config {
 namespace {
@@ -403,6 +404,7 @@ void ReadConfig(const YAML::Node& root, Config* c, std::vector<ConfigProblem>* p
     s.Int("pull_stall_timeout", &d.pull_stall_timeout);
     s.Double("image_gc_min_free_gb", &d.image_gc_min_free_gb);
     s.Int("image_gc_days", &d.image_gc_days);
+    s.StringList("prefetch_images", &d.prefetch_images);
   });
   r.Section("deployment", [&](Reader& s) {
     DeploymentConfig& d = c->deployment;
@@ -915,6 +917,13 @@ std::vector<ConfigProblem> Validate(const Config& c) {
   k.Positive("docker.pull_stall_timeout", dk.pull_stall_timeout);
   k.NonNegative("docker.image_gc_min_free_gb", dk.image_gc_min_free_gb);
   k.Positive("docker.image_gc_days", dk.image_gc_days);
+  for (size_t i = 0; i < dk.prefetch_images.size(); ++i) {
+    if (auto ref = domain::ParseImageReference(dk.prefetch_images[i]); !ref.ok()) {
+      k.Fatal(
+          "docker.prefetch_images[" + std::to_string(i) + "]",
+          "not an image reference (" + ref.error().message + "): " + Quote(dk.prefetch_images[i]));
+    }
+  }
 
   // deployment
   const DeploymentConfig& dp = c.deployment;

@@ -68,11 +68,52 @@ TEST_F(EngineTest, PullFailureWithoutALocalCopyFails) {
   EXPECT_EQ(docker.Count("Create "), 0);
 }
 
-TEST_F(EngineTest, PullFailureWithALocalCopyUsesIt) {
+TEST_F(EngineTest, PullFailureWithALocalCopyOfAPrefetchImageUsesIt) {
   docker.pull_mode = FakeDocker::PullMode::kFail;
   docker.local_images.insert("registry.local/sshd:1");
+  cfg.docker.prefetch_images = {"registry.local/sshd:1"};
   DeployNow("d1");
   EXPECT_EQ(store.Get("d1").state, DeploymentState::kRunning);
+}
+
+TEST_F(EngineTest, PullFailureNeverFallsBackToALocalCopyTheOwnerDidNotList) {
+  docker.pull_mode = FakeDocker::PullMode::kFail;
+  docker.local_images.insert("registry.local/sshd:1");
+  cfg.docker.prefetch_images = {"registry.local/other:1", "registry.local/sshd:2"};
+  DeployNow("d1");
+  EXPECT_EQ(store.Get("d1").error_stage, "pull");
+  EXPECT_EQ(docker.Count("ImageExists "), 0);
+  EXPECT_EQ(docker.Count("Create "), 0);
+}
+
+TEST_F(EngineTest, AnImageOnTheAgentsApiPortIsRefusedBeforeAnyClaimOrPull) {
+  cfg.api.port = 9109;
+  auto payload = Deploy("d1");
+  payload["image"] = "127.0.0.1:9109/taolie-test/sshd:1";
+  auto c = Command("cmd-d1", "deploy", payload);
+  engine->commands().Process(c, std::stop_token());
+  EXPECT_EQ(Result("cmd-d1"), "failed");
+  EXPECT_EQ(store.EventKinds("d1"), Kinds{"failed"});
+  int reasons = 0;
+  for (const auto& e : store.events) {
+    reasons += e.deployment_id == "d1" && e.body.find("\"validate\"") != std::string::npos &&
+               e.body.find(
+                   "127.0.0.1:9109 is a loopback address (port 9109 is the agent's API "
+                   "port)") != std::string::npos;
+  }
+  EXPECT_EQ(reasons, 1);
+  EXPECT_TRUE(store.deployments.empty());
+  EXPECT_EQ(docker.Count("Pull "), 0);
+  EXPECT_EQ(store.gpus[0].deployment_id, "");
+}
+
+TEST_F(EngineTest, ARegistryNameIsRefusedWhenNothingCanResolveIt) {
+  auto payload = Deploy("d1");
+  payload["image"] = "registry.example.com/app:1";
+  auto c = Command("cmd-d1", "deploy", payload);
+  engine->commands().Process(c, std::stop_token());  // the harness has no resolver
+  EXPECT_EQ(Result("cmd-d1"), "failed");
+  EXPECT_EQ(docker.Count("Pull "), 0);
 }
 
 TEST_F(EngineTest, StartFailureFailsAtStart) {

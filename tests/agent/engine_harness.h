@@ -27,6 +27,7 @@ class EngineTest : public ::testing::Test {
     cfg.deployment.stop_grace_seconds = 30;
     cfg.deployment.readiness_timeout_seconds = 120;
     cfg.deployment.expiry_warning_seconds = 300;
+    cfg.deployment.allowed_registries = {"registry.local"};  // the tests' images (no DNS here)
     store.AddGpu("GPU-a");
     store.AddGpu("GPU-b");
   }
@@ -35,7 +36,7 @@ class EngineTest : public ::testing::Test {
     engine.reset();
     rt = std::make_unique<agent::Runtime>("agent-1", "test", TimestampFormat::kRfc3339);
     engine = std::make_unique<agent::RentalEngine>(
-        agent::Deps{cfg, store, docker, gpus, host, api, clock}, *rt, probe, opts);
+        agent::Deps{cfg, store, docker, gpus, host, api, clock, {}}, *rt, probe, opts);
   }
   void TearDown() override {
     if (engine) engine->Shutdown();

@@ -108,19 +108,20 @@ TEST(CheckImageRegistry, RefusesLocalRegistriesInEverySpelling) {
   EXPECT_EQ(dns.calls, 0);  // literals and localhost are never resolved
 }
 
+// The refusal's message for `image`, or "" when it may be pulled.
+std::string Refusal(const std::string& image, FakeResolver& dns) {
+  Status st = CheckImageRegistry(image, Policy(), dns.Fn());
+  return st.ok() ? "" : st.error().message;
+}
+
 TEST(CheckImageRegistry, MessagesNameTheRegistryTheKindAndTheAgentPort) {
   FakeResolver dns;
-  Status st = CheckImageRegistry("127.0.0.1:9109/t/img:1", Policy(), dns.Fn());
-  ASSERT_FALSE(st.ok());
-  EXPECT_EQ(st.error().message,
+  EXPECT_EQ(Refusal("127.0.0.1:9109/t/img:1", dns),
             "image: registry 127.0.0.1:9109 is a loopback address (port 9109 is the agent's API "
             "port); list it in deployment.allowed_registries to allow it");
-  st = CheckImageRegistry("10.0.0.2:40050/img", Policy(), dns.Fn());
-  ASSERT_FALSE(st.ok());
-  EXPECT_NE(st.error().message.find("private address (port 40050 is in the agent's rental port "
-                                    "range)"),
-            std::string::npos)
-      << st.error().message;
+  EXPECT_NE(Refusal("10.0.0.2:40050/img", dns)
+                .find("private address (port 40050 is in the agent's rental port range)"),
+            std::string::npos);
 }
 
 TEST(CheckImageRegistry, ResolvesNamesThroughTheSeam) {
@@ -129,23 +130,16 @@ TEST(CheckImageRegistry, ResolvesNamesThroughTheSeam) {
   dns.table["evil.example.com"] = {"93.184.216.34", "::ffff:127.0.0.1"};
   dns.table["meta.example.com"] = {"169.254.169.254"};
   dns.table["empty.example.com"] = {};
-  EXPECT_TRUE(CheckImageRegistry("registry.example.com/team/app:2", Policy(), dns.Fn()).ok());
+  EXPECT_EQ(Refusal("registry.example.com/team/app:2", dns), "");
   EXPECT_EQ(dns.calls, 1);
-
-  Status st = CheckImageRegistry("evil.example.com:5000/x", Policy(), dns.Fn());
-  ASSERT_FALSE(st.ok());
-  EXPECT_EQ(st.error().message,
+  EXPECT_EQ(Refusal("evil.example.com:5000/x", dns),
             "image: registry evil.example.com:5000 resolves to ::ffff:127.0.0.1, a loopback "
             "address; list it in deployment.allowed_registries to allow it");
-  st = CheckImageRegistry("meta.example.com/x", Policy(), dns.Fn());
-  ASSERT_FALSE(st.ok());
-  EXPECT_NE(st.error().message.find("169.254.169.254, a link-local address"), std::string::npos);
-  st = CheckImageRegistry("empty.example.com/x", Policy(), dns.Fn());
-  ASSERT_FALSE(st.ok());
-  EXPECT_NE(st.error().message.find("resolves to no address"), std::string::npos);
-  st = CheckImageRegistry("unknown.example.com/x", Policy(), dns.Fn());
-  ASSERT_FALSE(st.ok());
-  EXPECT_NE(st.error().message.find("could not be resolved (no such host)"), std::string::npos);
+  EXPECT_NE(Refusal("meta.example.com/x", dns).find("169.254.169.254, a link-local address"),
+            std::string::npos);
+  EXPECT_NE(Refusal("empty.example.com/x", dns).find("resolves to no address"), std::string::npos);
+  EXPECT_NE(Refusal("unknown.example.com/x", dns).find("could not be resolved (no such host)"),
+            std::string::npos);
 }
 
 TEST(CheckImageRegistry, AllowedRegistriesAndDockerHubPassWithoutResolving) {
@@ -165,6 +159,21 @@ TEST(CheckImageRegistry, AllowedRegistriesAndDockerHubPassWithoutResolving) {
   EXPECT_FALSE(CheckImageRegistry("registry.example.com/x", p, HostResolver()).ok());
   EXPECT_TRUE(CheckImageRegistry("8.8.8.8:5000/x", p, HostResolver()).ok());
   EXPECT_FALSE(CheckImageRegistry("not an image", p, dns.Fn()).ok());
+}
+
+TEST(IsListedImage, MatchesTheSameReferenceInAnySpelling) {
+  std::vector<std::string> listed = {"ubuntu", "127.0.0.1:5555/taolie-test/sshd:1",
+                                     "nvidia/cuda@sha256:" + std::string(64, 'a')};
+  for (const char* same : {"ubuntu:latest", "docker.io/library/ubuntu", "library/ubuntu:latest",
+                           "index.docker.io/library/ubuntu", "127.0.0.1:5555/taolie-test/sshd:1"}) {
+    EXPECT_TRUE(IsListedImage(same, listed)) << same;
+  }
+  EXPECT_TRUE(IsListedImage("docker.io/nvidia/cuda@sha256:" + std::string(64, 'a'), listed));
+  for (const char* other : {"ubuntu:22.04", "127.0.0.1:5555/taolie-test/sshd:2",
+                            "127.0.0.1:5555/taolie-test/sshd", "nvidia/cuda", "-bad"}) {
+    EXPECT_FALSE(IsListedImage(other, listed)) << other;
+  }
+  EXPECT_FALSE(IsListedImage("ubuntu", {}));
 }
 
 }  // namespace

@@ -152,7 +152,7 @@ database: {mode: external, host: db.internal, connect_timeout: 3, sslmode: verif
 gpu: {exclude_uuids: ["GPU-1", "GPU-2"], idle_memory_margin_mb: 512, dirty_timeout_seconds: 60}
 logging: {level: WARNING, file: "", journal: false, console: off}
 docker: {host: "unix:///run/docker.sock", api_version: "1.41", image_gc_min_free_gb: 50,
-         image_gc_days: 3}
+         image_gc_days: 3, prefetch_images: ["127.0.0.1:5555/taolie-test/sshd:1", "ubuntu"]}
 deployment:
   allowed_volume_roots: ["/data/rentals", "/srv/x/"]
   max_memory_mb: 65536
@@ -215,6 +215,8 @@ provider: {name: "Acme", region: "eu-west"}
   EXPECT_EQ(c.gpu.dirty_timeout_seconds, 60);
   EXPECT_DOUBLE_EQ(c.docker.image_gc_min_free_gb, 50);
   EXPECT_EQ(c.docker.image_gc_days, 3);
+  EXPECT_EQ(c.docker.prefetch_images,
+            (std::vector<std::string>{"127.0.0.1:5555/taolie-test/sshd:1", "ubuntu"}));
   EXPECT_EQ(c.deployment.max_deployments, 4);
   EXPECT_DOUBLE_EQ(c.deployment.max_committed_share, 0.75);
   EXPECT_DOUBLE_EQ(c.deployment.min_free_disk_gb, 25.5);
@@ -318,6 +320,8 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"gpu: {idle_memory_margin_mb: -1}", "gpu.idle_memory_margin_mb"},
         BadCase{"docker: {image_gc_days: 0}", "docker.image_gc_days"},
         BadCase{"docker: {image_gc_min_free_gb: -5}", "docker.image_gc_min_free_gb"},
+        BadCase{"docker: {prefetch_images: [\"ubuntu\", \"Bad Image\"]}",
+                "docker.prefetch_images[1]"},
         BadCase{"deployment: {max_deployments: -1}", "deployment.max_deployments"},
         BadCase{"deployment: {max_committed_share: 0}", "deployment.max_committed_share"},
         BadCase{"deployment: {max_committed_share: 1.5}", "deployment.max_committed_share"},

@@ -122,6 +122,8 @@ struct HarnessOptions {
   std::string api_key = "sim-key";
   std::string nvml_library;   // "" = the project's fake libnvidia-ml.so.1
   std::string database_yaml;  // the `database:` section; "" = managed under the data dir
+  std::string docker_yaml;      // more keys of the `docker:` section ("  key: value\n" lines)
+  std::string deployment_yaml;  // more keys of the `deployment:` section, the same way
 };
 
 class AgentHarness {
@@ -183,8 +185,11 @@ class AgentHarness {
         << "\n"
         << "logging:\n  level: debug\n  file: \"\"\n  journal: false\n"
         << "docker:\n  host: " << docker_host_ << "\n"
+        << o_.docker_yaml
         << "deployment:\n  readiness_timeout_seconds: " << o_.readiness_timeout
         << "\n  stop_grace_seconds: 3\n  expiry_warning_seconds: 30\n"
+        << "  allowed_registries: [\"" << registry_ << "\"]\n"  // the local test registry
+        << o_.deployment_yaml
         << "api:\n  listen: 127.0.0.1\n  port: " << ssh_port_ + 3 << "\n"
         << "data_dir: " << root_ << "/data\n"
         << o_.extra_yaml;

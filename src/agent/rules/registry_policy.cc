@@ -194,4 +194,21 @@ Status CheckImageRegistry(std::string_view image, const RegistryPolicy& policy,
   return OkStatus();
 }
 
+bool IsListedImage(std::string_view image, const std::vector<std::string>& listed) {
+  auto key = [](std::string_view ref) -> std::optional<std::string> {
+    auto r = domain::ParseImageReference(ref);
+    if (!r.ok()) return std::nullopt;
+    std::string dom = Lower(r->domain);
+    std::string path = r->path;
+    if (dom.empty() || dom == "index.docker.io" || dom == "registry-1.docker.io") dom = "docker.io";
+    if (dom == "docker.io" && path.find('/') == std::string::npos) path = "library/" + path;
+    return dom + "/" + path +
+           (r->digest.empty() ? ":" + (r->tag.empty() ? "latest" : r->tag) : "@" + r->digest);
+  };
+  auto want = key(image);
+  if (!want) return false;
+  return std::any_of(listed.begin(), listed.end(),
+                     [&](const std::string& l) { return key(l) == want; });
+}
+
 }  // namespace taolie::agent

@@ -46,4 +46,8 @@ std::optional<std::string> LocalAddressKind(std::string_view address);
 Status CheckImageRegistry(std::string_view image, const RegistryPolicy& policy,
                           const HostResolver& resolve);
 
+// True when `image` names the same reference as one in `listed` ("ubuntu" is
+// "docker.io/library/ubuntu:latest"); a failed pull may use the local copy only of these.
+bool IsListedImage(std::string_view image, const std::vector<std::string>& listed);
+
 }  // namespace taolie::agent
