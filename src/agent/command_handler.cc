@@ -9,6 +9,7 @@
 #include "agent/failpoints.h"
 #include "agent/rental_isolation.h"
 #include "agent/rules/registry_policy.h"
+#include "agent/volume_admission.h"
 #include "common/secrets.h"
 
 namespace taolie::agent {
@@ -191,6 +192,20 @@ void CommandHandler::ProcessDeploy(const store::CommandRecord& cmd, std::stop_to
                        {ctx_.events.Failed(spec.deployment_id, "validate", why)});
     ctx_.rt.deploys_failed++;
   };
+  // Host volumes, resolved on the filesystem and rewritten to their canonical paths; under
+  // the admission lock, so two rentals never both get the same host path.
+  if (!spec.volumes.empty()) {
+    auto running = deps.store.ActiveDeployments();
+    if (!running.ok()) {
+      spdlog::warn("deploy {}: store unavailable: {} (retried)", spec.deployment_id,
+                   running.error().ToString());
+      return;
+    }
+    if (Status vol = AdmitVolumes(cfg, deps.docker.Version(), *running, &spec); !vol.ok()) {
+      refuse(vol.error().message);
+      return;
+    }
+  }
   gpus = deps.store.ListGpus();
   auto allocated = deps.store.AllocatedPorts();
   if (!gpus.ok() || !allocated.ok()) {

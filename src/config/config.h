@@ -228,6 +228,7 @@ struct Config {
   ApiConfig api;
   std::string data_dir = "/var/lib/taolie-host-agent";
   std::map<std::string, std::string> provider;  // name/region/contact, informational
+  std::string config_file;  // not a key: the file this was loaded from ("" = none)
 };
 
 }  // namespace taolie::config

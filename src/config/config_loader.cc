@@ -713,6 +713,8 @@ Result<LoadResult> LoadConfigFile(const std::string& path, const EnvLookup& gete
   }
   LoadResult result;
   LoadFromNode(root, getenv, &result);
+  // Host volumes never reach the config file's directory (issue 7, item 5).
+  result.config.config_file = std::filesystem::absolute(path, ec).lexically_normal().string();
   return result;
 }
 
