@@ -160,11 +160,6 @@ Result<AdmissionPlan> Admit(const AdmissionInput& in) {
   return plan;
 }
 
-Status CheckDeploymentIdentity(const std::string& command_id, const std::string& deployment_id,
-                               const std::optional<domain::Deployment>& existing) {
-  if (!existing || existing->command_id == command_id) return OkStatus();
-  return MakeError(
-      ErrorCode::kInvalidArgument,
 CommittedResources SumCommitted(const std::vector<domain::Deployment>& active,
                                 const config::DeploymentConfig& cfg, const HostCapacity& host) {
   CommittedResources out;
@@ -204,6 +199,11 @@ int64_t HostDiskQuotaMb(const config::DeploymentConfig& cfg, uint64_t docker_roo
   return static_cast<int64_t>(share) / kMiB;
 }
 
+Status CheckDeploymentIdentity(const std::string& command_id, const std::string& deployment_id,
+                               const std::optional<domain::Deployment>& existing) {
+  if (!existing || existing->command_id == command_id) return OkStatus();
+  return MakeError(
+      ErrorCode::kInvalidArgument,
       "deployment_id: " + deployment_id + " already belongs to another command's deployment");
 }
 

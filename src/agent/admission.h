@@ -25,6 +25,20 @@ struct GpuSlot {  // one GPU as admission sees it
   std::string deployment_id;  // "" = free
 };
 
+// What the rentals already on this host hold: their number and the memory and CPU limits
+// admission granted them (SumCommitted).
+struct CommittedResources {
+  int rentals = 0;
+  int64_t memory_bytes = 0;
+  int64_t nano_cpus = 0;
+};
+
+// Free space where rentals and the database write; nullopt = not known (not checked).
+struct FreeDisk {
+  std::optional<uint64_t> docker_root_bytes;
+  std::optional<uint64_t> database_bytes;
+};
+
 struct AdmissionInput {
   const DeploySpec* spec = nullptr;
   std::vector<GpuSlot> gpus;
@@ -37,6 +51,9 @@ struct AdmissionInput {
   // Why the host cannot isolate rentals now (rental_isolation.h), "" when it can or the owner
   // waived it (deployment.require_isolation: false).
   std::string isolation_problem;
+  CommittedResources committed;  // by the other rentals (every deployment not yet ended)
+  FreeDisk free_disk;
+  int64_t host_disk_quota_mb = 0;  // HostDiskQuotaMb; 0 = no quota
 };
 
 struct AdmissionPlan {
@@ -44,22 +61,13 @@ struct AdmissionPlan {
   std::vector<std::string> gpu_uuids;  // or exactly these
   std::vector<domain::PortAllocation> ports;
   ResourceLimits limits;
+  int64_t disk_quota_mb = 0;  // the rental's disk quota (payload disk_mb, else the host's)
 };
 
 // FailedPrecondition with a reason a renter can read ("gpu_count: 2 requested but only 1
 // healthy GPU(s) are free", "no free host port ...", a limit above the host cap ...).
 Result<AdmissionPlan> Admit(const AdmissionInput& in);
 
-// A deploy's deployment_id must be new, or belong to this very command (a re-delivery or a
-// resume). One that belongs to another command is refused: InvalidArgument with the reason.
-  CommittedResources committed;  // by the other rentals (every deployment not yet ended)
-  FreeDisk free_disk;
-  int64_t host_disk_quota_mb = 0;  // HostDiskQuotaMb; 0 = no quota
-Status CheckDeploymentIdentity(const std::string& command_id, const std::string& deployment_id,
-                               const std::optional<domain::Deployment>& existing);
-
-}  // namespace taolie::agent
-  int64_t disk_quota_mb = 0;  // the rental's disk quota (payload disk_mb, else the host's)
 // Totals: deployment.max_deployments (0 = no limit) counts rentals; memory and CPU limits
 // summed over the rentals stay within deployment.max_committed_share of the host's RAM and
 // logical CPUs. A request (memory_limit_mb, cpu_limit) that does not fit is refused; a default
@@ -81,3 +89,9 @@ ResourceLimits AdmittedLimits(const DeploySpec& spec, ResourceLimits computed);
 int64_t HostDiskQuotaMb(const config::DeploymentConfig& cfg, uint64_t docker_root_total_bytes,
                         int host_gpus);
 
+// A deploy's deployment_id must be new, or belong to this very command (a re-delivery or a
+// resume). One that belongs to another command is refused: InvalidArgument with the reason.
+Status CheckDeploymentIdentity(const std::string& command_id, const std::string& deployment_id,
+                               const std::optional<domain::Deployment>& existing);
+
+}  // namespace taolie::agent

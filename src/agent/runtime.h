@@ -146,6 +146,7 @@ class Runtime {
   const TimestampFormat ts_;
   std::string platform_gpu_uuid_;
   std::string registered_signature_;
+  std::string database_dir_;
   std::atomic<bool> registered_{false};
   std::atomic<bool> draining_{false};
   SystemTime last_platform_ok_{};
@@ -156,4 +157,3 @@ class Runtime {
 };
 
 }  // namespace taolie::agent
-  std::string database_dir_;
