@@ -219,6 +219,21 @@ void CommandHandler::ProcessDeploy(const store::CommandRecord& cmd, std::stop_to
   for (const auto& a : *allocated) in.ports_in_db.insert(a.host_port);
   if (auto f = deps.host.Facts(); f.ok()) {
     in.capacity = HostCapacity{f->ram_total_bytes, f->cpu_logical, 0};
+    if (f->storage_total_bytes > 0) in.free_disk.docker_root_bytes = f->storage_available_bytes;
+    in.host_disk_quota_mb = HostDiskQuotaMb(cfg.deployment, f->storage_total_bytes,
+                                            static_cast<int>(gpus->size()));
+  }
+  if (std::string db_dir = ctx_.rt.database_dir(); !db_dir.empty()) {
+    if (auto free = deps.host.FreeBytes(db_dir); free.ok()) in.free_disk.database_bytes = *free;
+  }
+  if (auto active = deps.store.ActiveDeployments(); active.ok()) {
+    in.committed = SumCommitted(*active, cfg.deployment,
+                                {in.capacity.ram_bytes, in.capacity.logical_cpus,
+                                 static_cast<int>(gpus->size())});
+  } else {
+    spdlog::warn("deploy {}: store unavailable: {} (retried)", spec.deployment_id,
+                 active.error().ToString());
+    return;
   }
   in.deployment = &cfg.deployment;
   in.named = NamedPorts{cfg.network.ports.ssh, cfg.network.ports.rental_port_1,
@@ -236,26 +251,14 @@ void CommandHandler::ProcessDeploy(const store::CommandRecord& cmd, std::stop_to
   }
 
   domain::Deployment d;
-    if (f->storage_total_bytes > 0) in.free_disk.docker_root_bytes = f->storage_available_bytes;
-    in.host_disk_quota_mb = HostDiskQuotaMb(cfg.deployment, f->storage_total_bytes,
-                                            static_cast<int>(gpus->size()));
-  }
-  if (std::string db_dir = ctx_.rt.database_dir(); !db_dir.empty()) {
-    if (auto free = deps.host.FreeBytes(db_dir); free.ok()) in.free_disk.database_bytes = *free;
-  }
-  if (auto active = deps.store.ActiveDeployments(); active.ok()) {
-    in.committed = SumCommitted(*active, cfg.deployment,
-                                {in.capacity.ram_bytes, in.capacity.logical_cpus,
-                                 static_cast<int>(gpus->size())});
-  } else {
-    spdlog::warn("deploy {}: store unavailable: {} (retried)", spec.deployment_id,
-                 active.error().ToString());
-    return;
   d.id = spec.deployment_id;
   d.command_id = cmd.command_id;
   d.user_id = spec.user_id;
   d.template_id = spec.template_id;
   d.image = spec.image;
+  spec.admitted_memory_bytes = plan->limits.memory_bytes;  // counted in the host's totals
+  spec.admitted_nano_cpus = plan->limits.nano_cpus;
+  spec.admitted_disk_mb = plan->disk_quota_mb;
   d.spec_json = SpecToJson(spec);
   d.container_name = ContainerName(d.id);
   d.duration_minutes = spec.duration_minutes;
@@ -273,9 +276,6 @@ void CommandHandler::ProcessDeploy(const store::CommandRecord& cmd, std::stop_to
   d.jupyter_token = *token;
   store::GpuClaim claim;
   claim.count = plan->gpu_count;
-  spec.admitted_memory_bytes = plan->limits.memory_bytes;  // counted in the host's totals
-  spec.admitted_nano_cpus = plan->limits.nano_cpus;
-  spec.admitted_disk_mb = plan->disk_quota_mb;
   claim.uuids = plan->gpu_uuids;
   auto created = deps.store.CreateDeployment(d, claim, {});
   if (!created.ok()) {
