@@ -124,7 +124,7 @@ Result<AdmissionPlan> Admit(const AdmissionInput& in) {
   if (plan.gpu_uuids.empty() && plan.gpu_count > 0) {
     int free = 0;
     for (const auto& g : in.gpus) {
-      if (g.present && g.deployment_id.empty() && domain::Rentable(g.health)) ++free;
+      if (g.present && g.deployment_id.empty() && !g.dirty && domain::Rentable(g.health)) ++free;
     }
     if (plan.gpu_count > free) {
       return MakeError(ErrorCode::kFailedPrecondition,
@@ -143,6 +143,11 @@ Result<AdmissionPlan> Admit(const AdmissionInput& in) {
     }
     if (!slot->deployment_id.empty()) {
       return MakeError(ErrorCode::kFailedPrecondition, "gpu_uuids: " + uuid + " is rented");
+    }
+    if (slot->dirty) {
+      return MakeError(ErrorCode::kFailedPrecondition,
+                       "gpu_uuids: " + uuid +
+                           " is dirty: the last rental's processes or memory are still on it");
     }
     if (!domain::Rentable(slot->health)) {
       return MakeError(ErrorCode::kFailedPrecondition,

@@ -23,6 +23,7 @@ struct GpuSlot {  // one GPU as admission sees it
   bool present = true;
   domain::GpuHealthState health = domain::GpuHealthState::kHealthy;
   std::string deployment_id;  // "" = free
+  bool dirty = false;  // released by an ended rental, not yet idle (gpu_cleanliness.h): not free
 };
 
 // What the rentals already on this host hold: their number and the memory and CPU limits

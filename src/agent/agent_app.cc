@@ -411,14 +411,20 @@ std::string StatusJson(AgentApp::Impl& m) {
     }
   }
   json gpus = json::array();
+  const auto held_back = rt.GpusHeldBack();
   if (auto list = m.store->ListGpus(); list.ok()) {
     for (const auto& g : *list) {
+      auto held = held_back.find(g.uuid);
       gpus.push_back({{"index", g.index},
                       {"uuid", g.uuid},
                       {"name", g.name},
                       {"health", g.health},
                       {"present", g.present},
-                      {"deployment_id", g.deployment_id}});
+                      {"deployment_id", g.deployment_id},
+                      // Dirty after a rental: not claimed until NVML shows it idle again.
+                      {"dirty", g.dirty_since.has_value()},
+                      {"dirty_after", g.dirty_after},
+                      {"held_back", held == held_back.end() ? json(nullptr) : json(held->second)}});
     }
   }
   auto up =

@@ -215,7 +215,9 @@ void CommandHandler::ProcessDeploy(const store::CommandRecord& cmd, std::stop_to
   }
   AdmissionInput in;
   in.spec = &spec;
-  for (const auto& g : *gpus) in.gpus.push_back({g.uuid, g.present, g.health, g.deployment_id});
+  for (const auto& g : *gpus) {
+    in.gpus.push_back({g.uuid, g.present, g.health, g.deployment_id, g.dirty_since.has_value()});
+  }
   for (const auto& a : *allocated) in.ports_in_db.insert(a.host_port);
   if (auto f = deps.host.Facts(); f.ok()) {
     in.capacity = HostCapacity{f->ram_total_bytes, f->cpu_logical, 0};

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "agent/command_handler.h"
+#include "agent/gpu_cleanliness.h"
 #include "agent/health_rules.h"
 #include "agent/periodic_runner.h"
 #include "agent/reconciler.h"
@@ -42,6 +43,13 @@ class GpuMetricsLoop final : public Loop {
   std::map<std::string, std::string> claims_;
   uint64_t claims_generation_ = ~0ull;
   std::chrono::steady_clock::time_point claims_read_{};
+  // Dirty GPUs (gpu_cleanliness.h): uuid -> the deployment whose end made it dirty, read with
+  // the claims; each GPU's baseline; when this run first saw it dirty; the ones held back.
+  void CheckDirtyGpus(const std::vector<gpu::GpuSample>& samples);
+  std::map<std::string, std::string> dirty_;
+  std::map<std::string, GpuBaseline> baselines_;
+  std::map<std::string, MonoTime> dirty_seen_;
+  std::map<std::string, std::string> held_back_;
 };
 
 // 2. GPU health (60 s): checks per GPU, host report, GPU inventory sync, retention.

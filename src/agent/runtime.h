@@ -102,6 +102,16 @@ class Runtime {
     return latest_gpu_;
   }
 
+  // GPUs still dirty after gpu.dirty_timeout_seconds, with why (set by the GPU metrics loop).
+  void SetGpusHeldBack(std::map<std::string, std::string> held) {
+    std::lock_guard l(mu_);
+    gpus_held_back_ = std::move(held);
+  }
+  std::map<std::string, std::string> GpusHeldBack() const {
+    std::lock_guard l(mu_);
+    return gpus_held_back_;
+  }
+
   // Wakes the outbox sender (set by the composition root).
   void SetOutboxNotifier(std::function<void()> f) {
     std::lock_guard l(mu_);
@@ -153,6 +163,7 @@ class Runtime {
   std::vector<gpu::GpuSample> latest_gpu_;
   SystemTime latest_gpu_at_{};
   std::function<void()> outbox_notifier_;
+  std::map<std::string, std::string> gpus_held_back_;  // uuid -> reason
   std::atomic<RentalIsolation*> isolation_{nullptr};
 };
 

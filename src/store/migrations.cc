@@ -195,6 +195,14 @@ ALTER TABLE deployments
   ADD COLUMN ready_elapsed_ms bigint;
 )sql";
 
+// Migration 4: a GPU released by an ended rental is dirty (never claimed) until NVML shows it
+// idle again (agent/gpu_cleanliness.h); kept here so that a crash never makes it clean.
+constexpr std::string_view kGpuDirty = R"sql(
+ALTER TABLE gpu_status
+  ADD COLUMN dirty_since timestamptz,
+  ADD COLUMN dirty_after text NOT NULL DEFAULT '';
+)sql";
+
 }  // namespace
 
 const std::vector<Migration>& Migrations() {
@@ -202,6 +210,7 @@ const std::vector<Migration>& Migrations() {
       {1, "initial schema", kInitialSchema},
       {2, "outbox order per deployment, retry schedule", kOutboxPerDeployment},
       {3, "rental clock on monotonic time", kRentalClock},
+      {4, "dirty GPUs after a rental", kGpuDirty},
   };
   return kMigrations;
 }

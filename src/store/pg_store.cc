@@ -288,7 +288,7 @@ CommandRecord ToCommand(const Rows& r, int i) {
 
 constexpr const char* kGpuColumns =
     "uuid, index, name, memory_total_mb, pci_bus_id, health, present, "
-    "coalesce(deployment_id, '') AS deployment_id";
+    "coalesce(deployment_id, '') AS deployment_id, dirty_since, dirty_after";
 
 GpuRecord ToGpu(const Rows& r, int i) {
   GpuRecord g;
@@ -300,6 +300,8 @@ GpuRecord ToGpu(const Rows& r, int i) {
   g.health = domain::ParseGpuHealthState(r.Str(i, "health")).value_or(GpuHealthState::kUnhealthy);
   g.present = r.Flag(i, "present");
   g.deployment_id = r.Str(i, "deployment_id");
+  g.dirty_since = r.OptTs(i, "dirty_since");
+  g.dirty_after = r.Str(i, "dirty_after");
   return g;
 }
 
@@ -411,7 +413,8 @@ Result<std::vector<std::string>> ClaimGpus(Tx& tx, const std::string& id, const 
     auto r = tx.Exec(
         "UPDATE gpu_status SET deployment_id = $1, claimed_at = now(), updated_at = now() "
         "WHERE uuid IN (SELECT uuid FROM gpu_status WHERE deployment_id IS NULL AND present "
-        "  AND health IN ('healthy', 'warning') ORDER BY index, uuid LIMIT $2 "
+        "  AND health IN ('healthy', 'warning') AND dirty_since IS NULL "
+        "  ORDER BY index, uuid LIMIT $2 "
         "  FOR UPDATE SKIP LOCKED) "
         "RETURNING uuid, index",
         {id, Num(claim.count)});
@@ -458,7 +461,7 @@ Result<std::vector<std::string>> ClaimGpus(Tx& tx, const std::string& id, const 
   auto r = tx.Exec(
       "UPDATE gpu_status SET deployment_id = $1, claimed_at = now(), updated_at = now() "
       "WHERE uuid = ANY($2::text[]) AND deployment_id IS NULL AND present "
-      "  AND health IN ('healthy', 'warning') "
+      "  AND health IN ('healthy', 'warning') AND dirty_since IS NULL "
       "RETURNING uuid",
       {id, TextArray(claim.uuids)});
   if (!r.ok()) return r.error();
@@ -468,7 +471,8 @@ Result<std::vector<std::string>> ClaimGpus(Tx& tx, const std::string& id, const 
   for (const auto& uuid : claim.uuids) {
     if (got.count(uuid)) continue;
     auto why = tx.Exec(
-        "SELECT health, present, coalesce(deployment_id, '') AS deployment_id "
+        "SELECT health, present, coalesce(deployment_id, '') AS deployment_id, "
+        "  dirty_since IS NOT NULL AS dirty, dirty_after "
         "FROM gpu_status WHERE uuid = $1",
         {uuid});
     if (!why.ok()) return why.error();
@@ -479,6 +483,8 @@ Result<std::vector<std::string>> ClaimGpus(Tx& tx, const std::string& id, const 
       reason = "claimed by deployment " + why->Str(0, "deployment_id");
     } else if (!why->Flag(0, "present")) {
       reason = "not present";
+    } else if (why->Flag(0, "dirty")) {
+      reason = "dirty since deployment " + why->Str(0, "dirty_after") + " ended";
     } else {
       reason = "health " + why->Str(0, "health");
     }
@@ -690,6 +696,18 @@ Status PgStore::SetGpuHealth(const std::string& uuid, GpuHealthState health) {
   return impl_->Run("set GPU health", [&](Tx& tx) -> Status {
     auto r = tx.Exec("UPDATE gpu_status SET health = $2, updated_at = now() WHERE uuid = $1",
                      {uuid, domain::GpuHealthStateName(health)});
+    if (!r.ok()) return r.error();
+    if (r->Affected() == 0) return MakeError(ErrorCode::kNotFound, "GPU " + uuid + " unknown");
+    return OkStatus();
+  });
+}
+
+Status PgStore::MarkGpuClean(const std::string& uuid) {
+  return impl_->Run("mark GPU clean", [&](Tx& tx) -> Status {
+    auto r = tx.Exec(
+        "UPDATE gpu_status SET dirty_since = NULL, dirty_after = '', updated_at = now() "
+        "WHERE uuid = $1",
+        {uuid});
     if (!r.ok()) return r.error();
     if (r->Affected() == 0) return MakeError(ErrorCode::kNotFound, "GPU " + uuid + " unknown");
     return OkStatus();
@@ -921,7 +939,8 @@ Status PgStore::UpdateDeployment(const Deployment& d, const std::vector<OutboxEv
          OptNum(d.ready_elapsed_ms)}));
     if (ended) {
       TAOLIE_RETURN_IF_ERROR(tx.Exec(
-          "UPDATE gpu_status SET deployment_id = NULL, claimed_at = NULL, updated_at = now() "
+          "UPDATE gpu_status SET deployment_id = NULL, claimed_at = NULL, updated_at = now(), "
+          "  dirty_since = now(), dirty_after = $1 "  // idle again only once NVML says so
           "WHERE deployment_id = $1",
           {d.id}));
       TAOLIE_RETURN_IF_ERROR(

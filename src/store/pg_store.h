@@ -40,6 +40,7 @@ class PgStore final : public Store {
   Status SyncGpus(const std::vector<GpuRecord>& present) override;
   Result<std::vector<GpuRecord>> ListGpus() override;
   Status SetGpuHealth(const std::string& uuid, GpuHealthState health) override;
+  Status MarkGpuClean(const std::string& uuid) override;
 
   Result<bool> RecordCommand(const CommandRecord& command) override;
   Result<std::optional<CommandRecord>> GetCommand(const std::string& command_id) override;

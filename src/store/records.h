@@ -66,6 +66,10 @@ struct GpuRecord {
   GpuHealthState health = GpuHealthState::kHealthy;
   bool present = true;             // seen at the last scan
   std::string deployment_id;       // "" = free
+  // Set when a rental that held it ended; cleared when NVML shows it idle again (a dirty GPU
+  // is never claimed). dirty_after: the deployment whose end made it dirty.
+  std::optional<SystemTime> dirty_since;
+  std::string dirty_after;
 };
 
 }  // namespace taolie::store

@@ -46,6 +46,8 @@ class Store {
   virtual Status SyncGpus(const std::vector<GpuRecord>& present) = 0;
   virtual Result<std::vector<GpuRecord>> ListGpus() = 0;  // ordered by index
   virtual Status SetGpuHealth(const std::string& uuid, GpuHealthState health) = 0;
+  // A dirty GPU (released by an ended rental: UpdateDeployment) is idle again: claimable.
+  virtual Status MarkGpuClean(const std::string& uuid) = 0;
 
   // --- commands (command_queue) ---
   // Inserts a new command (state pending) and returns true; for a known command_id only

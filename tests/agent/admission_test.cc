@@ -91,6 +91,29 @@ TEST(Admission, NamedGpusMustBeHereFreeAndRentable) {
   }
 }
 
+// A GPU released by an ended rental and not yet idle again is not free (issue 7, item 3).
+TEST(Admission, DirtyGpusAreNeitherCountedNorClaimedByName) {
+  Host h;
+  h.in.gpus[0].dirty = true;  // GPU-a: only GPU-b is free now
+  DeploySpec two = Spec(2);
+  h.in.spec = &two;
+  auto plan = Admit(h.in);
+  ASSERT_FALSE(plan.ok());
+  EXPECT_NE(plan.error().message.find("only 1 healthy GPU(s) are free"), std::string::npos)
+      << plan.error().message;
+  DeploySpec one = Spec(1);
+  h.in.spec = &one;
+  EXPECT_TRUE(Admit(h.in).ok());
+  DeploySpec named = Spec(1);
+  named.gpu_uuids = {"GPU-a"};
+  h.in.spec = &named;
+  plan = Admit(h.in);
+  ASSERT_FALSE(plan.ok());
+  EXPECT_EQ(plan.error().code, ErrorCode::kFailedPrecondition);
+  EXPECT_EQ(plan.error().message,
+            "gpu_uuids: GPU-a is dirty: the last rental's processes or memory are still on it");
+}
+
 TEST(Admission, PortsSkipWhatTheDatabaseOrTheHostHolds) {
   Host h;
   DeploySpec s = Spec(1);

@@ -156,6 +156,8 @@ TEST_F(EngineTest, ResumesFromEveryStateAfterACrash) {
     EXPECT_EQ(docker.List({{agent::kLabelDeployment, id}})->size(), 1u);
     // Done with it: end it so the next round has a free GPU.
     ASSERT_TRUE(agent::RentalEnder(engine->context()).End(id, "terminated", "t", {}).ok());
+    // Its GPU is dirty until found idle (the GPU metrics loop's job): idle at once here.
+    for (const auto& g : store.gpus) ASSERT_TRUE(store.MarkGpuClean(g.uuid).ok());
   }
 }
 

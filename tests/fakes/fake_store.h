@@ -97,6 +97,18 @@ class FakeStore : public store::Store {
     }
     return MakeError(ErrorCode::kNotFound, "gpu " + uuid);
   }
+  Status MarkGpuClean(const std::string& uuid) override {
+    std::lock_guard l(mu_);
+    TAOLIE_RETURN_IF_ERROR(Up());
+    for (auto& g : gpus) {
+      if (g.uuid == uuid) {
+        g.dirty_since.reset();
+        g.dirty_after.clear();
+        return OkStatus();
+      }
+    }
+    return MakeError(ErrorCode::kNotFound, "gpu " + uuid);
+  }
 
   // --- commands ---
   Result<bool> RecordCommand(const store::CommandRecord& c) override {
@@ -155,7 +167,8 @@ class FakeStore : public store::Store {
     if (chosen.empty()) {
       for (const auto& g : gpus) {
         if (static_cast<int>(chosen.size()) == claim.count) break;
-        if (g.present && g.deployment_id.empty() && domain::Rentable(g.health)) {
+        if (g.present && g.deployment_id.empty() && domain::Rentable(g.health) &&
+            !g.dirty_since) {
           chosen.push_back(g.uuid);
         }
       }
@@ -165,7 +178,7 @@ class FakeStore : public store::Store {
     }
     for (const auto& u : chosen) {
       auto g = std::find_if(gpus.begin(), gpus.end(), [&](auto& x) { return x.uuid == u; });
-      if (g == gpus.end() || !g->deployment_id.empty()) {
+      if (g == gpus.end() || !g->deployment_id.empty() || g->dirty_since) {
         return MakeError(ErrorCode::kFailedPrecondition, "GPU " + u + " is not free");
       }
     }
@@ -244,7 +257,10 @@ class FakeStore : public store::Store {
     cur = next;
     if (d.state == domain::DeploymentState::kEnded) {
       for (auto& g : gpus) {
-        if (g.deployment_id == d.id) g.deployment_id.clear();
+        if (g.deployment_id != d.id) continue;
+        g.deployment_id.clear();
+        g.dirty_since = SystemTime{};  // as PgStore: dirty until the metrics loop finds it idle
+        g.dirty_after = d.id;
       }
       for (auto p = ports_.begin(); p != ports_.end();) {
         p = p->second.first == d.id ? ports_.erase(p) : std::next(p);

@@ -503,6 +503,48 @@ TEST_F(PgStoreTest, StaleWritesNeverRestoreSecretsNorMoveTimeBack) {
   EXPECT_EQ(got.ready_elapsed_ms, std::optional<int64_t>(1'000));
 }
 
+// Issue 7, item 3: the GPUs of an ended rental are dirty (kept across restarts: a column) and
+// never claimed, by count or by name, until MarkGpuClean.
+TEST_F(PgStoreTest, DirtyGpusAreNotClaimedUntilClean) {
+  SyncThreeGpus();
+  auto first = store_->CreateDeployment(MakeDeployment("d1"), GpuClaim{0, {"GPU-a"}}, {});
+  ASSERT_TRUE(first.ok()) << first.error().ToString();
+  Deployment d = *first;
+  d.state = DeploymentState::kStopping;
+  ASSERT_TRUE(store_->UpdateDeployment(d, {}).ok());
+  d.state = DeploymentState::kEnded;
+  ASSERT_TRUE(store_->UpdateDeployment(d, {Event("d1", EventKind::kTerminated)}).ok());
+  auto gpus = store_->ListGpus();
+  ASSERT_TRUE(gpus.ok());
+  EXPECT_EQ((*gpus)[0].deployment_id, "");
+  EXPECT_TRUE((*gpus)[0].dirty_since.has_value());
+  EXPECT_EQ((*gpus)[0].dirty_after, "d1");
+  EXPECT_FALSE((*gpus)[1].dirty_since.has_value());
+  EXPECT_EQ(sql_->Scalar("SELECT count(*) FROM gpu_status WHERE dirty_since IS NOT NULL"), "1");
+
+  auto named = store_->CreateDeployment(MakeDeployment("d2"), GpuClaim{0, {"GPU-a"}}, {});
+  ASSERT_FALSE(named.ok());
+  EXPECT_EQ(named.error().code, ErrorCode::kFailedPrecondition);
+  EXPECT_NE(named.error().message.find("GPU-a (dirty since deployment d1 ended)"),
+            std::string::npos)
+      << named.error().message;
+  EXPECT_FALSE(store_->GetDeployment("d2")->has_value());
+  // By count: only GPU-b and GPU-c, never the dirty GPU-a.
+  auto counted = store_->CreateDeployment(MakeDeployment("d3"), GpuClaim{2, {}}, {});
+  ASSERT_TRUE(counted.ok()) << counted.error().ToString();
+  EXPECT_EQ(counted->gpu_uuids, (std::vector<std::string>{"GPU-b", "GPU-c"}));
+  auto none_left = store_->CreateDeployment(MakeDeployment("d4"), GpuClaim{1, {}}, {});
+  ASSERT_FALSE(none_left.ok());
+  EXPECT_EQ(none_left.error().code, ErrorCode::kFailedPrecondition);
+
+  ASSERT_TRUE(store_->MarkGpuClean("GPU-a").ok());
+  EXPECT_EQ(store_->MarkGpuClean("GPU-z").error().code, ErrorCode::kNotFound);
+  EXPECT_FALSE((*store_->ListGpus())[0].dirty_since.has_value());
+  auto clean = store_->CreateDeployment(MakeDeployment("d5"), GpuClaim{0, {"GPU-a"}}, {});
+  ASSERT_TRUE(clean.ok()) << clean.error().ToString();
+  EXPECT_EQ(clean->gpu_uuids, std::vector<std::string>{"GPU-a"});
+}
+
 TEST_F(PgStoreTest, UpdateDeploymentToEndedReleasesGpusAndPorts) {
   SyncThreeGpus();
   auto created = store_->CreateDeployment(MakeDeployment("d1", {40022, 40023}), GpuClaim{2, {}},
@@ -565,7 +607,8 @@ TEST_F(PgStoreTest, UpdateDeploymentToEndedReleasesGpusAndPorts) {
   EXPECT_EQ((*events)[2].kind, EventKind::kTerminated);
   EXPECT_LT((*events)[0].id, (*events)[1].id);
 
-  // The freed GPUs and ports can be claimed again.
+  // The freed GPUs and ports can be claimed again, the GPUs once found idle (dirty until then).
+  for (const auto& g : *gpus) ASSERT_TRUE(store_->MarkGpuClean(g.uuid).ok()) << g.uuid;
   auto again = store_->CreateDeployment(MakeDeployment("d2", {40022}), GpuClaim{3, {}}, {});
   EXPECT_TRUE(again.ok()) << again.error().ToString();
   auto recent = store_->RecentDeployments(10);
