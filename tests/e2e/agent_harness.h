@@ -122,6 +122,7 @@ struct HarnessOptions {
   std::string api_key = "sim-key";
   std::string nvml_library;   // "" = the project's fake libnvidia-ml.so.1
   std::string database_yaml;  // the `database:` section; "" = managed under the data dir
+  std::string gpu_yaml;       // more keys of the `gpu:` section ("  key: value\n" lines)
   std::string docker_yaml;      // more keys of the `docker:` section ("  key: value\n" lines)
   std::string deployment_yaml;  // more keys of the `deployment:` section, the same way
 };
@@ -183,6 +184,7 @@ class AgentHarness {
                                      : o_.database_yaml)
         << "gpu:\n  nvml_library: " << (o_.nvml_library.empty() ? FAKE_NVML_PATH : o_.nvml_library)
         << "\n"
+        << o_.gpu_yaml
         << "logging:\n  level: debug\n  file: \"\"\n  journal: false\n"
         << "docker:\n  host: " << docker_host_ << "\n"
         << o_.docker_yaml
