@@ -52,6 +52,7 @@ struct AgentApp::Impl {
   host::SubprocessRunner firewall_runner;
   std::unique_ptr<host::IptablesFirewall> firewall;
   std::unique_ptr<RentalIsolation> isolation;
+  std::unique_ptr<ImageCollector> image_gc;
   std::vector<std::unique_ptr<Loop>> loops;
   std::vector<std::unique_ptr<PeriodicRunner>> runners;
   PeriodicRunner* outbox_runner = nullptr;
@@ -190,6 +191,8 @@ Result<std::unique_ptr<AgentApp>> AgentApp::Create(const config::Config& cfg,
   ho.storage_path = storage_path;
   ho.interface = cfg.network.interface;
   impl->host = host::LinuxHostProbe::Create(ho);
+  impl->image_gc = std::make_unique<ImageCollector>(*impl->docker, *impl->store, *impl->host,
+                                                    impl->cfg.docker, impl->clock, storage_path);
 
   platform::HttpsPlatformApi::Options po;
   po.base_url = cfg.server.url;
@@ -285,7 +288,7 @@ Status AgentApp::Start() {
   add(std::make_unique<MetricsPushLoop>(d, *m.rt), mon.metrics_push_interval, 2000);
   add(std::make_unique<HealthPushLoop>(d, *m.rt), mon.health_push_interval, 3000);
   add(std::make_unique<DurationMonitorLoop>(m.engine->monitor(), m.engine->reconciler(),
-                                            m.isolation.get()),
+                                            m.isolation.get(), m.image_gc.get()),
       mon.duration_check_interval, 500);
   // The outbox is woken whenever an event is written; the interval is only a safety net.
   m.outbox_runner = add(std::make_unique<OutboxLoop>(d, *m.rt), 60, 200);
@@ -451,7 +454,8 @@ std::string StatusJson(AgentApp::Impl& m) {
                 {"platform_errors", rt.platform_errors.load()},
                 {"rental_jobs_thrown", m.engine->work().jobs_thrown()},
                 {"containers_adopted", rt.containers_adopted.load()},
-                {"containers_ended_unadoptable", rt.containers_ended_unadoptable.load()}}},
+                {"containers_ended_unadoptable", rt.containers_ended_unadoptable.load()},
+                {"images_collected", m.image_gc->collected()}}},
               {"without_database",
                {{"monitor_rounds", rt.store_down_rounds.load()},
                 {"warnings", rt.offline_warnings.load()},

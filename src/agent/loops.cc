@@ -556,6 +556,13 @@ Status DurationMonitorLoop::RunOnce(std::stop_token stop) {
   // Isolation failures are logged and shown by RentalIsolation itself (and refuse new
   // rentals); they never hold back the monitor.
   if (isolation_ != nullptr) (void)isolation_->Ensure();
+  // Image collection never holds back the monitor either: its error is logged when it changes.
+  if (images_ != nullptr) {
+    Status gc = images_->RunOnce();
+    std::string error = gc.ok() ? "" : gc.error().ToString();
+    if (!error.empty() && error != images_error_) spdlog::warn("image gc: check failed: {}", error);
+    images_error_ = std::move(error);
+  }
   return checked.ok() ? reconciled : checked;
 }
 

@@ -15,6 +15,7 @@
 #include "agent/command_handler.h"
 #include "agent/gpu_cleanliness.h"
 #include "agent/health_rules.h"
+#include "agent/image_gc.h"
 #include "agent/periodic_runner.h"
 #include "agent/reconciler.h"
 #include "agent/rental_isolation.h"
@@ -161,9 +162,10 @@ class HealthPushLoop final : public Loop {
 class DurationMonitorLoop final : public Loop {
  public:
   // `isolation` (may be null) is ensured every round: rules flushed by someone come back.
+  // `images` (may be null) checks free space and collects unused images every round.
   DurationMonitorLoop(RentalMonitor& monitor, Reconciler& reconciler,
-                      RentalIsolation* isolation = nullptr)
-      : monitor_(monitor), reconciler_(reconciler), isolation_(isolation) {}
+                      RentalIsolation* isolation = nullptr, ImageCollector* images = nullptr)
+      : monitor_(monitor), reconciler_(reconciler), isolation_(isolation), images_(images) {}
   const char* Name() const override { return "duration-monitor"; }
   Status RunOnce(std::stop_token stop) override;
 
@@ -171,6 +173,8 @@ class DurationMonitorLoop final : public Loop {
   RentalMonitor& monitor_;
   Reconciler& reconciler_;
   RentalIsolation* isolation_;
+  ImageCollector* images_;
+  std::string images_error_;  // the last image check's error, logged when it changes
   int rounds_ = 0;
 };
 

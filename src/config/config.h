@@ -142,7 +142,8 @@ struct DockerConfig {
   int pull_timeout = 3600;       // seconds for a whole pull
   int pull_stall_timeout = 300;  // seconds a pull may receive nothing before it is abandoned
   // When free space on Docker's data root is under image_gc_min_free_gb, images no rental has
-  // used for image_gc_days are removed, oldest first (never one in use). 0 = no collection.
+  // used for image_gc_days are removed, oldest first (never one in use). 0 = no collection;
+  // image_gc_days 0 = any image no container uses.
   double image_gc_min_free_gb = 20;
   int image_gc_days = 7;
   // Images pulled in the background at start; only these may be used from the local copy

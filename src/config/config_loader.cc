@@ -918,7 +918,7 @@ std::vector<ConfigProblem> Validate(const Config& c) {
   k.Positive("docker.pull_timeout", dk.pull_timeout);
   k.Positive("docker.pull_stall_timeout", dk.pull_stall_timeout);
   k.NonNegative("docker.image_gc_min_free_gb", dk.image_gc_min_free_gb);
-  k.Positive("docker.image_gc_days", dk.image_gc_days);
+  k.NonNegative("docker.image_gc_days", dk.image_gc_days);
   for (size_t i = 0; i < dk.prefetch_images.size(); ++i) {
     if (auto ref = domain::ParseImageReference(dk.prefetch_images[i]); !ref.ok()) {
       k.Fatal(

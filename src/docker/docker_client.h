@@ -58,6 +58,7 @@ struct ContainerInfo {
   std::string id;
   std::string name;  // without leading '/'
   std::string image;
+  std::string image_id;  // "sha256:..." (ImageID), only from List
   std::string state;  // created | running | paused | restarting | removing | exited | dead
   bool running = false;
   int exit_code = 0;
@@ -69,6 +70,14 @@ struct ContainerInfo {
   std::vector<std::string> env;                 // only from Inspect
   bool privileged = false;                      // only from Inspect
   std::vector<std::string> device_request_ids;  // GPU UUIDs requested, only from Inspect
+};
+
+// One local image (GET /images/json).
+struct ImageInfo {
+  std::string id;                      // "sha256:..."
+  std::vector<std::string> repo_tags;  // "repo:tag"; empty for a dangling image
+  int64_t created = 0;                 // unix seconds
+  int64_t size = 0;                    // bytes
 };
 
 struct PullProgress {
@@ -137,6 +146,12 @@ class DockerClient {
   // Runs `cmd` in the container as root and waits (bounded by `timeout`).
   virtual Result<ExecResult> Exec(const std::string& id, const std::vector<std::string>& cmd,
                                   std::chrono::seconds timeout) = 0;
+  // Every local image (top-level, not intermediate layers).
+  virtual Result<std::vector<ImageInfo>> ListImages() = 0;
+  // Removes image `id_or_ref` (never forced; a reference untags, its last tag deletes):
+  // FailedPrecondition while a container uses it or (by id) it has several tags (409),
+  // NotFound when absent.
+  virtual Status RemoveImage(const std::string& id_or_ref) = 0;
   // NotFound when no network has this name or id.
   virtual Result<NetworkInfo> InspectNetwork(const std::string& name) = 0;
   // A bridge network without IPv6; returns its id. AlreadyExists when the name is taken.

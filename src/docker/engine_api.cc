@@ -393,6 +393,7 @@ Result<std::vector<ContainerInfo>> ParseList(std::string_view text) {
       if (!info.name.empty() && info.name.front() == '/') info.name.erase(0, 1);
     }
     info.image = StringOr(c, "Image");
+    info.image_id = StringOr(c, "ImageID");
     info.state = StringOr(c, "State");
     info.running = info.state == "running";
     info.exit_code = ExitCodeFromStatus(StringOr(c, "Status"));
@@ -423,6 +424,34 @@ Result<std::map<std::string, int64_t>> ParseWritableSizes(std::string_view text)
     out[StringOr(c, "Id")] = std::max<int64_t>(0, IntOr(c, "SizeRw"));
   }
   return out;
+}
+
+Result<std::vector<ImageInfo>> ParseImageList(std::string_view text) {
+  auto j = ParseJson(text, "image list");
+  if (!j.ok()) return j.error();
+  if (!j->is_array()) {
+    return MakeError(ErrorCode::kInternal, "docker: image list response not an array");
+  }
+  std::vector<ImageInfo> out;
+  for (const auto& i : *j) {
+    if (!i.is_object() || StringOr(i, "Id").empty()) continue;
+    ImageInfo info;
+    info.id = StringOr(i, "Id");
+    for (std::string& tag : StringList(i, "RepoTags")) {
+      if (tag != "<none>:<none>") info.repo_tags.push_back(std::move(tag));
+    }
+    info.created = IntOr(i, "Created");
+    info.size = std::max<int64_t>(0, IntOr(i, "Size"));
+    out.push_back(std::move(info));
+  }
+  return out;
+}
+
+bool IsValidImageId(std::string_view id) {
+  if (id.rfind("sha256:", 0) == 0) id.remove_prefix(7);
+  if (id.size() < 12 || id.size() > 64) return false;
+  return std::all_of(id.begin(), id.end(),
+                     [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
 }
 
 std::string BuildLabelFilter(const std::vector<std::pair<std::string, std::string>>& labels) {

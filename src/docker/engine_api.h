@@ -68,6 +68,10 @@ Result<ContainerInfo> ParseInspect(std::string_view json);
 Result<std::vector<ContainerInfo>> ParseList(std::string_view json);
 // GET /containers/json?size=true: each container's writable layer size (SizeRw, bytes) by id.
 Result<std::map<std::string, int64_t>> ParseWritableSizes(std::string_view json);
+// Maps GET /images/json.
+Result<std::vector<ImageInfo>> ParseImageList(std::string_view json);
+// An image id as it may appear in a URL path: [sha256:] followed by 12-64 lowercase hex.
+bool IsValidImageId(std::string_view id);
 // The `filters` query value for List: {"label":["k=v","k"]}.
 std::string BuildLabelFilter(const std::vector<std::pair<std::string, std::string>>& labels);
 

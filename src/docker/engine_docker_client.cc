@@ -559,6 +559,34 @@ Result<std::map<std::string, int64_t>> EngineDockerClient::WritableLayerSizes(
   return ParseWritableSizes(*body);
 }
 
+Result<std::vector<ImageInfo>> EngineDockerClient::ListImages() {
+  auto path = VersionedPath("/images/json");
+  if (!path.ok()) return path.error();
+  HttpRequest req;
+  req.path = *path;
+  req.timeout = timeout_;
+  auto resp = Perform(socket_path_, req);
+  if (!resp.ok()) return resp.error();
+  if (resp->status != 200) return EngineError("list images", *resp, ErrorCode::kInternal);
+  return ParseImageList(resp->body);
+}
+
+Status EngineDockerClient::RemoveImage(const std::string& id_or_ref) {
+  if (!IsValidImageId(id_or_ref)) {
+    if (auto ref = ParseImageReference(id_or_ref); !ref.ok()) return ref.error();
+  }
+  auto path = VersionedPath("/images/" + id_or_ref + "?force=0");
+  if (!path.ok()) return path.error();
+  HttpRequest req;
+  req.method = "DELETE";
+  req.path = *path;
+  req.timeout = timeout_;
+  auto resp = Perform(socket_path_, req);
+  if (!resp.ok()) return resp.error();
+  if (resp->status == 200) return OkStatus();
+  return EngineError("remove image " + id_or_ref, *resp, ErrorCode::kFailedPrecondition);
+}
+
 Result<NetworkInfo> EngineDockerClient::InspectNetwork(const std::string& name) {
   TAOLIE_RETURN_IF_ERROR(CheckRef(name));
   auto path = VersionedPath("/networks/" + name);

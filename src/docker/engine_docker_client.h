@@ -51,6 +51,8 @@ class EngineDockerClient : public DockerClient {
       const std::map<std::string, std::string>& labels) override;
   Result<ExecResult> Exec(const std::string& id, const std::vector<std::string>& cmd,
                           std::chrono::seconds timeout) override;
+  Result<std::vector<ImageInfo>> ListImages() override;
+  Status RemoveImage(const std::string& id_or_ref) override;
   Result<NetworkInfo> InspectNetwork(const std::string& name) override;
   Result<std::string> CreateNetwork(const NetworkSpec& spec) override;
   Status RemoveNetwork(const std::string& name) override;

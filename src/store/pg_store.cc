@@ -1001,6 +1001,16 @@ Result<std::vector<PortAllocation>> PgStore::AllocatedPorts() {
   });
 }
 
+Result<std::map<std::string, SystemTime>> PgStore::ImageLastUse() {
+  return impl_->Run("image last use", [&](Tx& tx) -> Result<std::map<std::string, SystemTime>> {
+    auto r = tx.Exec("SELECT image, max(created_at) AS last_use FROM deployments GROUP BY image");
+    if (!r.ok()) return r.error();
+    std::map<std::string, SystemTime> out;
+    for (int i = 0; i < r->size(); ++i) out[r->Str(i, "image")] = r->Ts(i, "last_use");
+    return out;
+  });
+}
+
 Status PgStore::ScrubSecrets(const std::string& deployment_id) {
   return impl_->Run("scrub secrets", [&](Tx& tx) -> Status {
     auto r = tx.Exec(

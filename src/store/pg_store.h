@@ -59,6 +59,7 @@ class PgStore final : public Store {
   Result<std::vector<Deployment>> ActiveDeployments() override;
   Result<std::vector<Deployment>> RecentDeployments(int limit) override;
   Result<std::vector<PortAllocation>> AllocatedPorts() override;
+  Result<std::map<std::string, SystemTime>> ImageLastUse() override;
   Status SaveDeploymentClock(const Deployment& d) override;
   Status ScrubSecrets(const std::string& deployment_id) override;
 

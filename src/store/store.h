@@ -2,6 +2,7 @@
 // Store seam: the agent's durable state. PgStore implements it on PostgreSQL via libpq.
 // Every method is one transaction. Methods that take `events` append them to the outbox in
 // the same transaction as the state change (crash safety: the change and its report are one).
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -82,6 +83,8 @@ class Store {
   virtual Result<std::vector<Deployment>> ActiveDeployments() = 0;
   virtual Result<std::vector<Deployment>> RecentDeployments(int limit) = 0;  // newest first
   virtual Result<std::vector<PortAllocation>> AllocatedPorts() = 0;
+  // The latest deployments.created_at of each image reference any rental used (image GC).
+  virtual Result<std::map<std::string, SystemTime>> ImageLastUse() = 0;
   // Writes only the rental's clock (clock_* and elapsed_ms), and only forward.
   virtual Status SaveDeploymentClock(const Deployment& d) = 0;
   // Sets ssh_password = NULL and jupyter_token = '' (once `success` is delivered); later

@@ -318,7 +318,7 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"database: {sslrootcert: ca.pem}", "database.sslrootcert"},
         BadCase{"gpu: {dirty_timeout_seconds: 0}", "gpu.dirty_timeout_seconds"},
         BadCase{"gpu: {idle_memory_margin_mb: -1}", "gpu.idle_memory_margin_mb"},
-        BadCase{"docker: {image_gc_days: 0}", "docker.image_gc_days"},
+        BadCase{"docker: {image_gc_days: -1}", "docker.image_gc_days"},
         BadCase{"docker: {image_gc_min_free_gb: -5}", "docker.image_gc_min_free_gb"},
         BadCase{"docker: {prefetch_images: [\"ubuntu\", \"Bad Image\"]}",
                 "docker.prefetch_images[1]"},

@@ -6,6 +6,7 @@
 // used by the engine: a call fails the test loudly.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <condition_variable>
 #include <map>
 #include <mutex>
@@ -178,6 +179,30 @@ class FakeDocker : public docker::DockerClient {
     std::lock_guard l(mu_);
     execs.push_back(cmd);
     return docker::ExecResult{0, ""};
+  }
+  std::vector<docker::ImageInfo> images;  // what ListImages answers; RemoveImage erases
+  std::set<std::string> images_in_use;     // RemoveImage answers FailedPrecondition for these
+  Result<std::vector<docker::ImageInfo>> ListImages() override {
+    TAOLIE_RETURN_IF_ERROR(Call("ListImages"));
+    std::lock_guard l(mu_);
+    return images;
+  }
+  // By id (refused while it has several tags) or by tag (untags; the last tag deletes).
+  Status RemoveImage(const std::string& id_or_ref) override {
+    TAOLIE_RETURN_IF_ERROR(Call("RemoveImage " + id_or_ref));
+    std::lock_guard l(mu_);
+    auto it = std::find_if(images.begin(), images.end(), [&](const docker::ImageInfo& i) {
+      return i.id == id_or_ref ||
+             std::find(i.repo_tags.begin(), i.repo_tags.end(), id_or_ref) != i.repo_tags.end();
+    });
+    if (it == images.end()) return MakeError(ErrorCode::kNotFound, "no image " + id_or_ref);
+    if (images_in_use.count(it->id) > 0) return MakeError(ErrorCode::kFailedPrecondition, "in use");
+    if (it->id == id_or_ref && it->repo_tags.size() > 1) {
+      return MakeError(ErrorCode::kFailedPrecondition, "referenced in multiple repositories");
+    }
+    std::erase(it->repo_tags, id_or_ref);
+    if (it->id == id_or_ref || it->repo_tags.empty()) images.erase(it);
+    return OkStatus();
   }
   Result<docker::NetworkInfo> InspectNetwork(const std::string& name) override {
     TAOLIE_RETURN_IF_ERROR(Call("InspectNetwork " + name));

@@ -303,6 +303,16 @@ class FakeStore : public store::Store {
     for (const auto& [port, owner] : ports_) out.push_back(owner.second);
     return out;
   }
+  Result<std::map<std::string, SystemTime>> ImageLastUse() override {
+    std::lock_guard l(mu_);
+    TAOLIE_RETURN_IF_ERROR(Up());
+    std::map<std::string, SystemTime> out;
+    for (const auto& [id, d] : deployments) {
+      auto [it, fresh] = out.emplace(d.image, d.created_at);
+      if (!fresh) it->second = std::max(it->second, d.created_at);
+    }
+    return out;
+  }
   Status SaveDeploymentClock(const Deployment& d) override {
     std::lock_guard l(mu_);
     TAOLIE_RETURN_IF_ERROR(Up());

@@ -360,6 +360,26 @@ TEST_F(PgStoreTest, CreateDeploymentClaimsByCountSkippingUnusableGpus) {
 
 // Adoption after the database was lost: the row as found (running, times, no password), its
 // GPUs claimed whatever their health, its ports; another deployment's GPU is a conflict.
+TEST_F(PgStoreTest, ImageLastUseIsTheLatestDeploymentOfEachImage) {
+  auto empty = store_->ImageLastUse();
+  ASSERT_TRUE(empty.ok()) << empty.error().ToString();
+  EXPECT_TRUE(empty->empty());
+  Deployment a1 = MakeDeployment("img-a1"), a2 = MakeDeployment("img-a2");
+  Deployment b = MakeDeployment("img-b");
+  b.image = "ubuntu";
+  a1.created_at = SystemTime(std::chrono::seconds(1'700'000'000));
+  a2.created_at = a1.created_at + std::chrono::hours(5);
+  b.created_at = a1.created_at + std::chrono::hours(1);
+  for (const auto& d : {a2, a1, b}) {
+    ASSERT_TRUE(store_->CreateDeployment(d, GpuClaim{0, {}}, {}).ok()) << d.id;
+  }
+  auto last = store_->ImageLastUse();
+  ASSERT_TRUE(last.ok()) << last.error().ToString();
+  ASSERT_EQ(last->size(), 2u);
+  EXPECT_EQ(last->at(a1.image), a2.created_at);
+  EXPECT_EQ(last->at("ubuntu"), b.created_at);
+}
+
 TEST_F(PgStoreTest, AdoptDeploymentInsertsARunningRowAndClaimsItsGpusInUse) {
   SyncThreeGpus();
   ASSERT_TRUE(store_->SetGpuHealth("GPU-b", GpuHealthState::kUnhealthy).ok());

@@ -1,0 +1,118 @@
+// Image collection end to end (issue 7, item 4): with docker.image_gc_min_free_gb far above
+// the free space and docker.image_gc_days 0, an image nothing uses is removed within a few
+// monitor rounds, with its removal logged and counted on /status; an image a (stopped)
+// container uses, the running rental's image and the prefetch-listed test images stay.
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "e2e/agent_harness.h"
+
+namespace taolie::testing {
+namespace {
+
+using nlohmann::json;
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+
+constexpr const char* kVictim = "taolie-gc-victim:1";
+constexpr const char* kInUse = "taolie-gc-inuse:1";
+constexpr const char* kHolder = "taolie-gc-holder";
+
+class ImageGcTest : public AgentE2eTest {
+ protected:
+  void TearDown() override {
+    AgentE2eTest::TearDown();
+    if (docker_) {
+      (void)docker_->Remove(kHolder, true);
+      (void)docker_->RemoveImage(kVictim);
+      (void)docker_->RemoveImage(kInUse);
+    }
+  }
+  std::string Cli(const std::string& args) {
+    return Shell("docker -H " + docker_host_ + " " + args + " 2>&1");
+  }
+  // A one-file image of its own (distinct content, so a distinct id), imported as `tag`.
+  void Import(const std::string& tag) {
+    char tmpl[] = "/tmp/taolie-gc-e2e-XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    std::ofstream(std::string(tmpl) + "/marker") << tag << "\n";
+    Shell(std::string("tar -C ") + tmpl + " -cf - marker | docker -H " + docker_host_ +
+          " import - " + tag + " 2>&1");
+    fs::remove_all(tmpl);
+    auto exists = docker_->ImageExists(tag);
+    ASSERT_TRUE(exists.ok() && *exists) << tag << " not imported";
+  }
+  bool Exists(const std::string& image) {
+    auto e = docker_->ImageExists(image);
+    return e.ok() && *e;
+  }
+};
+
+TEST_F(ImageGcTest, RemovesAnUnusedImageAndKeepsImagesInUseAndPrefetchListed) {
+  Import(kVictim);
+  Import(kInUse);
+  ASSERT_NE(Cli(std::string("create --name ") + kHolder + " " + kInUse + " /marker"), "");
+  ASSERT_TRUE(docker_->Inspect(kHolder).ok()) << "holder container not created";
+
+  // Every other image already in the test daemon comes from the test registry: protect it by
+  // listing it (the collection here would otherwise take every unused image).
+  auto images = docker_->ListImages();
+  ASSERT_TRUE(images.ok()) << images.error().ToString();
+  std::vector<std::string> protect = {SshImage()};
+  for (const auto& image : *images) {
+    for (const auto& tag : image.repo_tags) {
+      if (tag == kVictim || tag == kInUse) continue;
+      ASSERT_EQ(tag.rfind(registry_ + "/", 0), 0u)
+          << "unexpected image " << tag << " in the test daemon: this test would remove it";
+      protect.push_back(tag);
+    }
+  }
+  std::string list;
+  for (const auto& tag : protect) list += (list.empty() ? "\"" : ", \"") + tag + "\"";
+  HarnessOptions o;
+  o.docker_yaml =
+      "  image_gc_min_free_gb: 100000\n  image_gc_days: 0\n  prefetch_images: [" + list + "]\n";
+  StartAgent(o);
+
+  sim_->QueueCommand(agent_id_, "deploy",
+                     json{{"deployment_id", "gc-rental"},
+                          {"image", SshImage()},
+                          {"gpu_count", 0},
+                          {"duration_minutes", 10},
+                          {"ports", {{"22", 22}}}}
+                         .dump());
+  ASSERT_FALSE(WaitEvent("gc-rental", "success", 120s).is_null()) << "rental did not start";
+
+  ASSERT_TRUE(sim::Simulator::WaitFor([&] { return !Exists(kVictim); }, 30s))
+      << kVictim << " was not collected";
+  json st;
+  ASSERT_TRUE(sim::Simulator::WaitFor(
+      [&] {
+        st = json::parse(HttpGet(agent_->status_port(), "/status"), nullptr, false);
+        return st.is_object() && st["counters"].value("images_collected", 0) >= 1;
+      },
+      10s))
+      << st.dump();
+  const std::string log = agent_->Log();
+  EXPECT_NE(log.find(std::string("image gc: removed ") + kVictim), std::string::npos);
+  for (size_t at = log.find("image gc:"); at != std::string::npos;
+       at = log.find("image gc:", at + 1)) {
+    std::cout << "# " << log.substr(at, log.find('\n', at) - at) << "\n";
+  }
+
+  // A few more rounds: what is used or listed is still there.
+  ASSERT_TRUE(WaitForPolls(3));
+  EXPECT_TRUE(Exists(kInUse)) << "an image a stopped container uses was removed";
+  for (const auto& tag : protect) EXPECT_TRUE(Exists(tag)) << tag << " was removed";
+  auto rental = Containers("gc-rental");
+  ASSERT_EQ(rental.size(), 1u);
+  auto info = docker_->Inspect(rental[0].id);
+  ASSERT_TRUE(info.ok());
+  EXPECT_TRUE(info->running);
+}
+
+}  // namespace
+}  // namespace taolie::testing
