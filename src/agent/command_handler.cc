@@ -18,6 +18,17 @@ using domain::DeploymentState;
 
 namespace {
 
+// The payload's registry_auth as the engine takes it (empty when there is none).
+docker::RegistryAuth PullAuth(const DeploySpec& spec) {
+  docker::RegistryAuth a;
+  if (spec.registry_auth) {
+    a.username = spec.registry_auth->username;
+    a.password = spec.registry_auth->password;
+    a.identity_token = spec.registry_auth->identity_token;
+  }
+  return a;
+}
+
 // The registry rule's view of the config: the allowed list and the agent's own ports.
 RegistryPolicy RegistryPolicyFromConfig(const config::Config& cfg) {
   RegistryPolicy p;
@@ -158,7 +169,7 @@ void CommandHandler::ProcessDeploy(const store::CommandRecord& cmd, std::stop_to
     const domain::Deployment& d = **existing;
     if (d.state != DeploymentState::kRunning && d.state != DeploymentState::kEnded &&
         d.state != DeploymentState::kStopping) {
-      runner_.Run(d, stop);  // resume a half-done deploy
+      runner_.Run(d, stop, PullAuth(spec));  // resume a half-done deploy
       return;
     }
     bool ok = d.state == DeploymentState::kRunning ||
@@ -293,7 +304,7 @@ void CommandHandler::ProcessDeploy(const store::CommandRecord& cmd, std::stop_to
   spdlog::info("deployment {} accepted: image {}, {} GPU(s), {} port(s)", created->id,
                created->image, created->gpu_uuids.size(), created->ports.size());
   Failpoint("after_claim");
-  runner_.Run(std::move(*created), stop);
+  runner_.Run(std::move(*created), stop, PullAuth(spec));
 }
 
 void CommandHandler::ProcessTerminate(const store::CommandRecord& cmd, std::stop_token stop) {

@@ -49,7 +49,8 @@ void DeploymentRunner::Fail(domain::Deployment& d, const std::string& stage,
   ctx_.FinishPendingCommand(d.command_id, "failed", d.end_reason, d.id);
 }
 
-void DeploymentRunner::Run(domain::Deployment d, std::stop_token stop) {
+void DeploymentRunner::Run(domain::Deployment d, std::stop_token stop,
+                           const docker::RegistryAuth& auth) {
   const auto& deps = ctx_.deps;
   if (d.state == DeploymentState::kRunning || d.state == DeploymentState::kStopping ||
       d.state == DeploymentState::kEnded) {
@@ -115,8 +116,16 @@ void DeploymentRunner::Run(domain::Deployment d, std::stop_token stop) {
                 spdlog::debug("deployment {}: {} {}%", d.id, p.status, pct);
               }
             },
-            st);
+            st, auth);
         if (interrupted()) return;
+        if (!auth.empty()) {
+          // The credentials served this pull: they are not kept (a resume pulls without them).
+          if (Status s = deps.store.ScrubCommandPayloadKey(d.command_id, "registry_auth");
+              !s.ok()) {
+            spdlog::warn("deployment {}: could not scrub registry_auth from its command: {}", d.id,
+                         s.error().ToString());
+          }
+        }
         if (!pulled.ok()) {
           // Only an image the owner listed for prefetch may come from the local copy.
           bool listed = IsListedImage(d.image, deps.cfg.docker.prefetch_images);

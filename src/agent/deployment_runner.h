@@ -17,8 +17,10 @@ class DeploymentRunner {
 
   // Re-reads the deployment and drives it (queued work never acts on a stale copy).
   void RunById(const std::string& deployment_id, std::stop_token stop);
-  // Drives `d`, which the caller has just read or written.
-  void Run(domain::Deployment d, std::stop_token stop);
+  // Drives `d`, which the caller has just read or written. `auth` (the payload's
+  // registry_auth) is used for the pull only; once the pull is over it is scrubbed from the
+  // stored command.
+  void Run(domain::Deployment d, std::stop_token stop, const docker::RegistryAuth& auth = {});
   // Records the failure (intent: stop), then ends the rental and fails its command.
   void Fail(domain::Deployment& d, const std::string& stage, const std::string& error);
 

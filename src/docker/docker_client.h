@@ -72,6 +72,15 @@ struct ContainerInfo {
   std::vector<std::string> device_request_ids;  // GPU UUIDs requested, only from Inspect
 };
 
+// Credentials for one pull of a private image (X-Registry-Auth). Secret: never logged, never
+// stored.
+struct RegistryAuth {
+  std::string username;
+  std::string password;
+  std::string identity_token;  // instead of username/password (OAuth refresh token)
+  bool empty() const { return username.empty() && password.empty() && identity_token.empty(); }
+};
+
 // One local image (GET /images/json).
 struct ImageInfo {
   std::string id;                      // "sha256:..."
@@ -124,10 +133,11 @@ class DockerClient {
   virtual ~DockerClient() = default;
   virtual Result<VersionInfo> Version() = 0;
   virtual Result<bool> ImageExists(const std::string& image) = 0;
-  // Pulls `image` (with tag/digest); `progress` may be empty; honours `stop`.
+  // Pulls `image` (with tag/digest); `progress` may be empty; honours `stop`. `auth`, when
+  // not empty, is sent for this pull only.
   virtual Status Pull(const std::string& image,
                       const std::function<void(const PullProgress&)>& progress,
-                      std::stop_token stop) = 0;
+                      std::stop_token stop, const RegistryAuth& auth = {}) = 0;
   virtual Result<std::string> Create(const ContainerSpec& spec) = 0;  // returns container id
   virtual Status Start(const std::string& id) = 0;
   // SIGTERM, wait up to `grace`, then SIGKILL. Not running = OK.

@@ -531,4 +531,32 @@ ErrorCode CodeForPullError(std::string_view message) {
   return ErrorCode::kUnavailable;
 }
 
+std::string RegistryAuthHeader(const RegistryAuth& auth, const std::string& registry) {
+  if (auth.empty()) return "";
+  nlohmann::json j;
+  if (!auth.identity_token.empty()) {
+    j["identitytoken"] = auth.identity_token;
+  } else {
+    j["username"] = auth.username;
+    j["password"] = auth.password;
+  }
+  j["serveraddress"] = registry;
+  const std::string text = j.dump();
+  static constexpr char kAlphabet[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  std::string out;
+  out.reserve((text.size() + 2) / 3 * 4);
+  for (size_t i = 0; i < text.size(); i += 3) {
+    uint32_t n = static_cast<uint32_t>(static_cast<unsigned char>(text[i])) << 16;
+    if (i + 1 < text.size())
+      n |= static_cast<uint32_t>(static_cast<unsigned char>(text[i + 1])) << 8;
+    if (i + 2 < text.size()) n |= static_cast<uint32_t>(static_cast<unsigned char>(text[i + 2]));
+    out.push_back(kAlphabet[(n >> 18) & 63]);
+    out.push_back(kAlphabet[(n >> 12) & 63]);
+    out.push_back(i + 1 < text.size() ? kAlphabet[(n >> 6) & 63] : '=');
+    out.push_back(i + 2 < text.size() ? kAlphabet[n & 63] : '=');
+  }
+  return out;
+}
+
 }  // namespace taolie::docker

@@ -99,4 +99,9 @@ ErrorCode CodeForHttpStatus(long status, ErrorCode conflict);
 // Error code for an error line in a pull stream, from its message.
 ErrorCode CodeForPullError(std::string_view message);
 
+// The X-Registry-Auth header value for a pull from `registry` (host[:port]): base64url of
+// {"username","password","serveraddress"} or {"identitytoken","serveraddress"}. "" when
+// `auth` is empty.
+std::string RegistryAuthHeader(const RegistryAuth& auth, const std::string& registry);
+
 }  // namespace taolie::docker

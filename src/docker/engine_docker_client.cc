@@ -40,6 +40,7 @@ struct HttpRequest {
   // Gets the HTTP status with each chunk.
   std::function<bool(long status, std::string_view chunk)> on_data;
   std::stop_token stop;
+  std::string registry_auth;  // X-Registry-Auth value (secret); "" = none
 };
 
 struct HttpResponse {
@@ -117,6 +118,9 @@ Result<HttpResponse> Perform(const std::string& socket_path, const HttpRequest& 
   struct curl_slist* headers = nullptr;
   headers = curl_slist_append(headers, "Expect:");
   if (request.body) headers = curl_slist_append(headers, "Content-Type: application/json");
+  if (!request.registry_auth.empty()) {
+    headers = curl_slist_append(headers, ("X-Registry-Auth: " + request.registry_auth).c_str());
+  }
   std::unique_ptr<curl_slist, decltype(&curl_slist_free_all)> header_guard(headers,
                                                                            curl_slist_free_all);
   curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
@@ -335,7 +339,7 @@ Result<bool> EngineDockerClient::ImageExists(const std::string& image) {
 
 Status EngineDockerClient::Pull(const std::string& image,
                                 const std::function<void(const PullProgress&)>& progress,
-                                std::stop_token stop) {
+                                std::stop_token stop, const RegistryAuth& auth) {
   auto ref = ParseImageReference(image);
   if (!ref.ok()) return ref.error();
   if (stop.stop_requested()) {
@@ -379,6 +383,8 @@ Status EngineDockerClient::Pull(const std::string& image,
   req.path = *path;
   req.timeout = pull_total_;
   req.stall_seconds = static_cast<long>(pull_stall_.count());
+  req.registry_auth =
+      RegistryAuthHeader(auth, ref->domain.empty() ? "https://index.docker.io/v1/" : ref->domain);
   req.stop = stop;
   req.on_data = [&](long status, std::string_view chunk) -> bool {
     if (status != 200) return true;  // an error body: kept by Perform for the message

@@ -38,7 +38,7 @@ class EngineDockerClient : public DockerClient {
   Result<VersionInfo> Version() override;
   Result<bool> ImageExists(const std::string& image) override;
   Status Pull(const std::string& image, const std::function<void(const PullProgress&)>& progress,
-              std::stop_token stop) override;
+              std::stop_token stop, const RegistryAuth& auth = {}) override;
   Result<std::string> Create(const ContainerSpec& spec) override;
   Status Start(const std::string& id) override;
   Status Stop(const std::string& id, std::chrono::seconds grace) override;

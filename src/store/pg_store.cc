@@ -777,6 +777,22 @@ Status PgStore::FinishCommand(const std::string& command_id, const std::string& 
   });
 }
 
+Status PgStore::ScrubCommandPayloadKey(const std::string& command_id, const std::string& key) {
+  return impl_->Run("scrub command payload", [&](Tx& tx) -> Status {
+    auto r =
+        tx.Exec("SELECT payload FROM command_queue WHERE command_id = $1 FOR UPDATE", {command_id});
+    if (!r.ok()) return r.error();
+    if (r->empty()) return MakeError(ErrorCode::kNotFound, "command " + command_id + " unknown");
+    auto payload = nlohmann::ordered_json::parse(r->Str(0, "payload"), nullptr, false);
+    if (!payload.is_object() || !payload.contains(key)) return OkStatus();
+    payload.erase(key);
+    auto u = tx.Exec("UPDATE command_queue SET payload = $2 WHERE command_id = $1",
+                     {command_id, payload.dump()});
+    if (!u.ok()) return u.error();
+    return OkStatus();
+  });
+}
+
 Status PgStore::MarkCommandAcked(const std::string& command_id) {
   return impl_->Run("mark command acked", [&](Tx& tx) -> Status {
     auto r =

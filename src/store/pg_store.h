@@ -49,6 +49,7 @@ class PgStore final : public Store {
                        const std::string& error, const std::string& deployment_id,
                        const std::vector<OutboxEvent>& events) override;
   Status MarkCommandAcked(const std::string& command_id) override;
+  Status ScrubCommandPayloadKey(const std::string& command_id, const std::string& key) override;
 
   Result<Deployment> CreateDeployment(const Deployment& d, const GpuClaim& claim,
                                       const std::vector<OutboxEvent>& events) override;

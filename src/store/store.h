@@ -56,6 +56,9 @@ class Store {
   virtual Result<bool> RecordCommand(const CommandRecord& command) = 0;
   virtual Result<std::optional<CommandRecord>> GetCommand(const std::string& command_id) = 0;
   virtual Result<std::vector<CommandRecord>> PendingCommands(int limit) = 0;  // oldest first
+  // Removes the top-level `key` from the stored payload (a JSON object; the other keys keep
+  // their order), e.g. a deploy's registry_auth once its pull is over. OK when absent.
+  virtual Status ScrubCommandPayloadKey(const std::string& command_id, const std::string& key) = 0;
   // state=done with result/error/deployment_id, processed_at=now; and `events` (the ack).
   virtual Status FinishCommand(const std::string& command_id, const std::string& result,
                                const std::string& error, const std::string& deployment_id,

@@ -86,6 +86,31 @@ TEST_F(EngineTest, PullFailureNeverFallsBackToALocalCopyTheOwnerDidNotList) {
   EXPECT_EQ(docker.Count("Create "), 0);
 }
 
+TEST_F(EngineTest, RegistryAuthServesThePullOnlyAndIsScrubbedFromTheStoredCommand) {
+  auto payload = Deploy("d1");
+  payload["registry_auth"] = {{"username", "renter"}, {"password", "hunter2-secret"}};
+  auto c = Command("cmd-d1", "deploy", payload);
+  engine->commands().Process(c, std::stop_token());
+  EXPECT_EQ(store.Get("d1").state, DeploymentState::kRunning);
+  ASSERT_EQ(docker.pull_auths.size(), 1u);
+  EXPECT_EQ(docker.pull_auths[0].username, "renter");
+  EXPECT_EQ(docker.pull_auths[0].password, "hunter2-secret");
+  // Nothing stored keeps it: not the command, not the deployment's spec, not an event.
+  auto stored = store.GetCommand("cmd-d1");
+  ASSERT_TRUE(stored.ok() && stored->has_value());
+  EXPECT_EQ((*stored)->payload_json.find("hunter2"), std::string::npos);
+  EXPECT_EQ((*stored)->payload_json.find("registry_auth"), std::string::npos);
+  EXPECT_NE((*stored)->payload_json.find("\"ports\""), std::string::npos);  // the rest stays
+  EXPECT_EQ(store.Get("d1").spec_json.find("hunter2"), std::string::npos);
+  for (const auto& e : store.events) EXPECT_EQ(e.body.find("hunter2"), std::string::npos);
+}
+
+TEST_F(EngineTest, ADeployWithoutRegistryAuthPullsWithoutCredentials) {
+  DeployNow("d1");
+  ASSERT_EQ(docker.pull_auths.size(), 1u);
+  EXPECT_TRUE(docker.pull_auths[0].empty());
+}
+
 TEST_F(EngineTest, AnImageOnTheAgentsApiPortIsRefusedBeforeAnyClaimOrPull) {
   cfg.api.port = 9109;
   auto payload = Deploy("d1");

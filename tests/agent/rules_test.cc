@@ -103,6 +103,36 @@ TEST(DeployPayload, FullPayload) {
   EXPECT_EQ(s->price_per_hour, 1.5);
 }
 
+TEST(DeployPayload, RegistryAuthIsParsedButNeverPersisted) {
+  auto s = Parse(R"({"registry_auth": {"username": "u", "password": "p4ss-secret"}})");
+  ASSERT_TRUE(s.ok()) << s.error().ToString();
+  ASSERT_TRUE(s->registry_auth.has_value());
+  EXPECT_EQ(s->registry_auth->username, "u");
+  EXPECT_EQ(s->registry_auth->password, "p4ss-secret");
+  EXPECT_EQ(SpecToJson(*s).find("p4ss-secret"), std::string::npos);
+  EXPECT_EQ(SpecToJson(*s).find("registry_auth"), std::string::npos);
+  auto t = Parse(R"({"registry_auth": {"identitytoken": "tok-123"}})");
+  ASSERT_TRUE(t.ok()) << t.error().ToString();
+  EXPECT_EQ(t->registry_auth->identity_token, "tok-123");
+}
+
+TEST(DeployPayload, BadRegistryAuthIsRefusedWithoutEchoingTheSecret) {
+  for (const char* bad :
+       {R"({"registry_auth": "user:secret-xyz"})", R"({"registry_auth": {"username": "u"}})",
+        R"({"registry_auth": {"password": "secret-xyz"}})",
+        R"({"registry_auth": {"username": "u", "password": "secret-xyz", "identitytoken": "t"}})",
+        R"({"registry_auth": {"username": "u", "password": 5}})",
+        R"({"registry_auth": {"username": "u", "password": "secret-xyz\u0007"}})",
+        R"({"registry_auth": {"username": "u", "password": "secret-xyz", "email": "e"}})",
+        R"({"registry_auth": {}})"}) {
+    auto s = Parse(bad);
+    ASSERT_FALSE(s.ok()) << bad;
+    EXPECT_EQ(s.error().code, ErrorCode::kInvalidArgument);
+    EXPECT_EQ(s.error().message.rfind("registry_auth", 0), 0u) << bad << ": " << s.error().message;
+    EXPECT_EQ(s.error().message.find("secret-xyz"), std::string::npos) << s.error().message;
+  }
+}
+
 TEST(DeployPayload, TemplateIdWinsOverTemplateType) {
   auto s = Parse(R"({"template_id": "a", "template_type": "b"})");
   ASSERT_TRUE(s.ok());

@@ -318,6 +318,43 @@ TEST(LabelFilterTest, KeyOnlyAndKeyValue) {
   EXPECT_EQ(f, json::parse(R"({"label":["a=1","b"]})"));
 }
 
+// base64url back to text, for checking what the engine gets.
+std::string FromBase64Url(const std::string& in) {
+  const std::string alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  std::string out;
+  uint32_t acc = 0;
+  int bits = 0;
+  for (char c : in) {
+    if (c == '=') break;
+    auto pos = alphabet.find(c);
+    EXPECT_NE(pos, std::string::npos) << "not base64url: " << c;
+    acc = (acc << 6) | static_cast<uint32_t>(pos);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out.push_back(static_cast<char>((acc >> bits) & 0xff));
+    }
+  }
+  return out;
+}
+
+TEST(RegistryAuthHeaderTest, Base64UrlJsonForTheEngine) {
+  EXPECT_EQ(RegistryAuthHeader({}, "r.example"), "");
+  RegistryAuth basic;
+  basic.username = "renter";
+  basic.password = "p?>w~ord";  // characters that differ between base64 and base64url
+  auto header = RegistryAuthHeader(basic, "registry.example:5000");
+  EXPECT_EQ(header.find_first_of("+/"), std::string::npos) << header;
+  auto j = nlohmann::json::parse(FromBase64Url(header));
+  EXPECT_EQ(j, (nlohmann::json{{"username", "renter"},
+                               {"password", "p?>w~ord"},
+                               {"serveraddress", "registry.example:5000"}}));
+  RegistryAuth token;
+  token.identity_token = "refresh-tok";
+  auto t = nlohmann::json::parse(FromBase64Url(RegistryAuthHeader(token, "ghcr.io")));
+  EXPECT_EQ(t, (nlohmann::json{{"identitytoken", "refresh-tok"}, {"serveraddress", "ghcr.io"}}));
+}
+
 TEST(ParsePullLineTest, ProgressAndErrors) {
   auto p = ParsePullLine(
       R"({"status":"Downloading","progressDetail":{"current":10,"total":100},"id":"abc"})");

@@ -25,6 +25,7 @@ class FakeDocker : public docker::DockerClient {
   bool down = false;
   bool start_fails = false;
   std::set<std::string> local_images;  // ImageExists answers true for these
+  std::vector<docker::RegistryAuth> pull_auths;  // what each Pull was given, in order
   std::vector<std::string> calls;      // "Pull image", "Create name", "Stop id", ...
   std::vector<std::vector<std::string>> execs;
   std::map<std::string, docker::ContainerInfo> containers;  // by id
@@ -61,9 +62,10 @@ class FakeDocker : public docker::DockerClient {
     return local_images.count(image) > 0;
   }
   Status Pull(const std::string& image, const std::function<void(const docker::PullProgress&)>&,
-              std::stop_token stop) override {
+              std::stop_token stop, const docker::RegistryAuth& auth = {}) override {
     TAOLIE_RETURN_IF_ERROR(Call("Pull " + image));
     std::unique_lock l(mu_);
+    pull_auths.push_back(auth);
     switch (pull_mode) {
       case PullMode::kOk:
         local_images.insert(image);

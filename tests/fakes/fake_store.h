@@ -10,6 +10,7 @@
 #include <atomic>
 #include <map>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <string>
 #include <vector>
@@ -154,6 +155,18 @@ class FakeStore : public store::Store {
     return OkStatus();
   }
   Status MarkCommandAcked(const std::string&) override { return Unexpected("MarkCommandAcked"); }
+  Status ScrubCommandPayloadKey(const std::string& id, const std::string& key) override {
+    std::lock_guard l(mu_);
+    TAOLIE_RETURN_IF_ERROR(Up());
+    auto it = commands.find(id);
+    if (it == commands.end()) return MakeError(ErrorCode::kNotFound, "command " + id);
+    auto payload = nlohmann::ordered_json::parse(it->second.payload_json, nullptr, false);
+    if (payload.is_object() && payload.contains(key)) {
+      payload.erase(key);
+      it->second.payload_json = payload.dump();
+    }
+    return OkStatus();
+  }
 
   // --- deployments ---
   Result<Deployment> CreateDeployment(const Deployment& d, const store::GpuClaim& claim,

@@ -258,6 +258,24 @@ TEST_F(PgStoreTest, SyncGpusKeepsClaimsAndMarksMissing) {
             ErrorCode::kNotFound);
 }
 
+TEST_F(PgStoreTest, ScrubCommandPayloadKeyRemovesOnlyThatKeyAndKeepsTheOrder) {
+  CommandRecord c;
+  c.command_id = "c-auth";
+  c.command_type = "deploy";
+  c.payload_json =
+      R"({"image":"r.example/private:1","registry_auth":{"username":"u","password":"s3cr3t"},)"
+      R"("ports":{"8888":8888,"22":22}})";
+  ASSERT_TRUE(store_->RecordCommand(c).ok());
+  ASSERT_TRUE(store_->ScrubCommandPayloadKey("c-auth", "registry_auth").ok());
+  auto got = store_->GetCommand("c-auth");
+  ASSERT_TRUE(got.ok() && got->has_value());
+  EXPECT_EQ((*got)->payload_json,
+            R"({"image":"r.example/private:1","ports":{"8888":8888,"22":22}})");
+  EXPECT_TRUE(store_->ScrubCommandPayloadKey("c-auth", "registry_auth").ok());  // idempotent
+  EXPECT_EQ(store_->ScrubCommandPayloadKey("nope", "registry_auth").error().code,
+            ErrorCode::kNotFound);
+}
+
 TEST_F(PgStoreTest, RecordCommandDeduplicatesAndFinishes) {
   CommandRecord c;
   c.command_id = "c-1";

@@ -18,6 +18,7 @@ using Json = nlohmann::ordered_json;
 constexpr size_t kMaxIdLength = 128;
 constexpr size_t kMaxTextFieldBytes = 255;  // template_id, user_id, container_name
 constexpr size_t kMaxSshKeyBytes = 16 * 1024;
+constexpr size_t kMaxRegistryAuthBytes = 8 * 1024;
 constexpr size_t kMaxPathBytes = 4096;
 constexpr size_t kMaxGpuUuidLength = 128;
 constexpr size_t kMaxTerminateIdBytes = 256;
@@ -401,6 +402,41 @@ Result<std::string> ReadSshKey(const Json& v) {
   return s;
 }
 
+// registry_auth: {username, password} or {identitytoken}; bounded strings without control
+// characters. Messages never quote the values.
+Result<RegistryCredentials> ReadRegistryAuth(const Json& v) {
+  if (!v.is_object()) {
+    return Invalid(std::string("registry_auth: must be an object, got ") + TypeName(v));
+  }
+  RegistryCredentials c;
+  for (const auto& [key, value] : v.items()) {
+    std::string* out = key == "username"        ? &c.username
+                       : key == "password"      ? &c.password
+                       : key == "identitytoken" ? &c.identity_token
+                                                : nullptr;
+    if (out == nullptr) {
+      return Invalid("registry_auth: unknown key " + Quote(key) +
+                     " (username and password, or identitytoken)");
+    }
+    if (!value.is_string()) {
+      return Invalid("registry_auth." + key + ": must be a string, got " + TypeName(value));
+    }
+    *out = value.get<std::string>();
+    if (out->empty() || out->size() > kMaxRegistryAuthBytes || HasControl(*out)) {
+      return Invalid("registry_auth." + key + ": must be 1 to " +
+                     std::to_string(kMaxRegistryAuthBytes) + " bytes without control characters");
+    }
+  }
+  const bool basic = !c.username.empty() || !c.password.empty();
+  if (basic == !c.identity_token.empty()) {
+    return Invalid("registry_auth: give username and password, or identitytoken");
+  }
+  if (basic && (c.username.empty() || c.password.empty())) {
+    return Invalid("registry_auth: username and password go together");
+  }
+  return c;
+}
+
 Result<int64_t> ReadPositiveMb(const Json& v, const char* field) {
   auto n = ReadInteger(v, field);
   if (!n.ok()) return n.error();
@@ -524,6 +560,11 @@ Result<DeploySpec> ParseDeployObject(const std::string& command_id, const Json& 
                      std::to_string(limits.max_disk_mb) + " MiB");
     }
     spec.disk_mb = *n;
+  }
+  if (const Json* v = Field(obj, "registry_auth")) {
+    auto a = ReadRegistryAuth(*v);
+    if (!a.ok()) return a.error();
+    spec.registry_auth = std::move(*a);
   }
   if (const Json* v = Field(obj, "ssh_public_key")) {
     auto k = ReadSshKey(*v);

@@ -15,6 +15,14 @@
 
 namespace taolie::agent {
 
+// ext `registry_auth`: credentials for the pull of a private image. Secret: used for that
+// pull only, never logged, never in SpecToJson, scrubbed from the stored command after it.
+struct RegistryCredentials {
+  std::string username;
+  std::string password;
+  std::string identity_token;  // payload `identitytoken`, instead of username + password
+};
+
 struct DeploySpec {
   std::string deployment_id;  // payload deployment_id, else the command_id
   std::string command_id;
@@ -40,6 +48,7 @@ struct DeploySpec {
   std::optional<std::string> ssh_public_key;
   std::optional<double> price_per_hour;
   std::string ssh_username = "gpu-user";  // environment.SSH_USERNAME when valid
+  std::optional<RegistryCredentials> registry_auth;  // never persisted
   std::optional<int64_t> disk_mb;  // ext: writable layer + volumes, within the host's quota
   // What admission granted (not from the payload; 0 = not recorded, rows from before): the
   // memory and CPU limits the rental counts against the host's totals, and its disk quota.
