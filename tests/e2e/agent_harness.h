@@ -123,7 +123,7 @@ struct HarnessOptions {
   std::string nvml_library;   // "" = the project's fake libnvidia-ml.so.1
   std::string database_yaml;  // the `database:` section; "" = managed under the data dir
   std::string gpu_yaml;       // more keys of the `gpu:` section ("  key: value\n" lines)
-  std::string docker_yaml;      // more keys of the `docker:` section ("  key: value\n" lines)
+  std::string docker_yaml;    // more keys of the `docker:` section, the same way
   std::string deployment_yaml;  // more keys of the `deployment:` section, the same way
 };
 

@@ -42,7 +42,81 @@ class IsolationTest : public AgentE2eTest {
     }
   }
   json Status() { return json::parse(HttpGet(agent_->status_port(), "/status"), nullptr, false); }
+  json Deploy(const std::string& id) {
+    json payload = {{"deployment_id", id},
+                    {"image", SshImage()},
+                    {"duration_minutes", 10},
+                    {"gpu_count", 0},
+                    {"ports", {{"22", 22}}}};
+    sim_->QueueCommand(agent_id_, "deploy", payload.dump());
+    return WaitEvent(id, "success", 120s);
+  }
+  std::string Docker(const std::string& args) {
+    return Shell("docker -H " + docker_host_ + " " + args);
+  }
+  std::string RentalIp(const std::string& id) {
+    std::string ip = Docker(
+        "inspect -f '{{(index .NetworkSettings.Networks \"taolie-rentals\").IPAddress}}' "
+        "deployment-" +
+        id);
+    while (!ip.empty() && (ip.back() == '\n' || ip.back() == ' ')) ip.pop_back();
+    return ip;
+  }
+  // What `nc` in rental `from` reads from TCP port 22 of `ip` within 3 s ("" when the
+  // connection cannot be made).
+  std::string Banner(const std::string& from, const std::string& ip) {
+    return Docker("exec deployment-" + from + " sh -c 'nc -w 3 " + ip +
+                  " 22 </dev/null 2>/dev/null | head -c 64; true'");
+  }
 };
+
+// Traffic between two rentals (containers this test had the agent create) is the one
+// network probe allowed here: one rental cannot open a TCP connection to the other's sshd,
+// while each reaches its own (the tool works, the network is what refuses).
+TEST_F(IsolationTest, OneRentalCannotReachAnothersSshd) {
+  StartAgent();
+  ASSERT_FALSE(Deploy("iso-a").is_null());
+  ASSERT_FALSE(Deploy("iso-b").is_null());
+  const std::string ip_a = RentalIp("iso-a"), ip_b = RentalIp("iso-b");
+  std::cout << "# rental addresses: iso-a " << ip_a << ", iso-b " << ip_b << "\n";
+  ASSERT_EQ(ip_a.rfind("10.213.0.", 0), 0u) << ip_a;
+  ASSERT_EQ(ip_b.rfind("10.213.0.", 0), 0u) << ip_b;
+  ASSERT_NE(ip_a, ip_b);
+
+  const std::string own = Banner("iso-b", ip_b);
+  std::cout << "# iso-b -> iso-b:22: " << own << "\n";
+  EXPECT_EQ(own.rfind("SSH-2.0", 0), 0u) << own;
+  const std::string a_to_b = Banner("iso-a", ip_b);
+  const std::string b_to_a = Banner("iso-b", ip_a);
+  std::cout << "# iso-a -> iso-b:22: '" << a_to_b << "', iso-b -> iso-a:22: '" << b_to_a << "'\n";
+  EXPECT_EQ(a_to_b, "");
+  EXPECT_EQ(b_to_a, "");
+}
+
+// dockerd restarts (an upgrade, a crash): the rental comes back (restart policy), and the
+// agent's rules are in place within a monitor round, once each.
+TEST_F(IsolationTest, RulesAndRentalSurviveADockerdRestart) {
+  StartAgent();
+  ASSERT_FALSE(Deploy("iso-r").is_null());
+  const std::string services = std::string(SCENARIO_DIR) + "/../../fixtures/services.sh";
+  std::string out = Shell(services + " restart-docker 2>&1; echo rc=$?");
+  std::cout << "# services.sh restart-docker\n" << out;
+  ASSERT_NE(out.find("rc=0"), std::string::npos) << out;
+  EXPECT_TRUE(sim::Simulator::WaitFor(
+      [&] {
+        return Docker("inspect -f '{{.State.Running}}' deployment-iso-r 2>/dev/null") == "true\n";
+      },
+      60s));
+  EXPECT_TRUE(sim::Simulator::WaitFor(
+      [] { return CountTagged("DOCKER-USER") == 1 && CountTagged("INPUT") == 1; }, 30s));
+  std::cout << "# iptables -S DOCKER-USER (after the restart)\n"
+            << Shell("iptables -w 5 -S DOCKER-USER");
+  EXPECT_NE(Shell("iptables -w 5 -S TAOLIE-RENTALS").find("169.254.0.0/16"), std::string::npos);
+  EXPECT_TRUE(sim::Simulator::WaitFor([&] { return Status()["isolation"]["ok"] == true; }, 30s))
+      << Status().dump();
+  // Still rented, not ended by the restart.
+  EXPECT_TRUE(sim_->Events("iso-r", "terminated").empty());
+}
 
 TEST_F(IsolationTest, RentalsJoinTheAgentsNetworkBehindRulesThatComeBackAndGo) {
   StartAgent();
