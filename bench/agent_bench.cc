@@ -145,6 +145,7 @@ TEST_F(AgentBench, JitterAndTerminateLatencyDuringEightSlowPulls) {
   ASSERT_GT(stall.port(), 0);
   HarnessOptions o;
   o.scenario = "eight_gpus.ini";
+  o.extra_registries = {"127.0.0.1:" + std::to_string(stall.port())};
   StartAgent(o);
 
   // Three rentals to terminate in each phase, deployed first (the deploy threads are taken by
@@ -158,6 +159,8 @@ TEST_F(AgentBench, JitterAndTerminateLatencyDuringEightSlowPulls) {
                        json{{"deployment_id", id},
                             {"image", SshImage()},
                             {"duration_minutes", 60},
+                            {"cpu_limit", 0.1},
+                            {"memory_limit_mb", 256},
                             {"ports", {{"22", 22}}}}
                            .dump());
   }
@@ -194,6 +197,8 @@ TEST_F(AgentBench, JitterAndTerminateLatencyDuringEightSlowPulls) {
                             {"image", stall.Image("bench/img" + std::to_string(i) + ":1")},
                             {"gpu_count", 0},
                             {"duration_minutes", 60},
+                            {"cpu_limit", 0.1},  // small: admission's totals take all of them
+                            {"memory_limit_mb", 256},
                             {"ports", {{"22", 22}}}}
                            .dump());
   }

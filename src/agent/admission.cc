@@ -112,14 +112,6 @@ Result<AdmissionPlan> Admit(const AdmissionInput& in) {
   auto limits = ComputeLimits(spec, *in.deployment, cap, claimed);
   if (!limits.ok()) return MakeError(ErrorCode::kFailedPrecondition, limits.error().message);
   plan.limits = *limits;
-  if (Status totals = CheckTotals(in, &plan.limits); !totals.ok()) return totals.error();
-  plan.disk_quota_mb = spec.disk_mb.value_or(in.host_disk_quota_mb);
-  if (in.host_disk_quota_mb > 0 && plan.disk_quota_mb > in.host_disk_quota_mb) {
-    return MakeError(ErrorCode::kFailedPrecondition,
-                     "disk_mb: " + std::to_string(plan.disk_quota_mb) +
-                         " exceeds this host's disk quota of " +
-                         std::to_string(in.host_disk_quota_mb) + " MiB");
-  }
 
   if (plan.gpu_uuids.empty() && plan.gpu_count > 0) {
     int free = 0;
@@ -153,6 +145,16 @@ Result<AdmissionPlan> Admit(const AdmissionInput& in) {
       return MakeError(ErrorCode::kFailedPrecondition,
                        "gpu_uuids: " + uuid + " is " + domain::GpuHealthStateName(slot->health));
     }
+  }
+
+  // The totals over every rental come after the GPUs: with no GPU free, that is the reason.
+  if (Status totals = CheckTotals(in, &plan.limits); !totals.ok()) return totals.error();
+  plan.disk_quota_mb = spec.disk_mb.value_or(in.host_disk_quota_mb);
+  if (in.host_disk_quota_mb > 0 && plan.disk_quota_mb > in.host_disk_quota_mb) {
+    return MakeError(ErrorCode::kFailedPrecondition,
+                     "disk_mb: " + std::to_string(plan.disk_quota_mb) +
+                         " exceeds this host's disk quota of " +
+                         std::to_string(in.host_disk_quota_mb) + " MiB");
   }
 
   std::vector<int> container_ports;

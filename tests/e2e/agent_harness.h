@@ -125,6 +125,8 @@ struct HarnessOptions {
   std::string gpu_yaml;       // more keys of the `gpu:` section ("  key: value\n" lines)
   std::string docker_yaml;    // more keys of the `docker:` section, the same way
   std::string deployment_yaml;  // more keys of the `deployment:` section, the same way
+  // Registries allowed besides the local test registry (e.g. a test's own fake registry).
+  std::vector<std::string> extra_registries;
 };
 
 class AgentHarness {
@@ -168,6 +170,12 @@ class AgentHarness {
   std::string LogPath() const { return root_ + "/agent.out"; }
   std::string Log() const { return ReadFile(LogPath()); }
 
+  std::string ExtraRegistries() const {
+    std::string out;
+    for (const auto& r : o_.extra_registries) out += ", \"" + r + "\"";
+    return out;
+  }
+
   void WriteConfig() {
     std::ofstream out(ConfigPath());
     out << "agent:\n  api_key: " << o_.api_key << "\n"
@@ -184,15 +192,12 @@ class AgentHarness {
                                      : o_.database_yaml)
         << "gpu:\n  nvml_library: " << (o_.nvml_library.empty() ? FAKE_NVML_PATH : o_.nvml_library)
         << "\n"
-        << o_.gpu_yaml
-        << "logging:\n  level: debug\n  file: \"\"\n  journal: false\n"
+        << o_.gpu_yaml << "logging:\n  level: debug\n  file: \"\"\n  journal: false\n"
         << "docker:\n  host: " << docker_host_ << "\n"
-        << o_.docker_yaml
-        << "deployment:\n  readiness_timeout_seconds: " << o_.readiness_timeout
+        << o_.docker_yaml << "deployment:\n  readiness_timeout_seconds: " << o_.readiness_timeout
         << "\n  stop_grace_seconds: 3\n  expiry_warning_seconds: 30\n"
-        << "  allowed_registries: [\"" << registry_ << "\"]\n"  // the local test registry
-        << o_.deployment_yaml
-        << "api:\n  listen: 127.0.0.1\n  port: " << ssh_port_ + 3 << "\n"
+        << "  allowed_registries: [\"" << registry_ << "\"" << ExtraRegistries() << "]\n"
+        << o_.deployment_yaml << "api:\n  listen: 127.0.0.1\n  port: " << ssh_port_ + 3 << "\n"
         << "data_dir: " << root_ << "/data\n"
         << o_.extra_yaml;
   }

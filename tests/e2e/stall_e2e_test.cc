@@ -44,6 +44,7 @@ TEST_F(StallE2eTest, TerminateOfRunningRentalIsNotHeldBackByFourHangingPulls) {
   ASSERT_GT(stall.port(), 0) << "cannot listen on 127.0.0.1";
   HarnessOptions o;
   o.scenario = "eight_gpus.ini";
+  o.extra_registries = {"127.0.0.1:" + std::to_string(stall.port())};
   StartAgent(o);
 
   const std::string running = "stall-running";
@@ -60,10 +61,11 @@ TEST_F(StallE2eTest, TerminateOfRunningRentalIsNotHeldBackByFourHangingPulls) {
   for (int i = 1; i <= 4; ++i) {
     const std::string id = "stall-pull-" + std::to_string(i);
     pulls.push_back(id);
-    json p = {{"deployment_id", id},
-              {"image", stall.Image("stall/img" + std::to_string(i) + ":1")},
-              {"duration_minutes", 30},
-              {"ports", {{"22", 22}}}};
+    // Small, so that admission's totals (90 % of a 2-CPU CI host) take all five rentals.
+    json p = {
+        {"deployment_id", id},    {"image", stall.Image("stall/img" + std::to_string(i) + ":1")},
+        {"duration_minutes", 30}, {"cpu_limit", 0.1},
+        {"memory_limit_mb", 256}, {"ports", {{"22", 22}}}};
     pull_cmds.push_back(sim_->QueueCommand(agent_id_, "deploy", p.dump()));
   }
   // They are pulling (the agent says so) and dockerd is connected to the stalling registry.
