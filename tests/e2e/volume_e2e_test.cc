@@ -31,8 +31,8 @@ class VolumeTest : public AgentE2eTest {
     ASSERT_NE(::mkdtemp(tmpl), nullptr);
     root_ = fs::canonical(tmpl).string();
     ASSERT_EQ(::chmod(root_.c_str(), 0755), 0);
-    fs::create_directories(root_ + "/work");
-    std::ofstream(root_ + "/work/hello.txt") << "hello from the host\n";
+    fs::create_directories(root_ + "/shared");
+    std::ofstream(root_ + "/shared/hello.txt") << "hello from the host\n";
     fs::create_directory_symlink("/", root_ + "/link");
     const std::string scheme = "unix://";
     ASSERT_EQ(docker_host_.rfind(scheme, 0), 0u) << docker_host_;
@@ -78,7 +78,7 @@ TEST_F(VolumeTest, MountsARootOwnedPathAndRefusesLinksDotDotRootsSocketAndSharin
   StartAgent(o);
   const std::string dk = "docker -H " + docker_host_ + " ";
 
-  Deploy("vol-ok", root_ + "/work");
+  Deploy("vol-ok", root_ + "/shared");
   json ok = WaitEvent("vol-ok", "success", 120s);
   ASSERT_FALSE(ok.is_null()) << "the valid volume was not deployed";
   EXPECT_EQ(Shell(dk + "exec deployment-vol-ok cat /workspace/hello.txt"), "hello from the host\n");
@@ -88,21 +88,21 @@ TEST_F(VolumeTest, MountsARootOwnedPathAndRefusesLinksDotDotRootsSocketAndSharin
   json m = json::parse(mounts, nullptr, false);
   ASSERT_TRUE(m.is_array() && m.size() == 1) << mounts;
   EXPECT_EQ(m[0]["Type"], "bind");
-  EXPECT_EQ(m[0]["Source"], root_ + "/work");
+  EXPECT_EQ(m[0]["Source"], root_ + "/shared");
   EXPECT_EQ(m[0]["Target"], "/workspace");
   EXPECT_EQ(Shell(dk + "inspect -f '{{json .HostConfig.Binds}}' deployment-vol-ok"), "null\n");
   std::string seen = Shell(dk +
                            "inspect -f '{{range .Mounts}}{{.Type}} {{.Source}}{{end}}' "
                            "deployment-vol-ok");
-  EXPECT_EQ(seen, "bind " + root_ + "/work\n");
+  EXPECT_EQ(seen, "bind " + root_ + "/shared\n");
 
   // Each refused at validate; the first rental keeps running meanwhile.
   Deploy("vol-link", root_ + "/link");
   Deploy("vol-link-deep", root_ + "/link/etc");
-  Deploy("vol-dotdot", root_ + "/work/../link");
+  Deploy("vol-dotdot", root_ + "/shared/../link");
   Deploy("vol-root", root_);
   Deploy("vol-socket", socket_);
-  Deploy("vol-shared", root_ + "/work");
+  Deploy("vol-shared", root_ + "/shared");
   ExpectRefused("vol-link", "contains a symlink");
   ExpectRefused("vol-link-deep", "contains a symlink at '" + root_ + "/link'");
   ExpectRefused("vol-dotdot", "'..'");

@@ -50,14 +50,14 @@ class VolumeGuardTest : public ::testing::Test {
 };
 
 TEST_F(VolumeGuardTest, AcceptsARootOwnedDirectoryStrictlyInsideARoot) {
-  Dir(root_ + "/renter/work");
-  auto r = ResolveVolumeHostPath(root_ + "/renter/work", opts_);
+  Dir(root_ + "/renter/data");
+  auto r = ResolveVolumeHostPath(root_ + "/renter/data", opts_);
   ASSERT_TRUE(r.ok()) << r.error().message;
-  EXPECT_EQ(*r, root_ + "/renter/work");
+  EXPECT_EQ(*r, root_ + "/renter/data");
   // Written with doubled or trailing slashes, the canonical form comes back.
-  r = ResolveVolumeHostPath(root_ + "//renter/work/", opts_);
+  r = ResolveVolumeHostPath(root_ + "//renter/data/", opts_);
   ASSERT_TRUE(r.ok()) << r.error().message;
-  EXPECT_EQ(*r, root_ + "/renter/work");
+  EXPECT_EQ(*r, root_ + "/renter/data");
 }
 
 TEST_F(VolumeGuardTest, ARootBehindASymlinkBindsItsCanonicalPath) {
