@@ -202,7 +202,6 @@ void RentalMonitor::EnforceWithoutStore(const ClockReading& now, std::stop_token
         auto exp = c.labels.find(kLabelExpires);
         if (dep == c.labels.end() || known_.count(dep->second) > 0 || !c.running) continue;
         Known k;
-        k.from_labels = true;
         k.d.id = dep->second;
         k.d.container_id = c.id;
         k.d.state = DeploymentState::kRunning;
@@ -295,7 +294,6 @@ void RentalMonitor::Remember(const std::vector<domain::Deployment>& running) {
     Known k;
     if (auto it = known_.find(d.id); it != known_.end()) k = it->second;
     k.d = d;
-    k.from_labels = false;
     next[d.id] = std::move(k);
   }
   // A rental stopped without the database keeps its stop time until its ending has run.

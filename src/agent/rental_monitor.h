@@ -36,7 +36,6 @@ class RentalMonitor {
   // What the monitor knows of one running rental, kept for when the database is down.
   struct Known {
     domain::Deployment d;                   // last row read; clock advanced in memory
-    bool from_labels = false;               // only Docker's labels were known
     std::optional<SystemTime> warned_ends;  // warned while down: write warned_at + `expiring`
     int64_t warned_left_s = 0;
     bool stop_queued = false;                // expired while down: a stop job was queued
