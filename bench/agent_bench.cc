@@ -14,11 +14,15 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <set>
 
+#include <sys/stat.h>
+
 #include "agent_status.h"
+#include "host/linux_host_probe.h"
 #include "e2e/agent_harness.h"
 #include "stalling_registry.h"
 
@@ -428,6 +432,87 @@ TEST_F(AgentBench, BufferedMetricsDeliveryAfterOutage) {
           Ratio(rate(large), direct_rate), big));
   Report("  live samples the agent took meanwhile and delivered in between: " +
          std::to_string(small.live + large.live));
+}
+
+// The disk quota's measurement (issue 7, item 4): one round is one GET /containers/json?size=true
+// for every rental; its cost for N containers that each wrote 8 MiB, against a plain list call
+// of the same containers (the baseline), same run, same dockerd.
+TEST_F(AgentBench, DiskQuotaMeasurementRound) {
+  const int n = EnvInt("TAOLIE_BENCH_DISK_CONTAINERS", 8);
+  const int rounds = 5;
+  const std::map<std::string, std::string> labels = {{"taolie.managed", "true"},
+                                                     {"taolie.bench", "disk"}};
+  const std::string image = registry_ + "/taolie-test/busybox:1";
+  ASSERT_TRUE(docker_->Pull(image, {}, {}).ok());
+  for (int i = 0; i < n; ++i) {
+    docker::ContainerSpec c;
+    c.name = "taolie-bench-disk-" + std::to_string(i);
+    c.image = image;
+    c.labels = labels;
+    c.cmd = std::vector<std::string>{
+        "sh", "-c", "dd if=/dev/zero of=/fill bs=1M count=8 2>/dev/null; sleep 600"};
+    auto id = docker_->Create(c);
+    ASSERT_TRUE(id.ok()) << id.error().ToString();
+    ASSERT_TRUE(docker_->Start(*id).ok());
+  }
+  // Every container has written its 8 MiB (bounded wait).
+  ASSERT_TRUE(sim::Simulator::WaitFor(
+      [&] {
+        auto sizes = docker_->WritableLayerSizes(labels);
+        if (!sizes.ok() || static_cast<int>(sizes->size()) != n) return false;
+        for (const auto& [id, bytes] : *sizes) {
+          if (bytes < (int64_t{8} << 20)) return false;
+        }
+        return true;
+      },
+      60s));
+  std::vector<double> list_ms, sizes_ms;
+  for (int r = 0; r < rounds; ++r) {
+    auto t0 = std::chrono::steady_clock::now();
+    ASSERT_TRUE(docker_->List(labels).ok());
+    auto t1 = std::chrono::steady_clock::now();
+    ASSERT_TRUE(docker_->WritableLayerSizes(labels).ok());
+    auto t2 = std::chrono::steady_clock::now();
+    list_ms.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
+    sizes_ms.push_back(std::chrono::duration<double, std::milli>(t2 - t1).count());
+  }
+  // The rentals' bind volumes are walked too (host::HostProbe::TreeBytes): one volume of
+  // `files` small files, timed the same way.
+  const int files = EnvInt("TAOLIE_BENCH_VOLUME_FILES", 20000);
+  char tmpl[] = "/tmp/taolie-bench-volume-XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  const std::string vol = tmpl;
+  struct Cleanup {
+    std::string path;
+    ~Cleanup() { std::filesystem::remove_all(path); }
+  } cleanup{vol};
+  for (int i = 0; i < files; ++i) {
+    const std::string sub = vol + "/d" + std::to_string(i / 1000);
+    if (i % 1000 == 0) {
+      ASSERT_EQ(::mkdir(sub.c_str(), 0755), 0);
+    }
+    std::ofstream(sub + "/f" + std::to_string(i)) << "x";
+  }
+  auto probe = host::LinuxHostProbe::Create({});
+  std::vector<double> walk_ms;
+  for (int r = 0; r < rounds; ++r) {
+    auto t0 = std::chrono::steady_clock::now();
+    auto tree = probe->TreeBytes(vol, 200000);
+    auto t1 = std::chrono::steady_clock::now();
+    ASSERT_TRUE(tree.ok()) << tree.error().message;
+    ASSERT_FALSE(tree->truncated);
+    walk_ms.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
+  }
+  Report("== disk quota measurement: one round for all rentals ==");
+  Report(Fmt("  %.0f containers, 8 MiB written each, %.0f rounds", n, rounds));
+  Report(Fmt("  list (baseline):         p50 %.1f ms, max %.1f ms", Percentile(list_ms, 50),
+             *std::max_element(list_ms.begin(), list_ms.end())));
+  Report(Fmt("  list with sizes (round): p50 %.1f ms, max %.1f ms; ratio p50 %.1f",
+             Percentile(sizes_ms, 50), *std::max_element(sizes_ms.begin(), sizes_ms.end()),
+             Ratio(Percentile(sizes_ms, 50), Percentile(list_ms, 50))));
+  Report(Fmt("  one volume of %.0f files walked: p50 %.1f ms, max %.1f ms; ratio p50 %.1f",
+             files, Percentile(walk_ms, 50), *std::max_element(walk_ms.begin(), walk_ms.end()),
+             Ratio(Percentile(walk_ms, 50), Percentile(list_ms, 50))));
 }
 
 }  // namespace
