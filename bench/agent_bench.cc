@@ -10,6 +10,7 @@
 //   TAOLIE_BENCH_REPORT          file the figures are appended to (scripts/bench.sh prints it)
 #include <curl/curl.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <cmath>
@@ -19,11 +20,9 @@
 #include <map>
 #include <set>
 
-#include <sys/stat.h>
-
 #include "agent_status.h"
-#include "host/linux_host_probe.h"
 #include "e2e/agent_harness.h"
+#include "host/linux_host_probe.h"
 #include "stalling_registry.h"
 
 namespace taolie::testing {
@@ -510,8 +509,8 @@ TEST_F(AgentBench, DiskQuotaMeasurementRound) {
   Report(Fmt("  list with sizes (round): p50 %.1f ms, max %.1f ms; ratio p50 %.1f",
              Percentile(sizes_ms, 50), *std::max_element(sizes_ms.begin(), sizes_ms.end()),
              Ratio(Percentile(sizes_ms, 50), Percentile(list_ms, 50))));
-  Report(Fmt("  one volume of %.0f files walked: p50 %.1f ms, max %.1f ms; ratio p50 %.1f",
-             files, Percentile(walk_ms, 50), *std::max_element(walk_ms.begin(), walk_ms.end()),
+  Report(Fmt("  one volume of %.0f files walked: p50 %.1f ms, max %.1f ms; ratio p50 %.1f", files,
+             Percentile(walk_ms, 50), *std::max_element(walk_ms.begin(), walk_ms.end()),
              Ratio(Percentile(walk_ms, 50), Percentile(list_ms, 50))));
 }
 
