@@ -393,6 +393,18 @@ json IsolationJson(const RentalIsolation& isolation, const config::DeploymentCon
           {"accepting_rentals", isolation.AdmitsRentals()}};
 }
 
+const char* StorageOptName(Runtime::StorageOpt s) {
+  switch (s) {
+    case Runtime::StorageOpt::kSupported:
+      return "supported";
+    case Runtime::StorageOpt::kRefused:
+      return "refused";
+    case Runtime::StorageOpt::kUnknown:
+      break;
+  }
+  return "unknown";
+}
+
 std::string StatusJson(AgentApp::Impl& m) {
   const Runtime& rt = *m.rt;
   json loops = json::array();
@@ -462,6 +474,10 @@ std::string StatusJson(AgentApp::Impl& m) {
                 {"expiries", rt.offline_expiries.load()},
                 {"rentals_known", m.engine->monitor().KnownRentals()}}},
               {"isolation", IsolationJson(*m.isolation, m.cfg.deployment)},
+              // "supported": writable layers bounded by StorageOpt; "refused": measured only.
+              {"disk_quota",
+               {{"storage_opt", StorageOptName(rt.storage_opt.load())},
+                {"measured_every_seconds", m.cfg.monitoring.duration_check_interval}}},
               {"clock",
                {{"wall_steps", rt.clock_steps.load()},
                 {"last_wall_step_seconds", rt.last_clock_step_ms.load() / 1000.0}}}};

@@ -64,6 +64,9 @@ docker::ContainerSpec BuildContainerSpec(const ContainerSpecInput& in) {
   c.nano_cpus = in.limits.nano_cpus;
   c.shm_size_bytes = in.limits.shm_bytes;
   c.pids_limit = in.limits.pids_limit;
+  if (in.storage_opt && in.spec->admitted_disk_mb > 0) {
+    c.storage_size_bytes = in.spec->admitted_disk_mb << 20;
+  }
   c.log_max_size = std::to_string(dc.log_max_size_mb) + "m";
   c.log_max_file = std::to_string(dc.log_max_files);
   c.no_new_privileges = dc.no_new_privileges;

@@ -33,6 +33,9 @@ struct ContainerSpecInput {
   const config::DeploymentConfig* deployment_cfg = nullptr;
   std::string bind_ip;  // network.bind_ip
   std::string network;  // the network the rental joins; "" = Docker's default bridge
+  // Bound the writable layer with StorageOpt at the rental's disk quota (spec
+  // admitted_disk_mb); false where the storage driver has none (the quota is then measured).
+  bool storage_opt = false;
 };
 
 docker::ContainerSpec BuildContainerSpec(const ContainerSpecInput& in);

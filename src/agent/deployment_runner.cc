@@ -9,6 +9,7 @@
 #include "agent/rental_network.h"
 #include "agent/rules/limits.h"
 #include "agent/rules/registry_policy.h"
+#include "docker/engine_api.h"
 #include "platform/messages.h"
 
 namespace taolie::agent {
@@ -170,6 +171,8 @@ void DeploymentRunner::Run(domain::Deployment d, std::stop_token stop,
             iso != nullptr && iso->Current().network_ready) {
           in.network = kRentalNetworkName;
         }
+        using StorageOpt = Runtime::StorageOpt;
+        in.storage_opt = ctx_.rt.storage_opt.load() != StorageOpt::kRefused;
         docker::ContainerSpec cs = BuildContainerSpec(in);
         // A crash after create but before recording leaves a container with our name: adopt it.
         auto existing = deps.docker.Inspect(d.container_name);
@@ -182,6 +185,20 @@ void DeploymentRunner::Run(domain::Deployment d, std::stop_token stop,
             return;
           }
           auto id = deps.docker.Create(cs);
+          if (!id.ok() && cs.storage_size_bytes > 0 &&
+              docker::IsStorageOptUnsupported(id.error().message)) {
+            // Once per agent: the quota is measured each monitor round instead.
+            if (ctx_.rt.storage_opt.exchange(StorageOpt::kRefused) != StorageOpt::kRefused) {
+              spdlog::warn(
+                  "disk quotas: the storage driver has no StorageOpt size ({}); each rental's "
+                  "disk use is measured every monitor round instead",
+                  id.error().message);
+            }
+            cs.storage_size_bytes = 0;
+            id = deps.docker.Create(cs);
+          } else if (id.ok() && cs.storage_size_bytes > 0) {
+            ctx_.rt.storage_opt.store(StorageOpt::kSupported);
+          }
           if (!id.ok()) {
             Fail(d, "create", id.error().message);
             return;

@@ -148,6 +148,10 @@ class Runtime {
   std::atomic<uint64_t> store_down_rounds{0};  // monitor rounds enforced without the database
   std::atomic<uint64_t> offline_warnings{0};   // expiry warnings given while it was down
   std::atomic<uint64_t> offline_expiries{0};   // rentals stopped at expiry while it was down
+  // Whether the storage driver bounds a rental's writable layer (StorageOpt size): unknown
+  // until the first create with a disk quota tries it; refused = quotas are only measured.
+  enum class StorageOpt : int { kUnknown = 0, kSupported = 1, kRefused = 2 };
+  std::atomic<StorageOpt> storage_opt{StorageOpt::kUnknown};
 
  private:
   mutable std::mutex mu_;

@@ -44,6 +44,10 @@ struct ContainerSpec {
   int64_t nano_cpus = 0;
   int64_t shm_size_bytes = 0;
   int64_t pids_limit = 0;
+  // HostConfig.StorageOpt "size": a hard bound on the writable layer, where the storage driver
+  // supports it (overlay2 on xfs with pquota, btrfs, zfs); 0 = none. A driver without it makes
+  // the create fail (IsStorageOptUnsupported).
+  int64_t storage_size_bytes = 0;
   std::string log_max_size;  // json-file log-opts, e.g. "50m"
   std::string log_max_file;  // e.g. "3"
   bool no_new_privileges = false;

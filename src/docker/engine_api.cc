@@ -235,7 +235,7 @@ Status ValidateSpec(const ContainerSpec& spec) {
     }
   }
   if (spec.memory_bytes < 0 || spec.nano_cpus < 0 || spec.shm_size_bytes < 0 ||
-      spec.pids_limit < 0) {
+      spec.pids_limit < 0 || spec.storage_size_bytes < 0) {
     return bad("negative resource limit");
   }
   for (const auto& uuid : spec.gpu_uuids) {
@@ -295,6 +295,9 @@ std::string BuildCreateBody(const ContainerSpec& spec) {
   if (spec.nano_cpus > 0) host["NanoCpus"] = spec.nano_cpus;
   if (spec.shm_size_bytes > 0) host["ShmSize"] = spec.shm_size_bytes;
   if (spec.pids_limit > 0) host["PidsLimit"] = spec.pids_limit;
+  if (spec.storage_size_bytes > 0) {
+    host["StorageOpt"] = {{"size", std::to_string(spec.storage_size_bytes)}};
+  }
   json log_opts = json::object();
   if (!spec.log_max_size.empty()) log_opts["max-size"] = spec.log_max_size;
   if (!spec.log_max_file.empty()) log_opts["max-file"] = spec.log_max_file;
@@ -529,6 +532,13 @@ ErrorCode CodeForPullError(std::string_view message) {
   }
   if (has("denied") || has("unauthorized")) return ErrorCode::kPermissionDenied;
   return ErrorCode::kUnavailable;
+}
+
+bool IsStorageOptUnsupported(std::string_view message) {
+  std::string m(message);
+  std::transform(m.begin(), m.end(), m.begin(), [](unsigned char c) { return std::tolower(c); });
+  return m.find("storage-opt") != std::string::npos || m.find("storageopt") != std::string::npos ||
+         m.find("storage opt") != std::string::npos;
 }
 
 std::string RegistryAuthHeader(const RegistryAuth& auth, const std::string& registry) {

@@ -98,6 +98,9 @@ std::string EngineMessage(std::string_view body);
 ErrorCode CodeForHttpStatus(long status, ErrorCode conflict);
 // Error code for an error line in a pull stream, from its message.
 ErrorCode CodeForPullError(std::string_view message);
+// Whether a create's error says the storage driver has no StorageOpt (e.g. overlay2 on ext4:
+// "--storage-opt is supported only for overlay over xfs with 'pquota' mount option").
+bool IsStorageOptUnsupported(std::string_view message);
 
 // The X-Registry-Auth header value for a pull from `registry` (host[:port]): base64url of
 // {"username","password","serveraddress"} or {"identitytoken","serveraddress"}. "" when

@@ -74,6 +74,13 @@ TEST(ContainerSpec, EnvLabelsPortsGpusAndBounds) {
   in.bind_ip = "127.0.0.1";
   EXPECT_EQ(BuildContainerSpec(in).ports[0].host_ip, "127.0.0.1");
 
+  // The disk quota bounds the writable layer only where the driver has StorageOpt.
+  EXPECT_EQ(c.storage_size_bytes, 0);
+  spec.admitted_disk_mb = 4096;
+  EXPECT_EQ(BuildContainerSpec(in).storage_size_bytes, 0);
+  in.storage_opt = true;
+  EXPECT_EQ(BuildContainerSpec(in).storage_size_bytes, int64_t{4096} << 20);
+
   // The GPUs the rental claimed, and what the driver exposes; NET_RAW and MKNOD dropped.
   EXPECT_TRUE(Has(c.env, "NVIDIA_VISIBLE_DEVICES=GPU-a,GPU-b"));
   EXPECT_TRUE(Has(c.env, "NVIDIA_DRIVER_CAPABILITIES=compute,utility"));

@@ -148,6 +148,43 @@ TEST_F(EngineTest, StartFailureFailsAtStart) {
   EXPECT_TRUE(docker.containers.empty());
 }
 
+// The disk quota bounds the writable layer with StorageOpt where the driver has it.
+TEST_F(EngineTest, ADiskQuotaBoundsTheWritableLayerWithStorageOpt) {
+  cfg.deployment.disk_quota_mb = 2048;
+  DeployNow("d1");
+  auto d = store.Get("d1");
+  ASSERT_EQ(d.state, DeploymentState::kRunning);
+  EXPECT_EQ(docker.specs.at(d.container_id).storage_size_bytes, int64_t{2048} << 20);
+  EXPECT_EQ(rt->storage_opt.load(), agent::Runtime::StorageOpt::kSupported);
+}
+
+// A driver without StorageOpt (overlay2 on ext4) refuses the create: it is made again without,
+// the quota is measured instead, and later rentals do not try again.
+TEST_F(EngineTest, AStorageDriverWithoutStorageOptFallsBackToMeasuringOnce) {
+  cfg.deployment.disk_quota_mb = 2048;
+  docker.refuse_storage_opt = true;
+  DeployNow("d1");
+  auto d1 = store.Get("d1");
+  ASSERT_EQ(d1.state, DeploymentState::kRunning) << d1.error_stage;
+  EXPECT_EQ(docker.specs.at(d1.container_id).storage_size_bytes, 0);
+  EXPECT_EQ(rt->storage_opt.load(), agent::Runtime::StorageOpt::kRefused);
+  EXPECT_EQ(docker.Count("Create "), 2);
+  DeployNow("d2");
+  ASSERT_EQ(store.Get("d2").state, DeploymentState::kRunning);
+  EXPECT_EQ(docker.Count("Create "), 3);  // d2: once, without StorageOpt
+}
+
+// Without a quota nothing is asked of the driver.
+TEST_F(EngineTest, NoDiskQuotaSetsNoStorageOpt) {
+  cfg.deployment.disk_quota_mb = 0;
+  host.facts.storage_total_bytes = 0;
+  DeployNow("d1");
+  auto d = store.Get("d1");
+  ASSERT_EQ(d.state, DeploymentState::kRunning);
+  EXPECT_EQ(docker.specs.at(d.container_id).storage_size_bytes, 0);
+  EXPECT_EQ(rt->storage_opt.load(), agent::Runtime::StorageOpt::kUnknown);
+}
+
 // A crash leaves the row at any state before running: the runner resumes from there and the
 // rental reports success exactly once.
 TEST_F(EngineTest, ResumesFromEveryStateAfterACrash) {

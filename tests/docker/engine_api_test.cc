@@ -203,11 +203,31 @@ TEST(BuildCreateBodyTest, OmitsUnsetOptions) {
   EXPECT_FALSE(h.contains("MemorySwap"));
   EXPECT_FALSE(h.contains("NanoCpus"));
   EXPECT_FALSE(h.contains("PidsLimit"));
+  EXPECT_FALSE(h.contains("StorageOpt"));
   EXPECT_FALSE(h.contains("SecurityOpt"));
   EXPECT_FALSE(h.contains("Runtime"));
   EXPECT_FALSE(h.contains("NetworkMode"));
   EXPECT_EQ(h["Privileged"], false);
   EXPECT_EQ(h["RestartPolicy"], json({{"Name", ""}}));
+}
+
+TEST(BuildCreateBodyTest, StorageSizeBecomesStorageOptInBytes) {
+  ContainerSpec s;
+  s.image = "busybox";
+  s.storage_size_bytes = int64_t{10} << 30;
+  json b = json::parse(BuildCreateBody(s));
+  EXPECT_EQ(b["HostConfig"]["StorageOpt"], json({{"size", "10737418240"}}));
+  s.storage_size_bytes = -1;
+  EXPECT_FALSE(ValidateSpec(s).ok());
+}
+
+TEST(EngineMessagesTest, StorageOptRefusalsAreRecognised) {
+  // dockerd 20.10 and 24, overlay2 on ext4; and a driver without the option.
+  EXPECT_TRUE(IsStorageOptUnsupported(
+      "--storage-opt is supported only for overlay over xfs with 'pquota' mount option"));
+  EXPECT_TRUE(IsStorageOptUnsupported("docker: create: --storage-opt is not supported for vfs"));
+  EXPECT_FALSE(IsStorageOptUnsupported("No such image: busybox:latest"));
+  EXPECT_FALSE(IsStorageOptUnsupported("Conflict. The container name is already in use"));
 }
 
 TEST(ValidateSpecTest, RejectsBadFields) {

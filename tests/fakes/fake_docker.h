@@ -24,6 +24,7 @@ class FakeDocker : public docker::DockerClient {
   PullMode pull_mode = PullMode::kOk;
   bool down = false;
   bool start_fails = false;
+  bool refuse_storage_opt = false;     // Create with StorageOpt fails as on overlay2 over ext4
   std::set<std::string> local_images;  // ImageExists answers true for these
   std::vector<docker::RegistryAuth> pull_auths;  // what each Pull was given, in order
   std::vector<std::string> calls;      // "Pull image", "Create name", "Stop id", ...
@@ -87,6 +88,11 @@ class FakeDocker : public docker::DockerClient {
   Result<std::string> Create(const docker::ContainerSpec& spec) override {
     TAOLIE_RETURN_IF_ERROR(Call("Create " + spec.name));
     std::lock_guard l(mu_);
+    if (refuse_storage_opt && spec.storage_size_bytes > 0) {
+      return MakeError(ErrorCode::kInternal,
+                       "docker: create: --storage-opt is supported only for overlay over xfs "
+                       "with 'pquota' mount option");
+    }
     for (const auto& [id, c] : containers) {
       if (c.name == spec.name) return MakeError(ErrorCode::kAlreadyExists, "name in use");
     }
