@@ -35,11 +35,15 @@ std::vector<ImageGcPick> SelectImagesToCollect(const ImageGcInput& in) {
     if (AnyTagListed(image, in.prefetch)) continue;
     ImageGcPick pick{image, SystemTime{} + std::chrono::seconds(image.created), false};
     for (const auto& [ref, at] : in.last_use) {
-      if (at > pick.last_use && AnyTagListed(image, {ref})) {
-        pick.last_use = at;
+      if (AnyTagListed(image, {ref})) {
+        pick.last_use = std::max(pick.last_use, at);
         pick.used_by_rental = true;
       }
     }
+    // Only what the agent brought in: an image some rental named, or a dangling one (no tag:
+    // typically an old copy of a rental's image whose tag a later pull moved, and what
+    // `docker image prune` removes too). A tagged image no rental used is the owner's.
+    if (!pick.used_by_rental && !image.repo_tags.empty()) continue;
     if (pick.last_use > cutoff) continue;
     candidates.push_back(std::move(pick));
   }

@@ -2,8 +2,9 @@
 // Image collection (docker.image_gc_min_free_gb, docker.image_gc_days): when free space on
 // Docker's data root is under the threshold, local images no rental used for image_gc_days
 // are removed, oldest last use first, until the freed sizes bring free space back over the
-// threshold. An image a container uses (any state) or one listed in docker.prefetch_images
-// is never removed.
+// threshold. Only images some rental used, and dangling (untagged) ones, are candidates: a
+// tagged image no rental ever named is the owner's and stays. An image a container uses (any
+// state) or one listed in docker.prefetch_images is never removed.
 #include <atomic>
 #include <cstdint>
 #include <map>
@@ -36,7 +37,7 @@ struct ImageGcInput {
 struct ImageGcPick {
   docker::ImageInfo image;
   SystemTime last_use{};        // the later of its Created and its latest rental use
-  bool used_by_rental = false;  // last_use comes from a rental
+  bool used_by_rental = false;  // some rental named it (else it is dangling)
 };
 
 // The images to remove, oldest last use first; empty when free_bytes >= threshold_bytes.

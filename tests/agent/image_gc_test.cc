@@ -54,6 +54,9 @@ TEST(ImageGcSelect, OldestLastUseFirstAndStopsOnceOverTheThreshold) {
   ImageGcInput in = BaseInput();
   in.images = {Image("0001", "b:1", 30, 10), Image("0002", "a:1", 60, 10),
                Image("0003", "c:1", 20, 10)};
+  in.last_use = {{"a:1", kNow - std::chrono::hours(24) * 50},
+                 {"b:1", kNow - std::chrono::hours(24) * 25},
+                 {"c:1", kNow - std::chrono::hours(24) * 15}};
   // 5 free + 10 (a) + 10 (b) = 25 >= 20: c stays.
   EXPECT_EQ(Tags(SelectImagesToCollect(in)), (std::vector<std::string>{"a:1", "b:1"}));
 }
@@ -63,12 +66,12 @@ TEST(ImageGcSelect, RentalUseCountsOverCreationAndDaysProtectRecentOnes) {
   in.threshold_bytes = 1000 * kGiB;
   in.images = {Image("0001", "docker.io/library/ubuntu:latest", 300, 1),
                Image("0002", "recent:1", 3, 1), Image("0003", "rented:1", 200, 1),
-               Image("0004", "", 50, 1)};
+               Image("0004", "", 50, 1), Image("0005", "owner:1", 400, 1)};
   in.last_use = {{"ubuntu", kNow - std::chrono::hours(24) * 2},  // same image as the tag
                  {"rented:1", kNow - std::chrono::hours(24) * 10}};
   auto picks = SelectImagesToCollect(in);
-  // ubuntu: used 2 days ago; recent: created 3 days ago. The untagged one (50 days) is older
-  // than rented:1's last use (10 days).
+  // ubuntu: used 2 days ago; recent: never rented (and new). The untagged one (50 days) is
+  // older than rented:1's last use (10 days). owner:1, however old, no rental ever used.
   ASSERT_EQ(Tags(picks), (std::vector<std::string>{in.images[3].id, "rented:1"}));
   EXPECT_FALSE(picks[0].used_by_rental);
   EXPECT_TRUE(picks[1].used_by_rental);
@@ -83,6 +86,8 @@ TEST(ImageGcSelect, NeverOneInUseOrPrefetchListed) {
                Image("0004", "free:1", 100, 1)};
   in.in_use = {in.images[0].id, "by-ref:1"};
   in.prefetch = {"busybox"};
+  for (const auto& image : in.images)
+    in.last_use[image.repo_tags[0]] = kNow - std::chrono::hours(24) * 90;
   EXPECT_EQ(Tags(SelectImagesToCollect(in)), (std::vector<std::string>{"free:1"}));
 }
 
@@ -155,10 +160,19 @@ TEST_F(CollectorFixture, RemovesUnusedByTagGoesOnAfterAFailureAndCounts) {
   spec.image = "running:1";
   ASSERT_TRUE(docker.Create(spec).ok());
   const std::string untagged = docker.images[2].id;
+  for (const char* image : {"refused:1", "old:1", "running:1"}) {
+    domain::Deployment d;
+    d.id = std::string("dep-") + image;
+    d.image = image;
+    d.created_at = kNow - std::chrono::hours(24) * 60;
+    store.deployments[d.id] = d;
+  }
+  docker.images.push_back(Image("0005", "owner:1", 100, 1));  // no rental used it: it stays
   ASSERT_TRUE(gc.RunOnce().ok());
-  ASSERT_EQ(docker.images.size(), 2u);
+  ASSERT_EQ(docker.images.size(), 3u);
   EXPECT_EQ(docker.images[0].repo_tags, std::vector<std::string>{"refused:1"});
   EXPECT_EQ(docker.images[1].repo_tags, std::vector<std::string>{"running:1"});
+  EXPECT_EQ(docker.images[2].repo_tags, std::vector<std::string>{"owner:1"});
   EXPECT_EQ(docker.Count("RemoveImage"), 4);  // refused:1, old:1, old:alias, the untagged id
   EXPECT_EQ(docker.Count("RemoveImage " + untagged), 1);
   EXPECT_EQ(gc.collected(), 2u);

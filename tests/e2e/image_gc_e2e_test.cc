@@ -1,7 +1,8 @@
 // Image collection end to end (issue 7, item 4): with docker.image_gc_min_free_gb far above
-// the free space and docker.image_gc_days 0, an image nothing uses is removed within a few
-// monitor rounds, with its removal logged and counted on /status; an image a (stopped)
-// container uses, the running rental's image and the prefetch-listed test images stay.
+// the free space and docker.image_gc_days 0, the image of a rental that ended is removed
+// within a few monitor rounds, with its removal logged and counted on /status; the owner's
+// image no rental used, an image a (stopped) container uses, the running rental's image and
+// the prefetch-listed test images stay.
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
@@ -17,7 +18,7 @@ using nlohmann::json;
 using namespace std::chrono_literals;
 namespace fs = std::filesystem;
 
-constexpr const char* kVictim = "taolie-gc-victim:1";
+constexpr const char* kOwner = "taolie-gc-owner:1";
 constexpr const char* kInUse = "taolie-gc-inuse:1";
 constexpr const char* kHolder = "taolie-gc-holder";
 
@@ -27,7 +28,8 @@ class ImageGcTest : public AgentE2eTest {
     AgentE2eTest::TearDown();
     if (docker_) {
       (void)docker_->Remove(kHolder, true);
-      (void)docker_->RemoveImage(kVictim);
+      (void)docker_->RemoveImage(kOwner);
+      (void)docker_->RemoveImage(Victim());
       (void)docker_->RemoveImage(kInUse);
     }
   }
@@ -45,15 +47,27 @@ class ImageGcTest : public AgentE2eTest {
     auto exists = docker_->ImageExists(tag);
     ASSERT_TRUE(exists.ok() && *exists) << tag << " not imported";
   }
+  // The rental image that ends: the sshd image with one more label (a distinct id), pushed to
+  // the test registry.
+  std::string Victim() const { return registry_ + "/taolie-test/gc-victim:1"; }
+  void PushVictim() {
+    Cli("rm -f taolie-gc-commit");
+    ASSERT_NE(Cli("create --name taolie-gc-commit " + SshImage()), "");
+    Cli("commit --change 'LABEL taolie.test=gc-victim' taolie-gc-commit " + Victim());
+    Cli("rm -f taolie-gc-commit");
+    const std::string pushed = Cli("push " + Victim());
+    ASSERT_TRUE(Exists(Victim())) << pushed;
+  }
   bool Exists(const std::string& image) {
     auto e = docker_->ImageExists(image);
     return e.ok() && *e;
   }
 };
 
-TEST_F(ImageGcTest, RemovesAnUnusedImageAndKeepsImagesInUseAndPrefetchListed) {
-  Import(kVictim);
+TEST_F(ImageGcTest, RemovesAnEndedRentalsImageAndKeepsTheOwnersInUseAndPrefetchListed) {
+  Import(kOwner);
   Import(kInUse);
+  PushVictim();
   ASSERT_NE(Cli(std::string("create --name ") + kHolder + " " + kInUse + " /marker"), "");
   ASSERT_TRUE(docker_->Inspect(kHolder).ok()) << "holder container not created";
 
@@ -64,7 +78,7 @@ TEST_F(ImageGcTest, RemovesAnUnusedImageAndKeepsImagesInUseAndPrefetchListed) {
   std::vector<std::string> protect = {SshImage()};
   for (const auto& image : *images) {
     for (const auto& tag : image.repo_tags) {
-      if (tag == kVictim || tag == kInUse) continue;
+      if (tag == kOwner || tag == kInUse || tag == Victim()) continue;
       ASSERT_EQ(tag.rfind(registry_ + "/", 0), 0u)
           << "unexpected image " << tag << " in the test daemon: this test would remove it";
       protect.push_back(tag);
@@ -77,6 +91,18 @@ TEST_F(ImageGcTest, RemovesAnUnusedImageAndKeepsImagesInUseAndPrefetchListed) {
       "  image_gc_min_free_gb: 100000\n  image_gc_days: 0\n  prefetch_images: [" + list + "]\n";
   StartAgent(o);
 
+  // A rental of the victim runs, ends and is cleaned up: from then on nothing uses its image.
+  sim_->QueueCommand(agent_id_, "deploy",
+                     json{{"deployment_id", "gc-ended"},
+                          {"image", Victim()},
+                          {"gpu_count", 0},
+                          {"duration_minutes", 10},
+                          {"ports", {{"22", 22}}}}
+                         .dump());
+  ASSERT_FALSE(WaitEvent("gc-ended", "success", 120s).is_null()) << "victim rental did not start";
+  EXPECT_TRUE(Exists(Victim())) << "collected while its rental ran";
+  sim_->QueueCommand(agent_id_, "terminate", json{{"deployment_id", "gc-ended"}}.dump());
+  ASSERT_FALSE(WaitEvent("gc-ended", "terminated", 60s).is_null());
   sim_->QueueCommand(agent_id_, "deploy",
                      json{{"deployment_id", "gc-rental"},
                           {"image", SshImage()},
@@ -86,8 +112,8 @@ TEST_F(ImageGcTest, RemovesAnUnusedImageAndKeepsImagesInUseAndPrefetchListed) {
                          .dump());
   ASSERT_FALSE(WaitEvent("gc-rental", "success", 120s).is_null()) << "rental did not start";
 
-  ASSERT_TRUE(sim::Simulator::WaitFor([&] { return !Exists(kVictim); }, 30s))
-      << kVictim << " was not collected";
+  ASSERT_TRUE(sim::Simulator::WaitFor([&] { return !Exists(Victim()); }, 30s))
+      << Victim() << " was not collected";
   json st;
   ASSERT_TRUE(sim::Simulator::WaitFor(
       [&] {
@@ -97,7 +123,7 @@ TEST_F(ImageGcTest, RemovesAnUnusedImageAndKeepsImagesInUseAndPrefetchListed) {
       10s))
       << st.dump();
   const std::string log = agent_->Log();
-  EXPECT_NE(log.find(std::string("image gc: removed ") + kVictim), std::string::npos);
+  EXPECT_NE(log.find("image gc: removed " + Victim()), std::string::npos);
   for (size_t at = log.find("image gc:"); at != std::string::npos;
        at = log.find("image gc:", at + 1)) {
     std::cout << "# " << log.substr(at, log.find('\n', at) - at) << "\n";
@@ -106,6 +132,7 @@ TEST_F(ImageGcTest, RemovesAnUnusedImageAndKeepsImagesInUseAndPrefetchListed) {
   // A few more rounds: what is used or listed is still there.
   ASSERT_TRUE(WaitForPolls(3));
   EXPECT_TRUE(Exists(kInUse)) << "an image a stopped container uses was removed";
+  EXPECT_TRUE(Exists(kOwner)) << "the owner's image, which no rental used, was removed";
   for (const auto& tag : protect) EXPECT_TRUE(Exists(tag)) << tag << " was removed";
   auto rental = Containers("gc-rental");
   ASSERT_EQ(rental.size(), 1u);
