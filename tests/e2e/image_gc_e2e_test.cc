@@ -58,6 +58,15 @@ class ImageGcTest : public AgentE2eTest {
     const std::string pushed = Cli("push " + Victim());
     ASSERT_TRUE(Exists(Victim())) << pushed;
   }
+  void Deploy(const std::string& id, const std::string& image) {
+    sim_->QueueCommand(agent_id_, "deploy",
+                       json{{"deployment_id", id},
+                            {"image", image},
+                            {"gpu_count", 0},
+                            {"duration_minutes", 10},
+                            {"ports", {{"22", 22}}}}
+                           .dump());
+  }
   bool Exists(const std::string& image) {
     auto e = docker_->ImageExists(image);
     return e.ok() && *e;
@@ -92,24 +101,12 @@ TEST_F(ImageGcTest, RemovesAnEndedRentalsImageAndKeepsTheOwnersInUseAndPrefetchL
   StartAgent(o);
 
   // A rental of the victim runs, ends and is cleaned up: from then on nothing uses its image.
-  sim_->QueueCommand(agent_id_, "deploy",
-                     json{{"deployment_id", "gc-ended"},
-                          {"image", Victim()},
-                          {"gpu_count", 0},
-                          {"duration_minutes", 10},
-                          {"ports", {{"22", 22}}}}
-                         .dump());
+  Deploy("gc-ended", Victim());
   ASSERT_FALSE(WaitEvent("gc-ended", "success", 120s).is_null()) << "victim rental did not start";
   EXPECT_TRUE(Exists(Victim())) << "collected while its rental ran";
   sim_->QueueCommand(agent_id_, "terminate", json{{"deployment_id", "gc-ended"}}.dump());
   ASSERT_FALSE(WaitEvent("gc-ended", "terminated", 60s).is_null());
-  sim_->QueueCommand(agent_id_, "deploy",
-                     json{{"deployment_id", "gc-rental"},
-                          {"image", SshImage()},
-                          {"gpu_count", 0},
-                          {"duration_minutes", 10},
-                          {"ports", {{"22", 22}}}}
-                         .dump());
+  Deploy("gc-rental", SshImage());
   ASSERT_FALSE(WaitEvent("gc-rental", "success", 120s).is_null()) << "rental did not start";
 
   ASSERT_TRUE(sim::Simulator::WaitFor([&] { return !Exists(Victim()); }, 30s))
