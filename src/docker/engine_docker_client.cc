@@ -193,6 +193,19 @@ Result<json> CreatedObject(const std::string& op, const Result<HttpResponse>& re
   return j;
 }
 
+// One plain request to the engine: `path` as VersionedPath made it (its error passes through).
+Result<HttpResponse> Send(const std::string& socket_path, const Result<std::string>& path,
+                          const char* method, milliseconds timeout,
+                          std::optional<std::string> body = std::nullopt) {
+  if (!path.ok()) return path.error();
+  HttpRequest req;
+  req.method = method;
+  req.path = *path;
+  req.body = std::move(body);
+  req.timeout = timeout;
+  return Perform(socket_path, req);
+}
+
 Status CheckRef(const std::string& id) {
   if (IsValidContainerRef(id)) return OkStatus();
   return MakeError(ErrorCode::kInvalidArgument,
@@ -292,12 +305,7 @@ Result<std::string> EngineDockerClient::VersionedPath(const std::string& path) {
 }
 
 Result<VersionInfo> EngineDockerClient::Version() {
-  auto path = VersionedPath("/version");
-  if (!path.ok()) return path.error();
-  HttpRequest req;
-  req.path = *path;
-  req.timeout = timeout_;
-  auto resp = Perform(socket_path_, req);
+  auto resp = Send(socket_path_, VersionedPath("/version"), "GET", timeout_);
   if (!resp.ok()) return resp.error();
   if (resp->status != 200) return EngineError("version", *resp, ErrorCode::kInternal);
   json j = json::parse(resp->body, nullptr, false);
@@ -309,10 +317,7 @@ Result<VersionInfo> EngineDockerClient::Version() {
   info.api_version = j.value("ApiVersion", "");
   info.os = j.value("Os", "");
 
-  auto info_path = VersionedPath("/info");
-  if (!info_path.ok()) return info_path.error();
-  req.path = *info_path;
-  auto info_resp = Perform(socket_path_, req);
+  auto info_resp = Send(socket_path_, VersionedPath("/info"), "GET", timeout_);
   if (info_resp.ok() && info_resp->status == 200) {
     json i = json::parse(info_resp->body, nullptr, false);
     if (!i.is_discarded() && i.is_object()) info.root_dir = i.value("DockerRootDir", "");
@@ -325,12 +330,7 @@ Result<VersionInfo> EngineDockerClient::Version() {
 Result<bool> EngineDockerClient::ImageExists(const std::string& image) {
   auto ref = ParseImageReference(image);
   if (!ref.ok()) return ref.error();
-  auto path = VersionedPath("/images/" + image + "/json");
-  if (!path.ok()) return path.error();
-  HttpRequest req;
-  req.path = *path;
-  req.timeout = timeout_;
-  auto resp = Perform(socket_path_, req);
+  auto resp = Send(socket_path_, VersionedPath("/images/" + image + "/json"), "GET", timeout_);
   if (!resp.ok()) return resp.error();
   if (resp->status == 200) return true;
   if (resp->status == 404) return false;
@@ -433,14 +433,9 @@ Status EngineDockerClient::Pull(const std::string& image,
 Result<std::string> EngineDockerClient::Create(const ContainerSpec& spec) {
   TAOLIE_RETURN_IF_ERROR(ValidateSpec(spec));
   std::string query = spec.name.empty() ? "" : "?name=" + PercentEncode(spec.name);
-  auto path = VersionedPath("/containers/create" + query);
-  if (!path.ok()) return path.error();
-  HttpRequest req;
-  req.method = "POST";
-  req.path = *path;
-  req.body = BuildCreateBody(spec);
-  req.timeout = timeout_;
-  auto j = CreatedObject("create " + spec.name, Perform(socket_path_, req));
+  auto j = CreatedObject("create " + spec.name,
+                         Send(socket_path_, VersionedPath("/containers/create" + query), "POST",
+                              timeout_, BuildCreateBody(spec)));
   if (!j.ok()) return j.error();
   if (auto w = j->find("Warnings"); w != j->end() && w->is_array()) {
     for (const auto& warning : *w) {
@@ -454,13 +449,7 @@ Result<std::string> EngineDockerClient::Create(const ContainerSpec& spec) {
 
 Status EngineDockerClient::Start(const std::string& id) {
   TAOLIE_RETURN_IF_ERROR(CheckRef(id));
-  auto path = VersionedPath("/containers/" + id + "/start");
-  if (!path.ok()) return path.error();
-  HttpRequest req;
-  req.method = "POST";
-  req.path = *path;
-  req.timeout = timeout_;
-  auto resp = Perform(socket_path_, req);
+  auto resp = Send(socket_path_, VersionedPath("/containers/" + id + "/start"), "POST", timeout_);
   if (!resp.ok()) return resp.error();
   if (resp->status == 204 || resp->status == 304) return OkStatus();
   return EngineError("start " + id, *resp, ErrorCode::kFailedPrecondition);
@@ -470,13 +459,9 @@ Status EngineDockerClient::Stop(const std::string& id, std::chrono::seconds grac
   TAOLIE_RETURN_IF_ERROR(CheckRef(id));
   constexpr int64_t kMaxGraceSeconds = int64_t{24} * 3600;
   int64_t t = std::clamp<int64_t>(grace.count(), 0, kMaxGraceSeconds);
-  auto path = VersionedPath("/containers/" + id + "/stop?t=" + std::to_string(t));
-  if (!path.ok()) return path.error();
-  HttpRequest req;
-  req.method = "POST";
-  req.path = *path;
-  req.timeout = std::chrono::seconds(t) + timeout_;
-  auto resp = Perform(socket_path_, req);
+  auto resp =
+      Send(socket_path_, VersionedPath("/containers/" + id + "/stop?t=" + std::to_string(t)),
+           "POST", std::chrono::seconds(t) + timeout_);
   if (!resp.ok()) return resp.error();
   if (resp->status == 204 || resp->status == 304) return OkStatus();
   return EngineError("stop " + id, *resp, ErrorCode::kFailedPrecondition);
@@ -492,13 +477,8 @@ Status EngineDockerClient::Kill(const std::string& id, const std::string& signal
     return MakeError(ErrorCode::kInvalidArgument,
                      "docker: invalid signal \"" + signal.substr(0, 16) + "\"");
   }
-  auto path = VersionedPath("/containers/" + id + "/kill?signal=" + signal);
-  if (!path.ok()) return path.error();
-  HttpRequest req;
-  req.method = "POST";
-  req.path = *path;
-  req.timeout = timeout_;
-  auto resp = Perform(socket_path_, req);
+  auto resp = Send(socket_path_, VersionedPath("/containers/" + id + "/kill?signal=" + signal),
+                   "POST", timeout_);
   if (!resp.ok()) return resp.error();
   if (resp->status == 204) return OkStatus();
   return EngineError("kill " + id, *resp, ErrorCode::kFailedPrecondition);
@@ -506,13 +486,9 @@ Status EngineDockerClient::Kill(const std::string& id, const std::string& signal
 
 Status EngineDockerClient::Remove(const std::string& id, bool force) {
   TAOLIE_RETURN_IF_ERROR(CheckRef(id));
-  auto path = VersionedPath("/containers/" + id + "?force=" + (force ? "1" : "0") + "&v=1");
-  if (!path.ok()) return path.error();
-  HttpRequest req;
-  req.method = "DELETE";
-  req.path = *path;
-  req.timeout = timeout_;
-  auto resp = Perform(socket_path_, req);
+  auto resp = Send(socket_path_,
+                   VersionedPath("/containers/" + id + "?force=" + (force ? "1" : "0") + "&v=1"),
+                   "DELETE", timeout_);
   if (!resp.ok()) return resp.error();
   if (resp->status == 204) return OkStatus();
   return EngineError("remove " + id, *resp, ErrorCode::kFailedPrecondition);
@@ -520,12 +496,8 @@ Status EngineDockerClient::Remove(const std::string& id, bool force) {
 
 Result<ContainerInfo> EngineDockerClient::Inspect(const std::string& id_or_name) {
   TAOLIE_RETURN_IF_ERROR(CheckRef(id_or_name));
-  auto path = VersionedPath("/containers/" + id_or_name + "/json");
-  if (!path.ok()) return path.error();
-  HttpRequest req;
-  req.path = *path;
-  req.timeout = timeout_;
-  auto resp = Perform(socket_path_, req);
+  auto resp =
+      Send(socket_path_, VersionedPath("/containers/" + id_or_name + "/json"), "GET", timeout_);
   if (!resp.ok()) return resp.error();
   if (resp->status != 200) {
     return EngineError("inspect " + id_or_name, *resp, ErrorCode::kFailedPrecondition);
@@ -538,12 +510,7 @@ Result<std::string> EngineDockerClient::ListJson(const std::map<std::string, std
   std::vector<std::pair<std::string, std::string>> filter(labels.begin(), labels.end());
   std::string query = sizes ? "?all=1&size=true" : "?all=1";
   if (!filter.empty()) query += "&filters=" + PercentEncode(BuildLabelFilter(filter));
-  auto path = VersionedPath("/containers/json" + query);
-  if (!path.ok()) return path.error();
-  HttpRequest req;
-  req.path = *path;
-  req.timeout = timeout_;
-  auto resp = Perform(socket_path_, req);
+  auto resp = Send(socket_path_, VersionedPath("/containers/json" + query), "GET", timeout_);
   if (!resp.ok()) return resp.error();
   if (resp->status != 200) {
     return EngineError(sizes ? "list sizes" : "list", *resp, ErrorCode::kFailedPrecondition);
@@ -566,12 +533,7 @@ Result<std::map<std::string, int64_t>> EngineDockerClient::WritableLayerSizes(
 }
 
 Result<std::vector<ImageInfo>> EngineDockerClient::ListImages() {
-  auto path = VersionedPath("/images/json");
-  if (!path.ok()) return path.error();
-  HttpRequest req;
-  req.path = *path;
-  req.timeout = timeout_;
-  auto resp = Perform(socket_path_, req);
+  auto resp = Send(socket_path_, VersionedPath("/images/json"), "GET", timeout_);
   if (!resp.ok()) return resp.error();
   if (resp->status != 200) return EngineError("list images", *resp, ErrorCode::kInternal);
   return ParseImageList(resp->body);
@@ -581,13 +543,8 @@ Status EngineDockerClient::RemoveImage(const std::string& id_or_ref) {
   if (!IsValidImageId(id_or_ref)) {
     if (auto ref = ParseImageReference(id_or_ref); !ref.ok()) return ref.error();
   }
-  auto path = VersionedPath("/images/" + id_or_ref + "?force=0");
-  if (!path.ok()) return path.error();
-  HttpRequest req;
-  req.method = "DELETE";
-  req.path = *path;
-  req.timeout = timeout_;
-  auto resp = Perform(socket_path_, req);
+  auto resp =
+      Send(socket_path_, VersionedPath("/images/" + id_or_ref + "?force=0"), "DELETE", timeout_);
   if (!resp.ok()) return resp.error();
   if (resp->status == 200) return OkStatus();
   return EngineError("remove image " + id_or_ref, *resp, ErrorCode::kFailedPrecondition);
@@ -595,12 +552,7 @@ Status EngineDockerClient::RemoveImage(const std::string& id_or_ref) {
 
 Result<NetworkInfo> EngineDockerClient::InspectNetwork(const std::string& name) {
   TAOLIE_RETURN_IF_ERROR(CheckRef(name));
-  auto path = VersionedPath("/networks/" + name);
-  if (!path.ok()) return path.error();
-  HttpRequest req;
-  req.path = *path;
-  req.timeout = timeout_;
-  auto resp = Perform(socket_path_, req);
+  auto resp = Send(socket_path_, VersionedPath("/networks/" + name), "GET", timeout_);
   if (!resp.ok()) return resp.error();
   if (resp->status != 200) {
     return EngineError("inspect network " + name, *resp, ErrorCode::kFailedPrecondition);
@@ -610,14 +562,9 @@ Result<NetworkInfo> EngineDockerClient::InspectNetwork(const std::string& name) 
 
 Result<std::string> EngineDockerClient::CreateNetwork(const NetworkSpec& spec) {
   TAOLIE_RETURN_IF_ERROR(ValidateNetworkSpec(spec));
-  auto path = VersionedPath("/networks/create");
-  if (!path.ok()) return path.error();
-  HttpRequest req;
-  req.method = "POST";
-  req.path = *path;
-  req.body = BuildNetworkCreateBody(spec);
-  req.timeout = timeout_;
-  auto j = CreatedObject("create network " + spec.name, Perform(socket_path_, req));
+  auto j = CreatedObject("create network " + spec.name,
+                         Send(socket_path_, VersionedPath("/networks/create"), "POST", timeout_,
+                              BuildNetworkCreateBody(spec)));
   if (!j.ok()) return j.error();
   spdlog::info("docker: created network {} ({}, bridge {})", spec.name, spec.subnet,
                spec.bridge_name);
@@ -626,13 +573,7 @@ Result<std::string> EngineDockerClient::CreateNetwork(const NetworkSpec& spec) {
 
 Status EngineDockerClient::RemoveNetwork(const std::string& name) {
   TAOLIE_RETURN_IF_ERROR(CheckRef(name));
-  auto path = VersionedPath("/networks/" + name);
-  if (!path.ok()) return path.error();
-  HttpRequest req;
-  req.method = "DELETE";
-  req.path = *path;
-  req.timeout = timeout_;
-  auto resp = Perform(socket_path_, req);
+  auto resp = Send(socket_path_, VersionedPath("/networks/" + name), "DELETE", timeout_);
   if (!resp.ok()) return resp.error();
   if (resp->status == 204) return OkStatus();
   return EngineError("remove network " + name, *resp, ErrorCode::kFailedPrecondition);
