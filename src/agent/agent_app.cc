@@ -183,6 +183,13 @@ Result<std::unique_ptr<AgentApp>> AgentApp::Create(const config::Config& cfg,
     }
   }
 
+  if (const auto& al = cfg.monitoring.alerts;
+      al.enabled || !al.webhook_url.empty() || !al.email_to.empty() ||
+      cfg.monitoring.gpu_thresholds.utilization_min > 0) {
+    spdlog::warn(
+        "monitoring.alerts (and gpu_thresholds.utilization_min) are read but this version sends "
+        "no alerts yet: watch /status and the health report");
+  }
   impl->gpus = gpu::NvmlGpuProbe::Create(cfg.gpu.nvml_library, cfg.gpu.exclude_uuids);
   if (!impl->gpus->Available()) {
     spdlog::warn("no GPUs available: {}", impl->gpus->UnavailableReason());

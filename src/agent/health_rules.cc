@@ -88,12 +88,15 @@ GpuHealth EvaluateGpu(const gpu::GpuSample& s, const config::GpuThresholds& t,
                  "temperature not reported"));
   }
 
-  if (s.power_draw_watts && s.power_limit_watts && *s.power_limit_watts > 0) {
+  if (s.power_draw_watts && t.power_max_watts > 0 && *s.power_draw_watts > t.power_max_watts) {
+    Add(g, Check("power", "warning", *s.power_draw_watts, t.power_max_watts,
+                 "power draw above power_max"));
+  } else if (s.power_draw_watts && s.power_limit_watts && *s.power_limit_watts > 0) {
     double pct = *s.power_draw_watts * 100.0 / *s.power_limit_watts;
-    if (pct >= t.power_warning_percent) {
+    if (pct > t.power_warning_percent) {
       Add(g, Check("power", "warning", *s.power_draw_watts,
                    *s.power_limit_watts * t.power_warning_percent / 100.0,
-                   "power draw near the limit"));
+                   "power draw above the enforced limit"));
     } else {
       Add(g, Check("power", "ok", *s.power_draw_watts, *s.power_limit_watts, "within limits"));
     }
@@ -102,7 +105,8 @@ GpuHealth EvaluateGpu(const gpu::GpuSample& s, const config::GpuThresholds& t,
         Check("power", "ok", s.power_draw_watts, s.power_limit_watts, "power limit not reported"));
   }
 
-  if (s.memory_used_mb && s.memory_total_mb && *s.memory_total_mb > 0) {
+  if (t.memory_warning_percent > 0 && s.memory_used_mb && s.memory_total_mb &&
+      *s.memory_total_mb > 0) {
     double pct =
         static_cast<double>(*s.memory_used_mb) * 100.0 / static_cast<double>(*s.memory_total_mb);
     Add(g, Check("memory", pct >= t.memory_warning_percent ? "warning" : "ok", pct,

@@ -3,9 +3,11 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <filesystem>
 
 #include "platform/delivery.h"
 #include "platform/messages.h"
+#include "telemetry/logging.h"
 
 namespace taolie::agent {
 namespace {
@@ -325,6 +327,15 @@ Status GpuHealthLoop::RunOnce(std::stop_token /*stop*/) {
     const auto& r = cfg.monitoring.retention;
     auto pruned = d_.store.Prune(r.metrics_days, r.health_days, r.events_days, r.commands_days);
     if (pruned.ok() && *pruned > 0) spdlog::info("retention: pruned {} old rows", *pruned);
+    auto logs = telemetry::PruneRotatedLogs(
+        cfg.logging.file,
+        std::filesystem::file_time_type::clock::now() - std::chrono::hours(24) * r.logs_days);
+    if (!logs.ok()) {
+      spdlog::warn("retention: rotated logs not pruned: {}", logs.error().message);
+    } else if (*logs > 0) {
+      spdlog::info("retention: deleted {} rotated log files older than {} days", *logs,
+                   r.logs_days);
+    }
   }
   return OkStatus();
 }

@@ -61,18 +61,22 @@ struct ServerConfig {
 };
 
 struct GpuThresholds {
-  double temperature_warning_c = 80;
+  // The seed's temperature_max; temperature_warning_c is an older name for it (temperature_max
+  // wins when both are set).
+  double temperature_warning_c = 85;
   double temperature_critical_c = 90;
-  double power_warning_percent = 95;  // of the power limit
-  double memory_warning_percent = 95;
+  double power_max_watts = 0;          // seed power_max: draw above it = warning; 0 = off
+  double power_warning_percent = 105;  // of the enforced limit: only a cap that does not hold
+  double utilization_min = 0;          // seed: % under which a rented GPU is reported; 0 = off
+  double memory_warning_percent = 0;   // 0 = off: a full framebuffer is a renter's normal load
   double fan_min_percent = 0;  // below this while hot = warning
   int ecc_uncorrected_max = 0;
 };
 
 struct AlertsConfig {
   bool enabled = false;
-  std::string webhook_url;
-  std::string email_to;
+  std::string webhook_url;  // seed `webhook` wins over `webhook_url` when both are set
+  std::string email_to;     // seed `email` wins over `email_to` when both are set
   std::string email_from;
   std::string smtp_host;
   int smtp_port = 25;
@@ -80,6 +84,7 @@ struct AlertsConfig {
 };
 
 struct RetentionConfig {
+  int logs_days = 7;  // rotated log files older than this are deleted
   int metrics_days = 7;
   int health_days = 30;
   int events_days = 30;

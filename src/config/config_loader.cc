@@ -96,8 +96,9 @@ const char* KindName(const YAML::Node& n) {
 // non-const operator[] would insert keys.
 class Reader {
  public:
-  Reader(const YAML::Node& node, std::string path, std::vector<ConfigProblem>* problems)
-      : node_(node), path_(std::move(path)), problems_(problems) {}
+  Reader(const YAML::Node& node, std::string path, std::vector<ConfigProblem>* problems,
+         std::set<std::string>* catalogue = nullptr)
+      : node_(node), path_(std::move(path)), problems_(problems), catalogue_(catalogue) {}
 
   void Int(const char* key, int* out) {
     long long v = 0;
@@ -225,6 +226,12 @@ class Reader {
   template <typename Fn>
   void Section(const char* key, Fn&& fn) {
     const YAML::Node n = Find(key);
+    if (catalogue_ != nullptr) {  // listing every key: walk each section, present or not
+      catalogue_->erase(Join(path_, key));
+      Reader child(n, Join(path_, key), problems_, catalogue_);
+      fn(child);
+      return;
+    }
     if (!n.IsDefined() || n.IsNull()) return;
     if (!n.IsMap()) {
       Fatal(key, std::string("expected a mapping, got ") + KindName(n));
@@ -252,6 +259,7 @@ class Reader {
  private:
   YAML::Node Find(const char* key) {
     used_.insert(key);
+    if (catalogue_ != nullptr) catalogue_->insert(Join(path_, key));
     if (!node_.IsMap()) return YAML::Node(YAML::NodeType::Undefined);
     for (auto it = node_.begin(); it != node_.end(); ++it) {
       if (it->first.IsScalar() && it->first.Scalar() == key) return it->second;
@@ -289,11 +297,13 @@ class Reader {
   const YAML::Node node_;
   std::string path_;
   std::vector<ConfigProblem>* problems_;
+  std::set<std::string>* catalogue_;  // when set: every key path read is recorded here
   std::set<std::string> used_;
 };
 
-void ReadConfig(const YAML::Node& root, Config* c, std::vector<ConfigProblem>* problems) {
-  Reader r(root, "", problems);
+void ReadConfig(const YAML::Node& root, Config* c, std::vector<ConfigProblem>* problems,
+                std::set<std::string>* catalogue = nullptr) {
+  Reader r(root, "", problems, catalogue);
   r.Section("agent", [&](Reader& s) {
     s.String("id", &c->agent.id);
     s.String("api_key", &c->agent.api_key);
@@ -342,8 +352,12 @@ void ReadConfig(const YAML::Node& root, Config* c, std::vector<ConfigProblem>* p
     s.Int("duration_check_interval", &m.duration_check_interval);
     s.Section("gpu_thresholds", [&](Reader& t) {
       GpuThresholds& g = m.gpu_thresholds;
+      // The older names first: the seed's names, read after them, win when both are set.
       t.Double("temperature_warning_c", &g.temperature_warning_c);
+      t.Double("temperature_max", &g.temperature_warning_c);
       t.Double("temperature_critical_c", &g.temperature_critical_c);
+      t.Double("power_max", &g.power_max_watts);
+      t.Double("utilization_min", &g.utilization_min);
       t.Double("power_warning_percent", &g.power_warning_percent);
       t.Double("memory_warning_percent", &g.memory_warning_percent);
       t.Double("fan_min_percent", &g.fan_min_percent);
@@ -353,13 +367,16 @@ void ReadConfig(const YAML::Node& root, Config* c, std::vector<ConfigProblem>* p
       AlertsConfig& al = m.alerts;
       a.Bool("enabled", &al.enabled);
       a.String("webhook_url", &al.webhook_url);
+      a.String("webhook", &al.webhook_url);  // the seed's name wins
       a.String("email_to", &al.email_to);
+      a.String("email", &al.email_to);  // the seed's name wins
       a.String("email_from", &al.email_from);
       a.String("smtp_host", &al.smtp_host);
       a.Int("smtp_port", &al.smtp_port);
       a.Int("cooldown_seconds", &al.cooldown_seconds);
     });
     s.Section("retention", [&](Reader& t) {
+      t.Int("logs_days", &m.retention.logs_days);
       t.Int("metrics_days", &m.retention.metrics_days);
       t.Int("health_days", &m.retention.health_days);
       t.Int("events_days", &m.retention.events_days);
@@ -497,6 +514,18 @@ void LoadFromNode(const YAML::Node& root, const EnvLookup& getenv, LoadResult* r
   auto checks = Validate(result->config);
   result->problems.insert(result->problems.end(), checks.begin(), checks.end());
 }
+
+}  // namespace
+
+std::set<std::string> KnownConfigKeys() {
+  std::set<std::string> keys;
+  Config scratch;
+  std::vector<ConfigProblem> ignored;
+  ReadConfig(YAML::Node(YAML::NodeType::Undefined), &scratch, &ignored, &keys);
+  return keys;
+}
+
+namespace {
 
 // ---- validation helpers ----
 
@@ -834,8 +863,11 @@ std::vector<ConfigProblem> Validate(const Config& c) {
   k.Range("monitoring.gpu_thresholds.temperature_critical_c", t.temperature_critical_c, 0.0, 150.0);
   if (t.temperature_warning_c >= t.temperature_critical_c) {
     k.Fatal("monitoring.gpu_thresholds.temperature_warning_c",
-            "must be below temperature_critical_c");
+            "must be below temperature_critical_c (temperature_max and temperature_warning_c "
+            "set the same value)");
   }
+  k.Range("monitoring.gpu_thresholds.power_max", t.power_max_watts, 0.0, 5000.0);
+  k.Range("monitoring.gpu_thresholds.utilization_min", t.utilization_min, 0.0, 100.0);
   k.Range("monitoring.gpu_thresholds.power_warning_percent", t.power_warning_percent, 0.0, 150.0);
   k.Range("monitoring.gpu_thresholds.memory_warning_percent", t.memory_warning_percent, 0.0, 100.0);
   k.Range("monitoring.gpu_thresholds.fan_min_percent", t.fan_min_percent, 0.0, 100.0);
@@ -846,17 +878,20 @@ std::vector<ConfigProblem> Validate(const Config& c) {
     std::string e = ParseUrl(al.webhook_url, &w);
     if (!e.empty() || (w.scheme != "https" && w.scheme != "http")) {
       // The URL may carry a token: do not echo it.
-      k.Fatal("monitoring.alerts.webhook_url", e.empty() ? "scheme must be http or https" : e);
+      k.Fatal("monitoring.alerts.webhook_url",
+              (e.empty() ? std::string("scheme must be http or https") : e) +
+                  " (monitoring.alerts.webhook or webhook_url)");
     }
   }
   if (al.enabled && al.webhook_url.empty() && al.email_to.empty()) {
-    k.Fatal("monitoring.alerts.enabled", "alerts enabled but neither webhook_url nor email_to set");
+    k.Fatal("monitoring.alerts.enabled", "alerts enabled but neither webhook nor email set");
   }
   if (!al.email_to.empty() && al.smtp_host.empty()) {
-    k.Fatal("monitoring.alerts.smtp_host", "required when email_to is set");
+    k.Fatal("monitoring.alerts.smtp_host", "required when email (email_to) is set");
   }
   k.Range("monitoring.alerts.smtp_port", al.smtp_port, 1, 65535);
   k.NonNegative("monitoring.alerts.cooldown_seconds", al.cooldown_seconds);
+  k.Positive("monitoring.retention.logs_days", m.retention.logs_days);
   k.Positive("monitoring.retention.metrics_days", m.retention.metrics_days);
   k.Positive("monitoring.retention.health_days", m.retention.health_days);
   k.Positive("monitoring.retention.events_days", m.retention.events_days);

@@ -12,6 +12,7 @@
 //
 // No exception escapes these functions; YAML type errors become fatal problems naming the key.
 #include <functional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -45,6 +46,10 @@ Result<LoadResult> LoadConfigFile(const std::string& path, const EnvLookup& gete
 
 // Same for YAML text; a syntax error becomes a fatal problem with key "(root)".
 LoadResult LoadConfigString(const std::string& yaml, const EnvLookup& getenv = nullptr);
+
+// Every key path the loader reads ("network.ports.ssh", ...): sections are not listed, only the
+// keys that hold values. docs/configuration.md is checked against it by a test.
+std::set<std::string> KnownConfigKeys();
 
 // Overrides from the environment (non-empty values only):
 //   TAOLIE_API_KEY -> agent.api_key, TAOLIE_DB_PASSWORD -> database.password,

@@ -225,6 +225,40 @@ void SetLogLevel(const std::string& level) {
 
 void FlushLogs() { spdlog::default_logger()->flush(); }
 
+Result<int> PruneRotatedLogs(const std::string& file, std::filesystem::file_time_type older_than) {
+  namespace fs = std::filesystem;
+  if (file.empty()) return 0;
+  const fs::path path(file);
+  const std::string stem = path.stem().string();
+  const std::string ext = path.extension().string();
+  fs::path dir = path.parent_path();
+  if (dir.empty()) dir = ".";
+  std::error_code ec;
+  fs::directory_iterator it(dir, ec);
+  if (ec) {
+    return MakeError(ErrorCode::kUnavailable,
+                     "logging: cannot list " + dir.string() + ": " + ec.message());
+  }
+  int removed = 0;
+  for (const fs::directory_entry& entry : it) {
+    const std::string name = entry.path().filename().string();
+    // <stem>.<digits><ext>
+    if (name.size() <= stem.size() + 1 + ext.size() || name.rfind(stem + ".", 0) != 0 ||
+        name.compare(name.size() - ext.size(), ext.size(), ext) != 0) {
+      continue;
+    }
+    const std::string n = name.substr(stem.size() + 1, name.size() - stem.size() - 1 - ext.size());
+    if (n.empty() || !std::all_of(n.begin(), n.end(), [](char c) { return c >= '0' && c <= '9'; }))
+      continue;
+    std::error_code e;
+    if (!entry.is_regular_file(e) || e) continue;
+    const auto written = entry.last_write_time(e);
+    if (e || written >= older_than) continue;
+    if (fs::remove(entry.path(), e) && !e) ++removed;
+  }
+  return removed;
+}
+
 std::string RedactSecrets(const std::string& text) {
   auto secrets = SecretRegistry::Instance().Snapshot();
   auto redacted = Redact(text, *secrets);

@@ -4,6 +4,7 @@
 // sink. Every sink sits behind a redacting wrapper: registered secrets are replaced by "***"
 // before any sink formats or writes a message.
 #include <cstddef>
+#include <filesystem>
 #include <string>
 
 #include "common/result.h"
@@ -37,6 +38,13 @@ bool IsValidLogLevel(const std::string& level);
 
 // Flushes every sink of the default logger (the file is also flushed after each message).
 void FlushLogs();
+
+// monitoring.retention.logs_days: deletes the rotated copies of `file` (spdlog names them
+// <stem>.<N><ext>, e.g. agent.1.log) last written before `older_than`; never `file` itself nor
+// any other name. Returns how many were deleted; errors (an unreadable directory) are
+// returned, a file that cannot be deleted is skipped.
+Result<int> PruneRotatedLogs(const std::string& file,
+                             std::filesystem::file_time_type older_than);
 
 // Redacts registered secrets in `text` (what the sinks do); exposed for other outputs such as
 // error bodies shown on the status page.

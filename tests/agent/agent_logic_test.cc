@@ -35,13 +35,23 @@ struct HealthCase {
 };
 
 TEST(HealthRules, Table) {
-  config::GpuThresholds t;  // warning 80, critical 90, power 95 %, memory 95 %
+  config::GpuThresholds t;  // temperature_max 85, critical 90, power 105 % of the limit
+  t.power_max_watts = 250;
   std::vector<HealthCase> cases = {
       {"healthy", [](gpu::GpuSample&) {}, {}, "healthy", ""},
-      {"hot", [](gpu::GpuSample& s) { s.temperature_c = 85; }, {}, "warning", "temperature"},
+      {"hot", [](gpu::GpuSample& s) { s.temperature_c = 86; }, {}, "warning", "temperature"},
+      {"warm is fine", [](gpu::GpuSample& s) { s.temperature_c = 82; }, {}, "healthy", ""},
       {"critical", [](gpu::GpuSample& s) { s.temperature_c = 95; }, {}, "unhealthy", "temperature"},
-      {"power", [](gpu::GpuSample& s) { s.power_draw_watts = 299; }, {}, "warning", "power"},
-      {"memory", [](gpu::GpuSample& s) { s.memory_used_mb = 990; }, {}, "warning", "memory"},
+      {"over power_max",
+       [](gpu::GpuSample& s) { s.power_draw_watts = 260; },
+       {},
+       "warning",
+       "power"},
+      {"full memory is a renter's load",
+       [](gpu::GpuSample& s) { s.memory_used_mb = 1000; },
+       {},
+       "healthy",
+       ""},
       {"ecc", [](gpu::GpuSample& s) { s.ecc_volatile_uncorrected = 2; }, {}, "unhealthy", "ecc"},
       {"throttle", [](gpu::GpuSample& s) { s.throttle_reasons = 0x40; }, {}, "warning", "throttle"},
       {"idle throttle ok", [](gpu::GpuSample& s) { s.throttle_reasons = 0x1; }, {}, "healthy", ""},
@@ -68,6 +78,24 @@ TEST(HealthRules, Table) {
     }
     EXPECT_EQ(failing, c.failing_check) << c.name;
   }
+}
+
+// A renter's full load (power at the enforced limit, the framebuffer full) is no health
+// problem; power_max and memory_warning_percent make it one when the owner asks.
+TEST(HealthRules, FullLoadIsHealthyUnlessTheOwnerSetsLimits) {
+  config::GpuThresholds t;
+  gpu::GpuSample s = Healthy();
+  s.power_draw_watts = 300;  // = the enforced limit
+  s.memory_used_mb = 1000;   // of 1000
+  EXPECT_EQ(EvaluateGpu(s, t, {}).health, "healthy");
+  s.power_draw_watts = 320;  // past 105 % of the limit: the cap does not hold
+  EXPECT_EQ(EvaluateGpu(s, t, {}).health, "warning");
+  s.power_draw_watts = 300;
+  t.power_max_watts = 280;
+  EXPECT_EQ(EvaluateGpu(s, t, {}).health, "warning");
+  t.power_max_watts = 0;
+  t.memory_warning_percent = 95;
+  EXPECT_EQ(EvaluateGpu(s, t, {}).health, "warning");
 }
 
 TEST(HealthRules, ReportFlagsAndStatus) {

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -538,5 +539,91 @@ TEST(PortRange, ParseAndFormat) {
   EXPECT_FALSE(ParsePortRange("1e3-2000").ok());
 }
 
+// The seed README's keys are read under their own names and win over the finer names.
+TEST(ConfigLoader, SeedThresholdAlertAndRetentionKeys) {
+  auto r = LoadConfigString(R"(
+network: {public_ip: 203.0.113.5}
+monitoring:
+  gpu_thresholds: {temperature_max: 83, power_max: 350, utilization_min: 10}
+  alerts: {email: ops@example.com, webhook: "https://hooks.example.com/seed", smtp_host: mx}
+  retention: {logs_days: 14, metrics_days: 1}
+)");
+  EXPECT_THAT(r.problems, IsEmpty()) << Dump(r.problems);
+  const auto& m = r.config.monitoring;
+  EXPECT_DOUBLE_EQ(m.gpu_thresholds.temperature_warning_c, 83);
+  EXPECT_DOUBLE_EQ(m.gpu_thresholds.power_max_watts, 350);
+  EXPECT_DOUBLE_EQ(m.gpu_thresholds.utilization_min, 10);
+  EXPECT_EQ(m.alerts.email_to, "ops@example.com");
+  EXPECT_EQ(m.alerts.webhook_url, "https://hooks.example.com/seed");
+  EXPECT_EQ(m.retention.logs_days, 14);
+  EXPECT_EQ(m.retention.metrics_days, 1);
+
+  // Both names set: the seed's wins, whatever the order in the file.
+  r = LoadConfigString(R"(
+network: {public_ip: 203.0.113.5}
+monitoring:
+  gpu_thresholds: {temperature_max: 83, temperature_warning_c: 70}
+  alerts: {webhook: "https://a.example.com/", webhook_url: "https://b.example.com/",
+           email_to: b@example.com, email: a@example.com, smtp_host: mx}
+)");
+  EXPECT_THAT(r.problems, IsEmpty()) << Dump(r.problems);
+  EXPECT_DOUBLE_EQ(r.config.monitoring.gpu_thresholds.temperature_warning_c, 83);
+  EXPECT_EQ(r.config.monitoring.alerts.webhook_url, "https://a.example.com/");
+  EXPECT_EQ(r.config.monitoring.alerts.email_to, "a@example.com");
+
+  for (const char* bad : {"monitoring: {gpu_thresholds: {power_max: -1}}",
+                          "monitoring: {gpu_thresholds: {utilization_min: 101}}",
+                          "monitoring: {retention: {logs_days: 0}}",
+                          "monitoring: {alerts: {webhook: \"ftp://x\"}}"}) {
+    EXPECT_TRUE(HasFatal(LoadConfigString(bad).problems)) << bad;
+  }
+}
+
+// docs/configuration.md and the loader cannot drift: every key of its "## Keys" table is one
+// the loader reads, and every key the loader reads has a row.
+namespace docs_check {
+
+std::set<std::string> DocumentedKeys(const std::string& path) {
+  std::ifstream in(path);
+  EXPECT_TRUE(in.good()) << path;
+  std::set<std::string> keys;
+  std::string line;
+  bool in_keys = false;
+  while (std::getline(in, line)) {
+    if (line.rfind("## ", 0) == 0) in_keys = line == "## Keys";
+    if (!in_keys || line.rfind("| `", 0) != 0) continue;
+    const size_t end = line.find('`', 3);
+    if (end == std::string::npos) continue;
+    keys.insert(line.substr(3, end - 3));
+  }
+  return keys;
+}
+
+TEST(ConfigReference, EveryKeyTheLoaderReadsIsDocumentedAndNoOther) {
+  const std::set<std::string> known = KnownConfigKeys();
+  const std::set<std::string> documented = DocumentedKeys(TAOLIE_CONFIG_REFERENCE);
+  ASSERT_GT(known.size(), 50u);
+  EXPECT_THAT(known, Contains("network.ports.ssh"));
+  EXPECT_THAT(known, Contains("provider"));
+  EXPECT_EQ(known.count("network.ports"), 0u) << "sections are not keys";
+  for (const auto& k : known) {
+    EXPECT_EQ(documented.count(k), 1u)
+        << k << ": read by the loader, no row in docs/configuration.md";
+  }
+  for (const auto& k : documented) {
+    EXPECT_EQ(known.count(k), 1u) << k << ": documented, but the loader does not read it";
+  }
+}
+
+// Every key of the shipped deploy/config.yaml is one the loader reads (no "unknown key").
+TEST(ConfigReference, TheShippedConfigHasNoUnknownKey) {
+  auto r = LoadConfigFile(TAOLIE_DEPLOY_CONFIG);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  for (const auto& p : r->problems) {
+    EXPECT_EQ(p.reason.find("unknown key"), std::string::npos) << p.key << ": " << p.reason;
+  }
+}
+
+}  // namespace docs_check
 }  // namespace
 }  // namespace taolie::config

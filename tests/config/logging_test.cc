@@ -141,6 +141,32 @@ TEST(Logging, RotatesAtMaxSizeKeepingMaxFiles) {
   EXPECT_THAT(ReadFile(dir / "agent.2.log"), Not(HasSubstr("line 000")));
 }
 
+// monitoring.retention.logs_days: the rotated copies last written before the cut go; the
+// current file, newer copies and other names stay.
+TEST(Logging, PruneRotatedLogsDeletesOnlyOldRotatedCopies) {
+  fs::path dir = FreshDir("prune");
+  fs::create_directories(dir);
+  const auto now = fs::file_time_type::clock::now();
+  const auto old = now - std::chrono::hours(24) * 10;
+  for (const char* name : {"agent.log", "agent.1.log", "agent.2.log", "agent.x.log", "other.1.log",
+                           "agent.1.log.gz", "agent.12.log"}) {
+    std::ofstream(dir / name) << "x";
+    fs::last_write_time(dir / name, old);
+  }
+  fs::last_write_time(dir / "agent.2.log", now);  // rotated, but recent
+  auto removed = PruneRotatedLogs((dir / "agent.log").string(), now - std::chrono::hours(24) * 7);
+  ASSERT_TRUE(removed.ok()) << removed.error().message;
+  EXPECT_EQ(*removed, 2);
+  EXPECT_FALSE(fs::exists(dir / "agent.1.log"));
+  EXPECT_FALSE(fs::exists(dir / "agent.12.log"));
+  for (const char* kept :
+       {"agent.log", "agent.2.log", "agent.x.log", "other.1.log", "agent.1.log.gz"}) {
+    EXPECT_TRUE(fs::exists(dir / kept)) << kept;
+  }
+  EXPECT_EQ(*PruneRotatedLogs("", now), 0);  // no file configured
+  EXPECT_FALSE(PruneRotatedLogs((dir / "missing" / "agent.log").string(), now).ok());
+}
+
 TEST(Logging, LevelFiltering) {
   fs::path file = FreshDir("levels") / "agent.log";
   LoggingOptions o = FileOnly(file);
