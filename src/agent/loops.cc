@@ -322,11 +322,23 @@ Status GpuHealthLoop::RunOnce(std::stop_token /*stop*/) {
   domain::HealthReport report = BuildHealthReport(in, now);
   auto id = d_.store.InsertHealthReport(report, rows);
   if (!id.ok()) return id.error();
-  if (std::chrono::steady_clock::now() - last_prune_ > std::chrono::hours(1)) {
+  // Hourly; sooner while a backlog is left (each call deletes a bounded number of batches).
+  if (prune_more_ || std::chrono::steady_clock::now() - last_prune_ > std::chrono::hours(1)) {
     last_prune_ = std::chrono::steady_clock::now();
     const auto& r = cfg.monitoring.retention;
-    auto pruned = d_.store.Prune(r.metrics_days, r.health_days, r.events_days, r.commands_days);
-    if (pruned.ok() && *pruned > 0) spdlog::info("retention: pruned {} old rows", *pruned);
+    store::Store::PruneLimits limits;
+    limits.metrics_days = r.metrics_days;
+    limits.health_days = r.health_days;
+    limits.events_days = r.events_days;
+    limits.commands_days = r.commands_days;
+    auto pruned = d_.store.Prune(limits);
+    prune_more_ = pruned.ok() && pruned->more;
+    if (!pruned.ok()) {
+      spdlog::warn("retention: {}", pruned.error().ToString());
+    } else if (pruned->rows > 0) {
+      spdlog::info("retention: pruned {} old rows{}", pruned->rows,
+                   pruned->more ? " (more next round)" : "");
+    }
     auto logs = telemetry::PruneRotatedLogs(
         cfg.logging.file,
         std::filesystem::file_time_type::clock::now() - std::chrono::hours(24) * r.logs_days);

@@ -65,6 +65,7 @@ class GpuHealthLoop final : public Loop {
   Runtime& rt_;
   std::vector<gpu::XidEvent> xids_;  // last hour
   std::chrono::steady_clock::time_point last_prune_{};
+  bool prune_more_ = false;  // the last prune left a backlog: prune again next round
   // Writes only what changed (inventory, per-GPU health); everything again every 10 minutes.
   std::string synced_signature_;
   std::map<std::string, domain::GpuHealthState> health_written_;

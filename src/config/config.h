@@ -85,7 +85,7 @@ struct AlertsConfig {
 
 struct RetentionConfig {
   int logs_days = 7;  // rotated log files older than this are deleted
-  int metrics_days = 7;
+  int metrics_days = 1;  // the seed: 24 h of metrics
   int health_days = 30;
   int events_days = 30;
   int commands_days = 30;

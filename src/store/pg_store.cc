@@ -1309,42 +1309,66 @@ Status PgStore::MarkHealthReportsPushed(const std::vector<int64_t>& ids) {
 
 // ---------- retention ----------
 
-Result<int64_t> PgStore::Prune(int metrics_days, int health_days, int events_days,
-                               int commands_days) {
-  return impl_->Run("prune", [&](Tx& tx) -> Result<int64_t> {
-    int64_t total = 0;
-    auto run = [&](int days, const char* sql) -> Status {
-      if (days <= 0) return OkStatus();  // keep forever
-      auto r = tx.Exec(sql, {Num(days)});
-      if (!r.ok()) return r.error();
-      total += r->Int(0, "n");
-      return OkStatus();
-    };
-    TAOLIE_RETURN_IF_ERROR(
-        run(metrics_days,
-            "WITH s AS (DELETE FROM metric_samples WHERE pushed_at IS NOT NULL "
-            "             AND taken_at < now() - make_interval(days => $1::int) RETURNING id), "
-            "     g AS (DELETE FROM gpu_metrics WHERE sample_id IN (SELECT id FROM s) RETURNING 1) "
-            "SELECT (SELECT count(*) FROM s) + (SELECT count(*) FROM g) AS n"));
-    TAOLIE_RETURN_IF_ERROR(
-        run(health_days,
-            "WITH h AS (DELETE FROM health_checks WHERE pushed_at IS NOT NULL "
-            "             AND checked_at < now() - make_interval(days => $1::int) RETURNING id), "
-            "     g AS (DELETE FROM gpu_health_history WHERE report_id IN (SELECT id FROM h) "
-            "             RETURNING 1) "
-            "SELECT (SELECT count(*) FROM h) + (SELECT count(*) FROM g) AS n"));
-    TAOLIE_RETURN_IF_ERROR(
-        run(events_days,
-            "WITH e AS (DELETE FROM outbox WHERE done_at IS NOT NULL "
-            "             AND done_at < now() - make_interval(days => $1::int) RETURNING 1) "
-            "SELECT count(*) AS n FROM e"));
-    TAOLIE_RETURN_IF_ERROR(
-        run(commands_days,
-            "WITH c AS (DELETE FROM command_queue WHERE state = 'done' "
-            "             AND processed_at < now() - make_interval(days => $1::int) RETURNING 1) "
-            "SELECT count(*) AS n FROM c"));
-    return total;
-  });
+Result<Store::PruneResult> PgStore::Prune(const PruneLimits& limits) {
+  // Each statement deletes at most $2 parent rows older than $1 days (their per-GPU rows with
+  // them) and returns how many parents and rows in all it deleted.
+  struct Table {
+    const char* name;
+    int days;
+    const char* sql;
+  };
+  const Table tables[] = {
+      {"metrics", limits.metrics_days,
+       "WITH s AS (DELETE FROM metric_samples WHERE id IN ("
+       "             SELECT id FROM metric_samples WHERE pushed_at IS NOT NULL "
+       "             AND taken_at < now() - make_interval(days => $1::int) "
+       "             ORDER BY taken_at LIMIT $2::int) RETURNING id), "
+       "     g AS (DELETE FROM gpu_metrics WHERE sample_id IN (SELECT id FROM s) RETURNING 1) "
+       "SELECT (SELECT count(*) FROM s) AS parents, "
+       "       (SELECT count(*) FROM s) + (SELECT count(*) FROM g) AS n"},
+      {"health", limits.health_days,
+       "WITH h AS (DELETE FROM health_checks WHERE id IN ("
+       "             SELECT id FROM health_checks WHERE pushed_at IS NOT NULL "
+       "             AND checked_at < now() - make_interval(days => $1::int) "
+       "             ORDER BY checked_at LIMIT $2::int) RETURNING id), "
+       "     g AS (DELETE FROM gpu_health_history WHERE report_id IN (SELECT id FROM h) "
+       "             RETURNING 1) "
+       "SELECT (SELECT count(*) FROM h) AS parents, "
+       "       (SELECT count(*) FROM h) + (SELECT count(*) FROM g) AS n"},
+      {"events", limits.events_days,
+       "WITH e AS (DELETE FROM outbox WHERE id IN ("
+       "             SELECT id FROM outbox WHERE done_at IS NOT NULL "
+       "             AND done_at < now() - make_interval(days => $1::int) "
+       "             ORDER BY done_at LIMIT $2::int) RETURNING 1) "
+       "SELECT count(*) AS parents, count(*) AS n FROM e"},
+      {"commands", limits.commands_days,
+       "WITH c AS (DELETE FROM command_queue WHERE command_id IN ("
+       "             SELECT command_id FROM command_queue WHERE state = 'done' "
+       "             AND processed_at < now() - make_interval(days => $1::int) "
+       "             ORDER BY processed_at LIMIT $2::int) RETURNING 1) "
+       "SELECT count(*) AS parents, count(*) AS n FROM c"},
+  };
+  const int batch = std::max(1, limits.batch_rows);
+  PruneResult out;
+  for (const Table& t : tables) {
+    if (t.days <= 0) continue;  // keep forever
+    for (int b = 0;; ++b) {
+      if (b >= std::max(1, limits.max_batches)) {
+        out.more = true;
+        break;
+      }
+      auto done = impl_->Run(std::string("prune ") + t.name,
+                             [&](Tx& tx) -> Result<std::pair<int64_t, int64_t>> {
+                               auto r = tx.Exec(t.sql, {Num(t.days), Num(batch)});
+                               if (!r.ok()) return r.error();
+                               return std::make_pair(r->Int(0, "parents"), r->Int(0, "n"));
+                             });
+      if (!done.ok()) return done.error();
+      out.rows += done->second;
+      if (done->first < batch) break;
+    }
+  }
+  return out;
 }
 
 }  // namespace taolie::store

@@ -81,8 +81,7 @@ class PgStore final : public Store {
   Result<std::vector<HealthReport>> UnpushedHealthReports(int limit) override;
   Status MarkHealthReportsPushed(const std::vector<int64_t>& ids) override;
 
-  Result<int64_t> Prune(int metrics_days, int health_days, int events_days,
-                        int commands_days) override;
+  Result<PruneResult> Prune(const PruneLimits& limits) override;
 
   Status Ping() override;
 

@@ -123,9 +123,22 @@ class Store {
   virtual Status MarkHealthReportsPushed(const std::vector<int64_t>& ids) = 0;
 
   // --- retention: deletes pushed metrics/health older than the given ages, delivered events
-  // and done commands older than theirs. Returns rows deleted.
-  virtual Result<int64_t> Prune(int metrics_days, int health_days, int events_days,
-                                int commands_days) = 0;
+  // and done commands older than theirs, in batches of `batch_rows` parent rows (with their
+  // per-GPU rows), each batch its own short transaction, at most `max_batches` per table and
+  // call. A day count <= 0 keeps that table forever.
+  struct PruneLimits {
+    int metrics_days = 0;
+    int health_days = 0;
+    int events_days = 0;
+    int commands_days = 0;
+    int batch_rows = 5000;
+    int max_batches = 200;
+  };
+  struct PruneResult {
+    int64_t rows = 0;   // rows deleted, per-GPU rows included
+    bool more = false;  // a table stopped at max_batches: call again soon
+  };
+  virtual Result<PruneResult> Prune(const PruneLimits& limits) = 0;
 
   // Cheap liveness check (SELECT 1), reconnecting if needed.
   virtual Status Ping() = 0;

@@ -378,7 +378,7 @@ class FakeStore : public store::Store {
   Status MarkHealthReportsPushed(const std::vector<int64_t>&) override {
     return Unexpected("MarkHealthReportsPushed");
   }
-  Result<int64_t> Prune(int, int, int, int) override { return Unexpected("Prune"); }
+  Result<PruneResult> Prune(const PruneLimits&) override { return Unexpected("Prune"); }
   Status Ping() override {
     std::lock_guard l(mu_);
     return Up();

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
@@ -15,6 +16,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "common/time_format.h"
@@ -969,14 +971,17 @@ TEST_F(PgStoreTest, PruneDeletesOnlyOldPushedAndDoneRows) {
       "'old-pending')");
 
   // Retention 0 = keep forever.
-  auto none = store_->Prune(0, 0, 0, 0);
+  auto none = store_->Prune({});
   ASSERT_TRUE(none.ok());
-  EXPECT_EQ(*none, 0);
+  EXPECT_EQ(none->rows, 0);
+  EXPECT_FALSE(none->more);
 
-  auto n = store_->Prune(7, 30, 30, 30);
+  const Store::PruneLimits limits{7, 30, 30, 30};
+  auto n = store_->Prune(limits);
   ASSERT_TRUE(n.ok()) << n.error().ToString();
   // 1 sample + its GPU row, 1 report + its GPU row, 1 event, 1 command.
-  EXPECT_EQ(*n, 6);
+  EXPECT_EQ(n->rows, 6);
+  EXPECT_FALSE(n->more);
   EXPECT_EQ(sql_->Scalar("SELECT string_agg(id::text, ',' ORDER BY id) FROM metric_samples"),
             std::to_string(old_unpushed) + "," + std::to_string(new_pushed));
   EXPECT_EQ(sql_->Scalar("SELECT count(*) FROM gpu_metrics"), "2");
@@ -986,7 +991,120 @@ TEST_F(PgStoreTest, PruneDeletesOnlyOldPushedAndDoneRows) {
   EXPECT_EQ(sql_->Scalar("SELECT string_agg(command_id, ',' ORDER BY command_id) "
                          "FROM command_queue"),
             "new-done,old-pending");
-  EXPECT_EQ(*store_->Prune(7, 30, 30, 30), 0);
+  EXPECT_EQ(store_->Prune(limits)->rows, 0);
+}
+
+// Retention on a large backlog (issue 8, item 8): 2 M GPU rows (250 000 samples x 8 GPUs)
+// older than metrics_days are pruned in short batches while a writer doing what the metrics
+// loop does (a sample and its 8 GPU rows, then marking it pushed), with lock_timeout = 100ms,
+// never times out, and rows newer than the cut stay.
+TEST_F(PgStoreTest, PrunesTwoMillionRowsInBatchesWhileAWriterNeverWaits) {
+  constexpr int kSamples = 250000;
+  constexpr int kGpus = 8;
+  auto t0 = std::chrono::steady_clock::now();
+  sql_->Query(
+      "INSERT INTO metric_samples (taken_at, pushed_at) "
+      "SELECT now() - interval '3 days' + g * interval '1 ms', now() "
+      "FROM generate_series(1, $1::int) AS g",
+      {std::to_string(kSamples)});
+  sql_->Query(
+      "INSERT INTO gpu_metrics (sample_id, gpu_uuid, gpu_index, utilization, taken_at) "
+      "SELECT s.id, 'GPU-' || i, i, 50, s.taken_at FROM metric_samples s, "
+      "generate_series(0, $1::int - 1) AS i",
+      {std::to_string(kGpus)});
+  const double fill_s =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  ASSERT_EQ(sql_->Scalar("SELECT count(*) FROM gpu_metrics"), std::to_string(kSamples * kGpus));
+
+  // The writer: its own connection, lock_timeout 100ms, bounded in count and time.
+  std::atomic<bool> stop{false};
+  std::atomic<int> writes{0}, failures{0};
+  std::string first_failure, lock_timeout;
+  std::vector<double> write_ms;  // written by the writer only, read after join
+  std::thread writer([&] {
+    PGconn* c = PQconnectdb((cluster_->ConnInfo(db_) + " options='-c lock_timeout=100ms'").c_str());
+    if (PQstatus(c) != CONNECTION_OK) {
+      failures++;
+      first_failure = PQerrorMessage(c);
+      PQfinish(c);
+      return;
+    }
+    if (PGresult* lt = PQexec(c, "SHOW lock_timeout"); lt != nullptr) {
+      if (PQresultStatus(lt) == PGRES_TUPLES_OK && PQntuples(lt) == 1) {
+        lock_timeout = PQgetvalue(lt, 0, 0);
+      }
+      PQclear(lt);
+    }
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(300);
+    for (int i = 0; i < 100000 && !stop && std::chrono::steady_clock::now() < deadline; ++i) {
+      const auto w0 = std::chrono::steady_clock::now();
+      PGresult* r =
+          PQexec(c,
+                 "BEGIN; "
+                 "WITH s AS (INSERT INTO metric_samples (taken_at) VALUES (now()) RETURNING id) "
+                 "INSERT INTO gpu_metrics (sample_id, gpu_uuid, gpu_index, utilization, taken_at) "
+                 "SELECT s.id, 'GPU-' || i, i, 40, now() FROM s, generate_series(0, 7) AS i; "
+                 "UPDATE metric_samples SET pushed_at = now() WHERE id = currval("
+                 "pg_get_serial_sequence('metric_samples', 'id')); "
+                 "COMMIT");
+      if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+        if (failures++ == 0) first_failure = PQerrorMessage(c);
+        PQclear(r);
+        PQclear(PQexec(c, "ROLLBACK"));
+      } else {
+        PQclear(r);
+        writes++;
+        write_ms.push_back(
+            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - w0)
+                .count());
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    PQfinish(c);
+  });
+
+  Store::PruneLimits limits{1, 30, 30, 30};
+  limits.batch_rows = 2000;  // samples per transaction: 18 000 rows with their GPU rows
+  limits.max_batches = 25;   // per call, as the health loop calls it
+  int64_t pruned = 0;
+  int calls = 0;
+  double longest_call_s = 0;
+  t0 = std::chrono::steady_clock::now();
+  for (; calls < 50; ++calls) {
+    auto c0 = std::chrono::steady_clock::now();
+    auto r = store_->Prune(limits);
+    longest_call_s =
+        std::max(longest_call_s,
+                 std::chrono::duration<double>(std::chrono::steady_clock::now() - c0).count());
+    ASSERT_TRUE(r.ok()) << r.error().ToString();
+    pruned += r->rows;
+    if (!r->more) {
+      ++calls;
+      break;
+    }
+  }
+  const double prune_s =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  stop = true;
+  writer.join();
+  std::cout << "# filled " << kSamples * (kGpus + 1) << " rows in " << fill_s << " s; pruned "
+            << pruned << " rows in " << prune_s << " s over " << calls << " calls (longest call "
+            << longest_call_s << " s); writer: " << writes << " writes, " << failures
+            << " failures\n";
+  std::sort(write_ms.begin(), write_ms.end());
+  if (!write_ms.empty()) {
+    std::cout << "# writer transaction: p50 " << write_ms[write_ms.size() / 2] << " ms, max "
+              << write_ms.back() << " ms\n";
+  }
+  EXPECT_EQ(lock_timeout, "100ms");
+  EXPECT_EQ(failures.load(), 0) << first_failure;
+  EXPECT_GT(writes.load(), 0);
+  EXPECT_EQ(pruned, int64_t{kSamples} * (kGpus + 1));
+  EXPECT_EQ(sql_->Scalar("SELECT count(*) FROM metric_samples WHERE taken_at < now() - "
+                         "interval '1 day'"),
+            "0");
+  EXPECT_EQ(sql_->Scalar("SELECT count(*) FROM gpu_metrics"),
+            std::to_string(writes.load() * kGpus));
 }
 
 TEST_F(PgStoreTest, SurvivesTerminatedBackend) {
