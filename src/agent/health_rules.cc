@@ -1,10 +1,13 @@
 #include "agent/health_rules.h"
 
 #include <algorithm>
+#include <climits>
 #include <cmath>
+#include <cstdint>
 #include <nlohmann/json.hpp>
 
 #include "common/time_format.h"
+#include "gpu/xid_catalog.h"
 
 namespace taolie::agent {
 namespace {
@@ -37,21 +40,8 @@ double Round1(double v) { return std::round(v * 10.0) / 10.0; }
 }  // namespace
 
 bool IsCriticalXid(uint64_t xid) {
-  switch (xid) {
-    case 48:  // double-bit ECC
-    case 63:  // row remapping pending/failure
-    case 64:
-    case 74:   // NVLink error
-    case 79:   // fell off the bus
-    case 92:   // high single-bit ECC rate
-    case 94:   // contained ECC error
-    case 95:   // uncontained ECC error
-    case 119:  // GSP RPC timeout
-    case 120:  // GSP error
-      return true;
-    default:
-      return false;
-  }
+  return xid <= UINT32_MAX &&
+         gpu::ClassifyXid(static_cast<uint32_t>(xid)).severity == gpu::XidSeverity::kFailure;
 }
 
 GpuHealth EvaluateGpu(const gpu::GpuSample& s, const config::GpuThresholds& t,
@@ -137,12 +127,29 @@ GpuHealth EvaluateGpu(const gpu::GpuSample& s, const config::GpuThresholds& t,
                  std::nullopt, throttled ? "hardware or thermal slowdown active" : "no slowdown"));
   }
 
-  bool critical = false;
-  for (const auto& x : recent_xids) critical = critical || IsCriticalXid(x.xid);
-  if (!recent_xids.empty()) {
-    Add(g, Check("xid", critical ? "unhealthy" : "warning",
-                 static_cast<double>(recent_xids.back().xid), std::nullopt,
-                 critical ? "critical XID error reported" : "XID error reported"));
+  // XIDs by class (gpu/xid_catalog.h): a failure makes the GPU unhealthy; one a renter's own
+  // program causes is recorded against the rental and does not count against the GPU.
+  const gpu::XidEvent* worst = nullptr;
+  bool failure = false;
+  for (const auto& x : recent_xids) {
+    const gpu::XidClass c =
+        gpu::ClassifyXid(static_cast<uint32_t>(std::min<uint64_t>(x.xid, UINT32_MAX)));
+    if (c.application) continue;
+    const bool f = c.severity == gpu::XidSeverity::kFailure;
+    if (worst == nullptr || (f && !failure)) worst = &x;
+    failure = failure || f;
+  }
+  if (worst != nullptr) {
+    const gpu::XidClass c =
+        gpu::ClassifyXid(static_cast<uint32_t>(std::min<uint64_t>(worst->xid, UINT32_MAX)));
+    Add(g, Check("xid", failure ? "unhealthy" : "warning", static_cast<double>(worst->xid),
+                 std::nullopt,
+                 "XID " + std::to_string(worst->xid) + " (" + std::string(c.name) + "), " +
+                     std::string(gpu::XidSeverityName(c.severity)) + ", needs " +
+                     std::string(gpu::XidActionName(c.action))));
+  } else if (!recent_xids.empty()) {
+    Add(g, Check("xid", "ok", static_cast<double>(recent_xids.back().xid), std::nullopt,
+                 "only XIDs a program causes (attributed to the rental)"));
   } else {
     Add(g, Check("xid", "ok", std::nullopt, std::nullopt, "no XID errors"));
   }
