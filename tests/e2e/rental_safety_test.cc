@@ -191,7 +191,20 @@ TEST_F(SafetyTest, ReadinessFailureRemovesContainer) {
   json ack = Ack(cmd, 30s);
   EXPECT_EQ(ack.value("result", ""), "failed");
   EXPECT_TRUE(Containers("nossh-1").empty());
-  // The GPU and ports are free again: a good rental gets the named SSH port.
+  // The GPU is dirty until the next GPU sample shows it idle (issue 7): wait for that, as the
+  // platform would retry, then the GPUs and ports are free again and a good rental gets the
+  // named SSH port.
+  EXPECT_TRUE(sim::Simulator::WaitFor(
+      [&] {
+        auto st = json::parse(HttpGet(agent_->status_port(), "/status"), nullptr, false);
+        if (!st.is_object() || !st.contains("gpus")) return false;
+        for (const auto& g : st["gpus"]) {
+          if (g.value("dirty", true)) return false;
+        }
+        return true;
+      },
+      30s))
+      << "the failed rental's GPU never became clean";
   sim_->QueueCommand(agent_id_, "deploy",
                      json{{"deployment_id", "after-1"},
                           {"image", SshImage()},
