@@ -1,9 +1,7 @@
 #include "agent/health_rules.h"
 
 #include <algorithm>
-#include <climits>
 #include <cmath>
-#include <cstdint>
 #include <nlohmann/json.hpp>
 
 #include "common/time_format.h"
@@ -38,11 +36,6 @@ HealthCheck Check(std::string name, std::string severity, std::optional<double> 
 double Round1(double v) { return std::round(v * 10.0) / 10.0; }
 
 }  // namespace
-
-bool IsCriticalXid(uint64_t xid) {
-  return xid <= UINT32_MAX &&
-         gpu::ClassifyXid(static_cast<uint32_t>(xid)).severity == gpu::XidSeverity::kFailure;
-}
 
 GpuHealth EvaluateGpu(const gpu::GpuSample& s, const config::GpuThresholds& t,
                       const std::vector<gpu::XidEvent>& recent_xids) {
@@ -129,24 +122,22 @@ GpuHealth EvaluateGpu(const gpu::GpuSample& s, const config::GpuThresholds& t,
 
   // XIDs by class (gpu/xid_catalog.h): a failure makes the GPU unhealthy; one a renter's own
   // program causes is recorded against the rental and does not count against the GPU.
-  const gpu::XidEvent* worst = nullptr;
-  bool failure = false;
+  std::optional<gpu::XidClass> worst;  // the first failure, else the first warning
   for (const auto& x : recent_xids) {
-    const gpu::XidClass c =
-        gpu::ClassifyXid(static_cast<uint32_t>(std::min<uint64_t>(x.xid, UINT32_MAX)));
+    const gpu::XidClass c = gpu::ClassifyXid(x.xid);
     if (c.application) continue;
-    const bool f = c.severity == gpu::XidSeverity::kFailure;
-    if (worst == nullptr || (f && !failure)) worst = &x;
-    failure = failure || f;
+    if (!worst || (c.severity == gpu::XidSeverity::kFailure &&
+                   worst->severity != gpu::XidSeverity::kFailure)) {
+      worst = c;
+    }
   }
-  if (worst != nullptr) {
-    const gpu::XidClass c =
-        gpu::ClassifyXid(static_cast<uint32_t>(std::min<uint64_t>(worst->xid, UINT32_MAX)));
+  if (worst) {
+    const bool failure = worst->severity == gpu::XidSeverity::kFailure;
     Add(g, Check("xid", failure ? "unhealthy" : "warning", static_cast<double>(worst->xid),
                  std::nullopt,
-                 "XID " + std::to_string(worst->xid) + " (" + std::string(c.name) + "), " +
-                     std::string(gpu::XidSeverityName(c.severity)) + ", needs " +
-                     std::string(gpu::XidActionName(c.action))));
+                 "XID " + std::to_string(worst->xid) + " (" + std::string(worst->name) + "), " +
+                     std::string(gpu::XidSeverityName(worst->severity)) + ", needs " +
+                     std::string(gpu::XidActionName(worst->action))));
   } else if (!recent_xids.empty()) {
     Add(g, Check("xid", "ok", static_cast<double>(recent_xids.back().xid), std::nullopt,
                  "only XIDs a program causes (attributed to the rental)"));

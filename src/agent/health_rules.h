@@ -27,11 +27,6 @@ struct GpuHealth {
   std::vector<gpu::XidEvent> recent_xids;
 };
 
-// XIDs that mean the GPU cannot be trusted with a rental: the "failure" class of
-// gpu/xid_catalog.h (fell off the bus, double-bit ECC, row-remapping failure, uncontained
-// errors, NVLink fatal, GSP errors, and those NVIDIA says need a GPU reset).
-bool IsCriticalXid(uint64_t xid);
-
 GpuHealth EvaluateGpu(const gpu::GpuSample& sample, const config::GpuThresholds& t,
                       const std::vector<gpu::XidEvent>& recent_xids);
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <charconv>
+#include <initializer_list>
 #include <map>
 #include <nlohmann/json.hpp>
 
@@ -523,22 +524,26 @@ ErrorCode CodeForHttpStatus(long status, ErrorCode conflict) {
   }
 }
 
-ErrorCode CodeForPullError(std::string_view message) {
+namespace {
+// Whether `message` contains any of `needles` (lower case), ignoring case.
+bool MentionsAny(std::string_view message, std::initializer_list<const char*> needles) {
   std::string m(message);
   std::transform(m.begin(), m.end(), m.begin(), [](unsigned char c) { return std::tolower(c); });
-  auto has = [&](const char* s) { return m.find(s) != std::string::npos; };
-  if (has("not found") || has("manifest unknown") || has("does not exist")) {
+  return std::any_of(needles.begin(), needles.end(),
+                     [&](const char* n) { return m.find(n) != std::string::npos; });
+}
+}  // namespace
+
+ErrorCode CodeForPullError(std::string_view message) {
+  if (MentionsAny(message, {"not found", "manifest unknown", "does not exist"})) {
     return ErrorCode::kNotFound;
   }
-  if (has("denied") || has("unauthorized")) return ErrorCode::kPermissionDenied;
+  if (MentionsAny(message, {"denied", "unauthorized"})) return ErrorCode::kPermissionDenied;
   return ErrorCode::kUnavailable;
 }
 
 bool IsStorageOptUnsupported(std::string_view message) {
-  std::string m(message);
-  std::transform(m.begin(), m.end(), m.begin(), [](unsigned char c) { return std::tolower(c); });
-  return m.find("storage-opt") != std::string::npos || m.find("storageopt") != std::string::npos ||
-         m.find("storage opt") != std::string::npos;
+  return MentionsAny(message, {"storage-opt", "storageopt", "storage opt"});
 }
 
 std::string RegistryAuthHeader(const RegistryAuth& auth, const std::string& registry) {

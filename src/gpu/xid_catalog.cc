@@ -66,9 +66,9 @@ static_assert(std::is_sorted(kTable.begin(), kTable.end(),
 
 }  // namespace
 
-XidClass ClassifyXid(uint32_t xid) {
+XidClass ClassifyXid(uint64_t xid) {
   const auto* it = std::lower_bound(kTable.begin(), kTable.end(), xid,
-                                    [](const XidClass& c, uint32_t x) { return c.xid < x; });
+                                    [](const XidClass& c, uint64_t x) { return c.xid < x; });
   if (it != kTable.end() && it->xid == xid) return *it;
   XidClass unlisted;
   unlisted.xid = xid;

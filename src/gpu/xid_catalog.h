@@ -26,7 +26,7 @@ enum class XidAction {
 };
 
 struct XidClass {
-  uint32_t xid = 0;
+  uint64_t xid = 0;
   std::string_view name;  // short description
   XidSeverity severity = XidSeverity::kWarning;
   XidAction action = XidAction::kNone;
@@ -36,7 +36,7 @@ struct XidClass {
 
 // The class of any XID; one not in the table is a warning with action kNone and name
 // "unlisted XID".
-XidClass ClassifyXid(uint32_t xid);
+XidClass ClassifyXid(uint64_t xid);
 
 std::string_view XidSeverityName(XidSeverity s);  // "warning" | "failure"
 std::string_view XidActionName(XidAction a);      // "none" | "restart_app" | "reset_gpu" | "reboot"

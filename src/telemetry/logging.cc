@@ -254,7 +254,11 @@ Result<int> PruneRotatedLogs(const std::string& file, std::filesystem::file_time
     if (!entry.is_regular_file(e) || e) continue;
     const auto written = entry.last_write_time(e);
     if (e || written >= older_than) continue;
-    if (fs::remove(entry.path(), e) && !e) ++removed;
+    if (fs::remove(entry.path(), e) && !e) {
+      ++removed;
+    } else if (e) {
+      spdlog::warn("logging: rotated file {} not deleted: {}", entry.path().string(), e.message());
+    }
   }
   return removed;
 }

@@ -42,7 +42,7 @@ void FlushLogs();
 // monitoring.retention.logs_days: deletes the rotated copies of `file` (spdlog names them
 // <stem>.<N><ext>, e.g. agent.1.log) last written before `older_than`; never `file` itself nor
 // any other name. Returns how many were deleted; errors (an unreadable directory) are
-// returned, a file that cannot be deleted is skipped.
+// returned, a file that cannot be deleted is logged and skipped.
 Result<int> PruneRotatedLogs(const std::string& file,
                              std::filesystem::file_time_type older_than);
 
