@@ -183,9 +183,9 @@ Result<std::unique_ptr<AgentApp>> AgentApp::Create(const config::Config& cfg,
     }
   }
 
-  if (const auto& al = cfg.monitoring.alerts;
-      al.enabled || !al.webhook_url.empty() || !al.email_to.empty() ||
-      cfg.monitoring.gpu_thresholds.utilization_min > 0) {
+  if (const auto& al = cfg.monitoring.alerts; al.enabled || !al.webhook_url.empty() ||
+                                              !al.email_to.empty() ||
+                                              cfg.monitoring.gpu_thresholds.utilization_min > 0) {
     spdlog::warn(
         "monitoring.alerts (and gpu_thresholds.utilization_min) are read but this version sends "
         "no alerts yet: watch /status and the health report");
@@ -437,16 +437,21 @@ std::string StatusJson(AgentApp::Impl& m) {
   if (auto list = m.store->ListGpus(); list.ok()) {
     for (const auto& g : *list) {
       auto held = held_back.find(g.uuid);
-      gpus.push_back({{"index", g.index},
-                      {"uuid", g.uuid},
-                      {"name", g.name},
-                      {"health", g.health},
-                      {"present", g.present},
-                      {"deployment_id", g.deployment_id},
-                      // Dirty after a rental: not claimed until NVML shows it idle again.
-                      {"dirty", g.dirty_since.has_value()},
-                      {"dirty_after", g.dirty_after},
-                      {"held_back", held == held_back.end() ? json(nullptr) : json(held->second)}});
+      gpus.push_back(
+          {{"index", g.index},
+           {"uuid", g.uuid},
+           {"name", g.name},
+           {"health", g.health},
+           {"present", g.present},
+           {"deployment_id", g.deployment_id},
+           // Dirty after a rental: not claimed until NVML shows it idle again.
+           {"dirty", g.dirty_since.has_value()},
+           {"dirty_after", g.dirty_after},
+           // Only a dirty GPU is held back: the store's flag is cleared first, the
+           // loop's list a moment later, and the page must not show one without
+           // the other.
+           {"held_back",
+            held == held_back.end() || !g.dirty_since ? json(nullptr) : json(held->second)}});
     }
   }
   auto up =
