@@ -97,6 +97,23 @@ void DeploymentRunner::Run(domain::Deployment d, std::stop_token stop,
     return s.ok();
   };
 
+  bool repulled = false;
+  // The pull, with progress at debug level every quarter.
+  auto pull = [&]() -> Status {
+    spdlog::info("deployment {}: pulling {}", d.id, d.image);
+    int64_t last_logged = -1;
+    return deps.docker.Pull(
+        d.image,
+        [&](const docker::PullProgress& p) {
+          if (p.total <= 0) return;
+          int64_t pct = p.current * 100 / p.total;
+          if (pct / 25 != last_logged) {
+            last_logged = pct / 25;
+            spdlog::debug("deployment {}: {} {}%", d.id, p.status, pct);
+          }
+        },
+        st, auth);
+  };
   while (true) {
     if (interrupted()) return;
     switch (d.state) {
@@ -105,19 +122,7 @@ void DeploymentRunner::Run(domain::Deployment d, std::stop_token stop,
         if (!save()) return;
         break;
       case DeploymentState::kPulling: {
-        spdlog::info("deployment {}: pulling {}", d.id, d.image);
-        int64_t last_logged = -1;
-        Status pulled = deps.docker.Pull(
-            d.image,
-            [&](const docker::PullProgress& p) {
-              if (p.total <= 0) return;
-              int64_t pct = p.current * 100 / p.total;
-              if (pct / 25 != last_logged) {
-                last_logged = pct / 25;
-                spdlog::debug("deployment {}: {} {}%", d.id, p.status, pct);
-              }
-            },
-            st, auth);
+        Status pulled = pull();
         if (interrupted()) return;
         if (!auth.empty()) {
           // The credentials served this pull: they are not kept (a resume pulls without them).
@@ -198,6 +203,20 @@ void DeploymentRunner::Run(domain::Deployment d, std::stop_token stop,
             id = deps.docker.Create(cs);
           } else if (id.ok() && cs.storage_size_bytes > 0) {
             ctx_.rt.storage_opt.store(StorageOpt::kSupported);
+          }
+          if (!id.ok() && !repulled && docker::IsNoSuchImage(id.error().message)) {
+            // Removed between the pull and the create (by the owner, or an image collection
+            // that read the store before this rental was accepted): pulled once more.
+            spdlog::warn("deployment {}: {} is gone since its pull; pulling it again", d.id,
+                         d.image);
+            repulled = true;
+            if (Status again = pull(); !again.ok()) {
+              if (interrupted()) return;
+              Fail(d, "pull", again.error().message);
+              return;
+            }
+            if (interrupted()) return;
+            id = deps.docker.Create(cs);
           }
           if (!id.ok()) {
             Fail(d, "create", id.error().message);

@@ -88,6 +88,12 @@ Status ImageCollector::RunOnce() {
     if (!c.image_id.empty()) in.in_use.insert(c.image_id);
     if (!c.image.empty()) in.in_use.insert(c.image);
   }
+  // Read after the images: a rental accepted since then whose image was already here is in
+  // this list (one accepted later still is covered by its create, which pulls again when
+  // the image went away).
+  auto active = store_.ActiveDeployments();
+  if (!active.ok()) return active.error();
+  for (const auto& d : *active) in.in_use.insert(d.image);
   auto last_use = store_.ImageLastUse();
   if (!last_use.ok()) return last_use.error();
   in.last_use = std::move(*last_use);

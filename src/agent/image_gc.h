@@ -4,7 +4,8 @@
 // are removed, oldest last use first, until the freed sizes bring free space back over the
 // threshold. Only images some rental used, and dangling (untagged) ones, are candidates: a
 // tagged image no rental ever named is the owner's and stays. An image a container uses (any
-// state) or one listed in docker.prefetch_images is never removed.
+// state), one a rental not yet ended names (it may be pulling it, or about to create its
+// container), or one listed in docker.prefetch_images is never removed.
 #include <atomic>
 #include <cstdint>
 #include <map>
@@ -29,7 +30,8 @@ struct ImageGcInput {
   int days = 7;  // 0: any image not in use
   // Latest rental use by image reference as rentals named it ("ubuntu", "host/repo:tag").
   std::map<std::string, SystemTime> last_use;
-  // Image ids ("sha256:...") and references of every container, any state.
+  // Image ids ("sha256:...") and references of every container, any state, and the
+  // references rentals not yet ended name.
   std::set<std::string> in_use;
   std::vector<std::string> prefetch;  // docker.prefetch_images
 };

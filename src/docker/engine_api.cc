@@ -546,6 +546,8 @@ bool IsStorageOptUnsupported(std::string_view message) {
   return MentionsAny(message, {"storage-opt", "storageopt", "storage opt"});
 }
 
+bool IsNoSuchImage(std::string_view message) { return MentionsAny(message, {"no such image"}); }
+
 std::string RegistryAuthHeader(const RegistryAuth& auth, const std::string& registry) {
   if (auth.empty()) return "";
   nlohmann::json j;

@@ -101,6 +101,9 @@ ErrorCode CodeForPullError(std::string_view message);
 // Whether a create's error says the storage driver has no StorageOpt (e.g. overlay2 on ext4:
 // "--storage-opt is supported only for overlay over xfs with 'pquota' mount option").
 bool IsStorageOptUnsupported(std::string_view message);
+// Whether a create's error says its image is not there ("No such image: ref"): removed
+// between the pull and the create.
+bool IsNoSuchImage(std::string_view message);
 
 // The X-Registry-Auth header value for a pull from `registry` (host[:port]): base64url of
 // {"username","password","serveraddress"} or {"identitytoken","serveraddress"}. "" when

@@ -174,6 +174,21 @@ TEST_F(EngineTest, AStorageDriverWithoutStorageOptFallsBackToMeasuringOnce) {
   EXPECT_EQ(docker.Count("Create "), 3);  // d2: once, without StorageOpt
 }
 
+// An image removed between the pull and the create is pulled once more; gone again, the
+// rental fails at create.
+TEST_F(EngineTest, AnImageGoneBeforeTheCreateIsPulledOnceMore) {
+  docker.creates_without_image = 1;
+  DeployNow("d1");
+  ASSERT_EQ(store.Get("d1").state, DeploymentState::kRunning) << store.Get("d1").error_stage;
+  EXPECT_EQ(docker.Count("Pull "), 2);
+  EXPECT_EQ(docker.Count("Create "), 2);
+  docker.creates_without_image = 2;
+  DeployNow("d2");
+  EXPECT_EQ(store.Get("d2").error_stage, "create");
+  EXPECT_EQ(docker.Count("Pull "), 4);
+  EXPECT_EQ(docker.Count("Create "), 4);
+}
+
 // Without a quota nothing is asked of the driver.
 TEST_F(EngineTest, NoDiskQuotaSetsNoStorageOpt) {
   cfg.deployment.disk_quota_mb = 0;

@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <tuple>
+
 #include "docker/engine_api.h"
 #include "fakes/fake_docker.h"
 #include "fakes/fake_seams.h"
@@ -165,6 +167,7 @@ TEST_F(CollectorFixture, RemovesUnusedByTagGoesOnAfterAFailureAndCounts) {
     d.id = std::string("dep-") + image;
     d.image = image;
     d.created_at = kNow - std::chrono::hours(24) * 60;
+    d.state = domain::DeploymentState::kEnded;
     store.deployments[d.id] = d;
   }
   docker.images.push_back(Image("0005", "owner:1", 100, 1));  // no rental used it: it stays
@@ -176,6 +179,30 @@ TEST_F(CollectorFixture, RemovesUnusedByTagGoesOnAfterAFailureAndCounts) {
   EXPECT_EQ(docker.Count("RemoveImage"), 4);  // refused:1, old:1, old:alias, the untagged id
   EXPECT_EQ(docker.Count("RemoveImage " + untagged), 1);
   EXPECT_EQ(gc.collected(), 2u);
+}
+
+// A rental not yet ended may be pulling its image or about to create its container: the
+// image stays although no container uses it yet (CI once saw it collected mid-deploy).
+TEST_F(CollectorFixture, TheImageOfARentalNotYetEndedStays) {
+  host.free_bytes["/data"] = 1 * kGiB;
+  cfg.image_gc_min_free_gb = 100;
+  cfg.image_gc_days = 0;
+  docker.images = {Image("0001", "host/pulling:1", 100, 1), Image("0002", "host/ended:1", 90, 1)};
+  for (auto [id, image, state] :
+       {std::tuple{"p", "host/pulling:1", domain::DeploymentState::kPulling},
+        std::tuple{"e", "host/ended:1", domain::DeploymentState::kEnded}}) {
+    domain::Deployment d;
+    d.id = id;
+    d.image = image;
+    d.state = state;
+    d.created_at = kNow - std::chrono::hours(1);
+    store.deployments[d.id] = d;
+  }
+  ASSERT_TRUE(gc.RunOnce().ok());
+  ASSERT_EQ(docker.images.size(), 1u);
+  EXPECT_EQ(docker.images[0].repo_tags, std::vector<std::string>{"host/pulling:1"});
+  EXPECT_EQ(docker.Count("RemoveImage host/pulling:1"), 0);
+  EXPECT_EQ(gc.collected(), 1u);
 }
 
 TEST_F(CollectorFixture, ErrorsReadingStateAreReturnedAndNothingIsRemoved) {

@@ -230,6 +230,12 @@ TEST(EngineMessagesTest, StorageOptRefusalsAreRecognised) {
   EXPECT_FALSE(IsStorageOptUnsupported("Conflict. The container name is already in use"));
 }
 
+TEST(EngineMessagesTest, AMissingImageIsRecognised) {
+  EXPECT_TRUE(IsNoSuchImage("docker: create deployment-x: No such image: host/a:1 (HTTP 404)"));
+  EXPECT_FALSE(IsNoSuchImage("No such container: deployment-x"));
+  EXPECT_FALSE(IsNoSuchImage("--storage-opt is supported only for overlay over xfs"));
+}
+
 TEST(ValidateSpecTest, RejectsBadFields) {
   EXPECT_TRUE(ValidateSpec(FullSpec()).ok());
   auto expect_bad = [](ContainerSpec s, const char* what) {

@@ -26,8 +26,9 @@ class FakeDocker : public docker::DockerClient {
   bool start_fails = false;
   bool refuse_storage_opt = false;     // Create with StorageOpt fails as on overlay2 over ext4
   std::set<std::string> local_images;  // ImageExists answers true for these
+  int creates_without_image = 0;       // the next N creates fail with "No such image"
   std::vector<docker::RegistryAuth> pull_auths;  // what each Pull was given, in order
-  std::vector<std::string> calls;      // "Pull image", "Create name", "Stop id", ...
+  std::vector<std::string> calls;                // "Pull image", "Create name", "Stop id", ...
   std::vector<std::vector<std::string>> execs;
   std::map<std::string, docker::ContainerInfo> containers;  // by id
   std::map<std::string, docker::ContainerSpec> specs;       // by id
@@ -88,6 +89,11 @@ class FakeDocker : public docker::DockerClient {
   Result<std::string> Create(const docker::ContainerSpec& spec) override {
     TAOLIE_RETURN_IF_ERROR(Call("Create " + spec.name));
     std::lock_guard l(mu_);
+    if (creates_without_image > 0) {
+      --creates_without_image;
+      return MakeError(ErrorCode::kNotFound, "docker: create " + spec.name +
+                                                 ": No such image: " + spec.image + " (HTTP 404)");
+    }
     if (refuse_storage_opt && spec.storage_size_bytes > 0) {
       return MakeError(ErrorCode::kInternal,
                        "docker: create: --storage-opt is supported only for overlay over xfs "
@@ -189,7 +195,7 @@ class FakeDocker : public docker::DockerClient {
     return docker::ExecResult{0, ""};
   }
   std::vector<docker::ImageInfo> images;  // what ListImages answers; RemoveImage erases
-  std::set<std::string> images_in_use;     // RemoveImage answers FailedPrecondition for these
+  std::set<std::string> images_in_use;    // RemoveImage answers FailedPrecondition for these
   Result<std::vector<docker::ImageInfo>> ListImages() override {
     TAOLIE_RETURN_IF_ERROR(Call("ListImages"));
     std::lock_guard l(mu_);
