@@ -25,6 +25,10 @@ struct GpuInfo {  // static facts, read once at start (and on re-scan)
   std::string compute_capability;  // "8.0"; "" when unknown
   std::optional<double> power_limit_watts;
   std::string mig_mode;  // "enabled" | "disabled" | "unsupported"
+  std::string serial;    // board serial; "" when not reported
+  std::string vbios_version;
+  std::string inforom_image_version;  // "" when not reported
+  std::optional<int> fan_count;       // nvmlDeviceGetNumFans; 0 = a fanless card
 };
 
 struct GpuSample {  // one reading of one GPU; an absent optional = the GPU does not report it
@@ -45,6 +49,38 @@ struct GpuSample {  // one reading of one GPU; an absent optional = the GPU does
   std::optional<uint64_t> ecc_volatile_corrected;
   std::optional<uint32_t> throttle_reasons;  // bitmask as NVML reports it
   std::vector<uint32_t> process_pids;        // compute + graphics processes on this GPU
+
+  // Read since issue 8 (each absent when the driver or the card lacks it).
+  std::optional<double> memory_utilization_percent;  // memory controller busy
+  std::optional<uint64_t> memory_free_mb;
+  std::optional<double> temperature_slowdown_c;  // the GPU's own slowdown threshold
+  std::optional<double> temperature_shutdown_c;
+  std::optional<double> energy_joules;  // total since the driver loaded (mJ counter / 1000)
+  std::optional<uint32_t> pcie_gen;     // current link
+  std::optional<uint32_t> pcie_width;
+  std::optional<uint32_t> pcie_max_gen;
+  std::optional<uint32_t> pcie_max_width;
+  std::optional<uint64_t> pcie_replay_count;
+  std::optional<bool> ecc_enabled;
+  std::optional<uint64_t> ecc_aggregate_uncorrected;
+  std::optional<uint64_t> ecc_aggregate_corrected;
+  // Retired pages (pre-A100): pages retired for single/double-bit errors, and pending.
+  std::optional<uint64_t> retired_pages_sbe;
+  std::optional<uint64_t> retired_pages_dbe;
+  std::optional<bool> retired_pages_pending;
+  // Row remapping (A100 and later).
+  std::optional<uint64_t> remapped_rows_correctable;
+  std::optional<uint64_t> remapped_rows_uncorrectable;
+  std::optional<bool> remapped_rows_pending;
+  std::optional<bool> remapped_rows_failure;
+  // Field values: time (ns, cumulative) the GPU was held back by power / thermal violation,
+  // and the driver's recovery action (NVML_FI_DEV_GET_GPU_RECOVERY_ACTION: 0 none, 1 reset,
+  // 2 reboot, 3 drain P2P, 4 drain and reset).
+  std::optional<uint64_t> power_violation_ns;
+  std::optional<uint64_t> thermal_violation_ns;
+  std::optional<uint32_t> recovery_action;
+  std::optional<bool> persistence_mode;
+  std::optional<bool> inforom_valid;
 };
 
 struct XidEvent {

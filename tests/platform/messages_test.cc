@@ -69,16 +69,20 @@ RegistrationInput SampleRegistration() {
   in.host.uptime_seconds = 3 * 3600 + 1799;
   in.host.boot_time_unix = 1699990000;
   in.driver = {"550.54.15", "12.4", "12.550"};
-  gpu::GpuInfo g0{0,     "GPU-aaaa", "NVIDIA A100-SXM4-80GB", "00000000:07:00.0", 81920, "8.0",
-                  400.0, "disabled"};
-  gpu::GpuInfo g1{1,
-                  "GPU-bbbb",
-                  "NVIDIA A100-SXM4-80GB",
-                  "00000000:0F:00.0",
-                  81920,
-                  "8.0",
-                  std::nullopt,
-                  "disabled"};
+  gpu::GpuInfo g0;
+  g0.index = 0;
+  g0.uuid = "GPU-aaaa";
+  g0.name = "NVIDIA A100-SXM4-80GB";
+  g0.pci_bus_id = "00000000:07:00.0";
+  g0.memory_total_mb = 81920;
+  g0.compute_capability = "8.0";
+  g0.power_limit_watts = 400.0;
+  g0.mig_mode = "disabled";
+  gpu::GpuInfo g1 = g0;
+  g1.index = 1;
+  g1.uuid = "GPU-bbbb";
+  g1.pci_bus_id = "00000000:0F:00.0";
+  g1.power_limit_watts = std::nullopt;
   in.gpus = {g0, g1};
   in.upload_mbps = 940.5;
   in.download_mbps = 0;
