@@ -220,6 +220,67 @@ void GpuMetricsLoop::CheckDirtyGpus(const std::vector<gpu::GpuSample>& samples) 
   rt_.SetGpusHeldBack(held_back_);
 }
 
+std::map<std::string, std::string> GpuHealthLoop::ApplyQuarantine(
+    const std::vector<GpuHealth>& verdicts, std::vector<store::GpuRecord>& gpus, SystemTime now) {
+  QuarantinePolicy policy;
+  policy.clear_seconds = d_.cfg.monitoring.quarantine_clear_seconds;
+  policy.allow_reset = d_.cfg.gpu.allow_reset && reset_runner_ != nullptr;
+  std::map<std::string, std::string> out;
+  for (const auto& v : verdicts) {
+    auto rec = std::find_if(gpus.begin(), gpus.end(),
+                            [&](const store::GpuRecord& g) { return g.uuid == v.uuid; });
+    if (rec == gpus.end()) continue;
+    QuarantineDecision q = DecideQuarantine(*rec, v, policy, now, quarantine_[v.uuid]);
+    switch (q.action) {
+      case QuarantineAction::kNone:
+        break;
+      case QuarantineAction::kQuarantine:
+        if (Status st = d_.store.QuarantineGpu(v.uuid, q.reason, q.needs_reset); !st.ok()) {
+          spdlog::warn("GPU {}: could not record its quarantine: {}", v.uuid,
+                       st.error().ToString());
+          break;
+        }
+        if (!rec->quarantined_since) {
+          spdlog::warn("GPU {} ({}) quarantined: {}{}{}", v.index, v.uuid, q.reason,
+                       q.needs_reset ? "; it needs a reset" : "",
+                       rec->deployment_id.empty()
+                           ? ""
+                           : "; rental " + rec->deployment_id + " on it keeps running");
+          rec->quarantined_since = now;
+        }
+        rec->quarantine_reason = q.reason;
+        rec->needs_reset = rec->needs_reset || q.needs_reset;
+        break;
+      case QuarantineAction::kReset: {
+        spdlog::info("GPU {} ({}): resetting it (gpu.allow_reset, no rental on it)", v.index,
+                     v.uuid);
+        auto r =
+            reset_runner_->Run({"nvidia-smi", "-r", "-i", v.uuid}, "", std::chrono::seconds(60));
+        if (!r.ok() || r->exit_code != 0) {
+          spdlog::warn("GPU {}: reset failed: {}", v.uuid,
+                       r.ok() ? r->output.substr(0, 300) : r.error().message);
+        } else if (Status st = d_.store.MarkGpuReset(v.uuid); st.ok()) {
+          rec->needs_reset = false;
+          spdlog::info("GPU {}: reset; back in service after {} s healthy", v.uuid,
+                       policy.clear_seconds);
+        }
+        break;
+      }
+      case QuarantineAction::kRelease:
+        if (d_.store.ReleaseGpu(v.uuid).ok()) {
+          spdlog::info("GPU {} ({}) released from quarantine: healthy for {} s", v.index, v.uuid,
+                       policy.clear_seconds);
+          rec->quarantined_since.reset();
+          rec->quarantine_reason.clear();
+          rec->needs_reset = false;
+        }
+        break;
+    }
+    if (rec->quarantined_since && !q.status.empty()) out[v.uuid] = q.status;
+  }
+  return out;
+}
+
 Status GpuHealthLoop::RunOnce(std::stop_token /*stop*/) {
   const auto& cfg = d_.cfg;
   auto now = d_.clock.Now();
@@ -232,8 +293,17 @@ Status GpuHealthLoop::RunOnce(std::stop_token /*stop*/) {
     synced_signature_.clear();
     health_written_.clear();
   }
+  HealthLimits limits;
+  limits.thresholds = cfg.monitoring.gpu_thresholds;
+  limits.power_sustain_seconds = cfg.monitoring.power_sustain_seconds;
+  limits.ecc_corrected_per_hour = cfg.monitoring.gpu_thresholds.ecc_corrected_per_hour;
+  std::string driver_error;
   if (d_.gpus.Available()) {
     auto list = d_.gpus.ListGpus();
+    if (list.ok()) {
+      infos_.clear();
+      for (const auto& g : *list) infos_[g.uuid] = g;
+    }
     if (list.ok() && InventorySignature(*list) != synced_signature_) {
       std::vector<store::GpuRecord> present;
       for (const auto& g : *list) {
@@ -261,26 +331,56 @@ Status GpuHealthLoop::RunOnce(std::stop_token /*stop*/) {
                        [&](const gpu::XidEvent& e) { return now - e.at > std::chrono::hours(1); }),
         xids_.end());
     auto s = d_.gpus.Sample();
-    if (s.ok()) samples = *s;
-    for (const auto& g : samples) {
-      std::vector<gpu::XidEvent> mine;
-      for (const auto& x : xids_) {
-        if (x.uuid == g.uuid) mine.push_back(x);
+    if (s.ok()) {
+      samples = *s;
+    } else {
+      // The driver did not answer (a hung call past its deadline, or a failed one): every GPU
+      // it has is unresponsive this round, never silently absent from the verdicts.
+      driver_error = s.error().message;
+      for (const auto& [uuid, info] : infos_) {
+        gpu::GpuSample g;
+        g.index = info.index;
+        g.uuid = uuid;
+        samples.push_back(g);
       }
-      verdicts.push_back(EvaluateGpu(g, cfg.monitoring.gpu_thresholds, mine));
     }
-    // A GPU held back dirty after a rental shows why in its entry (its health is unchanged).
-    auto held = rt_.GpusHeldBack();
-    for (auto& v : verdicts) {
-      auto h = held.find(v.uuid);
-      if (h == held.end()) continue;
-      HealthCheck dirty;
-      dirty.name = "dirty";
-      dirty.ok = false;
-      dirty.message = "held back: " + h->second;
-      dirty.severity = "warning";
-      v.checks.push_back(std::move(dirty));
+    for (const auto& g : samples) {
+      GpuHealthInput gin;
+      gin.sample = &g;
+      auto info = infos_.find(g.uuid);
+      gin.info = info == infos_.end() ? nullptr : &info->second;
+      for (const auto& x : xids_) {
+        if (x.uuid == g.uuid) gin.xids.push_back(x);
+      }
+      gin.driver_error = driver_error;
+      gin.now = now;
+      verdicts.push_back(EvaluateGpu(gin, limits, memory_[g.uuid]));
     }
+    std::erase_if(memory_, [&](const auto& m) { return infos_.count(m.first) == 0; });
+  }
+  std::vector<store::GpuRecord> gpus;
+  if (auto g = d_.store.ListGpus(); g.ok()) gpus = std::move(*g);
+  const std::map<std::string, std::string> quarantined = ApplyQuarantine(verdicts, gpus, now);
+  // A GPU quarantined or held back dirty after a rental shows why in its entry (its verdict
+  // is unchanged: these are its standing for rentals).
+  auto held = rt_.GpusHeldBack();
+  for (auto& v : verdicts) {
+    if (auto q = quarantined.find(v.uuid); q != quarantined.end()) {
+      HealthCheck c;
+      c.name = "quarantine";
+      c.ok = false;
+      c.message = q->second;
+      c.severity = "unhealthy";
+      v.checks.push_back(std::move(c));
+    }
+    auto h = held.find(v.uuid);
+    if (h == held.end()) continue;
+    HealthCheck dirty;
+    dirty.name = "dirty";
+    dirty.ok = false;
+    dirty.message = "held back: " + h->second;
+    dirty.severity = "warning";
+    v.checks.push_back(std::move(dirty));
   }
   std::vector<domain::GpuHealthRow> rows;
   for (const auto& v : verdicts) {
@@ -308,16 +408,21 @@ Status GpuHealthLoop::RunOnce(std::stop_token /*stop*/) {
   auto hb = std::chrono::seconds(cfg.monitoring.heartbeat_interval);
   in.platform_reachable = now - rt_.last_platform_ok() <= 3 * hb;
   in.draining = rt_.draining();
+  // Rentable: present, not quarantined, not unhealthy or lost this round, not held back dirty;
+  // free: the same and unclaimed and clean (what the heartbeat offers as available_gpus).
   int free_gpus = 0;
-  if (auto gpus = d_.store.ListGpus(); gpus.ok()) {
-    for (const auto& g : *gpus) {
-      if (g.present && g.deployment_id.empty() && !g.dirty_since && domain::Rentable(g.health)) {
-        ++free_gpus;
-      }
-    }
+  int rentable = 0;
+  for (const auto& g : gpus) {
+    auto v = std::find_if(verdicts.begin(), verdicts.end(),
+                          [&](const GpuHealth& h) { return h.uuid == g.uuid; });
+    const bool sick = v != verdicts.end() ? v->health == "unhealthy" : !domain::Rentable(g.health);
+    if (!g.present || sick || g.quarantined_since || held.count(g.uuid) > 0) continue;
+    ++rentable;
+    if (g.deployment_id.empty() && !g.dirty_since) ++free_gpus;
   }
   rt_.available_gpus = free_gpus;
   in.free_healthy_gpus = free_gpus;
+  in.rentable_gpus = gpus.empty() ? -1 : rentable;
   in.active_deployments = rt_.active_deployments;
   domain::HealthReport report = BuildHealthReport(in, now);
   auto id = d_.store.InsertHealthReport(report, rows);

@@ -17,10 +17,12 @@
 #include "agent/health_rules.h"
 #include "agent/image_gc.h"
 #include "agent/periodic_runner.h"
+#include "agent/quarantine.h"
 #include "agent/reconciler.h"
 #include "agent/rental_isolation.h"
 #include "agent/rental_monitor.h"
 #include "agent/runtime.h"
+#include "host/command_runner.h"
 #include "platform/delivery.h"
 
 namespace taolie::agent {
@@ -56,14 +58,27 @@ class GpuMetricsLoop final : public Loop {
 // 2. GPU health (60 s): checks per GPU, host report, GPU inventory sync, retention.
 class GpuHealthLoop final : public Loop {
  public:
-  GpuHealthLoop(Deps d, Runtime& rt) : d_(d), rt_(rt) {}
+  // `reset_runner` runs `nvidia-smi -r` for gpu.allow_reset (agent/quarantine.h); null: the
+  // agent never resets a GPU itself.
+  GpuHealthLoop(Deps d, Runtime& rt, host::CommandRunner* reset_runner = nullptr)
+      : d_(d), rt_(rt), reset_runner_(reset_runner) {}
   const char* Name() const override { return "gpu-health"; }
   Status RunOnce(std::stop_token stop) override;
 
  private:
+  // Quarantines, resets and releases GPUs from this round's verdicts (agent/quarantine.h);
+  // returns the GPUs quarantined after it, with the line their entry shows.
+  std::map<std::string, std::string> ApplyQuarantine(const std::vector<GpuHealth>& verdicts,
+                                                     std::vector<store::GpuRecord>& gpus,
+                                                     SystemTime now);
+
   Deps d_;
   Runtime& rt_;
-  std::vector<gpu::XidEvent> xids_;  // last hour
+  host::CommandRunner* reset_runner_;
+  std::map<std::string, GpuHealthMemory> memory_;       // by GPU uuid
+  std::map<std::string, QuarantineMemory> quarantine_;  // by GPU uuid
+  std::map<std::string, gpu::GpuInfo> infos_;           // the last scan, by GPU uuid
+  std::vector<gpu::XidEvent> xids_;                     // last hour
   std::chrono::steady_clock::time_point last_prune_{};
   bool prune_more_ = false;  // the last prune left a backlog: prune again next round
   // Writes only what changed (inventory, per-GPU health); everything again every 10 minutes.

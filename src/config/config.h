@@ -69,8 +69,9 @@ struct GpuThresholds {
   double power_warning_percent = 105;  // of the enforced limit: only a cap that does not hold
   double utilization_min = 0;          // seed: % under which a rented GPU is reported; 0 = off
   double memory_warning_percent = 0;   // 0 = off: a full framebuffer is a renter's normal load
-  double fan_min_percent = 0;  // below this while hot = warning
+  double fan_min_percent = 0;          // below this while hot = warning
   int ecc_uncorrected_max = 0;
+  int64_t ecc_corrected_per_hour = 1000;  // corrected ECC rising faster = warning; 0 = off
 };
 
 struct AlertsConfig {
@@ -84,7 +85,7 @@ struct AlertsConfig {
 };
 
 struct RetentionConfig {
-  int logs_days = 7;  // rotated log files older than this are deleted
+  int logs_days = 7;     // rotated log files older than this are deleted
   int metrics_days = 1;  // the seed: 24 h of metrics
   int health_days = 30;
   int events_days = 30;
@@ -99,6 +100,8 @@ struct MonitoringConfig {
   int metrics_push_interval = 10;
   int health_push_interval = 60;
   int duration_check_interval = 30;
+  int power_sustain_seconds = 60;       // power over its limit counts after this long
+  int quarantine_clear_seconds = 3600;  // a quarantined GPU returns after this long healthy
   GpuThresholds gpu_thresholds;
   AlertsConfig alerts;
   RetentionConfig retention;
@@ -127,6 +130,7 @@ struct GpuConfig {
   // After a rental ends its GPUs are dirty until NVML shows no compute process on them and
   // used memory within this margin of the baseline taken when the agent started.
   int64_t idle_memory_margin_mb = 256;
+  bool allow_reset = false;  // the agent may reset a quarantined GPU that needs it
   // A GPU still dirty this long after its rental ended is held back with a reason.
   int dirty_timeout_seconds = 300;
 };

@@ -203,6 +203,15 @@ ALTER TABLE gpu_status
   ADD COLUMN dirty_after text NOT NULL DEFAULT '';
 )sql";
 
+// Migration 5: quarantine (issue 8 item 3). A quarantined GPU is not claimed nor offered
+// until the health loop releases it; needs_reset: its fault needs a GPU reset first.
+constexpr std::string_view kGpuQuarantine = R"sql(
+ALTER TABLE gpu_status
+  ADD COLUMN quarantined_since timestamptz,
+  ADD COLUMN quarantine_reason text NOT NULL DEFAULT '',
+  ADD COLUMN needs_reset boolean NOT NULL DEFAULT false;
+)sql";
+
 }  // namespace
 
 const std::vector<Migration>& Migrations() {
@@ -211,6 +220,7 @@ const std::vector<Migration>& Migrations() {
       {2, "outbox order per deployment, retry schedule", kOutboxPerDeployment},
       {3, "rental clock on monotonic time", kRentalClock},
       {4, "dirty GPUs after a rental", kGpuDirty},
+      {5, "GPU quarantine", kGpuQuarantine},
   };
   return kMigrations;
 }

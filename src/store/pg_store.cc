@@ -288,7 +288,8 @@ CommandRecord ToCommand(const Rows& r, int i) {
 
 constexpr const char* kGpuColumns =
     "uuid, index, name, memory_total_mb, pci_bus_id, health, present, "
-    "coalesce(deployment_id, '') AS deployment_id, dirty_since, dirty_after";
+    "coalesce(deployment_id, '') AS deployment_id, dirty_since, dirty_after, "
+    "quarantined_since, quarantine_reason, needs_reset";
 
 GpuRecord ToGpu(const Rows& r, int i) {
   GpuRecord g;
@@ -302,6 +303,9 @@ GpuRecord ToGpu(const Rows& r, int i) {
   g.deployment_id = r.Str(i, "deployment_id");
   g.dirty_since = r.OptTs(i, "dirty_since");
   g.dirty_after = r.Str(i, "dirty_after");
+  g.quarantined_since = r.OptTs(i, "quarantined_since");
+  g.quarantine_reason = r.Str(i, "quarantine_reason");
+  g.needs_reset = r.Flag(i, "needs_reset");
   return g;
 }
 
@@ -414,6 +418,7 @@ Result<std::vector<std::string>> ClaimGpus(Tx& tx, const std::string& id, const 
         "UPDATE gpu_status SET deployment_id = $1, claimed_at = now(), updated_at = now() "
         "WHERE uuid IN (SELECT uuid FROM gpu_status WHERE deployment_id IS NULL AND present "
         "  AND health IN ('healthy', 'warning') AND dirty_since IS NULL "
+        "  AND quarantined_since IS NULL "
         "  ORDER BY index, uuid LIMIT $2 "
         "  FOR UPDATE SKIP LOCKED) "
         "RETURNING uuid, index",
@@ -462,6 +467,7 @@ Result<std::vector<std::string>> ClaimGpus(Tx& tx, const std::string& id, const 
       "UPDATE gpu_status SET deployment_id = $1, claimed_at = now(), updated_at = now() "
       "WHERE uuid = ANY($2::text[]) AND deployment_id IS NULL AND present "
       "  AND health IN ('healthy', 'warning') AND dirty_since IS NULL "
+      "  AND quarantined_since IS NULL "
       "RETURNING uuid",
       {id, TextArray(claim.uuids)});
   if (!r.ok()) return r.error();
@@ -472,7 +478,8 @@ Result<std::vector<std::string>> ClaimGpus(Tx& tx, const std::string& id, const 
     if (got.count(uuid)) continue;
     auto why = tx.Exec(
         "SELECT health, present, coalesce(deployment_id, '') AS deployment_id, "
-        "  dirty_since IS NOT NULL AS dirty, dirty_after "
+        "  dirty_since IS NOT NULL AS dirty, dirty_after, "
+        "  quarantined_since IS NOT NULL AS quarantined, quarantine_reason "
         "FROM gpu_status WHERE uuid = $1",
         {uuid});
     if (!why.ok()) return why.error();
@@ -483,6 +490,8 @@ Result<std::vector<std::string>> ClaimGpus(Tx& tx, const std::string& id, const 
       reason = "claimed by deployment " + why->Str(0, "deployment_id");
     } else if (!why->Flag(0, "present")) {
       reason = "not present";
+    } else if (why->Flag(0, "quarantined")) {
+      reason = "quarantined: " + why->Str(0, "quarantine_reason");
     } else if (why->Flag(0, "dirty")) {
       reason = "dirty since deployment " + why->Str(0, "dirty_after") + " ended";
     } else {
@@ -711,6 +720,43 @@ Status PgStore::MarkGpuClean(const std::string& uuid) {
     if (!r.ok()) return r.error();
     if (r->Affected() == 0) return MakeError(ErrorCode::kNotFound, "GPU " + uuid + " unknown");
     return OkStatus();
+  });
+}
+
+namespace {
+
+// One UPDATE of one GPU's row ($1 is its uuid); NotFound when there is no such GPU.
+Status UpdateGpuRow(Tx& tx, const std::string& uuid, const std::string& set, Params params) {
+  params.insert(params.begin(), uuid);
+  const std::string sql = "UPDATE gpu_status SET " + set + ", updated_at = now() WHERE uuid = $1";
+  auto r = tx.Exec(sql.c_str(), params);
+  if (!r.ok()) return r.error();
+  if (r->Affected() == 0) return MakeError(ErrorCode::kNotFound, "GPU " + uuid + " unknown");
+  return OkStatus();
+}
+
+}  // namespace
+
+Status PgStore::QuarantineGpu(const std::string& uuid, const std::string& reason,
+                              bool needs_reset) {
+  return impl_->Run("quarantine GPU", [&](Tx& tx) -> Status {
+    return UpdateGpuRow(tx, uuid,
+                        "quarantined_since = coalesce(quarantined_since, now()), "
+                        "quarantine_reason = $2, needs_reset = needs_reset OR $3::boolean",
+                        {reason, std::string(needs_reset ? "true" : "false")});
+  });
+}
+
+Status PgStore::ReleaseGpu(const std::string& uuid) {
+  return impl_->Run("release GPU", [&](Tx& tx) -> Status {
+    return UpdateGpuRow(
+        tx, uuid, "quarantined_since = NULL, quarantine_reason = '', needs_reset = false", {});
+  });
+}
+
+Status PgStore::MarkGpuReset(const std::string& uuid) {
+  return impl_->Run("mark GPU reset", [&](Tx& tx) -> Status {
+    return UpdateGpuRow(tx, uuid, "needs_reset = false", {});
   });
 }
 

@@ -41,6 +41,10 @@ class PgStore final : public Store {
   Result<std::vector<GpuRecord>> ListGpus() override;
   Status SetGpuHealth(const std::string& uuid, GpuHealthState health) override;
   Status MarkGpuClean(const std::string& uuid) override;
+  Status QuarantineGpu(const std::string& uuid, const std::string& reason,
+                       bool needs_reset) override;
+  Status ReleaseGpu(const std::string& uuid) override;
+  Status MarkGpuReset(const std::string& uuid) override;
 
   Result<bool> RecordCommand(const CommandRecord& command) override;
   Result<std::optional<CommandRecord>> GetCommand(const std::string& command_id) override;

@@ -33,9 +33,9 @@ struct OutboxEvent {
   int64_t id = 0;             // assigned by the store
   std::string deployment_id;  // "" for events not tied to a deployment (e.g. acks)
   EventKind kind = EventKind::kAck;
-  std::string path;           // platform path, e.g. "/api/deployments/<id>/success"
-  std::string body;           // JSON text (may hold the SSH password until delivered)
-  bool ext = false;           // ext endpoint: 404/405 = delivered-unsupported
+  std::string path;  // platform path, e.g. "/api/deployments/<id>/success"
+  std::string body;  // JSON text (may hold the SSH password until delivered)
+  bool ext = false;  // ext endpoint: 404/405 = delivered-unsupported
   SystemTime created_at{};
   int attempts = 0;
   std::string last_error;
@@ -64,12 +64,16 @@ struct GpuRecord {
   uint64_t memory_total_mb = 0;
   std::string pci_bus_id;
   GpuHealthState health = GpuHealthState::kHealthy;
-  bool present = true;             // seen at the last scan
-  std::string deployment_id;       // "" = free
+  bool present = true;        // seen at the last scan
+  std::string deployment_id;  // "" = free
   // Set when a rental that held it ended; cleared when NVML shows it idle again (a dirty GPU
   // is never claimed). dirty_after: the deployment whose end made it dirty.
   std::optional<SystemTime> dirty_since;
   std::string dirty_after;
+  // Set while the GPU is quarantined (unhealthy: never claimed nor offered until released).
+  std::optional<SystemTime> quarantined_since;
+  std::string quarantine_reason;
+  bool needs_reset = false;  // it returns only after a GPU reset
 };
 
 }  // namespace taolie::store

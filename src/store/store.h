@@ -49,6 +49,13 @@ class Store {
   virtual Status SetGpuHealth(const std::string& uuid, GpuHealthState health) = 0;
   // A dirty GPU (released by an ended rental: UpdateDeployment) is idle again: claimable.
   virtual Status MarkGpuClean(const std::string& uuid) = 0;
+  // Quarantines a GPU (kept since the first time; the reason is the latest; needs_reset is
+  // only ever added here), or releases it (quarantine and needs_reset cleared).
+  virtual Status QuarantineGpu(const std::string& uuid, const std::string& reason,
+                               bool needs_reset) = 0;
+  virtual Status ReleaseGpu(const std::string& uuid) = 0;
+  // The GPU was reset: it no longer waits for one (it stays quarantined until released).
+  virtual Status MarkGpuReset(const std::string& uuid) = 0;
 
   // --- commands (command_queue) ---
   // Inserts a new command (state pending) and returns true; for a known command_id only

@@ -98,6 +98,35 @@ class FakeStore : public store::Store {
     }
     return MakeError(ErrorCode::kNotFound, "gpu " + uuid);
   }
+  Status QuarantineGpu(const std::string& uuid, const std::string& reason,
+                       bool needs_reset) override {
+    return EditGpu(uuid, [&](store::GpuRecord& g) {
+      if (!g.quarantined_since) g.quarantined_since = SystemTime{} + std::chrono::seconds(1);
+      g.quarantine_reason = reason;
+      g.needs_reset = g.needs_reset || needs_reset;
+    });
+  }
+  Status ReleaseGpu(const std::string& uuid) override {
+    return EditGpu(uuid, [](store::GpuRecord& g) {
+      g.quarantined_since.reset();
+      g.quarantine_reason.clear();
+      g.needs_reset = false;
+    });
+  }
+  Status MarkGpuReset(const std::string& uuid) override {
+    return EditGpu(uuid, [](store::GpuRecord& g) { g.needs_reset = false; });
+  }
+  Status EditGpu(const std::string& uuid, const std::function<void(store::GpuRecord&)>& edit) {
+    std::lock_guard l(mu_);
+    TAOLIE_RETURN_IF_ERROR(Up());
+    for (auto& g : gpus) {
+      if (g.uuid == uuid) {
+        edit(g);
+        return OkStatus();
+      }
+    }
+    return MakeError(ErrorCode::kNotFound, "gpu " + uuid);
+  }
   Status MarkGpuClean(const std::string& uuid) override {
     std::lock_guard l(mu_);
     TAOLIE_RETURN_IF_ERROR(Up());
@@ -180,8 +209,8 @@ class FakeStore : public store::Store {
     if (chosen.empty()) {
       for (const auto& g : gpus) {
         if (static_cast<int>(chosen.size()) == claim.count) break;
-        if (g.present && g.deployment_id.empty() && domain::Rentable(g.health) &&
-            !g.dirty_since) {
+        if (g.present && g.deployment_id.empty() && domain::Rentable(g.health) && !g.dirty_since &&
+            !g.quarantined_since) {
           chosen.push_back(g.uuid);
         }
       }
@@ -191,7 +220,7 @@ class FakeStore : public store::Store {
     }
     for (const auto& u : chosen) {
       auto g = std::find_if(gpus.begin(), gpus.end(), [&](auto& x) { return x.uuid == u; });
-      if (g == gpus.end() || !g->deployment_id.empty() || g->dirty_since) {
+      if (g == gpus.end() || !g->deployment_id.empty() || g->dirty_since || g->quarantined_since) {
         return MakeError(ErrorCode::kFailedPrecondition, "GPU " + u + " is not free");
       }
     }

@@ -56,8 +56,15 @@ class PlatformSimTest : public ::testing::Test {
     in.host.storage_type = "SSD";
     in.host.ram_total_bytes = 64ull << 30;
     in.now = kNow;
-    in.gpus.push_back(
-        gpu::GpuInfo{0, "GPU-a", "NVIDIA H100", "0000:01:00.0", 81559, "9.0", 700.0, "disabled"});
+    gpu::GpuInfo g;
+    g.uuid = "GPU-a";
+    g.name = "NVIDIA H100";
+    g.pci_bus_id = "0000:01:00.0";
+    g.memory_total_mb = 81559;
+    g.compute_capability = "9.0";
+    g.power_limit_watts = 700.0;
+    g.mig_mode = "disabled";
+    in.gpus.push_back(g);
     return in;
   }
 

@@ -400,6 +400,38 @@ TEST_F(PgStoreTest, ImageLastUseIsTheLatestDeploymentOfEachImage) {
   EXPECT_EQ(last->at("ubuntu"), b.created_at);
 }
 
+// A quarantined GPU is never claimed, by count or by name, until it is released; the reason
+// and the reset it waits for are kept (issue 8 item 3).
+TEST_F(PgStoreTest, AQuarantinedGpuIsNotClaimedUntilReleased) {
+  SyncThreeGpus();
+  ASSERT_TRUE(store_->QuarantineGpu("GPU-a", "xid: XID 79", false).ok());
+  ASSERT_TRUE(store_->QuarantineGpu("GPU-a", "xid: XID 79 again", true).ok());
+  ASSERT_TRUE(store_->QuarantineGpu("GPU-a", "later", false).ok());  // needs_reset stays
+  auto gpus = store_->ListGpus();
+  ASSERT_TRUE(gpus.ok());
+  const GpuRecord* a = nullptr;
+  for (const auto& g : *gpus) {
+    if (g.uuid == "GPU-a") a = &g;
+  }
+  ASSERT_NE(a, nullptr);
+  EXPECT_TRUE(a->quarantined_since.has_value());
+  EXPECT_EQ(a->quarantine_reason, "later");
+  EXPECT_TRUE(a->needs_reset);
+  auto d1 = store_->CreateDeployment(MakeDeployment("q1", {40030}), GpuClaim{3, {}}, {});
+  ASSERT_FALSE(d1.ok());  // two GPUs left
+  EXPECT_EQ(d1.error().code, ErrorCode::kFailedPrecondition);
+  auto d2 = store_->CreateDeployment(MakeDeployment("q2", {40031}), GpuClaim{0, {"GPU-a"}}, {});
+  ASSERT_FALSE(d2.ok());
+  EXPECT_NE(d2.error().message.find("quarantined: later"), std::string::npos) << d2.error().message;
+  ASSERT_TRUE(store_->MarkGpuReset("GPU-a").ok());
+  ASSERT_TRUE(store_->ReleaseGpu("GPU-a").ok());
+  auto d3 = store_->CreateDeployment(MakeDeployment("q3", {40032}), GpuClaim{3, {}}, {});
+  ASSERT_TRUE(d3.ok()) << d3.error().ToString();
+  EXPECT_EQ(d3->gpu_uuids.size(), 3u);
+  EXPECT_EQ(store_->QuarantineGpu("GPU-x", "r", false).error().code, ErrorCode::kNotFound);
+  EXPECT_EQ(store_->ReleaseGpu("GPU-x").error().code, ErrorCode::kNotFound);
+}
+
 TEST_F(PgStoreTest, AdoptDeploymentInsertsARunningRowAndClaimsItsGpusInUse) {
   SyncThreeGpus();
   ASSERT_TRUE(store_->SetGpuHealth("GPU-b", GpuHealthState::kUnhealthy).ok());
