@@ -6,7 +6,7 @@
 // warning < unhealthy). What a check needs from earlier rounds (how long power has been
 // over, the last corrected-ECC and replay counts, which checks are raised) is kept in the
 // GPU's GpuHealthMemory, which the caller carries from round to round; the rules do no I/O
-// and read no clock. docs/gpu-health.md lists every check and its limits.
+// and read no clock. The checks and their limits are listed with each rule in health_rules.cc.
 //
 // Hysteresis: a threshold check on a value (temperature, power) that is raised stays raised
 // until the value is back under its threshold by a margin (kTemperatureHysteresisC, and

@@ -8,7 +8,8 @@
 // not unhealthy for monitoring.quarantine_clear_seconds; one whose fault needs a reset (an XID
 // whose remedy is a reset or a reboot, NVML's recovery action, a lost GPU) must first be reset:
 // by the agent when gpu.allow_reset is on and no rental holds the GPU (at most once every
-// kResetRetry), or by the operator (`taolie-host-agent gpu reset-done <uuid>` records it).
+// kResetRetry). An operator's own reset is not detected yet: with gpu.allow_reset off such a
+// GPU stays quarantined and its entry says it waits for a reset.
 // The healthy run restarts after a reset.
 #include <chrono>
 #include <optional>
