@@ -350,13 +350,15 @@ TEST_F(SafetyTest, LostGpuIsNotRentedAndInventoryChangeReregisters) {
   StartAgent(o);
   EXPECT_EQ(json::parse(*sim_->LatestRegistration())["gpu_count"], 2);
   write("gpu_count=2\n" + gpu0 + gpu1 + "lost=1\n");
-  // The health push reports GPU 1 unhealthy.
+  // The health push reports GPU 1 unhealthy and quarantined; the host stays healthy (GPU 0 is
+  // rentable: the host's flag is false only when no GPU is).
   ASSERT_TRUE(sim::Simulator::WaitFor(
       [&] {
         for (const auto& r : sim_->Requests("/api/host-agents/health")) {
           json h = json::parse(r.body, nullptr, false);
           if (h.is_object() && h.contains("gpus") && h["gpus"].size() == 2 &&
-              h["gpus"][1]["health"] == "unhealthy" && h["is_healthy"] == false) {
+              h["gpus"][1]["health"] == "unhealthy" && h["is_healthy"] == true &&
+              h["gpus"][1]["checks"].contains("quarantine")) {
             return true;
           }
         }
