@@ -49,7 +49,7 @@ struct AgentApp::Impl {
   std::unique_ptr<Runtime> rt;
   TcpReadinessProbe probe;
   std::unique_ptr<RentalEngine> engine;
-  host::SubprocessRunner firewall_runner;
+  host::SubprocessRunner tool_runner;  // iptables for the firewall, nvidia-smi -r for resets
   std::unique_ptr<host::IptablesFirewall> firewall;
   std::unique_ptr<RentalIsolation> isolation;
   std::unique_ptr<ImageCollector> image_gc;
@@ -233,7 +233,7 @@ Result<std::unique_ptr<AgentApp>> AgentApp::Create(const config::Config& cfg,
   // Rental isolation: the agent's network and firewall. Failing to set them up is not fatal:
   // it is reported, and rentals are refused unless deployment.require_isolation is false.
   std::string firewall_error;
-  if (auto fw = host::IptablesFirewall::Create(impl->firewall_runner); fw.ok()) {
+  if (auto fw = host::IptablesFirewall::Create(impl->tool_runner); fw.ok()) {
     impl->firewall = std::move(*fw);
   } else {
     firewall_error = fw.error().message;
@@ -279,7 +279,7 @@ Status AgentApp::Start() {
     return m.runners.back().get();
   };
   add(std::make_unique<GpuMetricsLoop>(d, *m.rt), mon.gpu_metrics_interval, 0);
-  add(std::make_unique<GpuHealthLoop>(d, *m.rt), mon.gpu_health_interval,
+  add(std::make_unique<GpuHealthLoop>(d, *m.rt, &m.tool_runner), mon.gpu_health_interval,
       mon.gpu_health_interval * 1000);
   // After the first registration, every loop is woken: those that waited for it go at once.
   auto registration = std::make_unique<RegistrationLoop>(d, *m.rt, [&m] {

@@ -239,7 +239,6 @@ void CheckThrottle(GpuHealth& g, const gpu::GpuSample& s, GpuHealthMemory& mem) 
     thermal_ns = *s.thermal_violation_ns - *mem.thermal_violation_ns;
   }
   mem.thermal_violation_ns = s.thermal_violation_ns;
-  mem.power_violation_ns = s.power_violation_ns;
   if (!s.throttle_reasons && !thermal_ns) return;
   const bool slowed = s.throttle_reasons && (*s.throttle_reasons & kHardMask) != 0;
   std::string message = "no slowdown";

@@ -73,7 +73,6 @@ struct GpuHealthMemory {
   SystemTime corrected_at{};
   std::optional<uint64_t> replay_count;  // PCIe replays at replay_at
   SystemTime replay_at{};
-  std::optional<uint64_t> power_violation_ns;
   std::optional<uint64_t> thermal_violation_ns;
 };
 

@@ -259,7 +259,10 @@ std::map<std::string, std::string> GpuHealthLoop::ApplyQuarantine(
         if (!r.ok() || r->exit_code != 0) {
           spdlog::warn("GPU {}: reset failed: {}", v.uuid,
                        r.ok() ? r->output.substr(0, 300) : r.error().message);
-        } else if (Status st = d_.store.MarkGpuReset(v.uuid); st.ok()) {
+        } else if (Status st = d_.store.MarkGpuReset(v.uuid); !st.ok()) {
+          spdlog::warn("GPU {}: reset, but not recorded (tried again in {} min): {}", v.uuid,
+                       kResetRetry.count(), st.error().ToString());
+        } else {
           rec->needs_reset = false;
           spdlog::info("GPU {}: reset; back in service after {} s healthy", v.uuid,
                        policy.clear_seconds);
@@ -267,7 +270,10 @@ std::map<std::string, std::string> GpuHealthLoop::ApplyQuarantine(
         break;
       }
       case QuarantineAction::kRelease:
-        if (d_.store.ReleaseGpu(v.uuid).ok()) {
+        if (Status st = d_.store.ReleaseGpu(v.uuid); !st.ok()) {
+          spdlog::warn("GPU {}: could not record its release from quarantine: {}", v.uuid,
+                       st.error().ToString());
+        } else {
           spdlog::info("GPU {} ({}) released from quarantine: healthy for {} s", v.index, v.uuid,
                        policy.clear_seconds);
           rec->quarantined_since.reset();
