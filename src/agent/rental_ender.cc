@@ -62,6 +62,9 @@ Status RentalEnder::End(const std::string& deployment_id, const std::string& end
     d.ended_at = stopped_at ? stopped_at->wall : deps.clock.Now();
     usage = ComputeUsage(d.duration_minutes, d.started_at, *d.ended_at, d.price_per_hour);
   }
+  auto metering = deps.store.RentalMeteringOf(d.id);
+  if (!metering.ok()) return metering.error();
+  AddMetering(usage, *metering, d.gpu_uuids.size());
   std::vector<store::OutboxEvent> events;
   if (!d.error_stage.empty() && !d.started_at) {
     // Never became ready: the platform hears `failed` with the stage, not an ending.

@@ -22,6 +22,37 @@ struct GpuMetricRow {  // one GPU in one sample round
   std::optional<int64_t> sm_clock_mhz;
   std::optional<int64_t> mem_clock_mhz;
   std::string deployment_id;
+
+  // Since issue 8 (absent = the GPU or driver does not report it).
+  std::optional<double> memory_utilization;  // memory controller busy, %
+  std::optional<int64_t> memory_free_mb;
+  std::optional<double> energy_joules;  // counter since the driver loaded
+  std::optional<int64_t> pcie_gen;
+  std::optional<int64_t> pcie_width;
+  std::optional<int64_t> pcie_replay_count;
+  std::optional<int64_t> throttle_reasons;  // NVML clock-event bitmask
+  std::optional<int64_t> ecc_volatile_corrected;
+  std::optional<int64_t> ecc_volatile_uncorrected;
+  std::optional<int64_t> ecc_aggregate_corrected;
+  std::optional<int64_t> ecc_aggregate_uncorrected;
+  std::optional<int64_t> retired_pages_sbe;
+  std::optional<int64_t> retired_pages_dbe;
+  std::optional<bool> retired_pages_pending;
+  std::optional<int64_t> remapped_rows_correctable;
+  std::optional<int64_t> remapped_rows_uncorrectable;
+  std::optional<bool> remapped_rows_pending;
+  std::optional<bool> remapped_rows_failure;
+  std::optional<int64_t> power_violation_ns;
+  std::optional<int64_t> thermal_violation_ns;
+  int process_count = 0;  // compute + graphics processes seen on the GPU
+};
+
+// What one rental used, from the GPU samples taken while its GPUs were claimed (kept as
+// running totals per GPU, so retention pruning old samples loses nothing).
+struct RentalMetering {
+  int samples = 0;                         // GPU samples counted, all GPUs
+  std::optional<double> energy_wh;         // energy-counter deltas; absent: not reported
+  std::optional<double> mean_utilization;  // over the samples that reported utilization
 };
 
 struct HostMetricRow {

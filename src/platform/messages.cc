@@ -336,6 +336,27 @@ std::string BuildMetricsBody(const std::string& agent_id, const std::string& pla
     o["sm_clock_mhz"] = OrNull(g.sm_clock_mhz);
     o["mem_clock_mhz"] = OrNull(g.mem_clock_mhz);
     o["deployment_id"] = g.deployment_id.empty() ? Json(nullptr) : Json(g.deployment_id);
+    o["memory_utilization"] = OrNull(g.memory_utilization);
+    o["memory_free_mb"] = OrNull(g.memory_free_mb);
+    o["energy_joules"] = OrNull(g.energy_joules);
+    o["pcie_gen"] = OrNull(g.pcie_gen);
+    o["pcie_width"] = OrNull(g.pcie_width);
+    o["pcie_replay_count"] = OrNull(g.pcie_replay_count);
+    o["throttle_reasons"] = OrNull(g.throttle_reasons);
+    o["ecc_volatile_corrected"] = OrNull(g.ecc_volatile_corrected);
+    o["ecc_volatile_uncorrected"] = OrNull(g.ecc_volatile_uncorrected);
+    o["ecc_aggregate_corrected"] = OrNull(g.ecc_aggregate_corrected);
+    o["ecc_aggregate_uncorrected"] = OrNull(g.ecc_aggregate_uncorrected);
+    o["retired_pages_sbe"] = OrNull(g.retired_pages_sbe);
+    o["retired_pages_dbe"] = OrNull(g.retired_pages_dbe);
+    o["retired_pages_pending"] = OrNull(g.retired_pages_pending);
+    o["remapped_rows_correctable"] = OrNull(g.remapped_rows_correctable);
+    o["remapped_rows_uncorrectable"] = OrNull(g.remapped_rows_uncorrectable);
+    o["remapped_rows_pending"] = OrNull(g.remapped_rows_pending);
+    o["remapped_rows_failure"] = OrNull(g.remapped_rows_failure);
+    o["power_violation_ns"] = OrNull(g.power_violation_ns);
+    o["thermal_violation_ns"] = OrNull(g.thermal_violation_ns);
+    o["process_count"] = g.process_count;
     gpus.push_back(std::move(o));
   }
   j["gpus"] = std::move(gpus);
@@ -487,6 +508,9 @@ std::string BuildTerminatedBody(const std::string& deployment_id, const std::str
     j["usage_amount"] = OrNull(usage.usage_amount);
     j["refund_amount"] = OrNull(usage.refund_amount);
   }
+  j["gpu_seconds"] = usage.gpu_seconds;
+  j["energy_wh"] = OrNull(usage.energy_wh);
+  j["mean_gpu_utilization"] = OrNull(usage.mean_gpu_utilization);
   return Dump(j);
 }
 

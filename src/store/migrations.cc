@@ -212,6 +212,46 @@ ALTER TABLE gpu_status
   ADD COLUMN needs_reset boolean NOT NULL DEFAULT false;
 )sql";
 
+// Every GPU signal issue 8 reads, per sample; and per-rental running totals of the samples taken
+// while a rental held the GPU (energy-counter deltas, utilization), so that retention pruning
+// gpu_metrics loses nothing of a long rental's metering.
+constexpr std::string_view kGpuSignals = R"sql(
+ALTER TABLE gpu_metrics
+  ADD COLUMN memory_utilization          double precision,
+  ADD COLUMN memory_free_mb              bigint,
+  ADD COLUMN energy_joules               double precision,
+  ADD COLUMN pcie_gen                    bigint,
+  ADD COLUMN pcie_width                  bigint,
+  ADD COLUMN pcie_replay_count           bigint,
+  ADD COLUMN throttle_reasons            bigint,
+  ADD COLUMN ecc_volatile_corrected      bigint,
+  ADD COLUMN ecc_volatile_uncorrected    bigint,
+  ADD COLUMN ecc_aggregate_corrected     bigint,
+  ADD COLUMN ecc_aggregate_uncorrected   bigint,
+  ADD COLUMN retired_pages_sbe           bigint,
+  ADD COLUMN retired_pages_dbe           bigint,
+  ADD COLUMN retired_pages_pending       boolean,
+  ADD COLUMN remapped_rows_correctable   bigint,
+  ADD COLUMN remapped_rows_uncorrectable bigint,
+  ADD COLUMN remapped_rows_pending       boolean,
+  ADD COLUMN remapped_rows_failure       boolean,
+  ADD COLUMN power_violation_ns          bigint,
+  ADD COLUMN thermal_violation_ns        bigint,
+  ADD COLUMN process_count               integer NOT NULL DEFAULT 0;
+
+CREATE TABLE rental_metering (
+  deployment_id      text NOT NULL,
+  gpu_uuid           text NOT NULL,
+  samples            bigint NOT NULL DEFAULT 0,
+  util_samples       bigint NOT NULL DEFAULT 0,
+  util_sum           double precision NOT NULL DEFAULT 0,
+  energy_joules      double precision,
+  last_energy_joules double precision,
+  last_at            timestamptz NOT NULL,
+  PRIMARY KEY (deployment_id, gpu_uuid)
+);
+)sql";
+
 }  // namespace
 
 const std::vector<Migration>& Migrations() {
@@ -221,6 +261,7 @@ const std::vector<Migration>& Migrations() {
       {3, "rental clock on monotonic time", kRentalClock},
       {4, "dirty GPUs after a rental", kGpuDirty},
       {5, "GPU quarantine", kGpuQuarantine},
+      {6, "every GPU signal per sample, rental metering", kGpuSignals},
   };
   return kMigrations;
 }

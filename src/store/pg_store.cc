@@ -46,6 +46,7 @@ std::string Bool(bool v) { return v ? "true" : "false"; }
 
 Param OptNum(const std::optional<double>& v) { return v ? Param(Num(*v)) : std::nullopt; }
 Param OptNum(const std::optional<int64_t>& v) { return v ? Param(Num(*v)) : std::nullopt; }
+Param OptBool(const std::optional<bool>& v) { return v ? Param(Bool(*v)) : std::nullopt; }
 Param OptTime(const std::optional<SystemTime>& t) {
   return t ? Param(FormatRfc3339(*t)) : std::nullopt;
 }
@@ -129,6 +130,10 @@ class Rows {
     return Dbl(row, col);
   }
   bool Flag(int row, const char* col) const { return Str(row, col) == "t"; }
+  std::optional<bool> OptFlag(int row, const char* col) const {
+    if (Null(row, col)) return std::nullopt;
+    return Flag(row, col);
+  }
   std::optional<SystemTime> OptTs(int row, const char* col) const {
     if (Null(row, col)) return std::nullopt;
     auto t = ParsePgTime(Str(row, col));
@@ -193,6 +198,63 @@ std::string ValuesList(size_t rows, const std::vector<const char*>& casts) {
     out += ")";
   }
   return out;
+}
+
+// gpu_metrics' optional columns, by type, with the GpuMetricRow member each one holds.
+template <typename T>
+struct GpuColumn {
+  const char* name;
+  std::optional<T> GpuMetricRow::*member;
+};
+constexpr GpuColumn<double> kGpuDoubleColumns[] = {
+    {"utilization", &GpuMetricRow::utilization},
+    {"temperature_c", &GpuMetricRow::temperature_c},
+    {"power_draw_watts", &GpuMetricRow::power_draw_watts},
+    {"power_limit_watts", &GpuMetricRow::power_limit_watts},
+    {"fan_speed_percent", &GpuMetricRow::fan_speed_percent},
+    {"memory_utilization", &GpuMetricRow::memory_utilization},
+    {"energy_joules", &GpuMetricRow::energy_joules},
+};
+constexpr GpuColumn<int64_t> kGpuIntColumns[] = {
+    {"memory_used_mb", &GpuMetricRow::memory_used_mb},
+    {"memory_total_mb", &GpuMetricRow::memory_total_mb},
+    {"sm_clock_mhz", &GpuMetricRow::sm_clock_mhz},
+    {"mem_clock_mhz", &GpuMetricRow::mem_clock_mhz},
+    {"memory_free_mb", &GpuMetricRow::memory_free_mb},
+    {"pcie_gen", &GpuMetricRow::pcie_gen},
+    {"pcie_width", &GpuMetricRow::pcie_width},
+    {"pcie_replay_count", &GpuMetricRow::pcie_replay_count},
+    {"throttle_reasons", &GpuMetricRow::throttle_reasons},
+    {"ecc_volatile_corrected", &GpuMetricRow::ecc_volatile_corrected},
+    {"ecc_volatile_uncorrected", &GpuMetricRow::ecc_volatile_uncorrected},
+    {"ecc_aggregate_corrected", &GpuMetricRow::ecc_aggregate_corrected},
+    {"ecc_aggregate_uncorrected", &GpuMetricRow::ecc_aggregate_uncorrected},
+    {"retired_pages_sbe", &GpuMetricRow::retired_pages_sbe},
+    {"retired_pages_dbe", &GpuMetricRow::retired_pages_dbe},
+    {"remapped_rows_correctable", &GpuMetricRow::remapped_rows_correctable},
+    {"remapped_rows_uncorrectable", &GpuMetricRow::remapped_rows_uncorrectable},
+    {"power_violation_ns", &GpuMetricRow::power_violation_ns},
+    {"thermal_violation_ns", &GpuMetricRow::thermal_violation_ns},
+};
+constexpr GpuColumn<bool> kGpuBoolColumns[] = {
+    {"retired_pages_pending", &GpuMetricRow::retired_pages_pending},
+    {"remapped_rows_pending", &GpuMetricRow::remapped_rows_pending},
+    {"remapped_rows_failure", &GpuMetricRow::remapped_rows_failure},
+};
+
+// deployment_id, taken_at, process_count, then the optional columns in table order.
+std::string GpuMetricColumnList() {
+  std::string out = "deployment_id, taken_at, process_count";
+  for (const auto& c : kGpuDoubleColumns) out += std::string(", ") + c.name;
+  for (const auto& c : kGpuIntColumns) out += std::string(", ") + c.name;
+  for (const auto& c : kGpuBoolColumns) out += std::string(", ") + c.name;
+  return out;
+}
+// Casts for one gpu_metrics row of the insert (sample_id, gpu_uuid, gpu_index + the list).
+std::vector<const char*> GpuMetricCasts() {
+  return std::vector<const char*>(
+      6 + std::size(kGpuDoubleColumns) + std::size(kGpuIntColumns) + std::size(kGpuBoolColumns),
+      "");
 }
 
 // A transaction in progress: the statements of one Store call.
@@ -1178,6 +1240,49 @@ Status PgStore::MarkEventAttempt(int64_t id, const std::string& error, SystemTim
 
 // ---------- metrics and health ----------
 
+namespace {
+
+// Running totals per (rental, GPU): one upsert for the round's rented GPUs. The energy total
+// grows by the counter's rise since the rental's previous sample; a counter that went back (the
+// driver reloaded) adds nothing for that interval.
+Status AddRentalMetering(Tx& tx, const std::vector<GpuMetricRow>& gpus,
+                         const std::string& taken_at) {
+  Params params;
+  size_t rows = 0;
+  std::set<std::pair<std::string, std::string>> seen;
+  for (const auto& g : gpus) {
+    if (g.deployment_id.empty() || !seen.emplace(g.deployment_id, g.gpu_uuid).second) continue;
+    Params row{g.deployment_id, g.gpu_uuid, OptNum(g.utilization), OptNum(g.energy_joules),
+               taken_at};
+    params.insert(params.end(), row.begin(), row.end());
+    ++rows;
+  }
+  if (rows > 0) {
+    const std::string sql =
+        "INSERT INTO rental_metering AS m (deployment_id, gpu_uuid, samples, util_samples, "
+        "  util_sum, last_energy_joules, last_at) "
+        "SELECT v.d, v.g, 1, CASE WHEN v.u IS NULL THEN 0 ELSE 1 END, coalesce(v.u, 0), v.e, v.t "
+        "FROM (VALUES " +
+        ValuesList(rows, {"", "", "::float8", "::float8", "::timestamptz"}) +
+        ") AS v (d, g, u, e, t) "
+        "ON CONFLICT (deployment_id, gpu_uuid) DO UPDATE SET "
+        "  samples = m.samples + 1, "
+        "  util_samples = m.util_samples + excluded.util_samples, "
+        "  util_sum = m.util_sum + excluded.util_sum, "
+        "  energy_joules = CASE "
+        "    WHEN excluded.last_energy_joules IS NULL OR m.last_energy_joules IS NULL "
+        "      THEN m.energy_joules "
+        "    ELSE coalesce(m.energy_joules, 0) + "
+        "         greatest(excluded.last_energy_joules - m.last_energy_joules, 0) END, "
+        "  last_energy_joules = coalesce(excluded.last_energy_joules, m.last_energy_joules), "
+        "  last_at = excluded.last_at";
+    TAOLIE_RETURN_IF_ERROR(tx.Exec(sql.c_str(), params));
+  }
+  return OkStatus();
+}
+
+}  // namespace
+
 Result<int64_t> PgStore::InsertMetricSample(const MetricSample& s) {
   return impl_->Run("insert metric sample", [&](Tx& tx) -> Result<int64_t> {
     const auto& h = s.host;
@@ -1195,30 +1300,35 @@ Result<int64_t> PgStore::InsertMetricSample(const MetricSample& s) {
     if (s.gpus.empty()) return id;
     Params params;
     for (const auto& g : s.gpus) {
-      Params row{Num(id),
-                 g.gpu_uuid,
-                 Num(g.gpu_index),
-                 OptNum(g.utilization),
-                 OptNum(g.memory_used_mb),
-                 OptNum(g.memory_total_mb),
-                 OptNum(g.temperature_c),
-                 OptNum(g.power_draw_watts),
-                 OptNum(g.power_limit_watts),
-                 OptNum(g.fan_speed_percent),
-                 OptNum(g.sm_clock_mhz),
-                 OptNum(g.mem_clock_mhz),
-                 g.deployment_id,
-                 taken_at};
+      Params row{Num(id),         g.gpu_uuid, Num(g.gpu_index),
+                 g.deployment_id, taken_at,   Num(g.process_count)};
+      for (const auto& c : kGpuDoubleColumns) row.push_back(OptNum(g.*c.member));
+      for (const auto& c : kGpuIntColumns) row.push_back(OptNum(g.*c.member));
+      for (const auto& c : kGpuBoolColumns) row.push_back(OptBool(g.*c.member));
       params.insert(params.end(), row.begin(), row.end());
     }
-    std::string sql =
-        "INSERT INTO gpu_metrics (sample_id, gpu_uuid, gpu_index, utilization, "
-        "  memory_used_mb, memory_total_mb, temperature_c, power_draw_watts, "
-        "  power_limit_watts, fan_speed_percent, sm_clock_mhz, mem_clock_mhz, deployment_id, "
-        "  taken_at) VALUES " +
-        ValuesList(s.gpus.size(), std::vector<const char*>(14, ""));
+    const std::string sql = "INSERT INTO gpu_metrics (sample_id, gpu_uuid, gpu_index, " +
+                            GpuMetricColumnList() + ") VALUES " +
+                            ValuesList(s.gpus.size(), GpuMetricCasts());
     TAOLIE_RETURN_IF_ERROR(tx.Exec(sql.c_str(), params));
+    TAOLIE_RETURN_IF_ERROR(AddRentalMetering(tx, s.gpus, taken_at));
     return id;
+  });
+}
+
+Result<domain::RentalMetering> PgStore::RentalMeteringOf(const std::string& deployment_id) {
+  return impl_->Run("rental metering", [&](Tx& tx) -> Result<domain::RentalMetering> {
+    auto r = tx.Exec(
+        "SELECT coalesce(sum(samples), 0) AS samples, sum(energy_joules) / 3600.0 AS energy_wh, "
+        "  CASE WHEN sum(util_samples) > 0 THEN sum(util_sum) / sum(util_samples) END AS util "
+        "FROM rental_metering WHERE deployment_id = $1",
+        {deployment_id});
+    if (!r.ok()) return r.error();
+    domain::RentalMetering m;
+    m.samples = static_cast<int>(r->Int(0, "samples"));
+    m.energy_wh = r->OptDbl(0, "energy_wh");
+    m.mean_utilization = r->OptDbl(0, "util");
+    return m;
   });
 }
 
@@ -1250,27 +1360,20 @@ Result<std::vector<MetricSample>> PgStore::UnpushedMetricSamples(int limit) {
       out.push_back(std::move(s));
     }
     if (out.empty()) return out;
-    auto g = tx.Exec(
-        "SELECT sample_id, gpu_uuid, gpu_index, utilization, memory_used_mb, memory_total_mb, "
-        "  temperature_c, power_draw_watts, power_limit_watts, fan_speed_percent, "
-        "  sm_clock_mhz, mem_clock_mhz, deployment_id "
-        "FROM gpu_metrics WHERE sample_id = ANY($1::bigint[]) ORDER BY sample_id, gpu_index, id",
-        {IntArray(ids)});
+    const std::string sql = "SELECT sample_id, gpu_uuid, gpu_index, " + GpuMetricColumnList() +
+                            " FROM gpu_metrics WHERE sample_id = ANY($1::bigint[]) "
+                            "ORDER BY sample_id, gpu_index, id";
+    auto g = tx.Exec(sql.c_str(), {IntArray(ids)});
     if (!g.ok()) return g.error();
     for (int i = 0; i < g->size(); ++i) {
       GpuMetricRow m;
       m.gpu_uuid = g->Str(i, "gpu_uuid");
       m.gpu_index = static_cast<int>(g->Int(i, "gpu_index"));
-      m.utilization = g->OptDbl(i, "utilization");
-      m.memory_used_mb = g->OptInt(i, "memory_used_mb");
-      m.memory_total_mb = g->OptInt(i, "memory_total_mb");
-      m.temperature_c = g->OptDbl(i, "temperature_c");
-      m.power_draw_watts = g->OptDbl(i, "power_draw_watts");
-      m.power_limit_watts = g->OptDbl(i, "power_limit_watts");
-      m.fan_speed_percent = g->OptDbl(i, "fan_speed_percent");
-      m.sm_clock_mhz = g->OptInt(i, "sm_clock_mhz");
-      m.mem_clock_mhz = g->OptInt(i, "mem_clock_mhz");
       m.deployment_id = g->Str(i, "deployment_id");
+      m.process_count = static_cast<int>(g->Int(i, "process_count"));
+      for (const auto& c : kGpuDoubleColumns) m.*c.member = g->OptDbl(i, c.name);
+      for (const auto& c : kGpuIntColumns) m.*c.member = g->OptInt(i, c.name);
+      for (const auto& c : kGpuBoolColumns) m.*c.member = g->OptFlag(i, c.name);
       out[pos[g->Int(i, "sample_id")]].gpus.push_back(std::move(m));
     }
     return out;

@@ -79,6 +79,7 @@ class PgStore final : public Store {
   Result<int64_t> InsertMetricSample(const MetricSample& s) override;
   Result<std::vector<MetricSample>> UnpushedMetricSamples(int limit) override;
   Status MarkMetricSamplesPushed(const std::vector<int64_t>& ids) override;
+  Result<domain::RentalMetering> RentalMeteringOf(const std::string& deployment_id) override;
   Result<int64_t> InsertHealthReport(const HealthReport& r,
                                      const std::vector<GpuHealthRow>& gpus) override;
   Result<std::optional<HealthReport>> LatestHealthReport() override;

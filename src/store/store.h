@@ -123,6 +123,9 @@ class Store {
   virtual Result<int64_t> InsertMetricSample(const MetricSample& s) = 0;
   virtual Result<std::vector<MetricSample>> UnpushedMetricSamples(int limit) = 0;  // oldest first
   virtual Status MarkMetricSamplesPushed(const std::vector<int64_t>& ids) = 0;
+  // InsertMetricSample also adds each rented GPU's sample to its rental's running totals;
+  // this reads them (all GPUs of the rental together). No sample yet: samples 0, no values.
+  virtual Result<domain::RentalMetering> RentalMeteringOf(const std::string& deployment_id) = 0;
   virtual Result<int64_t> InsertHealthReport(const HealthReport& r,
                                              const std::vector<GpuHealthRow>& gpus) = 0;
   virtual Result<std::optional<HealthReport>> LatestHealthReport() = 0;

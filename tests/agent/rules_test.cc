@@ -691,6 +691,33 @@ TEST(Billing, RoundHalfUp) {
   EXPECT_DOUBLE_EQ(RoundHalfUp(1.666666, 2), 1.67);
 }
 
+TEST(Billing, MeteringFromTheRentalsSamples) {
+  domain::Usage u = ComputeUsageFromUsed(60, std::chrono::minutes(30), std::nullopt);
+  domain::RentalMetering m;
+  m.samples = 360;
+  m.energy_wh = 123.45678;
+  m.mean_utilization = 87.26;
+  AddMetering(u, m, 2);
+  EXPECT_DOUBLE_EQ(u.gpu_seconds, 3600);  // 30 min × 2 GPUs
+  EXPECT_DOUBLE_EQ(*u.energy_wh, 123.457);
+  EXPECT_DOUBLE_EQ(*u.mean_gpu_utilization, 87.3);
+
+  domain::Usage unreported = ComputeUsageFromUsed(60, std::chrono::seconds(90), std::nullopt);
+  AddMetering(unreported, domain::RentalMetering{}, 1);
+  EXPECT_DOUBLE_EQ(unreported.gpu_seconds, 90);
+  EXPECT_FALSE(unreported.energy_wh.has_value());
+  EXPECT_FALSE(unreported.mean_gpu_utilization.has_value());
+
+  domain::Usage cpu_only = ComputeUsageFromUsed(60, std::chrono::minutes(10), std::nullopt);
+  AddMetering(cpu_only, m, 0);
+  EXPECT_DOUBLE_EQ(cpu_only.gpu_seconds, 0);
+  EXPECT_FALSE(cpu_only.energy_wh.has_value()) << "no GPU: nothing metered";
+
+  domain::Usage never_ready = ComputeUsageFromUsed(60, std::nullopt, std::nullopt);
+  AddMetering(never_ready, domain::RentalMetering{}, 4);
+  EXPECT_DOUBLE_EQ(never_ready.gpu_seconds, 0);
+}
+
 // ---- resource limits ---------------------------------------------------------------------
 
 constexpr int64_t kMiB = int64_t{1} << 20;

@@ -30,6 +30,7 @@ class FakeStore : public store::Store {
   std::map<std::string, Deployment> deployments;
   std::map<std::string, store::CommandRecord> commands;
   std::vector<store::GpuRecord> gpus;
+  std::map<std::string, domain::RentalMetering> metering;  // by deployment id
   int update_calls = 0;
 
   void AddGpu(const std::string& uuid,
@@ -393,6 +394,13 @@ class FakeStore : public store::Store {
   }
   Status MarkMetricSamplesPushed(const std::vector<int64_t>&) override {
     return Unexpected("MarkMetricSamplesPushed");
+  }
+  // What a test put in `metering` (the fake takes no samples); none: nothing metered.
+  Result<domain::RentalMetering> RentalMeteringOf(const std::string& deployment_id) override {
+    std::lock_guard l(mu_);
+    TAOLIE_RETURN_IF_ERROR(Up());
+    auto it = metering.find(deployment_id);
+    return it == metering.end() ? domain::RentalMetering{} : it->second;
   }
   Result<int64_t> InsertHealthReport(const domain::HealthReport&,
                                      const std::vector<domain::GpuHealthRow>&) override {

@@ -607,7 +607,8 @@ TEST(Messages, FailedExpiringTerminatedBodies) {
   EXPECT_EQ(e["seconds_left"], 30);
   EXPECT_EQ(e["expires_at"], "2023-11-14T22:13:20.123456Z");
 
-  domain::Usage u{60, 20.5, 39.5, std::nullopt, std::nullopt, std::nullopt};
+  domain::Usage u{60,           20.5, 39.5,         std::nullopt, std::nullopt,
+                  std::nullopt, 0,    std::nullopt, std::nullopt};
   Json t = Json::parse(BuildTerminatedBody("d1", "terminated", "user_requested", kNow,
                                            kNow + seconds(1230), u, TimestampFormat::kNaive));
   for (const char* k : {"reserved_minutes", "used_minutes", "unused_minutes"}) {
@@ -630,6 +631,53 @@ TEST(Messages, FailedExpiringTerminatedBodies) {
   EXPECT_DOUBLE_EQ(p["price_per_hour"].get<double>(), 2.0);
   EXPECT_DOUBLE_EQ(p["usage_amount"].get<double>(), 0.68);
   EXPECT_DOUBLE_EQ(p["refund_amount"].get<double>(), 1.32);
+}
+
+TEST(Messages, TerminatedBodyCarriesMetering) {
+  domain::Usage u;
+  u.used_minutes = 10;
+  Json none = Json::parse(
+      BuildTerminatedBody("d1", "expired", "", kNow, kNow, u, TimestampFormat::kRfc3339));
+  ExpectType(none, "gpu_seconds", JT::kFloat);
+  ExpectType(none, "energy_wh", JT::kNull);
+  ExpectType(none, "mean_gpu_utilization", JT::kNull);
+  u.gpu_seconds = 1200;
+  u.energy_wh = 41.5;
+  u.mean_gpu_utilization = 87.5;
+  Json j = Json::parse(
+      BuildTerminatedBody("d1", "expired", "", kNow, kNow, u, TimestampFormat::kRfc3339));
+  EXPECT_DOUBLE_EQ(j["gpu_seconds"].get<double>(), 1200);
+  EXPECT_DOUBLE_EQ(j["energy_wh"].get<double>(), 41.5);
+  EXPECT_DOUBLE_EQ(j["mean_gpu_utilization"].get<double>(), 87.5);
+}
+
+TEST(Messages, MetricsBodyCarriesEveryGpuSignalAsExt) {
+  domain::MetricSample s;
+  s.taken_at = kNow;
+  domain::GpuMetricRow g;
+  g.gpu_uuid = "GPU-a";
+  g.energy_joules = 123456.5;
+  g.pcie_gen = 4;
+  g.pcie_width = 16;
+  g.remapped_rows_pending = true;
+  g.ecc_aggregate_uncorrected = 2;
+  g.process_count = 3;
+  domain::GpuMetricRow bare;
+  bare.gpu_uuid = "GPU-b";
+  bare.gpu_index = 1;
+  s.gpus = {g, bare};
+  Json j = Json::parse(BuildMetricsBody("a", "", s, TimestampFormat::kRfc3339));
+  EXPECT_DOUBLE_EQ(j["gpus"][0]["energy_joules"].get<double>(), 123456.5);
+  EXPECT_EQ(j["gpus"][0]["pcie_gen"], 4);
+  EXPECT_EQ(j["gpus"][0]["pcie_width"], 16);
+  EXPECT_EQ(j["gpus"][0]["remapped_rows_pending"], true);
+  EXPECT_EQ(j["gpus"][0]["ecc_aggregate_uncorrected"], 2);
+  EXPECT_EQ(j["gpus"][0]["process_count"], 3);
+  for (const char* k : {"energy_joules", "pcie_replay_count", "retired_pages_pending",
+                        "remapped_rows_failure", "memory_free_mb", "thermal_violation_ns"}) {
+    ExpectType(j["gpus"][1], k, JT::kNull);
+  }
+  EXPECT_EQ(j["gpus"][1]["process_count"], 0);
 }
 
 TEST(Messages, PathsEscapeIds) {

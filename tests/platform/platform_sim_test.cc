@@ -188,7 +188,7 @@ TEST_F(PlatformSimTest, EveryBuiltBodyIsAccepted) {
   auto ex = Post(DeploymentEventPath("d1", "expiring"),
                  BuildExpiringBody("d1", kNow, 30, TimestampFormat::kNaive));
   EXPECT_EQ(ex->status, 200) << ex->body;
-  domain::Usage u{60, 59.5, 0.5, 1.0, 0.99, 0.01};
+  domain::Usage u{60, 59.5, 0.5, 1.0, 0.99, 0.01, 0, std::nullopt, std::nullopt};
   auto te = Post(DeploymentEventPath("d1", "terminated"),
                  BuildTerminatedBody("d1", "expired", "duration elapsed", kNow, kNow, u,
                                      TimestampFormat::kNaive));

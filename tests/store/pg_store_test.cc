@@ -855,6 +855,27 @@ TEST_F(PgStoreTest, MetricSamplesRoundTripAndPushedMarking) {
   full.sm_clock_mhz = 1980;
   full.mem_clock_mhz = 2619;
   full.deployment_id = "d1";
+  full.memory_utilization = 33.5;
+  full.memory_free_mb = 41920;
+  full.energy_joules = 987654.25;
+  full.pcie_gen = 4;
+  full.pcie_width = 8;
+  full.pcie_replay_count = 7;
+  full.throttle_reasons = 0x20;
+  full.ecc_volatile_corrected = 3;
+  full.ecc_volatile_uncorrected = 0;
+  full.ecc_aggregate_corrected = 30;
+  full.ecc_aggregate_uncorrected = 1;
+  full.retired_pages_sbe = 2;
+  full.retired_pages_dbe = 1;
+  full.retired_pages_pending = false;
+  full.remapped_rows_correctable = 5;
+  full.remapped_rows_uncorrectable = 1;
+  full.remapped_rows_pending = true;
+  full.remapped_rows_failure = false;
+  full.power_violation_ns = 1'000'000'000'000;
+  full.thermal_violation_ns = 42;
+  full.process_count = 2;
   GpuMetricRow sparse;  // every optional missing (e.g. NVML_ERROR_NOT_SUPPORTED)
   sparse.gpu_uuid = "GPU-b";
   sparse.gpu_index = 1;
@@ -885,6 +906,27 @@ TEST_F(PgStoreTest, MetricSamplesRoundTripAndPushedMarking) {
   EXPECT_EQ(g0.power_draw_watts, std::optional<double>(312.25));
   EXPECT_EQ(g0.mem_clock_mhz, std::optional<int64_t>(2619));
   EXPECT_EQ(g0.deployment_id, "d1");
+  EXPECT_EQ(g0.memory_utilization, std::optional<double>(33.5));
+  EXPECT_EQ(g0.memory_free_mb, std::optional<int64_t>(41920));
+  EXPECT_EQ(g0.energy_joules, std::optional<double>(987654.25));
+  EXPECT_EQ(g0.pcie_gen, std::optional<int64_t>(4));
+  EXPECT_EQ(g0.pcie_width, std::optional<int64_t>(8));
+  EXPECT_EQ(g0.pcie_replay_count, std::optional<int64_t>(7));
+  EXPECT_EQ(g0.throttle_reasons, std::optional<int64_t>(0x20));
+  EXPECT_EQ(g0.ecc_volatile_corrected, std::optional<int64_t>(3));
+  EXPECT_EQ(g0.ecc_volatile_uncorrected, std::optional<int64_t>(0));
+  EXPECT_EQ(g0.ecc_aggregate_corrected, std::optional<int64_t>(30));
+  EXPECT_EQ(g0.ecc_aggregate_uncorrected, std::optional<int64_t>(1));
+  EXPECT_EQ(g0.retired_pages_sbe, std::optional<int64_t>(2));
+  EXPECT_EQ(g0.retired_pages_dbe, std::optional<int64_t>(1));
+  EXPECT_EQ(g0.retired_pages_pending, std::optional<bool>(false));
+  EXPECT_EQ(g0.remapped_rows_correctable, std::optional<int64_t>(5));
+  EXPECT_EQ(g0.remapped_rows_uncorrectable, std::optional<int64_t>(1));
+  EXPECT_EQ(g0.remapped_rows_pending, std::optional<bool>(true));
+  EXPECT_EQ(g0.remapped_rows_failure, std::optional<bool>(false));
+  EXPECT_EQ(g0.power_violation_ns, std::optional<int64_t>(1'000'000'000'000));
+  EXPECT_EQ(g0.thermal_violation_ns, std::optional<int64_t>(42));
+  EXPECT_EQ(g0.process_count, 2);
   const GpuMetricRow& g1 = r.gpus[1];
   EXPECT_EQ(g1.gpu_index, 1);
   EXPECT_FALSE(g1.utilization.has_value());
@@ -896,6 +938,10 @@ TEST_F(PgStoreTest, MetricSamplesRoundTripAndPushedMarking) {
   EXPECT_FALSE(g1.fan_speed_percent.has_value());
   EXPECT_FALSE(g1.sm_clock_mhz.has_value());
   EXPECT_FALSE(g1.mem_clock_mhz.has_value());
+  EXPECT_FALSE(g1.energy_joules.has_value());
+  EXPECT_FALSE(g1.remapped_rows_failure.has_value());
+  EXPECT_FALSE(g1.ecc_aggregate_corrected.has_value());
+  EXPECT_EQ(g1.process_count, 0);
   const auto now = std::chrono::system_clock::now();
   EXPECT_LT(std::chrono::abs((*samples)[1].taken_at - now), seconds(60));
   EXPECT_TRUE((*samples)[1].gpus.empty());
@@ -905,6 +951,60 @@ TEST_F(PgStoreTest, MetricSamplesRoundTripAndPushedMarking) {
   ASSERT_EQ(samples->size(), 1u);
   EXPECT_EQ((*samples)[0].id, *id2);
   EXPECT_TRUE(store_->MarkMetricSamplesPushed({}).ok());
+}
+
+// Each rented GPU's samples add to its rental's running totals: energy from the counter's rises
+// (a counter that went back adds nothing for that interval), utilization averaged over the
+// samples that had it; free GPUs and other rentals do not count.
+TEST_F(PgStoreTest, RentalMeteringAddsUpTheRentedGpusSamples) {
+  auto round = [&](std::optional<double> util_a, std::optional<double> energy_a,
+                   std::optional<double> energy_b) {
+    MetricSample s;
+    GpuMetricRow a;
+    a.gpu_uuid = "GPU-a";
+    a.deployment_id = "dm";
+    a.utilization = util_a;
+    a.energy_joules = energy_a;
+    GpuMetricRow b;
+    b.gpu_uuid = "GPU-b";
+    b.gpu_index = 1;
+    b.deployment_id = "dm";
+    b.utilization = 50;
+    b.energy_joules = energy_b;
+    GpuMetricRow free_gpu;
+    free_gpu.gpu_uuid = "GPU-c";
+    free_gpu.gpu_index = 2;
+    free_gpu.utilization = 100;
+    free_gpu.energy_joules = 1e9;
+    s.gpus = {a, b, free_gpu};
+    ASSERT_TRUE(store_->InsertMetricSample(s).ok());
+  };
+  auto none = store_->RentalMeteringOf("dm");
+  ASSERT_TRUE(none.ok()) << none.error().ToString();
+  EXPECT_EQ(none->samples, 0);
+  EXPECT_FALSE(none->energy_wh.has_value());
+  EXPECT_FALSE(none->mean_utilization.has_value());
+
+  round(100, 1000, 36000);
+  auto first = store_->RentalMeteringOf("dm");
+  ASSERT_TRUE(first.ok());
+  EXPECT_EQ(first->samples, 2);
+  EXPECT_FALSE(first->energy_wh.has_value()) << "one reading is no energy yet";
+  EXPECT_DOUBLE_EQ(*first->mean_utilization, 75);
+
+  round(std::nullopt, 4600, 43200);  // a: +3600 J; b: +7200 J; a's utilization not reported
+  round(90, 100, 50400);             // a's counter went back (driver reload): +0; b: +7200 J
+  round(80, 3700, std::nullopt);     // a: +3600 J; b reports no energy this time
+  auto m = store_->RentalMeteringOf("dm");
+  ASSERT_TRUE(m.ok());
+  EXPECT_EQ(m->samples, 8);
+  ASSERT_TRUE(m->energy_wh.has_value());
+  EXPECT_DOUBLE_EQ(*m->energy_wh, (3600.0 + 7200 + 0 + 7200 + 3600) / 3600.0);
+  // a: 100, 90, 80; b: 50 four times.
+  EXPECT_DOUBLE_EQ(*m->mean_utilization, (100.0 + 90 + 80 + 4 * 50) / 7.0);
+  auto other = store_->RentalMeteringOf("someone-else");
+  ASSERT_TRUE(other.ok());
+  EXPECT_EQ(other->samples, 0);
 }
 
 TEST_F(PgStoreTest, HealthReports) {

@@ -47,4 +47,13 @@ domain::Usage ComputeUsageFromUsed(int duration_minutes,
   return u;
 }
 
+void AddMetering(domain::Usage& usage, const domain::RentalMetering& metering, size_t gpu_count) {
+  usage.gpu_seconds = RoundHalfUp(usage.used_minutes * 60.0 * static_cast<double>(gpu_count), 1);
+  if (gpu_count == 0) return;
+  if (metering.energy_wh) usage.energy_wh = RoundHalfUp(*metering.energy_wh, 3);
+  if (metering.mean_utilization) {
+    usage.mean_gpu_utilization = RoundHalfUp(*metering.mean_utilization, 1);
+  }
+}
+
 }  // namespace taolie::agent

@@ -1,9 +1,11 @@
 #pragma once
 // Usage and refund of one rental (platform-api.md §7 "terminated").
 #include <chrono>
+#include <cstddef>
 #include <optional>
 
 #include "common/clock.h"
+#include "domain/metrics.h"
 #include "domain/usage.h"
 
 namespace taolie::agent {
@@ -24,6 +26,11 @@ domain::Usage ComputeUsage(int duration_minutes, std::optional<SystemTime> start
 domain::Usage ComputeUsageFromUsed(int duration_minutes,
                                    std::optional<std::chrono::milliseconds> used_time,
                                    std::optional<double> price_per_hour);
+
+// Metering into `usage`: gpu_seconds = used_minutes × 60 × gpu_count (1 decimal); energy_wh (3
+// decimals) and mean_gpu_utilization (1 decimal) from the rental's GPU samples, absent when no
+// sample reported them (and always for a rental without GPUs).
+void AddMetering(domain::Usage& usage, const domain::RentalMetering& metering, size_t gpu_count);
 
 // Rounds half away from zero to `decimals` places, tolerant of binary representation error
 // (1.005 -> 1.01).
