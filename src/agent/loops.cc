@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <filesystem>
 
+#include "agent/events.h"
+#include "agent/rental_monitor.h"
 #include "platform/delivery.h"
 #include "platform/messages.h"
 #include "telemetry/logging.h"
@@ -241,6 +243,37 @@ void GpuMetricsLoop::CheckDirtyGpus(const std::vector<gpu::GpuSample>& samples) 
   rt_.SetGpusHeldBack(held_back_);
 }
 
+store::OutboxEvent GpuHealthLoop::GpuFailedEvent(const std::string& deployment_id,
+                                                 const GpuHealth& v, SystemTime now) const {
+  // The XID behind the failure, when an XID check is what made the GPU unhealthy.
+  std::optional<uint64_t> xid;
+  for (const auto& c : v.checks) {
+    if (c.name == "xid" && c.severity == "unhealthy" && c.value) {
+      xid = static_cast<uint64_t>(*c.value);  // the worst XID of the GPU's recent ones
+    }
+  }
+  EventFactory events(d_.clock, rt_.agent_id(), rt_.ts());
+  return events.Deployment(
+      deployment_id, domain::EventKind::kGpuFailed,
+      platform::BuildGpuFailedBody(deployment_id, v.uuid, v.health, v.reason, xid, now, rt_.ts()),
+      true);
+}
+
+void GpuHealthLoop::TellRenter(const std::string& deployment_id, const GpuHealth& v) {
+  auto d = d_.store.GetDeployment(deployment_id);
+  if (!d.ok() || !d->has_value() || (*d)->container_id.empty()) return;
+  const std::string msg = "TAOLIE: GPU " + std::to_string(v.index) + " (" + v.uuid +
+                          ") of this rental has failed: " + v.reason +
+                          ". Your rental keeps running: save your work now. The platform has been "
+                          "told.";
+  if (Status st =
+          WriteToRenter(d_.docker, (*d)->container_id, "gpu_failed", msg, std::chrono::seconds(5));
+      !st.ok()) {
+    spdlog::warn("deployment {}: GPU failure notice not delivered inside: {}", deployment_id,
+                 st.error().message);
+  }
+}
+
 std::map<std::string, std::string> GpuHealthLoop::ApplyQuarantine(
     const std::vector<GpuHealth>& verdicts, std::vector<store::GpuRecord>& gpus, SystemTime now) {
   QuarantinePolicy policy;
@@ -255,11 +288,20 @@ std::map<std::string, std::string> GpuHealthLoop::ApplyQuarantine(
     switch (q.action) {
       case QuarantineAction::kNone:
         break;
-      case QuarantineAction::kQuarantine:
-        if (Status st = d_.store.QuarantineGpu(v.uuid, q.reason, q.needs_reset); !st.ok()) {
+      case QuarantineAction::kQuarantine: {
+        // A rental's GPU failing: the platform hears gpu_failed in the same transaction as the
+        // quarantine (once per quarantine); the rental keeps running and the renter is told.
+        const bool rented_failure = !rec->quarantined_since && !rec->deployment_id.empty();
+        std::vector<store::OutboxEvent> events;
+        if (rented_failure) events.push_back(GpuFailedEvent(rec->deployment_id, v, now));
+        if (Status st = d_.store.QuarantineGpu(v.uuid, q.reason, q.needs_reset, events); !st.ok()) {
           spdlog::warn("GPU {}: could not record its quarantine: {}", v.uuid,
                        st.error().ToString());
           break;
+        }
+        if (rented_failure) {
+          rt_.NotifyOutbox();
+          TellRenter(rec->deployment_id, v);
         }
         if (!rec->quarantined_since) {
           spdlog::warn("GPU {} ({}) quarantined: {}{}{}", v.index, v.uuid, q.reason,
@@ -272,6 +314,7 @@ std::map<std::string, std::string> GpuHealthLoop::ApplyQuarantine(
         rec->quarantine_reason = q.reason;
         rec->needs_reset = rec->needs_reset || q.needs_reset;
         break;
+      }
       case QuarantineAction::kReset: {
         spdlog::info("GPU {} ({}): resetting it (gpu.allow_reset, no rental on it)", v.index,
                      v.uuid);

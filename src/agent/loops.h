@@ -71,6 +71,11 @@ class GpuHealthLoop final : public Loop {
   std::map<std::string, std::string> ApplyQuarantine(const std::vector<GpuHealth>& verdicts,
                                                      std::vector<store::GpuRecord>& gpus,
                                                      SystemTime now);
+  // `gpu_failed` for the rental holding a GPU that turned unhealthy.
+  store::OutboxEvent GpuFailedEvent(const std::string& deployment_id, const GpuHealth& v,
+                                    SystemTime now) const;
+  // Writes the failure into the rental's container (/run/taolie/gpu_failed and its terminals).
+  void TellRenter(const std::string& deployment_id, const GpuHealth& v);
 
   Deps d_;
   Runtime& rt_;

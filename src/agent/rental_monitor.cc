@@ -68,19 +68,28 @@ milliseconds RentalMonitor::Tick(domain::Deployment& d, const ClockReading& now)
   return duration - milliseconds(e.elapsed_ms);
 }
 
-void RentalMonitor::WriteInside(const domain::Deployment& d, const std::string& file,
-                                const std::string& msg) {
-  auto r = ctx_.deps.docker.Exec(
-      d.container_id,
+Status WriteToRenter(docker::DockerClient& docker, const std::string& container_id,
+                     const std::string& file, const std::string& message,
+                     std::chrono::seconds timeout) {
+  auto r = docker.Exec(
+      container_id,
       {"sh", "-c",
        "mkdir -p /run/taolie && printf '%s\\n' \"$2\" > \"/run/taolie/$1\"; "
        "for t in /dev/pts/[0-9]*; do [ -c \"$t\" ] && printf '\\r\\n%s\\r\\n' \"$2\" > \"$t\"; "
        "done 2>/dev/null; true",
-       "sh", file, msg},
-      std::chrono::seconds(10));
-  if (!r.ok()) {
+       "sh", file, message},
+      timeout);
+  if (!r.ok()) return r.error();
+  return OkStatus();
+}
+
+void RentalMonitor::WriteInside(const domain::Deployment& d, const std::string& file,
+                                const std::string& msg) {
+  if (Status st =
+          WriteToRenter(ctx_.deps.docker, d.container_id, file, msg, std::chrono::seconds(10));
+      !st.ok()) {
     spdlog::warn("deployment {}: {} warning not delivered inside: {}", d.id, file,
-                 r.error().message);
+                 st.error().message);
   }
 }
 

@@ -18,6 +18,7 @@
 
 #include "agent/rental_context.h"
 #include "agent/rental_ender.h"
+#include "docker/docker_client.h"
 
 namespace taolie::agent {
 
@@ -45,7 +46,7 @@ class RentalMonitor {
   Status WarnExpiry(domain::Deployment& d, std::chrono::milliseconds left);
   // Writes the warning into the container (a file and every terminal); returns its deadline.
   SystemTime DeliverWarning(const domain::Deployment& d, int64_t left_s);
-  // Writes `msg` to /run/taolie/<file> and every terminal of the container.
+  // Writes `msg` to /run/taolie/<file> and every terminal of the container (logged on failure).
   void WriteInside(const domain::Deployment& d, const std::string& file, const std::string& msg);
   // Measures the writable layer (one list call) and bind volumes of each rental with a disk
   // quota; warns at 90% and ends at 100% (rules/disk_quota.h). Once per round.
@@ -69,5 +70,11 @@ class RentalMonitor {
   std::set<std::string> disk_warned_;  // rentals warned of their disk quota (the round's thread)
   static constexpr size_t kMaxVolumeEntries = 200000;  // per volume and round
 };
+
+// Writes `message` into the container: to /run/taolie/<file> and to each of its terminals (an
+// SSH session sees it at once). `file` is one of the agent's own names, never a renter's.
+Status WriteToRenter(docker::DockerClient& docker, const std::string& container_id,
+                     const std::string& file, const std::string& message,
+                     std::chrono::seconds timeout);
 
 }  // namespace taolie::agent

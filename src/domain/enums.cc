@@ -5,8 +5,8 @@
 namespace taolie::domain {
 namespace {
 
-constexpr std::array<const char*, 5> kEventKinds = {"success", "failed", "expiring", "terminated",
-                                                    "ack"};
+constexpr std::array<const char*, 6> kEventKinds = {"success",    "failed", "expiring",
+                                                    "terminated", "ack",    "gpu_failed"};
 constexpr std::array<const char*, 4> kGpuHealth = {"healthy", "warning", "unhealthy", "lost"};
 
 template <typename E, size_t N>

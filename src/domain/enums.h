@@ -7,7 +7,7 @@
 namespace taolie::domain {
 
 // What the outbox carries: a deployment event (platform-api.md) or a command ack.
-enum class EventKind { kSuccess, kFailed, kExpiring, kTerminated, kAck };
+enum class EventKind { kSuccess, kFailed, kExpiring, kTerminated, kAck, kGpuFailed };
 const char* EventKindName(EventKind k);
 std::optional<EventKind> ParseEventKind(std::string_view s);
 

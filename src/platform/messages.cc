@@ -514,6 +514,19 @@ std::string BuildTerminatedBody(const std::string& deployment_id, const std::str
   return Dump(j);
 }
 
+std::string BuildGpuFailedBody(const std::string& deployment_id, const std::string& gpu_uuid,
+                               const std::string& health, const std::string& reason,
+                               std::optional<uint64_t> xid, SystemTime now, TimestampFormat ts) {
+  Json j;
+  j["deployment_id"] = deployment_id;
+  j["gpu_uuid"] = gpu_uuid;
+  j["health"] = health;
+  j["reason"] = reason;
+  j["xid"] = OrNull(xid);
+  j["timestamp"] = Ts(now, ts);
+  return Dump(j);
+}
+
 // ---- Paths ----------------------------------------------------------------------------------
 
 std::string EscapePathSegment(const std::string& s) {

@@ -135,6 +135,11 @@ std::string BuildTerminatedBody(const std::string& deployment_id, const std::str
                                 SystemTime ended_at, const domain::Usage& usage,
                                 TimestampFormat ts);
 
+// `gpu_failed` (ext): a GPU the rental holds turned unhealthy; xid null when no XID caused it.
+std::string BuildGpuFailedBody(const std::string& deployment_id, const std::string& gpu_uuid,
+                               const std::string& health, const std::string& reason,
+                               std::optional<uint64_t> xid, SystemTime now, TimestampFormat ts);
+
 // ---- Paths (ids are percent-escaped) -------------------------------------------------------
 std::string RegisterPath();
 std::string HeartbeatPath(const std::string& agent_id);
@@ -142,7 +147,7 @@ std::string CommandsPath(const std::string& agent_id);
 std::string AckPath(const std::string& agent_id, const std::string& command_id);
 std::string MetricsPath();
 std::string HealthPath();
-// kind: "success" | "failed" | "expiring" | "terminated"
+// kind: "success" | "failed" | "expiring" | "terminated" | "gpu_failed"
 std::string DeploymentEventPath(const std::string& deployment_id, const std::string& kind);
 // Percent-escapes everything except RFC 3986 unreserved characters.
 std::string EscapePathSegment(const std::string& s);

@@ -307,6 +307,16 @@ std::string ValidateEvent(const std::string& kind, const Json& j) {
         j,
         {{"deployment_id", T::kString}, {"expires_at", T::kTimestamp}, {"seconds_left", T::kInt}});
   }
+  if (kind == "gpu_failed") {
+    std::string e = CheckRequired(j, {{"deployment_id", T::kString},
+                                      {"gpu_uuid", T::kString},
+                                      {"health", T::kString},
+                                      {"reason", T::kString},
+                                      {"timestamp", T::kTimestamp}});
+    if (!e.empty()) return e;
+    if (!j.contains("xid")) return "xid: missing (int or null)";
+    return CheckOptional(j, {{"xid", T::kInt}});
+  }
   // terminated
   std::string e = CheckRequired(j, {{"deployment_id", T::kString},
                                     {"status", T::kString},
@@ -321,7 +331,10 @@ std::string ValidateEvent(const std::string& kind, const Json& j) {
   return CheckOptional(j, {{"started_at", T::kTimestamp},
                            {"price_per_hour", T::kNumber},
                            {"usage_amount", T::kNumber},
-                           {"refund_amount", T::kNumber}});
+                           {"refund_amount", T::kNumber},
+                           {"gpu_seconds", T::kNumber},
+                           {"energy_wh", T::kNumber},
+                           {"mean_gpu_utilization", T::kNumber}});
 }
 
 std::vector<std::string> SplitPath(const std::string& path) {
@@ -514,7 +527,8 @@ struct Simulator::State {
     if (post && seg.size() == 4 && seg[1] == "deployments") {
       const std::string& id = seg[2];
       const std::string& kind = seg[3];
-      const bool is_ext = kind == "failed" || kind == "expiring" || kind == "terminated";
+      const bool is_ext =
+          kind == "failed" || kind == "expiring" || kind == "terminated" || kind == "gpu_failed";
       if (kind != "success" && !is_ext) return ErrorReply(404, "not found");
       if (is_ext && !options.ext_endpoints) return ErrorReply(404, "not found");
       std::string e = ValidateEvent(kind, body);

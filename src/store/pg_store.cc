@@ -799,13 +799,15 @@ Status UpdateGpuRow(Tx& tx, const std::string& uuid, const std::string& set, Par
 
 }  // namespace
 
-Status PgStore::QuarantineGpu(const std::string& uuid, const std::string& reason,
-                              bool needs_reset) {
+Status PgStore::QuarantineGpu(const std::string& uuid, const std::string& reason, bool needs_reset,
+                              const std::vector<OutboxEvent>& events) {
   return impl_->Run("quarantine GPU", [&](Tx& tx) -> Status {
-    return UpdateGpuRow(tx, uuid,
-                        "quarantined_since = coalesce(quarantined_since, now()), "
-                        "quarantine_reason = $2, needs_reset = needs_reset OR $3::boolean",
-                        {reason, std::string(needs_reset ? "true" : "false")});
+    TAOLIE_RETURN_IF_ERROR(
+        UpdateGpuRow(tx, uuid,
+                     "quarantined_since = coalesce(quarantined_since, now()), "
+                     "quarantine_reason = $2, needs_reset = needs_reset OR $3::boolean",
+                     {reason, std::string(needs_reset ? "true" : "false")}));
+    return InsertEvents(tx, events);
   });
 }
 

@@ -41,8 +41,8 @@ class PgStore final : public Store {
   Result<std::vector<GpuRecord>> ListGpus() override;
   Status SetGpuHealth(const std::string& uuid, GpuHealthState health) override;
   Status MarkGpuClean(const std::string& uuid) override;
-  Status QuarantineGpu(const std::string& uuid, const std::string& reason,
-                       bool needs_reset) override;
+  Status QuarantineGpu(const std::string& uuid, const std::string& reason, bool needs_reset,
+                       const std::vector<OutboxEvent>& events) override;
   Status ReleaseGpu(const std::string& uuid) override;
   Status MarkGpuReset(const std::string& uuid) override;
 

@@ -51,8 +51,9 @@ class Store {
   virtual Status MarkGpuClean(const std::string& uuid) = 0;
   // Quarantines a GPU (kept since the first time; the reason is the latest; needs_reset is
   // only ever added here), or releases it (quarantine and needs_reset cleared).
-  virtual Status QuarantineGpu(const std::string& uuid, const std::string& reason,
-                               bool needs_reset) = 0;
+  // `events` (e.g. the rental's gpu_failed) are queued in the same transaction.
+  virtual Status QuarantineGpu(const std::string& uuid, const std::string& reason, bool needs_reset,
+                               const std::vector<OutboxEvent>& events) = 0;
   virtual Status ReleaseGpu(const std::string& uuid) = 0;
   // The GPU was reset: it no longer waits for one (it stays quarantined until released).
   virtual Status MarkGpuReset(const std::string& uuid) = 0;

@@ -31,6 +31,7 @@ Status CheckEventsForTransition(const domain::Deployment& current, const domain:
         }
         break;
       case EventKind::kAck:
+      case EventKind::kGpuFailed:
         break;
     }
   }

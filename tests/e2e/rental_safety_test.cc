@@ -389,6 +389,54 @@ TEST_F(SafetyTest, LostGpuIsNotRentedAndInventoryChangeReregisters) {
   std::filesystem::remove_all(dir);
 }
 
+// Issue 8 item 3: a GPU failing under a rental quarantines it, but the rental keeps running;
+// the renter finds the notice in the container and the platform gets gpu_failed with the XID.
+// The ending then carries the rental's metering.
+TEST_F(SafetyTest, AGpuFailingUnderARentalIsReportedAndTheRentalKeepsRunning) {
+  char tmpl[] = "/tmp/taolie-scenario-XXXXXX";
+  std::string dir = mkdtemp(tmpl);
+  std::string scenario = dir + "/gpus.ini";
+  auto write = [&](const std::string& text) {
+    std::ofstream(scenario + ".tmp") << text;
+    std::rename((scenario + ".tmp").c_str(), scenario.c_str());
+  };
+  const std::string gpu0 =
+      "[gpu0]\nuuid=GPU-bbbbbbbb-0000-0000-0000-000000000000\nutilization=80\n";
+  write("gpu_count=1\n" + gpu0);
+  HarnessOptions o;
+  o.scenario = scenario;
+  StartAgent(o);
+  sim_->QueueCommand(
+      agent_id_, "deploy",
+      json{{"deployment_id", "gf-1"}, {"image", SshImage()}, {"ports", {{"22", 22}}}}.dump());
+  ASSERT_FALSE(WaitEvent("gf-1", "success", 120s).is_null());
+  write("gpu_count=1\n" + gpu0 + "xids=79\n");  // fallen off the bus
+  json failed = WaitEvent("gf-1", "gpu_failed", 30s);
+  ASSERT_FALSE(failed.is_null()) << agent_->Log();
+  EXPECT_EQ(failed["gpu_uuid"], "GPU-bbbbbbbb-0000-0000-0000-000000000000");
+  EXPECT_EQ(failed["health"], "unhealthy");
+  EXPECT_EQ(failed["xid"], 79);
+  EXPECT_NE(failed["reason"].get<std::string>().find("79"), std::string::npos) << failed;
+  auto running = Containers("gf-1");
+  ASSERT_EQ(running.size(), 1u);
+  EXPECT_TRUE(running[0].running) << "the rental keeps running on a failed GPU";
+  auto notice = docker_->Exec(running[0].id, {"sh", "-c", "cat /run/taolie/gpu_failed"}, 10s);
+  ASSERT_TRUE(notice.ok());
+  EXPECT_NE(notice->output.find("has failed"), std::string::npos) << notice->output;
+  // One gpu_failed per quarantine, however many rounds see the GPU unhealthy.
+  ASSERT_TRUE(WaitForPolls(3));
+  EXPECT_EQ(sim_->Events("gf-1", "gpu_failed").size(), 1u);
+
+  sim_->QueueCommand(agent_id_, "terminate", json{{"deployment_id", "gf-1"}}.dump());
+  json ended = WaitEvent("gf-1", "terminated", 60s);
+  ASSERT_FALSE(ended.is_null());
+  EXPECT_GT(ended["gpu_seconds"].get<double>(), 0.0);
+  ASSERT_TRUE(ended["mean_gpu_utilization"].is_number()) << ended;
+  EXPECT_NEAR(ended["mean_gpu_utilization"].get<double>(), 80.0, 0.05);
+  EXPECT_TRUE(ended.contains("energy_wh"));
+  std::filesystem::remove_all(dir);
+}
+
 // Issue 7 items 2 and 3: no raw sockets, no device nodes, and a CPU-only rental sees no GPU;
 // a payload that sets the NVIDIA runtime's variables is refused.
 TEST_F(SafetyTest, RentalsRunWithoutNetRawOrMknodAndCpuOnlyMeansNoGpu) {

@@ -99,13 +99,16 @@ class FakeStore : public store::Store {
     }
     return MakeError(ErrorCode::kNotFound, "gpu " + uuid);
   }
-  Status QuarantineGpu(const std::string& uuid, const std::string& reason,
-                       bool needs_reset) override {
-    return EditGpu(uuid, [&](store::GpuRecord& g) {
+  Status QuarantineGpu(const std::string& uuid, const std::string& reason, bool needs_reset,
+                       const std::vector<store::OutboxEvent>& queued) override {
+    TAOLIE_RETURN_IF_ERROR(EditGpu(uuid, [&](store::GpuRecord& g) {
       if (!g.quarantined_since) g.quarantined_since = SystemTime{} + std::chrono::seconds(1);
       g.quarantine_reason = reason;
       g.needs_reset = g.needs_reset || needs_reset;
-    });
+    }));
+    std::lock_guard l(mu_);
+    events.insert(events.end(), queued.begin(), queued.end());
+    return OkStatus();
   }
   Status ReleaseGpu(const std::string& uuid) override {
     return EditGpu(uuid, [](store::GpuRecord& g) {

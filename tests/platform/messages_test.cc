@@ -651,6 +651,18 @@ TEST(Messages, TerminatedBodyCarriesMetering) {
   EXPECT_DOUBLE_EQ(j["mean_gpu_utilization"].get<double>(), 87.5);
 }
 
+TEST(Messages, GpuFailedBody) {
+  Json j = Json::parse(BuildGpuFailedBody("d1", "GPU-a", "unhealthy", "XID 79 (fallen off the bus)",
+                                          79, kNow, TimestampFormat::kRfc3339));
+  EXPECT_EQ(j, Json::parse(R"j({"deployment_id":"d1","gpu_uuid":"GPU-a","health":"unhealthy",
+      "reason":"XID 79 (fallen off the bus)","xid":79,
+      "timestamp":"2023-11-14T22:13:20.123456Z"})j"));
+  Json none = Json::parse(BuildGpuFailedBody("d1", "GPU-a", "unhealthy", "ECC", std::nullopt, kNow,
+                                             TimestampFormat::kRfc3339));
+  ExpectType(none, "xid", JT::kNull);
+  EXPECT_EQ(DeploymentEventPath("d 1", "gpu_failed"), "/api/deployments/d%201/gpu_failed");
+}
+
 TEST(Messages, MetricsBodyCarriesEveryGpuSignalAsExt) {
   domain::MetricSample s;
   s.taken_at = kNow;

@@ -404,9 +404,16 @@ TEST_F(PgStoreTest, ImageLastUseIsTheLatestDeploymentOfEachImage) {
 // and the reset it waits for are kept (issue 8 item 3).
 TEST_F(PgStoreTest, AQuarantinedGpuIsNotClaimedUntilReleased) {
   SyncThreeGpus();
-  ASSERT_TRUE(store_->QuarantineGpu("GPU-a", "xid: XID 79", false).ok());
-  ASSERT_TRUE(store_->QuarantineGpu("GPU-a", "xid: XID 79 again", true).ok());
-  ASSERT_TRUE(store_->QuarantineGpu("GPU-a", "later", false).ok());  // needs_reset stays
+  ASSERT_TRUE(
+      store_->QuarantineGpu("GPU-a", "xid: XID 79", false, {Event("r1", EventKind::kGpuFailed)})
+          .ok());
+  ASSERT_TRUE(store_->QuarantineGpu("GPU-a", "xid: XID 79 again", true, {}).ok());
+  ASSERT_TRUE(store_->QuarantineGpu("GPU-a", "later", false, {}).ok());  // needs_reset stays
+  auto queued = store_->PendingEvents(10);
+  ASSERT_TRUE(queued.ok());
+  ASSERT_EQ(queued->size(), 1u) << "the quarantine's event, written with it";
+  EXPECT_EQ((*queued)[0].kind, EventKind::kGpuFailed);
+  EXPECT_EQ((*queued)[0].deployment_id, "r1");
   auto gpus = store_->ListGpus();
   ASSERT_TRUE(gpus.ok());
   const GpuRecord* a = nullptr;
@@ -428,7 +435,10 @@ TEST_F(PgStoreTest, AQuarantinedGpuIsNotClaimedUntilReleased) {
   auto d3 = store_->CreateDeployment(MakeDeployment("q3", {40032}), GpuClaim{3, {}}, {});
   ASSERT_TRUE(d3.ok()) << d3.error().ToString();
   EXPECT_EQ(d3->gpu_uuids.size(), 3u);
-  EXPECT_EQ(store_->QuarantineGpu("GPU-x", "r", false).error().code, ErrorCode::kNotFound);
+  EXPECT_EQ(
+      store_->QuarantineGpu("GPU-x", "r", false, {Event("r2", EventKind::kGpuFailed)}).error().code,
+      ErrorCode::kNotFound);
+  EXPECT_EQ(store_->PendingEvents(10)->size(), 1u) << "an unknown GPU's event is not written";
   EXPECT_EQ(store_->ReleaseGpu("GPU-x").error().code, ErrorCode::kNotFound);
 }
 
