@@ -17,8 +17,8 @@ constexpr std::string_view kXidPrefix = "NVRM: Xid ";
 constexpr std::string_view kUnknown = "<unknown>";
 // The kernel's longest /dev/kmsg record is 8 KiB (CONSOLE_EXT_LOG_MAX); a read() into a
 // smaller buffer fails with EINVAL.
-constexpr size_t kDeviceBufferSize = 16 * 1024;
-constexpr size_t kFileChunkSize = 64 * 1024;
+constexpr size_t kDeviceBufferSize = 16 * size_t{1024};
+constexpr size_t kFileChunkSize = 64 * size_t{1024};
 
 template <typename T>
 bool ParseUnsigned(std::string_view s, T& out, int base = 10) {

@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -483,7 +484,7 @@ struct ScriptedDevice {
         errno = EINVAL;
         return -1;
       }
-      std::memcpy(buf, a.record.data(), a.record.size());
+      std::copy(a.record.begin(), a.record.end(), buf);
       return static_cast<ssize_t>(a.record.size());
     };
   }
