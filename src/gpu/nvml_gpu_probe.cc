@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstring>
 #include <initializer_list>
+#include <mutex>
 #include <optional>
 #include <set>
 
@@ -31,6 +32,7 @@ constexpr unsigned kMaxXidsPerDrain = 256;
 constexpr unsigned kInitialProcessSlots = 32;
 constexpr unsigned kMaxProcessSlots = 4096;
 constexpr unsigned kMaxFans = 32;
+constexpr unsigned kMaxDevices = 64;  // bounds the per-device workers
 constexpr double kBytesPerMiB = 1024.0 * 1024.0;
 
 struct NvmlFunctions {
@@ -95,6 +97,7 @@ F Resolve(void* dl, std::initializer_list<const char*> names) {
   return nullptr;
 }
 
+// What the probe knows of one device index (kept by the probe, not touched by workers).
 struct DeviceEntry {
   unsigned index = 0;
   nvmlDevice_t handle = nullptr;
@@ -103,18 +106,38 @@ struct DeviceEntry {
   bool events_registered = false;
   nvmlReturn_t handle_error = NVML_SUCCESS;  // why `handle` is null
   nvmlReturn_t uuid_error = NVML_SUCCESS;    // why `uuid` could not be read
+  std::optional<GpuInfo> info;               // last identification; kept while it does not answer
+};
+
+struct HandleScan {  // one device index as the global scan found it
+  unsigned index = 0;
+  nvmlDevice_t handle = nullptr;
+  nvmlReturn_t error = NVML_SUCCESS;
+};
+
+struct Identity {  // what a device's own worker read of it
+  nvmlReturn_t uuid_error = NVML_SUCCESS;
+  std::string uuid;
+  bool events_registered = false;
+  nvmlReturn_t register_error = NVML_SUCCESS;
+  GpuInfo info;
+};
+
+struct RawXid {
+  nvmlDevice_t device = nullptr;
+  unsigned long long xid = 0;
 };
 
 }  // namespace
 
-// Everything that talks to NVML; lives on (and is only touched by) the watchdog worker.
+// The loaded library. Load and Init run on the global worker before anything else; afterwards
+// it is only read (NVML is thread-safe), by the global worker and the per-device workers. The
+// last task holding it shuts NVML down, so that never happens under a call still running.
 struct NvmlSession {
   void* dl = nullptr;
   NvmlFunctions fn;
   bool initialized = false;
   nvmlEventSet_t event_set = nullptr;
-  std::vector<DeviceEntry> devices;
-  std::set<std::string> exclude;
 
   ~NvmlSession() {
     if (event_set != nullptr && fn.event_set_free != nullptr) fn.event_set_free(event_set);
@@ -245,45 +268,44 @@ struct NvmlSession {
     } else {
       spdlog::warn("NVML: XID events unavailable: event functions not exported");
     }
-    return Scan();
+    return OkStatus();
   }
 
-  // (Re)enumerates devices. Known UUIDs survive a failing read (a lost GPU keeps its identity).
-  Status Scan() {
+  Result<unsigned> Count() const {
     unsigned count = 0;
     nvmlReturn_t r = fn.device_count(&count);
     if (r != NVML_SUCCESS) return Fail("nvmlDeviceGetCount_v2", r);
-    std::vector<DeviceEntry> fresh;
-    fresh.reserve(count);
-    for (unsigned i = 0; i < count; ++i) {
-      const DeviceEntry* old = i < devices.size() ? &devices[i] : nullptr;
-      DeviceEntry e;
-      e.index = i;
-      r = fn.handle_by_index(i, &e.handle);
-      if (r != NVML_SUCCESS) {
-        e.handle = nullptr;
-        e.handle_error = r;
-      } else {
-        char buf[NVML_DEVICE_UUID_BUFFER_SIZE] = {};
-        e.uuid_error = fn.uuid(e.handle, buf, sizeof(buf));
-        if (e.uuid_error == NVML_SUCCESS) e.uuid = buf;
-      }
-      if (e.uuid.empty() && old != nullptr) e.uuid = old->uuid;
-      e.excluded = !e.uuid.empty() && exclude.count(e.uuid) > 0;
-      if (old != nullptr && old->handle == e.handle && old->uuid == e.uuid) {
-        e.events_registered = old->events_registered;
-      }
-      if (event_set != nullptr && e.handle != nullptr && !e.excluded && !e.events_registered) {
-        r = fn.register_events(e.handle, nvmlEventTypeXidCriticalError, event_set);
-        e.events_registered = r == NVML_SUCCESS;
-        if (r != NVML_SUCCESS && r != NVML_ERROR_NOT_SUPPORTED && old == nullptr) {
-          spdlog::warn("NVML: GPU {} XID events: {}", i, Describe("nvmlDeviceRegisterEvents", r));
-        }
-      }
-      fresh.push_back(std::move(e));
+    return std::min(count, kMaxDevices);
+  }
+
+  // The global half of a scan: the device count and a handle per index (no device queries).
+  Result<std::vector<HandleScan>> Handles() const {
+    auto count = Count();
+    if (!count.ok()) return count.error();
+    std::vector<HandleScan> out(*count);
+    for (unsigned i = 0; i < *count; ++i) {
+      out[i].index = i;
+      out[i].error = fn.handle_by_index(i, &out[i].handle);
+      if (out[i].error != NVML_SUCCESS) out[i].handle = nullptr;
     }
-    devices = std::move(fresh);
-    return OkStatus();
+    return out;
+  }
+
+  // The device half, on the device's own worker: UUID, XID registration (unless `exclude`
+  // holds the UUID or it is registered already) and the static facts.
+  Identity Identify(nvmlDevice_t h, unsigned index, bool registered,
+                    const std::set<std::string>& exclude) const {
+    Identity id;
+    char buf[NVML_DEVICE_UUID_BUFFER_SIZE] = {};
+    id.uuid_error = fn.uuid(h, buf, sizeof(buf));
+    if (id.uuid_error == NVML_SUCCESS) id.uuid = buf;
+    id.events_registered = registered;
+    if (event_set != nullptr && !registered && !id.uuid.empty() && exclude.count(id.uuid) == 0) {
+      id.register_error = fn.register_events(h, nvmlEventTypeXidCriticalError, event_set);
+      id.events_registered = id.register_error == NVML_SUCCESS;
+    }
+    id.info = Info(h, index);
+    return id;
   }
 
   Result<DriverInfo> Driver() const {
@@ -342,12 +364,10 @@ struct NvmlSession {
     return buf;
   }
 
-  GpuInfo Info(const DeviceEntry& d) const {
+  GpuInfo Info(nvmlDevice_t h, unsigned index) const {
     GpuInfo info;
-    info.index = static_cast<int>(d.index);
-    info.uuid = d.uuid;
+    info.index = static_cast<int>(index);
     info.mig_mode = "unsupported";
-    nvmlDevice_t h = d.handle;
     info.name = ReadString(fn.name, h, NVML_DEVICE_NAME_BUFFER_SIZE);
     if (fn.pci_info != nullptr) {
       nvmlPciInfo_t pci{};
@@ -680,22 +700,9 @@ struct NvmlSession {
     for (unsigned i = 0; i < count && i < slots; ++i) out.push_back(big[i].pid);
   }
 
-  Result<std::vector<GpuSample>> SampleAll() {
-    unsigned count = 0;
-    if (fn.device_count(&count) == NVML_SUCCESS && count != devices.size()) {
-      Status rescanned = Scan();
-      if (!rescanned.ok()) spdlog::warn("NVML: re-scan failed: {}", rescanned.error().message);
-    }
-    std::vector<GpuSample> out;
-    out.reserve(devices.size());
-    for (const DeviceEntry& d : devices) {
-      if (!d.excluded) out.push_back(SampleOne(d));
-    }
-    return out;
-  }
-
-  Result<std::vector<XidEvent>> DrainXids() {
-    std::vector<XidEvent> events;
+  // XID events waiting in the event set (non-blocking), with the handle they came from.
+  Result<std::vector<RawXid>> WaitXids() const {
+    std::vector<RawXid> events;
     if (event_set == nullptr) return events;
     for (unsigned i = 0; i < kMaxXidsPerDrain; ++i) {
       nvmlEventData_t data{};
@@ -706,18 +713,34 @@ struct NvmlSession {
         return Fail("nvmlEventSetWait_v2", r);
       }
       if ((data.eventType & nvmlEventTypeXidCriticalError) == 0) continue;
-      auto it = std::find_if(devices.begin(), devices.end(),
-                             [&](const DeviceEntry& d) { return d.handle == data.device; });
-      if (it != devices.end() && it->excluded) continue;
-      XidEvent e;
-      e.uuid = it != devices.end() ? it->uuid : "";
-      e.xid = data.eventData;
-      e.at = std::chrono::system_clock::now();
-      events.push_back(std::move(e));
+      events.push_back(RawXid{data.device, data.eventData});
     }
     return events;
   }
 };
+
+// The probe's view of the devices, and one watchdog worker per device index.
+struct NvmlGpuProbe::Devices {
+  std::mutex mu;
+  std::vector<DeviceEntry> entries;
+  // By index; each created on first use and kept (a hung one is never replaced: its device
+  // answers Unavailable until the call returns).
+  std::vector<std::unique_ptr<CallWatchdog>> workers;
+  std::set<std::string> exclude;  // fixed after Create
+};
+
+namespace {
+
+// A sample for a device whose worker did not answer in time: not lost, not read.
+GpuSample Unresponsive(const DeviceEntry& d, const Error& why) {
+  GpuSample s;
+  s.index = static_cast<int>(d.index);
+  s.uuid = d.uuid;
+  s.error = "unresponsive: " + why.message;
+  return s;
+}
+
+}  // namespace
 
 std::string CudaVersionString(int version) {
   if (version <= 0) return "";
@@ -725,7 +748,11 @@ std::string CudaVersionString(int version) {
 }
 
 NvmlGpuProbe::NvmlGpuProbe(Options options)
-    : options_(std::move(options)), watchdog_(std::make_unique<CallWatchdog>("NVML")) {}
+    : options_(std::move(options)),
+      global_(std::make_unique<CallWatchdog>("NVML")),
+      devices_(std::make_unique<Devices>()) {
+  devices_->exclude.insert(options_.exclude_uuids.begin(), options_.exclude_uuids.end());
+}
 
 std::unique_ptr<NvmlGpuProbe> NvmlGpuProbe::Create(const std::string& library_path,
                                                    std::vector<std::string> exclude_uuids) {
@@ -738,31 +765,44 @@ std::unique_ptr<NvmlGpuProbe> NvmlGpuProbe::Create(const std::string& library_pa
 std::unique_ptr<NvmlGpuProbe> NvmlGpuProbe::Create(Options options) {
   std::unique_ptr<NvmlGpuProbe> probe(new NvmlGpuProbe(std::move(options)));
   auto session = std::make_shared<NvmlSession>();
-  session->exclude.insert(probe->options_.exclude_uuids.begin(),
-                          probe->options_.exclude_uuids.end());
   const std::string path = probe->options_.library_path;
-  Status started = probe->watchdog_->Run<void>("initialisation", probe->options_.call_timeout,
-                                               [session, path]() -> Status {
-                                                 TAOLIE_RETURN_IF_ERROR(session->Load(path));
-                                                 return session->Init();
-                                               });
+  const auto deadline = CallWatchdog::Clock::now() + probe->options_.call_timeout;
+  Status started = probe->global_->Run<void>("initialisation", probe->options_.call_timeout,
+                                             [session, path]() -> Status {
+                                               TAOLIE_RETURN_IF_ERROR(session->Load(path));
+                                               return session->Init();
+                                             });
   if (started.ok()) {
     probe->session_ = std::move(session);
+    // A device that does not answer here stays unidentified until a later scan; a driver
+    // that cannot even count its devices is unavailable.
+    started = probe->Rescan(deadline);
+    if (!started.ok()) probe->session_.reset();
+  }
+  if (started.ok()) {
     spdlog::info("NVML: loaded {}", path);
   } else {
     probe->unavailable_reason_ = started.error().message;
     spdlog::info("NVML unavailable: {}", probe->unavailable_reason_);
-    // `session` is released here or, if the call is still stuck, by the worker when it returns.
+    // `session` is released here or, if a call is still stuck, by its worker when it returns.
   }
   return probe;
 }
 
 NvmlGpuProbe::~NvmlGpuProbe() {
-  if (session_ != nullptr) {
-    // nvmlShutdown must run on the worker, after any call still in flight.
-    watchdog_->Post([s = std::move(session_)]() mutable { s.reset(); });
+  // Every worker is told first, so that they wind down together within one grace period.
+  global_->RequestStop();
+  for (auto& w : devices_->workers) {
+    if (w != nullptr) w->RequestStop();
   }
-  watchdog_.reset();
+  const auto deadline = CallWatchdog::Clock::now() + std::chrono::seconds(2);
+  global_->Stop(deadline);
+  for (auto& w : devices_->workers) {
+    if (w != nullptr) w->Stop(deadline);
+  }
+  // NVML is shut down by whoever drops the session last: here, or a worker whose stuck call
+  // returns later.
+  session_.reset();
 }
 
 bool NvmlGpuProbe::Available() const { return unavailable_reason_.empty(); }
@@ -774,46 +814,192 @@ Status NvmlGpuProbe::CheckAvailable() const {
   return MakeError(ErrorCode::kFailedPrecondition, "NVML unavailable: " + unavailable_reason_);
 }
 
+CallWatchdog& NvmlGpuProbe::Worker(unsigned index) {
+  std::lock_guard lock(devices_->mu);
+  auto& workers = devices_->workers;
+  if (index >= workers.size()) workers.resize(index + 1);
+  if (workers[index] == nullptr) {
+    workers[index] = std::make_unique<CallWatchdog>("NVML GPU " + std::to_string(index));
+  }
+  return *workers[index];
+}
+
+// (Re)enumerates the devices: the count and handles on the global worker, then each device's
+// identity on its own worker, all within `deadline`. A device that does not answer keeps what
+// was known of it (a lost or hung GPU keeps its identity). Fails only when the global part
+// fails.
+Status NvmlGpuProbe::Rescan(CallWatchdog::Clock::time_point deadline) {
+  auto s = session_;
+  auto scan = global_->Start<std::vector<HandleScan>>("device scan", deadline,
+                                                      [s]() { return s->Handles(); });
+  if (!scan.ok()) return scan.error();
+  auto handles = global_->Await(*scan, deadline);
+  if (!handles.ok()) return handles.error();
+
+  std::vector<DeviceEntry> fresh;
+  fresh.reserve(handles->size());
+  {
+    std::lock_guard lock(devices_->mu);
+    for (const HandleScan& h : *handles) {
+      DeviceEntry e;
+      e.index = h.index;
+      e.handle = h.handle;
+      e.handle_error = h.error;
+      if (h.index < devices_->entries.size()) {
+        const DeviceEntry& old = devices_->entries[h.index];
+        e.uuid = old.uuid;
+        e.uuid_error = old.uuid_error;
+        e.info = old.info;
+        e.events_registered = old.events_registered && old.handle == e.handle;
+      }
+      fresh.push_back(std::move(e));
+    }
+  }
+  std::vector<std::optional<CallWatchdog::Pending<Identity>>> pending(fresh.size());
+  const std::set<std::string>& exclude = devices_->exclude;
+  for (size_t i = 0; i < fresh.size(); ++i) {
+    const DeviceEntry& e = fresh[i];
+    if (e.handle == nullptr) continue;
+    auto started = Worker(e.index).Start<Identity>(
+        "identification", deadline,
+        [s, h = e.handle, index = e.index, registered = e.events_registered, exclude]() {
+          return Result<Identity>(s->Identify(h, index, registered, exclude));
+        });
+    if (started.ok()) {
+      pending[i] = std::move(*started);
+    } else {
+      spdlog::warn("NVML: GPU {} not identified: {}", e.index, started.error().message);
+    }
+  }
+  for (size_t i = 0; i < fresh.size(); ++i) {
+    DeviceEntry& e = fresh[i];
+    if (pending[i]) {
+      auto id = Worker(e.index).Await(*pending[i], deadline);
+      if (id.ok()) {
+        e.uuid_error = id->uuid_error;
+        if (!id->uuid.empty()) e.uuid = id->uuid;  // a failing read keeps the known UUID
+        const bool first = !e.info.has_value();
+        if (!e.uuid.empty()) {
+          e.info = std::move(id->info);
+          e.info->uuid = e.uuid;
+        }
+        e.events_registered = id->events_registered;
+        if (id->register_error != NVML_SUCCESS && id->register_error != NVML_ERROR_NOT_SUPPORTED &&
+            first) {
+          spdlog::warn("NVML: GPU {} XID events: {}", e.index,
+                       s->Describe("nvmlDeviceRegisterEvents", id->register_error));
+        }
+      } else {
+        spdlog::warn("NVML: GPU {} not identified: {}", e.index, id.error().message);
+      }
+    }
+    e.excluded = !e.uuid.empty() && exclude.count(e.uuid) > 0;
+  }
+  std::lock_guard lock(devices_->mu);
+  devices_->entries = std::move(fresh);
+  return OkStatus();
+}
+
 Result<DriverInfo> NvmlGpuProbe::Driver() {
   TAOLIE_RETURN_IF_ERROR(CheckAvailable());
-  return watchdog_->Run<DriverInfo>("driver query", options_.call_timeout,
-                                    [s = session_]() { return s->Driver(); });
+  return global_->Run<DriverInfo>("driver query", options_.call_timeout,
+                                  [s = session_]() { return s->Driver(); });
 }
 
 Result<std::vector<GpuInfo>> NvmlGpuProbe::ListGpus() {
   TAOLIE_RETURN_IF_ERROR(CheckAvailable());
-  return watchdog_->Run<std::vector<GpuInfo>>(
-      "device scan", options_.call_timeout, [s = session_]() -> Result<std::vector<GpuInfo>> {
-        TAOLIE_RETURN_IF_ERROR(s->Scan());
-        std::vector<GpuInfo> out;
-        for (const DeviceEntry& d : s->devices) {
-          if (d.excluded) continue;
-          if (d.handle == nullptr) {
-            spdlog::warn("NVML: GPU {} skipped: {}", d.index,
-                         s->Describe("nvmlDeviceGetHandleByIndex_v2", d.handle_error));
-            continue;
-          }
-          if (d.uuid.empty()) {
-            spdlog::warn("NVML: GPU {} skipped: {}", d.index,
-                         s->Describe("nvmlDeviceGetUUID", d.uuid_error));
-            continue;
-          }
-          out.push_back(s->Info(d));
-        }
-        return out;
-      });
+  TAOLIE_RETURN_IF_ERROR(Rescan(CallWatchdog::Clock::now() + options_.call_timeout));
+  std::vector<GpuInfo> out;
+  std::lock_guard lock(devices_->mu);
+  for (const DeviceEntry& d : devices_->entries) {
+    if (d.excluded) continue;
+    if (d.handle == nullptr) {
+      spdlog::warn("NVML: GPU {} skipped: {}", d.index,
+                   session_->Describe("nvmlDeviceGetHandleByIndex_v2", d.handle_error));
+      continue;
+    }
+    if (d.uuid.empty() || !d.info.has_value()) {
+      spdlog::warn("NVML: GPU {} skipped: {}", d.index,
+                   d.uuid_error != NVML_SUCCESS
+                       ? session_->Describe("nvmlDeviceGetUUID", d.uuid_error)
+                       : std::string("not identified yet (it did not answer)"));
+      continue;
+    }
+    out.push_back(*d.info);
+  }
+  return out;
 }
 
+// One sample of every device, each read on its own worker in parallel within one deadline. A
+// device whose worker is stuck or that misses the deadline is reported unresponsive (not lost)
+// while the others are read; only a global call that fails (the device count) fails it all.
 Result<std::vector<GpuSample>> NvmlGpuProbe::Sample() {
   TAOLIE_RETURN_IF_ERROR(CheckAvailable());
-  return watchdog_->Run<std::vector<GpuSample>>("sample", options_.call_timeout,
-                                                [s = session_]() { return s->SampleAll(); });
+  const auto deadline = CallWatchdog::Clock::now() + options_.call_timeout;
+  auto s = session_;
+  auto counting = global_->Start<unsigned>("device count", deadline, [s]() { return s->Count(); });
+  if (!counting.ok()) return counting.error();
+  auto count = global_->Await(*counting, deadline);
+  if (!count.ok()) return count.error();
+  bool changed;
+  {
+    std::lock_guard lock(devices_->mu);
+    changed = *count != devices_->entries.size();
+  }
+  if (changed) {
+    Status rescanned = Rescan(deadline);
+    if (!rescanned.ok()) spdlog::warn("NVML: re-scan failed: {}", rescanned.error().message);
+  }
+  std::vector<DeviceEntry> devices;
+  {
+    std::lock_guard lock(devices_->mu);
+    devices = devices_->entries;
+  }
+  std::erase_if(devices, [](const DeviceEntry& d) { return d.excluded; });
+  std::vector<GpuSample> out(devices.size());
+  std::vector<std::optional<CallWatchdog::Pending<GpuSample>>> pending(devices.size());
+  for (size_t i = 0; i < devices.size(); ++i) {
+    const DeviceEntry& d = devices[i];
+    if (d.handle == nullptr) {  // no device call to make: the entry says what is wrong
+      out[i] = s->SampleOne(d);
+      continue;
+    }
+    auto started = Worker(d.index).Start<GpuSample>(
+        "sample", deadline, [s, d]() { return Result<GpuSample>(s->SampleOne(d)); });
+    if (started.ok()) {
+      pending[i] = std::move(*started);
+    } else {
+      out[i] = Unresponsive(d, started.error());
+    }
+  }
+  for (size_t i = 0; i < devices.size(); ++i) {
+    if (!pending[i]) continue;
+    auto sample = Worker(devices[i].index).Await(*pending[i], deadline);
+    out[i] = sample.ok() ? std::move(*sample) : Unresponsive(devices[i], sample.error());
+  }
+  return out;
 }
 
 Result<std::vector<XidEvent>> NvmlGpuProbe::DrainXids() {
   TAOLIE_RETURN_IF_ERROR(CheckAvailable());
-  return watchdog_->Run<std::vector<XidEvent>>("XID drain", options_.call_timeout,
-                                               [s = session_]() { return s->DrainXids(); });
+  auto raw = global_->Run<std::vector<RawXid>>("XID drain", options_.call_timeout,
+                                               [s = session_]() { return s->WaitXids(); });
+  if (!raw.ok()) return raw.error();
+  std::vector<XidEvent> events;
+  const auto now = std::chrono::system_clock::now();
+  std::lock_guard lock(devices_->mu);
+  for (const RawXid& x : *raw) {
+    const auto& entries = devices_->entries;
+    auto it = std::find_if(entries.begin(), entries.end(),
+                           [&](const DeviceEntry& d) { return d.handle == x.device; });
+    if (it != entries.end() && it->excluded) continue;
+    XidEvent e;
+    e.uuid = it != entries.end() ? it->uuid : "";
+    e.xid = x.xid;
+    e.at = now;
+    events.push_back(std::move(e));
+  }
+  return events;
 }
 
 }  // namespace taolie::gpu

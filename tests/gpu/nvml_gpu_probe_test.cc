@@ -610,34 +610,153 @@ TEST_F(NvmlGpuProbeTest, ScenarioChangesArePickedUp) {
   EXPECT_EQ((*second)[2].uuid, "GPU-fa4e0000-0000-0000-0000-000000000002");
 }
 
-TEST_F(NvmlGpuProbeTest, HungDriverHitsDeadlineThenRecovers) {
+// Threads of this process (from /proc), to show the workers stay bounded.
+size_t ThreadCount() {
+  size_t n = 0;
+  for (const auto& e : fs::directory_iterator("/proc/self/task")) {
+    (void)e;
+    ++n;
+  }
+  return n;
+}
+
+TEST_F(NvmlGpuProbeTest, HungGpuIsUnresponsiveWhileTheOthersAreRead) {
   WriteScenario(TwoGpus());
   auto probe = Make({}, milliseconds(150));
   ASSERT_TRUE(probe->Available()) << probe->UnavailableReason();
-  WriteScenario(TwoGpus() + "hang_ms=60000\n");  // gpu1 hangs for a minute
+  ASSERT_EQ(probe->ListGpus()->size(), 2u);
+  WriteScenario(TwoGpus() + "hang_ms=60000\n");  // every call into gpu1 hangs for a minute
+
+  auto start = steady_clock::now();
+  auto first = probe->Sample();
+  auto took = steady_clock::now() - start;
+  ASSERT_TRUE(first.ok()) << first.error().ToString();
+  EXPECT_GE(took, milliseconds(150));   // it waited for gpu1 until the deadline...
+  EXPECT_LT(took, milliseconds(2000));  // ...and no longer
+  ASSERT_EQ(first->size(), 2u);
+  EXPECT_EQ((*first)[0].error, "");
+  EXPECT_EQ((*first)[0].utilization_percent, 37.0);  // gpu0 read in the same call
+  EXPECT_EQ((*first)[1].uuid, kUuid1);
+  EXPECT_FALSE((*first)[1].lost);
+  EXPECT_NE((*first)[1].error.find("unresponsive"), std::string::npos) << (*first)[1].error;
+  EXPECT_NE((*first)[1].error.find("did not return"), std::string::npos) << (*first)[1].error;
+  EXPECT_FALSE((*first)[1].temperature_c.has_value());
+  const size_t threads = ThreadCount();
+
+  // While the call still hangs: gpu1 answers at once (no new call is queued behind it), the
+  // rest of the probe works, and no thread is added.
+  for (int i = 0; i < 5; ++i) {
+    start = steady_clock::now();
+    auto again = probe->Sample();
+    EXPECT_LT(steady_clock::now() - start, milliseconds(100));
+    ASSERT_TRUE(again.ok()) << again.error().ToString();
+    ASSERT_EQ(again->size(), 2u);
+    EXPECT_EQ((*again)[0].error, "");
+    EXPECT_NE((*again)[1].error.find("unresponsive"), std::string::npos) << (*again)[1].error;
+    EXPECT_NE((*again)[1].error.find("still blocked"), std::string::npos) << (*again)[1].error;
+  }
+  auto driver = probe->Driver();
+  EXPECT_TRUE(driver.ok()) << driver.error().ToString();
+  auto gpus = probe->ListGpus();  // gpu1 keeps its identity while it does not answer
+  ASSERT_TRUE(gpus.ok()) << gpus.error().ToString();
+  ASSERT_EQ(gpus->size(), 2u);
+  EXPECT_EQ((*gpus)[1].uuid, kUuid1);
+  EXPECT_EQ((*gpus)[1].name, "NVIDIA A100-SXM4-80GB");
+  EXPECT_TRUE(probe->DrainXids().ok());
+  EXPECT_EQ(ThreadCount(), threads);
+
+  WriteScenario(TwoGpus());  // the driver "returns"
+  bool recovered = false;
+  for (int i = 0; i < 100 && !recovered; ++i) {  // bounded: at most ~2 s
+    auto s = probe->Sample();
+    recovered = s.ok() && s->size() == 2u && (*s)[1].error.empty() && (*s)[1].temperature_c == 33.0;
+    if (!recovered) std::this_thread::sleep_for(milliseconds(20));
+  }
+  EXPECT_TRUE(recovered);
+  EXPECT_EQ(ThreadCount(), threads);
+}
+
+TEST_F(NvmlGpuProbeTest, OnlyTheNamedFunctionsHang) {
+  WriteScenario(TwoGpus());
+  auto probe = Make({}, milliseconds(150));
+  WriteScenario(TwoGpus() + "hang_ms=60000\nhang_functions=nvmlDeviceGetPowerUsage\n");
+  auto samples = probe->Sample();
+  ASSERT_TRUE(samples.ok()) << samples.error().ToString();
+  EXPECT_EQ((*samples)[0].error, "");
+  EXPECT_NE((*samples)[1].error.find("unresponsive"), std::string::npos) << (*samples)[1].error;
+  WriteScenario(TwoGpus());
+}
+
+TEST_F(NvmlGpuProbeTest, EightGpusOneHungTheOtherSevenRead) {
+  const std::string eight = ReadFile(fs::path(SCENARIO_DIR) / "eight_gpus.ini");
+  WriteScenario(eight);
+  auto probe = Make({}, milliseconds(200));
+  ASSERT_EQ(probe->ListGpus()->size(), 8u);
+  // gpu3 hangs in its temperature read (a second [gpu3] section adds to the first).
+  WriteScenario(eight + "\n[gpu3]\nhang_ms=60000\nhang_functions=nvmlDeviceGetTemperature\n");
+  auto start = steady_clock::now();
+  auto samples = probe->Sample();
+  EXPECT_LT(steady_clock::now() - start, milliseconds(2000));
+  ASSERT_TRUE(samples.ok()) << samples.error().ToString();
+  ASSERT_EQ(samples->size(), 8u);
+  for (const auto& s : *samples) {
+    if (s.index == 3) {
+      EXPECT_NE(s.error.find("unresponsive"), std::string::npos) << s.error;
+      EXPECT_FALSE(s.lost);
+    } else {
+      EXPECT_EQ(s.error, "") << s.index;
+      EXPECT_EQ(s.temperature_c, 35.0) << s.index;
+    }
+  }
+  WriteScenario(eight);
+}
+
+TEST_F(NvmlGpuProbeTest, HungGlobalCallFailsTheSampleThenRecovers) {
+  WriteScenario(TwoGpus());
+  auto probe = Make({}, milliseconds(150));
+  ASSERT_TRUE(probe->Available()) << probe->UnavailableReason();
+  WriteScenario("hang_ms=60000\nhang_functions=nvmlDeviceGetCount_v2\n" + TwoGpus());
 
   auto start = steady_clock::now();
   auto hung = probe->Sample();
-  auto took = steady_clock::now() - start;
   ASSERT_FALSE(hung.ok());
-  EXPECT_EQ(hung.error().code, ErrorCode::kDeadlineExceeded);
-  EXPECT_LT(took, milliseconds(2000));
+  EXPECT_EQ(hung.error().code, ErrorCode::kDeadlineExceeded) << hung.error().ToString();
+  EXPECT_LT(steady_clock::now() - start, milliseconds(2000));
 
-  // The worker is still inside the hung call: fail fast, do not queue behind it.
+  // The global worker is still inside the hung call: fail fast, do not queue behind it.
   start = steady_clock::now();
   auto busy = probe->Driver();
   ASSERT_FALSE(busy.ok());
   EXPECT_EQ(busy.error().code, ErrorCode::kUnavailable) << busy.error().ToString();
+  EXPECT_EQ(probe->Sample().error().code, ErrorCode::kUnavailable);
   EXPECT_LT(steady_clock::now() - start, milliseconds(100));
 
   WriteScenario(TwoGpus());  // the driver "returns"
   bool recovered = false;
   for (int i = 0; i < 100 && !recovered; ++i) {  // bounded: at most ~2 s
     auto s = probe->Sample();
-    recovered = s.ok() && s->size() == 2u;
+    recovered = s.ok() && s->size() == 2u && (*s)[1].error.empty();
     if (!recovered) std::this_thread::sleep_for(milliseconds(20));
   }
   EXPECT_TRUE(recovered);
+}
+
+TEST_F(NvmlGpuProbeTest, GpuHungAtStartIsNotListedUntilItAnswers) {
+  WriteScenario(TwoGpus() + "hang_ms=60000\n");
+  auto probe = Make({}, milliseconds(150));
+  ASSERT_TRUE(probe->Available()) << probe->UnavailableReason();
+  auto gpus = probe->ListGpus();
+  ASSERT_TRUE(gpus.ok()) << gpus.error().ToString();
+  ASSERT_EQ(gpus->size(), 1u);  // no identity known yet: not offered
+  EXPECT_EQ((*gpus)[0].uuid, kUuid0);
+  WriteScenario(TwoGpus());
+  bool listed = false;
+  for (int i = 0; i < 100 && !listed; ++i) {  // bounded: at most ~2 s
+    auto g = probe->ListGpus();
+    listed = g.ok() && g->size() == 2u && (*g)[1].uuid == kUuid1;
+    if (!listed) std::this_thread::sleep_for(milliseconds(20));
+  }
+  EXPECT_TRUE(listed);
 }
 
 TEST_F(NvmlGpuProbeTest, HungInitIsUnavailable) {
@@ -652,7 +771,7 @@ TEST_F(NvmlGpuProbeTest, HungInitIsUnavailable) {
   EXPECT_LT(steady_clock::now() - start, milliseconds(2500));
 }
 
-TEST_F(NvmlGpuProbeTest, ConcurrentCallersAreSerialised) {
+TEST_F(NvmlGpuProbeTest, ConcurrentCallersShareTheWorkers) {
   WriteScenario(TwoGpus());
   auto probe = Make();
   std::vector<std::thread> threads;
@@ -662,7 +781,12 @@ TEST_F(NvmlGpuProbeTest, ConcurrentCallersAreSerialised) {
       for (int i = 0; i < 20; ++i) {
         auto s = probe->Sample();
         auto x = probe->DrainXids();
-        if (s.ok() && s->size() == 2u && x.ok()) ++ok;
+        if (s.ok() && s->size() == 2u && x.ok()) {
+          ++ok;
+        } else {
+          ADD_FAILURE() << (s.ok() ? std::to_string(s->size()) : s.error().ToString()) << " / "
+                        << (x.ok() ? "" : x.error().ToString());
+        }
       }
     });
   }
