@@ -868,7 +868,12 @@ Status NvmlGpuProbe::Rescan(CallWatchdog::Clock::time_point deadline) {
     if (started.ok()) {
       pending[i] = std::move(*started);
     } else {
-      spdlog::warn("NVML: GPU {} not identified: {}", e.index, started.error().message);
+      // Known devices keep their identity; Sample reports them unresponsive.
+      if (e.info.has_value()) {
+        spdlog::debug("NVML: GPU {} not identified: {}", e.index, started.error().message);
+      } else {
+        spdlog::warn("NVML: GPU {} not identified: {}", e.index, started.error().message);
+      }
     }
   }
   for (size_t i = 0; i < fresh.size(); ++i) {
@@ -890,7 +895,11 @@ Status NvmlGpuProbe::Rescan(CallWatchdog::Clock::time_point deadline) {
                        s->Describe("nvmlDeviceRegisterEvents", id->register_error));
         }
       } else {
-        spdlog::warn("NVML: GPU {} not identified: {}", e.index, id.error().message);
+        if (e.info.has_value()) {
+          spdlog::debug("NVML: GPU {} not identified: {}", e.index, id.error().message);
+        } else {
+          spdlog::warn("NVML: GPU {} not identified: {}", e.index, id.error().message);
+        }
       }
     }
     e.excluded = !e.uuid.empty() && exclude.count(e.uuid) > 0;
