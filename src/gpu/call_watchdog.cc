@@ -16,12 +16,23 @@ CallWatchdog::CallWatchdog(std::string name)
 }
 
 CallWatchdog::~CallWatchdog() {
+  if (thread_.joinable()) Stop(Clock::now() + kStopGrace);
+}
+
+void CallWatchdog::RequestStop() {
+  std::lock_guard lock(shared_->mu);
+  shared_->stop = true;
+  shared_->cv.notify_all();
+}
+
+void CallWatchdog::Stop(Clock::time_point deadline) {
+  if (!thread_.joinable()) return;
   bool exited = false;
   {
     std::unique_lock lock(shared_->mu);
     shared_->stop = true;
     shared_->cv.notify_all();
-    exited = shared_->cv.wait_for(lock, kStopGrace, [&] { return shared_->exited; });
+    exited = shared_->cv.wait_until(lock, deadline, [&] { return shared_->exited; });
     if (!exited) {
       spdlog::warn("{}: worker still blocked in {}; detaching it", name_, shared_->running_what);
     }
@@ -41,12 +52,13 @@ void CallWatchdog::Loop(std::shared_ptr<Shared> shared) {
     Shared::Task task = std::move(shared->queue.front());
     shared->queue.pop_front();
     shared->running_what = task.what;
-    shared->running_since = std::chrono::steady_clock::now();
+    shared->running_since = Clock::now();
     lock.unlock();
     task.fn();
     task.fn = nullptr;  // release what the task owns before reporting it done
     lock.lock();
     shared->done_id = task.id;
+    if (task.call) shared->busy = false;
     shared->running_what.clear();
     shared->cv.notify_all();
   }
@@ -54,25 +66,37 @@ void CallWatchdog::Loop(std::shared_ptr<Shared> shared) {
   shared->cv.notify_all();
 }
 
-Result<uint64_t> CallWatchdog::Enqueue(const std::string& what, std::function<void()> fn) {
-  std::lock_guard lock(shared_->mu);
-  if (shared_->abandoned_id > shared_->done_id) {
-    auto stuck_for = std::chrono::duration_cast<std::chrono::milliseconds>(
-        std::chrono::steady_clock::now() - shared_->running_since);
-    return MakeError(ErrorCode::kUnavailable, name_ + ": still blocked in an earlier call (" +
-                                                  shared_->running_what + ", " +
-                                                  std::to_string(stuck_for.count()) + " ms)");
+Result<uint64_t> CallWatchdog::Enqueue(const std::string& what, Clock::time_point deadline,
+                                       std::function<void()> fn) {
+  std::unique_lock lock(shared_->mu);
+  while (true) {
+    if (shared_->stop) return MakeError(ErrorCode::kCancelled, name_ + ": shutting down");
+    if (shared_->abandoned_id > shared_->done_id) {
+      auto stuck_for = std::chrono::duration_cast<std::chrono::milliseconds>(
+          Clock::now() - shared_->running_since);
+      return MakeError(ErrorCode::kUnavailable, name_ + ": still blocked in an earlier call (" +
+                                                    shared_->running_what + ", " +
+                                                    std::to_string(stuck_for.count()) + " ms)");
+    }
+    if (!shared_->busy) break;
+    if (shared_->cv.wait_until(lock, deadline) == std::cv_status::timeout && shared_->busy &&
+        shared_->abandoned_id <= shared_->done_id && !shared_->stop) {
+      return MakeError(ErrorCode::kDeadlineExceeded,
+                       name_ + ": " + what + " waited too long for another call to finish");
+    }
   }
-  if (shared_->stop) return MakeError(ErrorCode::kCancelled, name_ + ": shutting down");
   const uint64_t id = ++shared_->next_id;
-  shared_->queue.push_back(Shared::Task{id, what, std::move(fn)});
+  shared_->busy = true;
+  shared_->queue.push_back(Shared::Task{id, what, std::move(fn), true});
   shared_->cv.notify_all();
   return id;
 }
 
 void CallWatchdog::Abandon(uint64_t id) {
   std::lock_guard lock(shared_->mu);
-  shared_->abandoned_id = std::max(shared_->abandoned_id, id);
+  // Only a call still outstanding counts: one that finished just after the deadline is done.
+  if (id > shared_->done_id) shared_->abandoned_id = std::max(shared_->abandoned_id, id);
+  shared_->cv.notify_all();  // callers waiting for the slot fail fast now
 }
 
 bool CallWatchdog::Stuck() const {
@@ -83,7 +107,7 @@ bool CallWatchdog::Stuck() const {
 void CallWatchdog::Post(std::function<void()> fn) {
   std::lock_guard lock(shared_->mu);
   const uint64_t id = ++shared_->next_id;
-  shared_->queue.push_back(Shared::Task{id, "posted task", std::move(fn)});
+  shared_->queue.push_back(Shared::Task{id, "posted task", std::move(fn), false});
   shared_->cv.notify_all();
 }
 

@@ -29,6 +29,7 @@ typedef int nvmlReturn_t;
 #define NVML_ERROR_RESET_REQUIRED 16
 #define NVML_ERROR_OPERATING_SYSTEM 17
 #define NVML_ERROR_LIB_RM_VERSION_MISMATCH 18
+#define NVML_ERROR_ARGUMENT_VERSION_MISMATCH 25
 #define NVML_ERROR_UNKNOWN 999
 
 /* nvmlTemperatureSensors_t */
@@ -43,6 +44,34 @@ typedef int nvmlReturn_t;
 /* nvmlEccCounterType_t */
 #define NVML_VOLATILE_ECC 0
 #define NVML_AGGREGATE_ECC 1
+/* nvmlEnableState_t */
+#define NVML_FEATURE_DISABLED 0
+#define NVML_FEATURE_ENABLED 1
+/* nvmlTemperatureThresholds_t */
+#define NVML_TEMPERATURE_THRESHOLD_SHUTDOWN 0
+#define NVML_TEMPERATURE_THRESHOLD_SLOWDOWN 1
+/* nvmlPageRetirementCause_t */
+#define NVML_PAGE_RETIREMENT_CAUSE_MULTIPLE_SINGLE_BIT_ECC_ERRORS 0
+#define NVML_PAGE_RETIREMENT_CAUSE_DOUBLE_BIT_ECC_ERROR 1
+/* nvmlPerfPolicyType_t */
+#define NVML_PERF_POLICY_POWER 0
+#define NVML_PERF_POLICY_THERMAL 1
+/* nvmlValueType_t */
+#define NVML_VALUE_TYPE_DOUBLE 0
+#define NVML_VALUE_TYPE_UNSIGNED_INT 1
+#define NVML_VALUE_TYPE_UNSIGNED_LONG 2
+#define NVML_VALUE_TYPE_UNSIGNED_LONG_LONG 3
+#define NVML_VALUE_TYPE_SIGNED_LONG_LONG 4
+#define NVML_VALUE_TYPE_SIGNED_INT 5
+#define NVML_VALUE_TYPE_UNSIGNED_SHORT 6
+/* Field ids of nvmlDeviceGetFieldValues */
+#define NVML_FI_DEV_GET_GPU_RECOVERY_ACTION 230
+/* nvmlDeviceGpuRecoveryAction_t */
+#define NVML_GPU_RECOVERY_ACTION_NONE 0
+#define NVML_GPU_RECOVERY_ACTION_GPU_RESET 1
+#define NVML_GPU_RECOVERY_ACTION_NODE_REBOOT 2
+#define NVML_GPU_RECOVERY_ACTION_DRAIN_P2P 3
+#define NVML_GPU_RECOVERY_ACTION_DRAIN_AND_RESET 4
 /* MIG modes */
 #define NVML_DEVICE_MIG_DISABLE 0
 #define NVML_DEVICE_MIG_ENABLE 1
@@ -53,6 +82,9 @@ typedef int nvmlReturn_t;
 #define NVML_DEVICE_UUID_BUFFER_SIZE 80
 #define NVML_SYSTEM_DRIVER_VERSION_BUFFER_SIZE 80
 #define NVML_SYSTEM_NVML_VERSION_BUFFER_SIZE 80
+#define NVML_DEVICE_SERIAL_BUFFER_SIZE 30
+#define NVML_DEVICE_VBIOS_VERSION_BUFFER_SIZE 32
+#define NVML_DEVICE_INFOROM_VERSION_BUFFER_SIZE 16
 
 typedef struct nvmlDevice_st* nvmlDevice_t;     /* opaque */
 typedef struct nvmlEventSet_st* nvmlEventSet_t; /* opaque */
@@ -62,6 +94,42 @@ typedef struct {
   unsigned long long free;
   unsigned long long used;
 } nvmlMemory_t;
+
+/* nvmlMemory_v2_t, for nvmlDeviceGetMemoryInfo_v2: `version` must be nvmlMemory_v2. */
+typedef struct {
+  unsigned int version;
+  unsigned long long total; /* bytes */
+  unsigned long long reserved;
+  unsigned long long free;
+  unsigned long long used;
+} nvmlMemory_v2_t;
+/* NVML_STRUCT_VERSION(Memory, 2): the struct's size with the version in the top byte. */
+#define nvmlMemory_v2 ((unsigned int)(sizeof(nvmlMemory_v2_t) | (2u << 24)))
+
+typedef struct {
+  unsigned long long referenceTime; /* CPU timestamp, microseconds */
+  unsigned long long violationTime; /* nanoseconds */
+} nvmlViolationTime_t;
+
+typedef union {
+  double dVal;
+  int siVal;
+  unsigned int uiVal;
+  unsigned long ulVal;
+  unsigned long long ullVal;
+  signed long long sllVal;
+  unsigned short usVal;
+} nvmlValue_t;
+
+typedef struct {
+  unsigned int fieldId;
+  unsigned int scopeId;
+  long long timestamp;
+  long long latencyUsec;
+  int valueType; /* nvmlValueType_t */
+  nvmlReturn_t nvmlReturn;
+  nvmlValue_t value;
+} nvmlFieldValue_t;
 
 typedef struct {
   unsigned int gpu;    /* percent */
@@ -114,6 +182,20 @@ typedef nvmlReturn_t (*nvmlDeviceGetMigMode_fn)(nvmlDevice_t, unsigned int*, uns
 typedef nvmlReturn_t (*nvmlDeviceGetTotalEccErrors_fn)(nvmlDevice_t, int, int, unsigned long long*);
 typedef nvmlReturn_t (*nvmlDeviceGetULongLong_fn)(nvmlDevice_t, unsigned long long*);
 typedef nvmlReturn_t (*nvmlDeviceGetProcesses_fn)(nvmlDevice_t, unsigned int*, nvmlProcessInfo_t*);
+typedef nvmlReturn_t (*nvmlDeviceGetMemoryInfoV2_fn)(nvmlDevice_t, nvmlMemory_v2_t*);
+typedef nvmlReturn_t (*nvmlDeviceGetFanSpeedV2_fn)(nvmlDevice_t, unsigned int, unsigned int*);
+/* nvmlDeviceGetEccMode, nvmlDeviceGetMigMode: (current, pending) */
+typedef nvmlReturn_t (*nvmlDeviceGetUIntPair_fn)(nvmlDevice_t, unsigned int*, unsigned int*);
+typedef nvmlReturn_t (*nvmlDeviceGetTemperatureThreshold_fn)(nvmlDevice_t, int, unsigned int*);
+typedef nvmlReturn_t (*nvmlDeviceGetRetiredPages_fn)(nvmlDevice_t, int, unsigned int*,
+                                                     unsigned long long*);
+typedef nvmlReturn_t (*nvmlDeviceGetRetiredPagesV2_fn)(nvmlDevice_t, int, unsigned int*,
+                                                       unsigned long long*, unsigned long long*);
+typedef nvmlReturn_t (*nvmlDeviceGetRemappedRows_fn)(nvmlDevice_t, unsigned int*, unsigned int*,
+                                                     unsigned int*, unsigned int*);
+typedef nvmlReturn_t (*nvmlDeviceGetViolationStatus_fn)(nvmlDevice_t, int, nvmlViolationTime_t*);
+typedef nvmlReturn_t (*nvmlDeviceGetFieldValues_fn)(nvmlDevice_t, int, nvmlFieldValue_t*);
+typedef nvmlReturn_t (*nvmlDeviceValidateInforom_fn)(nvmlDevice_t);
 typedef nvmlReturn_t (*nvmlEventSetCreate_fn)(nvmlEventSet_t*);
 typedef nvmlReturn_t (*nvmlDeviceRegisterEvents_fn)(nvmlDevice_t, unsigned long long,
                                                     nvmlEventSet_t);

@@ -1,8 +1,12 @@
 #pragma once
 // NvmlGpuProbe: GpuProbe over NVIDIA's NVML, loaded at run time with dlopen (no build-time
 // dependency on the driver). Every NVML call runs on a watchdog worker thread with a deadline,
-// because drivers can hang; a call that misses its deadline yields DeadlineExceeded and the
-// probe answers Unavailable until the stuck call returns. Thread-safe.
+// because drivers can hang: device queries on one worker per GPU, everything else (init, the
+// device count, the driver, XIDs) on one global worker; at most one call per worker is
+// outstanding and the threads are created once. A GPU whose call misses its deadline is
+// sampled as unresponsive (GpuSample::error) while the others are read, until its stuck call
+// returns; a global call that misses its deadline fails the public call (DeadlineExceeded,
+// then Unavailable until it returns). Thread-safe.
 #include <chrono>
 #include <memory>
 #include <string>
@@ -20,7 +24,8 @@ class NvmlGpuProbe final : public GpuProbe {
   struct Options {
     std::string library_path = "libnvidia-ml.so.1";
     std::vector<std::string> exclude_uuids;  // GPUs hidden from the agent (kept by the owner)
-    std::chrono::milliseconds call_timeout = std::chrono::seconds(5);  // per public call
+    // Per public call; Sample waits at most this long for all GPUs together.
+    std::chrono::milliseconds call_timeout = std::chrono::seconds(5);
   };
 
   // Never fails: when the library cannot be loaded or nvmlInit fails, Available() is false,
@@ -42,12 +47,17 @@ class NvmlGpuProbe final : public GpuProbe {
   Result<std::vector<XidEvent>> DrainXids() override;
 
  private:
+  struct Devices;
+
   explicit NvmlGpuProbe(Options options);
   Status CheckAvailable() const;
+  CallWatchdog& Worker(unsigned index);  // the device's worker, created on first use
+  Status Rescan(std::chrono::steady_clock::time_point deadline);
 
   Options options_;
-  std::unique_ptr<CallWatchdog> watchdog_;
-  std::shared_ptr<NvmlSession> session_;  // touched only on the watchdog's worker thread
+  std::unique_ptr<CallWatchdog> global_;
+  std::unique_ptr<Devices> devices_;
+  std::shared_ptr<NvmlSession> session_;  // set once by Create; NVML calls only on workers
   std::string unavailable_reason_;        // fixed after Create
 };
 

@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <sstream>
 #include <thread>
 
@@ -55,9 +56,10 @@ class NvmlGpuProbeTest : public ::testing::Test {
   }
   std::string TwoGpus() { return ReadFile(fs::path(SCENARIO_DIR) / "two_gpus.ini"); }
   std::unique_ptr<NvmlGpuProbe> Make(std::vector<std::string> exclude = {},
-                                     milliseconds timeout = milliseconds(5000)) {
+                                     milliseconds timeout = milliseconds(5000),
+                                     const char* library = FAKE_NVML_PATH) {
     NvmlGpuProbe::Options o;
-    o.library_path = FAKE_NVML_PATH;
+    o.library_path = library;
     o.exclude_uuids = std::move(exclude);
     o.call_timeout = timeout;
     return NvmlGpuProbe::Create(std::move(o));
@@ -254,6 +256,329 @@ TEST_F(NvmlGpuProbeTest, XidsAreDrainedOnce) {
   EXPECT_EQ(samples->size(), 8u);
 }
 
+// One GPU that reports every signal with a distinct value.
+constexpr char kAllSignals[] = R"(
+[gpu0]
+name=NVIDIA A100-SXM4-80GB
+uuid=GPU-6e1f6c9a-1d2b-4c3d-8e4f-000000000000
+serial=1652320012345
+vbios_version=92.00.45.00.03
+inforom_image_version=G506.0212.00.02
+memory_total_mib=81920
+memory_used_mib=2048
+memory_reserved_mib=512
+utilization=61
+memory_utilization=23
+fans=30,50
+ecc_uncorrected=1
+ecc_corrected=7
+ecc_aggregate_uncorrected=4
+ecc_aggregate_corrected=70
+temperature_slowdown=88
+temperature_shutdown=93
+energy_mj=123456789
+pcie_gen=3
+pcie_width=8
+pcie_max_gen=4
+pcie_max_width=16
+pcie_replay=17
+retired_sbe=5
+retired_dbe=2
+retired_pending=1
+remapped_correctable=3
+remapped_uncorrectable=1
+remap_pending=1
+remap_failure=1
+power_violation_ns=4000000000
+thermal_violation_ns=250000000
+recovery_action=2
+persistence=1
+throttle_reasons=0x40
+)";
+
+// Every function behind the signals issue 8 added, for `unsupported=`.
+constexpr char kNewFunctions[] =
+    "nvmlDeviceGetSerial,nvmlDeviceGetVbiosVersion,nvmlDeviceGetInforomImageVersion,"
+    "nvmlDeviceGetNumFans,nvmlDeviceGetFanSpeed_v2,nvmlDeviceGetFanSpeed,nvmlDeviceGetEccMode,"
+    "nvmlDeviceGetTotalEccErrors,nvmlDeviceGetTemperatureThreshold,"
+    "nvmlDeviceGetTotalEnergyConsumption,nvmlDeviceGetCurrPcieLinkGeneration,"
+    "nvmlDeviceGetCurrPcieLinkWidth,nvmlDeviceGetMaxPcieLinkGeneration,"
+    "nvmlDeviceGetMaxPcieLinkWidth,nvmlDeviceGetPcieReplayCounter,nvmlDeviceGetRetiredPages_v2,"
+    "nvmlDeviceGetRetiredPagesPendingStatus,nvmlDeviceGetRemappedRows,"
+    "nvmlDeviceGetViolationStatus,nvmlDeviceGetFieldValues,nvmlDeviceGetPersistenceMode,"
+    "nvmlDeviceValidateInforom";
+
+TEST_F(NvmlGpuProbeTest, EverySignalIsRead) {
+  WriteScenario(kAllSignals);
+  auto probe = Make();
+  ASSERT_TRUE(probe->Available()) << probe->UnavailableReason();
+  auto gpus = probe->ListGpus();
+  ASSERT_TRUE(gpus.ok()) << gpus.error().ToString();
+  ASSERT_EQ(gpus->size(), 1u);
+  const GpuInfo& info = (*gpus)[0];
+  EXPECT_EQ(info.serial, "1652320012345");
+  EXPECT_EQ(info.vbios_version, "92.00.45.00.03");
+  EXPECT_EQ(info.inforom_image_version, "G506.0212.00.02");
+  EXPECT_EQ(info.fan_count, 2);
+  EXPECT_EQ(info.memory_total_mb, 81920u);
+
+  auto samples = probe->Sample();
+  ASSERT_TRUE(samples.ok()) << samples.error().ToString();
+  ASSERT_EQ(samples->size(), 1u);
+  const GpuSample& s = (*samples)[0];
+  EXPECT_EQ(s.error, "");
+  EXPECT_FALSE(s.lost);
+  EXPECT_EQ(s.utilization_percent, 61.0);
+  EXPECT_EQ(s.memory_utilization_percent, 23.0);
+  // nvmlDeviceGetMemoryInfo_v2: reserved memory is neither used nor free.
+  EXPECT_EQ(s.memory_total_mb, 81920u);
+  EXPECT_EQ(s.memory_used_mb, 2048u);
+  EXPECT_EQ(s.memory_free_mb, 81920u - 2048u - 512u);
+  EXPECT_EQ(s.fan_speed_percent, 40.0);  // the mean of both fans
+  EXPECT_EQ(s.temperature_slowdown_c, 88.0);
+  EXPECT_EQ(s.temperature_shutdown_c, 93.0);
+  ASSERT_TRUE(s.energy_joules.has_value());
+  EXPECT_DOUBLE_EQ(*s.energy_joules, 123456.789);
+  EXPECT_EQ(s.pcie_gen, 3u);
+  EXPECT_EQ(s.pcie_width, 8u);
+  EXPECT_EQ(s.pcie_max_gen, 4u);
+  EXPECT_EQ(s.pcie_max_width, 16u);
+  EXPECT_EQ(s.pcie_replay_count, 17u);
+  EXPECT_EQ(s.ecc_enabled, true);
+  EXPECT_EQ(s.ecc_volatile_uncorrected, 1u);
+  EXPECT_EQ(s.ecc_volatile_corrected, 7u);
+  EXPECT_EQ(s.ecc_aggregate_uncorrected, 4u);
+  EXPECT_EQ(s.ecc_aggregate_corrected, 70u);
+  EXPECT_EQ(s.retired_pages_sbe, 5u);
+  EXPECT_EQ(s.retired_pages_dbe, 2u);
+  EXPECT_EQ(s.retired_pages_pending, true);
+  EXPECT_EQ(s.remapped_rows_correctable, 3u);
+  EXPECT_EQ(s.remapped_rows_uncorrectable, 1u);
+  EXPECT_EQ(s.remapped_rows_pending, true);
+  EXPECT_EQ(s.remapped_rows_failure, true);
+  EXPECT_EQ(s.power_violation_ns, 4000000000u);
+  EXPECT_EQ(s.thermal_violation_ns, 250000000u);
+  EXPECT_EQ(s.recovery_action, 2u);
+  EXPECT_EQ(s.persistence_mode, true);
+  EXPECT_EQ(s.inforom_valid, true);
+  EXPECT_EQ(s.throttle_reasons, 0x40u);
+}
+
+TEST_F(NvmlGpuProbeTest, FalseAndZeroValuesAreReportedNotAbsent) {
+  WriteScenario("[gpu0]\necc=disabled\npersistence=0\ninforom_valid=0\nfan=none\n");
+  auto probe = Make();
+  auto gpus = probe->ListGpus();
+  ASSERT_TRUE(gpus.ok());
+  EXPECT_EQ((*gpus)[0].fan_count, 0);  // a fanless card
+  auto samples = probe->Sample();
+  ASSERT_TRUE(samples.ok());
+  const GpuSample& s = (*samples)[0];
+  EXPECT_EQ(s.error, "");  // a corrupted InfoROM is a reading, not a failed call
+  EXPECT_EQ(s.ecc_enabled, false);
+  EXPECT_FALSE(s.ecc_volatile_uncorrected.has_value());  // counters need ECC on
+  EXPECT_EQ(s.persistence_mode, false);
+  EXPECT_EQ(s.inforom_valid, false);
+  EXPECT_FALSE(s.fan_speed_percent.has_value());
+  EXPECT_EQ(s.retired_pages_sbe, 0u);
+  EXPECT_EQ(s.retired_pages_pending, false);
+  EXPECT_EQ(s.remapped_rows_failure, false);
+  EXPECT_EQ(s.recovery_action, 0u);
+}
+
+TEST_F(NvmlGpuProbeTest, UnsupportedSignalsAreAbsentNotErrors) {
+  WriteScenario(std::string(kAllSignals) + "unsupported=" + kNewFunctions + "\n");
+  auto probe = Make();
+  auto gpus = probe->ListGpus();
+  ASSERT_TRUE(gpus.ok());
+  const GpuInfo& info = (*gpus)[0];
+  EXPECT_EQ(info.serial, "");
+  EXPECT_EQ(info.vbios_version, "");
+  EXPECT_EQ(info.inforom_image_version, "");
+  EXPECT_FALSE(info.fan_count.has_value());
+  auto samples = probe->Sample();
+  ASSERT_TRUE(samples.ok()) << samples.error().ToString();
+  const GpuSample& s = (*samples)[0];
+  EXPECT_EQ(s.error, "");
+  EXPECT_FALSE(s.lost);
+  EXPECT_EQ(s.utilization_percent, 61.0);  // the rest is still read
+  EXPECT_EQ(s.memory_used_mb, 2048u);
+  EXPECT_FALSE(s.fan_speed_percent.has_value());
+  EXPECT_FALSE(s.temperature_slowdown_c.has_value());
+  EXPECT_FALSE(s.temperature_shutdown_c.has_value());
+  EXPECT_FALSE(s.energy_joules.has_value());
+  EXPECT_FALSE(s.pcie_gen.has_value());
+  EXPECT_FALSE(s.pcie_width.has_value());
+  EXPECT_FALSE(s.pcie_max_gen.has_value());
+  EXPECT_FALSE(s.pcie_max_width.has_value());
+  EXPECT_FALSE(s.pcie_replay_count.has_value());
+  EXPECT_FALSE(s.ecc_enabled.has_value());
+  EXPECT_FALSE(s.ecc_volatile_uncorrected.has_value());
+  EXPECT_FALSE(s.ecc_aggregate_uncorrected.has_value());
+  EXPECT_FALSE(s.ecc_aggregate_corrected.has_value());
+  // nvmlDeviceGetRetiredPages (the older name) still answers: the newer one is preferred only
+  // where it exists, and a NOT_SUPPORTED answer is not a reason to try the other.
+  EXPECT_FALSE(s.retired_pages_sbe.has_value());
+  EXPECT_FALSE(s.retired_pages_dbe.has_value());
+  EXPECT_FALSE(s.retired_pages_pending.has_value());
+  EXPECT_FALSE(s.remapped_rows_correctable.has_value());
+  EXPECT_FALSE(s.remapped_rows_uncorrectable.has_value());
+  EXPECT_FALSE(s.remapped_rows_pending.has_value());
+  EXPECT_FALSE(s.remapped_rows_failure.has_value());
+  EXPECT_FALSE(s.power_violation_ns.has_value());
+  EXPECT_FALSE(s.thermal_violation_ns.has_value());
+  EXPECT_FALSE(s.recovery_action.has_value());
+  EXPECT_FALSE(s.persistence_mode.has_value());
+  EXPECT_FALSE(s.inforom_valid.has_value());
+}
+
+TEST_F(NvmlGpuProbeTest, NoPermissionIsAbsentToo) {
+  WriteScenario(std::string(kAllSignals) + "error=4\n");  // every query: NO_PERMISSION
+  auto probe = Make();
+  auto samples = probe->Sample();
+  ASSERT_TRUE(samples.ok());
+  const GpuSample& s = (*samples)[0];
+  EXPECT_EQ(s.error, "");
+  EXPECT_FALSE(s.remapped_rows_failure.has_value());
+  EXPECT_FALSE(s.memory_used_mb.has_value());
+}
+
+TEST_F(NvmlGpuProbeTest, NewestFunctionNamesArePreferred) {
+  // The older names answer NOT_SUPPORTED: every value still arrives, so the newer ones ran.
+  WriteScenario(std::string(kAllSignals) +
+                "unsupported=nvmlDeviceGetMemoryInfo,nvmlDeviceGetFanSpeed,"
+                "nvmlDeviceGetCurrentClocksThrottleReasons,nvmlDeviceGetRetiredPages,"
+                "nvmlDeviceGetGpuMaxPcieLinkGeneration\n");
+  auto probe = Make();
+  auto samples = probe->Sample();
+  ASSERT_TRUE(samples.ok());
+  const GpuSample& s = (*samples)[0];
+  EXPECT_EQ(s.error, "");
+  EXPECT_EQ(s.memory_used_mb, 2048u);
+  EXPECT_EQ(s.memory_free_mb, 81920u - 2048u - 512u);
+  EXPECT_EQ(s.fan_speed_percent, 40.0);
+  EXPECT_EQ(s.throttle_reasons, 0x40u);
+  EXPECT_EQ(s.retired_pages_sbe, 5u);
+  EXPECT_EQ(s.pcie_max_gen, 4u);
+}
+
+TEST_F(NvmlGpuProbeTest, OlderLibraryIsReadThroughTheFallbackNames) {
+  // The fallback build exports none of the newer variants.
+  WriteScenario(kAllSignals);
+  auto probe = Make({}, milliseconds(5000), FAKE_NVML_FALLBACK_PATH);
+  ASSERT_TRUE(probe->Available()) << probe->UnavailableReason();
+  auto gpus = probe->ListGpus();
+  ASSERT_TRUE(gpus.ok());
+  EXPECT_FALSE((*gpus)[0].fan_count.has_value());  // no nvmlDeviceGetNumFans
+  EXPECT_EQ((*gpus)[0].memory_total_mb, 81920u);
+  auto samples = probe->Sample();
+  ASSERT_TRUE(samples.ok()) << samples.error().ToString();
+  const GpuSample& s = (*samples)[0];
+  EXPECT_EQ(s.error, "");
+  // nvmlDeviceGetMemoryInfo counts the reserved memory as used.
+  EXPECT_EQ(s.memory_used_mb, 2048u + 512u);
+  EXPECT_EQ(s.memory_free_mb, 81920u - 2048u - 512u);
+  EXPECT_EQ(s.fan_speed_percent, 30.0);  // nvmlDeviceGetFanSpeed: the first fan
+  EXPECT_EQ(s.throttle_reasons, 0x40u);  // ...ClocksThrottleReasons
+  EXPECT_EQ(s.retired_pages_sbe, 5u);    // nvmlDeviceGetRetiredPages
+  EXPECT_EQ(s.retired_pages_dbe, 2u);
+  EXPECT_EQ(s.pcie_max_gen, 4u);  // nvmlDeviceGetGpuMaxPcieLinkGeneration
+  EXPECT_EQ(s.remapped_rows_failure, true);
+
+  // And without those either, the values are absent, not errors.
+  WriteScenario(std::string(kAllSignals) +
+                "unsupported=nvmlDeviceGetMemoryInfo,nvmlDeviceGetFanSpeed,"
+                "nvmlDeviceGetCurrentClocksThrottleReasons,nvmlDeviceGetRetiredPages,"
+                "nvmlDeviceGetGpuMaxPcieLinkGeneration\n");
+  samples = probe->Sample();
+  ASSERT_TRUE(samples.ok());
+  const GpuSample& t = (*samples)[0];
+  EXPECT_EQ(t.error, "");
+  EXPECT_FALSE(t.memory_used_mb.has_value());
+  EXPECT_FALSE(t.fan_speed_percent.has_value());
+  EXPECT_FALSE(t.throttle_reasons.has_value());
+  EXPECT_FALSE(t.retired_pages_sbe.has_value());
+  EXPECT_FALSE(t.pcie_max_gen.has_value());
+  EXPECT_EQ(t.pcie_max_width, 16u);
+}
+
+TEST_F(NvmlGpuProbeTest, EightMixedGpus) {
+  WriteScenario(ReadFile(fs::path(SCENARIO_DIR) / "eight_gpus.ini"));
+  auto probe = Make();
+  auto gpus = probe->ListGpus();
+  ASSERT_TRUE(gpus.ok());
+  ASSERT_EQ(gpus->size(), 8u);
+  EXPECT_EQ((*gpus)[0].fan_count, 0);
+  EXPECT_EQ((*gpus)[4].fan_count, 1);
+  EXPECT_EQ((*gpus)[7].fan_count, 2);
+  auto samples = probe->Sample();
+  ASSERT_TRUE(samples.ok());
+  ASSERT_EQ(samples->size(), 8u);
+  for (const auto& s : *samples) EXPECT_EQ(s.error, "") << s.index;
+  const GpuSample& h100 = (*samples)[0];
+  EXPECT_FALSE(h100.fan_speed_percent.has_value());
+  EXPECT_EQ(h100.remapped_rows_failure, false);
+  EXPECT_FALSE(h100.retired_pages_sbe.has_value());
+  EXPECT_EQ(h100.ecc_enabled, true);
+  EXPECT_EQ(h100.pcie_gen, 5u);
+  const GpuSample& quadro = (*samples)[4];
+  EXPECT_EQ(quadro.fan_speed_percent, 33.0);
+  EXPECT_EQ(quadro.retired_pages_sbe, 2u);
+  EXPECT_EQ(quadro.retired_pages_pending, false);
+  EXPECT_FALSE(quadro.remapped_rows_failure.has_value());
+  const GpuSample& consumer = (*samples)[7];
+  EXPECT_EQ(consumer.fan_speed_percent, 32.0);
+  EXPECT_FALSE(consumer.ecc_enabled.has_value());
+  EXPECT_FALSE(consumer.ecc_volatile_uncorrected.has_value());
+  EXPECT_FALSE(consumer.retired_pages_sbe.has_value());
+  EXPECT_FALSE(consumer.remapped_rows_failure.has_value());
+  EXPECT_EQ(consumer.persistence_mode, false);
+}
+
+TEST_F(NvmlGpuProbeTest, FaultScenarios) {
+  struct Case {
+    const char* file;
+    std::function<void(const GpuSample&)> check;
+  };
+  const Case cases[] = {
+      {"ecc_errors.ini",
+       [](const GpuSample& s) {
+         EXPECT_EQ(s.ecc_volatile_uncorrected, 2u);
+         EXPECT_EQ(s.ecc_aggregate_uncorrected, 5u);
+         EXPECT_EQ(s.recovery_action, 1u);
+       }},
+      {"pending_retirement.ini",
+       [](const GpuSample& s) {
+         EXPECT_EQ(s.retired_pages_sbe, 3u);
+         EXPECT_EQ(s.retired_pages_dbe, 1u);
+         EXPECT_EQ(s.retired_pages_pending, true);
+       }},
+      {"remap_failure.ini",
+       [](const GpuSample& s) {
+         EXPECT_EQ(s.remapped_rows_failure, true);
+         EXPECT_EQ(s.remapped_rows_pending, true);
+         EXPECT_EQ(s.remapped_rows_uncorrectable, 9u);
+       }},
+      {"lost_gpu.ini", [](const GpuSample& s) { EXPECT_TRUE(s.lost); }},
+      {"process_left.ini",
+       [](const GpuSample& s) {
+         EXPECT_EQ(s.process_pids, std::vector<uint32_t>{31337});
+         EXPECT_EQ(s.memory_used_mb, 4096u);
+       }},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.file);
+    WriteScenario(ReadFile(fs::path(SCENARIO_DIR) / c.file));
+    auto probe = Make();
+    ASSERT_TRUE(probe->Available()) << probe->UnavailableReason();
+    auto samples = probe->Sample();
+    ASSERT_TRUE(samples.ok()) << samples.error().ToString();
+    ASSERT_EQ(samples->size(), 2u);
+    EXPECT_FALSE((*samples)[0].lost);
+    EXPECT_EQ((*samples)[0].error, "");
+    c.check((*samples)[1]);
+  }
+}
+
 TEST_F(NvmlGpuProbeTest, ManyProcessesUseTheLargerBuffer) {
   std::string pids;
   for (int i = 0; i < 40; ++i) pids += (i ? "," : "") + std::to_string(1000 + i);
@@ -285,34 +610,153 @@ TEST_F(NvmlGpuProbeTest, ScenarioChangesArePickedUp) {
   EXPECT_EQ((*second)[2].uuid, "GPU-fa4e0000-0000-0000-0000-000000000002");
 }
 
-TEST_F(NvmlGpuProbeTest, HungDriverHitsDeadlineThenRecovers) {
+// Threads of this process (from /proc), to show the workers stay bounded.
+size_t ThreadCount() {
+  size_t n = 0;
+  for (const auto& e : fs::directory_iterator("/proc/self/task")) {
+    (void)e;
+    ++n;
+  }
+  return n;
+}
+
+TEST_F(NvmlGpuProbeTest, HungGpuIsUnresponsiveWhileTheOthersAreRead) {
   WriteScenario(TwoGpus());
   auto probe = Make({}, milliseconds(150));
   ASSERT_TRUE(probe->Available()) << probe->UnavailableReason();
-  WriteScenario(TwoGpus() + "hang_ms=60000\n");  // gpu1 hangs for a minute
+  ASSERT_EQ(probe->ListGpus()->size(), 2u);
+  WriteScenario(TwoGpus() + "hang_ms=60000\n");  // every call into gpu1 hangs for a minute
+
+  auto start = steady_clock::now();
+  auto first = probe->Sample();
+  auto took = steady_clock::now() - start;
+  ASSERT_TRUE(first.ok()) << first.error().ToString();
+  EXPECT_GE(took, milliseconds(150));   // it waited for gpu1 until the deadline...
+  EXPECT_LT(took, milliseconds(2000));  // ...and no longer
+  ASSERT_EQ(first->size(), 2u);
+  EXPECT_EQ((*first)[0].error, "");
+  EXPECT_EQ((*first)[0].utilization_percent, 37.0);  // gpu0 read in the same call
+  EXPECT_EQ((*first)[1].uuid, kUuid1);
+  EXPECT_FALSE((*first)[1].lost);
+  EXPECT_NE((*first)[1].error.find("unresponsive"), std::string::npos) << (*first)[1].error;
+  EXPECT_NE((*first)[1].error.find("did not return"), std::string::npos) << (*first)[1].error;
+  EXPECT_FALSE((*first)[1].temperature_c.has_value());
+  const size_t threads = ThreadCount();
+
+  // While the call still hangs: gpu1 answers at once (no new call is queued behind it), the
+  // rest of the probe works, and no thread is added.
+  for (int i = 0; i < 5; ++i) {
+    start = steady_clock::now();
+    auto again = probe->Sample();
+    EXPECT_LT(steady_clock::now() - start, milliseconds(100));
+    ASSERT_TRUE(again.ok()) << again.error().ToString();
+    ASSERT_EQ(again->size(), 2u);
+    EXPECT_EQ((*again)[0].error, "");
+    EXPECT_NE((*again)[1].error.find("unresponsive"), std::string::npos) << (*again)[1].error;
+    EXPECT_NE((*again)[1].error.find("still blocked"), std::string::npos) << (*again)[1].error;
+  }
+  auto driver = probe->Driver();
+  EXPECT_TRUE(driver.ok()) << driver.error().ToString();
+  auto gpus = probe->ListGpus();  // gpu1 keeps its identity while it does not answer
+  ASSERT_TRUE(gpus.ok()) << gpus.error().ToString();
+  ASSERT_EQ(gpus->size(), 2u);
+  EXPECT_EQ((*gpus)[1].uuid, kUuid1);
+  EXPECT_EQ((*gpus)[1].name, "NVIDIA A100-SXM4-80GB");
+  EXPECT_TRUE(probe->DrainXids().ok());
+  EXPECT_EQ(ThreadCount(), threads);
+
+  WriteScenario(TwoGpus());  // the driver "returns"
+  bool recovered = false;
+  for (int i = 0; i < 100 && !recovered; ++i) {  // bounded: at most ~2 s
+    auto s = probe->Sample();
+    recovered = s.ok() && s->size() == 2u && (*s)[1].error.empty() && (*s)[1].temperature_c == 33.0;
+    if (!recovered) std::this_thread::sleep_for(milliseconds(20));
+  }
+  EXPECT_TRUE(recovered);
+  EXPECT_EQ(ThreadCount(), threads);
+}
+
+TEST_F(NvmlGpuProbeTest, OnlyTheNamedFunctionsHang) {
+  WriteScenario(TwoGpus());
+  auto probe = Make({}, milliseconds(150));
+  WriteScenario(TwoGpus() + "hang_ms=60000\nhang_functions=nvmlDeviceGetPowerUsage\n");
+  auto samples = probe->Sample();
+  ASSERT_TRUE(samples.ok()) << samples.error().ToString();
+  EXPECT_EQ((*samples)[0].error, "");
+  EXPECT_NE((*samples)[1].error.find("unresponsive"), std::string::npos) << (*samples)[1].error;
+  WriteScenario(TwoGpus());
+}
+
+TEST_F(NvmlGpuProbeTest, EightGpusOneHungTheOtherSevenRead) {
+  const std::string eight = ReadFile(fs::path(SCENARIO_DIR) / "eight_gpus.ini");
+  WriteScenario(eight);
+  auto probe = Make({}, milliseconds(200));
+  ASSERT_EQ(probe->ListGpus()->size(), 8u);
+  // gpu3 hangs in its temperature read (a second [gpu3] section adds to the first).
+  WriteScenario(eight + "\n[gpu3]\nhang_ms=60000\nhang_functions=nvmlDeviceGetTemperature\n");
+  auto start = steady_clock::now();
+  auto samples = probe->Sample();
+  EXPECT_LT(steady_clock::now() - start, milliseconds(2000));
+  ASSERT_TRUE(samples.ok()) << samples.error().ToString();
+  ASSERT_EQ(samples->size(), 8u);
+  for (const auto& s : *samples) {
+    if (s.index == 3) {
+      EXPECT_NE(s.error.find("unresponsive"), std::string::npos) << s.error;
+      EXPECT_FALSE(s.lost);
+    } else {
+      EXPECT_EQ(s.error, "") << s.index;
+      EXPECT_EQ(s.temperature_c, 35.0) << s.index;
+    }
+  }
+  WriteScenario(eight);
+}
+
+TEST_F(NvmlGpuProbeTest, HungGlobalCallFailsTheSampleThenRecovers) {
+  WriteScenario(TwoGpus());
+  auto probe = Make({}, milliseconds(150));
+  ASSERT_TRUE(probe->Available()) << probe->UnavailableReason();
+  WriteScenario("hang_ms=60000\nhang_functions=nvmlDeviceGetCount_v2\n" + TwoGpus());
 
   auto start = steady_clock::now();
   auto hung = probe->Sample();
-  auto took = steady_clock::now() - start;
   ASSERT_FALSE(hung.ok());
-  EXPECT_EQ(hung.error().code, ErrorCode::kDeadlineExceeded);
-  EXPECT_LT(took, milliseconds(2000));
+  EXPECT_EQ(hung.error().code, ErrorCode::kDeadlineExceeded) << hung.error().ToString();
+  EXPECT_LT(steady_clock::now() - start, milliseconds(2000));
 
-  // The worker is still inside the hung call: fail fast, do not queue behind it.
+  // The global worker is still inside the hung call: fail fast, do not queue behind it.
   start = steady_clock::now();
   auto busy = probe->Driver();
   ASSERT_FALSE(busy.ok());
   EXPECT_EQ(busy.error().code, ErrorCode::kUnavailable) << busy.error().ToString();
+  EXPECT_EQ(probe->Sample().error().code, ErrorCode::kUnavailable);
   EXPECT_LT(steady_clock::now() - start, milliseconds(100));
 
   WriteScenario(TwoGpus());  // the driver "returns"
   bool recovered = false;
   for (int i = 0; i < 100 && !recovered; ++i) {  // bounded: at most ~2 s
     auto s = probe->Sample();
-    recovered = s.ok() && s->size() == 2u;
+    recovered = s.ok() && s->size() == 2u && (*s)[1].error.empty();
     if (!recovered) std::this_thread::sleep_for(milliseconds(20));
   }
   EXPECT_TRUE(recovered);
+}
+
+TEST_F(NvmlGpuProbeTest, GpuHungAtStartIsNotListedUntilItAnswers) {
+  WriteScenario(TwoGpus() + "hang_ms=60000\n");
+  auto probe = Make({}, milliseconds(150));
+  ASSERT_TRUE(probe->Available()) << probe->UnavailableReason();
+  auto gpus = probe->ListGpus();
+  ASSERT_TRUE(gpus.ok()) << gpus.error().ToString();
+  ASSERT_EQ(gpus->size(), 1u);  // no identity known yet: not offered
+  EXPECT_EQ((*gpus)[0].uuid, kUuid0);
+  WriteScenario(TwoGpus());
+  bool listed = false;
+  for (int i = 0; i < 100 && !listed; ++i) {  // bounded: at most ~2 s
+    auto g = probe->ListGpus();
+    listed = g.ok() && g->size() == 2u && (*g)[1].uuid == kUuid1;
+    if (!listed) std::this_thread::sleep_for(milliseconds(20));
+  }
+  EXPECT_TRUE(listed);
 }
 
 TEST_F(NvmlGpuProbeTest, HungInitIsUnavailable) {
@@ -327,7 +771,7 @@ TEST_F(NvmlGpuProbeTest, HungInitIsUnavailable) {
   EXPECT_LT(steady_clock::now() - start, milliseconds(2500));
 }
 
-TEST_F(NvmlGpuProbeTest, ConcurrentCallersAreSerialised) {
+TEST_F(NvmlGpuProbeTest, ConcurrentCallersShareTheWorkers) {
   WriteScenario(TwoGpus());
   auto probe = Make();
   std::vector<std::thread> threads;
@@ -337,7 +781,12 @@ TEST_F(NvmlGpuProbeTest, ConcurrentCallersAreSerialised) {
       for (int i = 0; i < 20; ++i) {
         auto s = probe->Sample();
         auto x = probe->DrainXids();
-        if (s.ok() && s->size() == 2u && x.ok()) ++ok;
+        if (s.ok() && s->size() == 2u && x.ok()) {
+          ++ok;
+        } else {
+          ADD_FAILURE() << (s.ok() ? std::to_string(s->size()) : s.error().ToString()) << " / "
+                        << (x.ok() ? "" : x.error().ToString());
+        }
       }
     });
   }
