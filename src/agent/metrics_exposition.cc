@@ -173,11 +173,12 @@ void AddGpuFamilies(const MetricsSnapshot& s, std::vector<MetricFamily>& out) {
              "and reset.",
              "gauge");
   MetricFamily lost = Family("taolie_gpu_lost", "1 when the GPU fell off the bus.", "gauge");
-  for (size_t i = 0; i < s.gpu_samples.size(); ++i) {
-    const auto& g = s.gpu_samples[i];
+  for (const auto& g : s.gpu_samples) {
+    // Ours carry snake_case labels only: gpu and UUID (join on them with the DCGM series).
+    const Labels own{{"gpu", std::to_string(g.index)}, {"UUID", g.uuid}};
     if (g.recovery_action)
-      recovery.samples.push_back({labels[i], static_cast<double>(*g.recovery_action)});
-    lost.samples.push_back({labels[i], g.lost ? 1.0 : 0.0});
+      recovery.samples.push_back({own, static_cast<double>(*g.recovery_action)});
+    lost.samples.push_back({own, g.lost ? 1.0 : 0.0});
   }
   out.push_back(std::move(recovery));
   out.push_back(std::move(lost));

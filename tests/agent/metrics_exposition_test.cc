@@ -145,8 +145,9 @@ TEST(MetricsExpositionTest, GpuValuesUseDcgmExporterNamesUnitsAndLabels) {
         A("DCGM_FI_DEV_PERSISTENCE_MODE", "1"),
         A("DCGM_FI_DEV_XID_ERRORS", "79"),
         B("DCGM_FI_DEV_XID_ERRORS", "0"),
-        A("taolie_gpu_recovery_action", "0"),
-        B("taolie_gpu_lost", "0")}) {
+
+        std::string("taolie_gpu_recovery_action{gpu=\"0\",UUID=\"GPU-aaa\"} 0"),
+        std::string("taolie_gpu_lost{gpu=\"1\",UUID=\"GPU-bbb\"} 0")}) {
     EXPECT_TRUE(HasLine(text, line)) << "missing: " << line << "\nin:\n" << text;
   }
 }
@@ -191,7 +192,7 @@ TEST(MetricsExpositionTest, LostGpuShowsLostAndItsLastXidOnly) {
   s.gpu_samples = {lost};
   const std::string text = MetricsExposition(s);
   EXPECT_TRUE(Samples(text, "DCGM_FI_DEV_GPU_TEMP").empty());
-  EXPECT_TRUE(HasLine(text, A("taolie_gpu_lost", "1")));
+  EXPECT_TRUE(HasLine(text, "taolie_gpu_lost{gpu=\"0\",UUID=\"GPU-aaa\"} 1"));
   EXPECT_TRUE(HasLine(text, A("DCGM_FI_DEV_XID_ERRORS", "79")));
 }
 
