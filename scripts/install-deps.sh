@@ -5,10 +5,11 @@ set -euo pipefail
 
 BUILD_PKGS=(g++ cmake ninja-build pkg-config libcurl4-openssl-dev libpq-dev nlohmann-json3-dev
   libyaml-cpp-dev libspdlog-dev libfmt-dev libcli11-dev libcpp-httplib-dev libsystemd-dev
-  libgtest-dev libgmock-dev)
+  libgtest-dev libgmock-dev prometheus-cpp-dev)
 # Real services used by dev mode and the integration tests.
 RUNTIME_PKGS=(postgresql-15 docker.io docker-registry iptables busybox-static openssh-server
-  openssh-client sshpass curl ca-certificates faketime openssl)
+  openssh-client sshpass curl ca-certificates faketime openssl prometheus)
+# prometheus gives promtool and the server the metrics test starts on a free port of its own.
 # Extra packages a caller asks for, space separated (e.g. CI's tidy stage: clang-tidy).
 read -r -a EXTRA_PKGS <<<"${TAOLIE_EXTRA_PKGS:-}"
 
@@ -36,4 +37,13 @@ if [ ! -e "$policy" ]; then
 fi
 apt-get install -y -qq --no-install-recommends "${missing[@]}"
 [ "$created_policy" = 1 ] && rm -f "$policy"
+# The prometheus package enables its own service (it would listen on :9090); policy-rc.d kept
+# it from starting. The tests start their own server on a free port, so it stays disabled.
+if [[ " ${missing[*]} " == *" prometheus "* ]]; then
+  if [ -d /run/systemd/system ]; then
+    systemctl disable --now prometheus.service
+  elif command -v systemctl >/dev/null; then
+    systemctl disable prometheus.service
+  fi
+fi
 exit 0

@@ -11,6 +11,7 @@
 #include "agent/container_spec.h"
 #include "agent/failpoints.h"
 #include "agent/loops.h"
+#include "agent/metrics_exposition.h"
 #include "agent/periodic_runner.h"
 #include "agent/readiness_probe.h"
 #include "agent/rental_engine.h"
@@ -25,11 +26,11 @@
 #include "host/firewall.h"
 #include "host/host_resolver.h"
 #include "host/linux_host_probe.h"
+#include "platform/counting_platform_api.h"
 #include "platform/https_platform_api.h"
 #include "store/conninfo.h"
 #include "store/managed_postgres.h"
 #include "store/pg_store.h"
-#include "telemetry/prometheus_text.h"
 #include "telemetry/status_server.h"
 
 namespace taolie::agent {
@@ -45,6 +46,9 @@ struct AgentApp::Impl {
   std::unique_ptr<gpu::NvmlGpuProbe> gpus;
   std::unique_ptr<host::LinuxHostProbe> host;
   std::unique_ptr<platform::HttpsPlatformApi> api;
+  std::unique_ptr<platform::CountingPlatformApi> counted_api;  // api, counted for /metrics
+  std::string hostname;                                        // for /metrics, read at start
+  std::string driver_version;  // for /metrics, read at start ("" without NVML)
   std::unique_ptr<Deps> deps;
   std::unique_ptr<Runtime> rt;
   TcpReadinessProbe probe;
@@ -198,6 +202,11 @@ Result<std::unique_ptr<AgentApp>> AgentApp::Create(const config::Config& cfg,
   ho.storage_path = storage_path;
   ho.interface = cfg.network.interface;
   impl->host = host::LinuxHostProbe::Create(ho);
+  // The labels /metrics puts on every GPU series (dcgm-exporter's hostname and driver version).
+  if (auto f = impl->host->Facts(); f.ok()) impl->hostname = f->hostname;
+  if (impl->gpus->Available()) {
+    if (auto d = impl->gpus->Driver(); d.ok()) impl->driver_version = d->driver_version;
+  }
   impl->image_gc = std::make_unique<ImageCollector>(*impl->docker, *impl->store, *impl->host,
                                                     impl->cfg.docker, impl->clock, storage_path);
 
@@ -211,6 +220,7 @@ Result<std::unique_ptr<AgentApp>> AgentApp::Create(const config::Config& cfg,
   auto api = platform::HttpsPlatformApi::Create(po);
   if (!api.ok()) return MakeError(api.error().code, "server.url: " + api.error().message);
   impl->api = std::move(*api);
+  impl->counted_api = std::make_unique<platform::CountingPlatformApi>(*impl->api);
 
   TimestampFormat ts = cfg.server.timestamp_format == "rfc3339" ? TimestampFormat::kRfc3339
                                                                 : TimestampFormat::kNaive;
@@ -225,9 +235,11 @@ Result<std::unique_ptr<AgentApp>> AgentApp::Create(const config::Config& cfg,
   } else {
     spdlog::info("database: external; its filesystem's free space is not checked by admission");
   }
-  impl->deps = std::make_unique<Deps>(Deps{
-      impl->cfg, *impl->store, *impl->docker, *impl->gpus, *impl->host, *impl->api, impl->clock,
-      [](const std::string& host) { return host::ResolveHost(host, std::chrono::seconds(3)); }});
+  impl->deps =
+      std::make_unique<Deps>(Deps{impl->cfg, *impl->store, *impl->docker, *impl->gpus, *impl->host,
+                                  *impl->counted_api, impl->clock, [](const std::string& host) {
+                                    return host::ResolveHost(host, std::chrono::seconds(3));
+                                  }});
   impl->engine = std::make_unique<RentalEngine>(*impl->deps, *impl->rt, impl->probe);
 
   // Rental isolation: the agent's network and firewall. Failing to set them up is not fatal:
@@ -497,88 +509,53 @@ std::string StatusJson(AgentApp::Impl& m) {
 }
 
 std::string MetricsText(AgentApp::Impl& m) {
-  using telemetry::MetricFamily;
   const Runtime& rt = *m.rt;
-  MetricFamily rounds{"taolie_loop_rounds_total", "Rounds run by each loop.", "counter", {}};
-  MetricFamily failures{
-      "taolie_loop_failures_total", "Rounds that failed, by loop.", "counter", {}};
+  MetricsSnapshot s;
+  s.version = rt.version();
+  s.hostname = m.hostname;
+  s.driver_version = m.driver_version;
+  s.gpu_samples = rt.LatestGpuSamples();
+  s.last_xid = rt.LastXids();
+  if (auto list = m.store->ListGpus(); list.ok()) {
+    for (const auto& g : *list) {
+      gpu::GpuInfo info;
+      info.index = g.index;
+      info.uuid = g.uuid;
+      info.name = g.name;
+      info.pci_bus_id = g.pci_bus_id;
+      s.gpu_infos.push_back(std::move(info));
+      s.gpu_states.push_back({g.uuid, g.index, domain::GpuHealthStateName(g.health), g.present,
+                              g.quarantined_since.has_value(), g.needs_reset,
+                              g.dirty_since.has_value(), g.deployment_id});
+    }
+  }
   for (const auto& r : m.runners) {
-    rounds.samples.push_back(
-        {{{"loop", r->name()}}, static_cast<double>(r->stats().rounds.load())});
-    failures.samples.push_back(
-        {{{"loop", r->name()}}, static_cast<double>(r->stats().failures.load())});
+    const LoopStats& st = r->stats();
+    s.loops.push_back({r->name(), st.rounds.load(), st.failures.load(), st.exceptions.load(),
+                       static_cast<double>(st.last_round_micros.load()) / 1e6});
   }
-  MetricFamily exceptions{"taolie_loop_exceptions_total",
-                          "Rounds that threw an exception (logged; the loop goes on), by loop.",
-                          "counter",
-                          {}};
-  for (const auto& r : m.runners) {
-    exceptions.samples.push_back(
-        {{{"loop", r->name()}}, static_cast<double>(r->stats().exceptions.load())});
+  if (auto active = m.store->ActiveDeployments(); active.ok()) {
+    s.deployments_by_state.emplace();
+    for (const auto& d : *active) ++(*s.deployments_by_state)[domain::DeploymentStateName(d.state)];
   }
-  std::vector<MetricFamily> f{rounds, failures, exceptions};
-  f.push_back({"taolie_deployments_active",
-               "Deployments not yet ended.",
-               "gauge",
-               {{{}, static_cast<double>(rt.active_deployments.load())}}});
-  f.push_back({"taolie_gpus_available",
-               "Healthy GPUs free to rent.",
-               "gauge",
-               {{{}, static_cast<double>(rt.available_gpus.load())}}});
-  f.push_back({"taolie_deploys_total",
-               "Deploys by outcome since start.",
-               "counter",
-               {{{{"result", "succeeded"}}, static_cast<double>(rt.deploys_succeeded.load())},
-                {{{"result", "failed"}}, static_cast<double>(rt.deploys_failed.load())}}});
-  f.push_back({"taolie_events_delivered_total",
-               "Outbox events delivered to the platform.",
-               "counter",
-               {{{}, static_cast<double>(rt.events_delivered.load())}}});
-  f.push_back({"taolie_events_unsupported_total",
-               "Events to ext endpoints the platform does not have (404/405), kept as "
-               "delivered-unsupported.",
-               "counter",
-               {{{}, static_cast<double>(rt.events_unsupported.load())}}});
-  f.push_back({"taolie_events_given_up_total",
-               "Ext events given up after server.ext_event_give_up_hours, kept as failed.",
-               "counter",
-               {{{}, static_cast<double>(rt.events_given_up.load())}}});
-  f.push_back({"taolie_clock_wall_steps_total",
-               "Wall-clock steps against the monotonic clock (rentals are timed on the latter).",
-               "counter",
-               {{{}, static_cast<double>(rt.clock_steps.load())}}});
-  f.push_back({"taolie_enforced_without_database_total",
-               "Expiry warnings and expiries enforced while the database was unavailable.",
-               "counter",
-               {{{{"action", "warning"}}, static_cast<double>(rt.offline_warnings.load())},
-                {{{"action", "expiry"}}, static_cast<double>(rt.offline_expiries.load())}}});
-  f.push_back({"taolie_containers_adopted_total",
-               "Rental containers found without a row (database lost) and adopted from labels.",
-               "counter",
-               {{{}, static_cast<double>(rt.containers_adopted.load())}}});
-  f.push_back({"taolie_platform_errors_total",
-               "Failed calls to the platform.",
-               "counter",
-               {{{}, static_cast<double>(rt.platform_errors.load())}}});
-  f.push_back({"taolie_registered",
-               "1 when the platform accepted the registration.",
-               "gauge",
-               {{{}, rt.registered() ? 1.0 : 0.0}}});
-  MetricFamily temp{"taolie_gpu_temperature_celsius", "GPU temperature.", "gauge", {}};
-  MetricFamily util{"taolie_gpu_utilization_percent", "GPU utilization.", "gauge", {}};
-  MetricFamily power{"taolie_gpu_power_watts", "GPU power draw.", "gauge", {}};
-  MetricFamily mem{"taolie_gpu_memory_used_bytes", "GPU memory in use.", "gauge", {}};
-  for (const auto& g : rt.LatestGpuSamples()) {
-    std::vector<std::pair<std::string, std::string>> l{{"uuid", g.uuid},
-                                                       {"index", std::to_string(g.index)}};
-    if (g.temperature_c) temp.samples.push_back({l, *g.temperature_c});
-    if (g.utilization_percent) util.samples.push_back({l, *g.utilization_percent});
-    if (g.power_draw_watts) power.samples.push_back({l, *g.power_draw_watts});
-    if (g.memory_used_mb)
-      mem.samples.push_back({l, static_cast<double>(*g.memory_used_mb) * 1024 * 1024});
+  if (auto n = m.store->CountPendingEvents(); n.ok()) s.outbox_pending = *n;
+  for (const auto& c : m.counted_api->Counts()) {
+    s.platform_requests.push_back({c.request, c.outcome, c.count});
   }
-  for (auto* x : {&temp, &util, &power, &mem}) f.push_back(*x);
-  return telemetry::PrometheusText(f);
+  s.active_deployments = rt.active_deployments.load();
+  s.available_gpus = rt.available_gpus.load();
+  s.registered = rt.registered();
+  s.deploys_succeeded = rt.deploys_succeeded.load();
+  s.deploys_failed = rt.deploys_failed.load();
+  s.events_delivered = rt.events_delivered.load();
+  s.events_unsupported = rt.events_unsupported.load();
+  s.events_given_up = rt.events_given_up.load();
+  s.clock_steps = rt.clock_steps.load();
+  s.offline_warnings = rt.offline_warnings.load();
+  s.offline_expiries = rt.offline_expiries.load();
+  s.containers_adopted = rt.containers_adopted.load();
+  s.platform_errors = rt.platform_errors.load();
+  return MetricsExposition(s);
 }
 
 }  // namespace

@@ -395,7 +395,10 @@ Status GpuHealthLoop::RunOnce(std::stop_token /*stop*/) {
         rt_.reregister_wanted = true;  // the heartbeat loop registers again before its next beat
       }
     }
-    if (auto x = d_.gpus.DrainXids(); x.ok()) xids_.insert(xids_.end(), x->begin(), x->end());
+    if (auto x = d_.gpus.DrainXids(); x.ok()) {
+      xids_.insert(xids_.end(), x->begin(), x->end());
+      rt_.NoteXids(*x);
+    }
     xids_.erase(
         std::remove_if(xids_.begin(), xids_.end(),
                        [&](const gpu::XidEvent& e) { return now - e.at > std::chrono::hours(1); }),

@@ -112,6 +112,16 @@ class Runtime {
     return gpus_held_back_;
   }
 
+  // The last XID each GPU reported since the agent started (/metrics DCGM_FI_DEV_XID_ERRORS).
+  void NoteXids(const std::vector<gpu::XidEvent>& xids) {
+    std::lock_guard l(mu_);
+    for (const auto& x : xids) last_xid_[x.uuid] = x.xid;
+  }
+  std::map<std::string, uint64_t> LastXids() const {
+    std::lock_guard l(mu_);
+    return last_xid_;
+  }
+
   // Wakes the outbox sender (set by the composition root).
   void SetOutboxNotifier(std::function<void()> f) {
     std::lock_guard l(mu_);
@@ -168,6 +178,7 @@ class Runtime {
   SystemTime latest_gpu_at_{};
   std::function<void()> outbox_notifier_;
   std::map<std::string, std::string> gpus_held_back_;  // uuid -> reason
+  std::map<std::string, uint64_t> last_xid_;           // uuid -> last XID
   std::atomic<RentalIsolation*> isolation_{nullptr};
 };
 

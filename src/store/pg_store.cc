@@ -1171,6 +1171,15 @@ Result<std::vector<OutboxEvent>> PgStore::PendingEvents(int limit) {
   });
 }
 
+Result<int64_t> PgStore::CountPendingEvents() {
+  return impl_->Run("count pending events", [&](Tx& tx) -> Result<int64_t> {
+    // Answered from the partial index outbox_pending_idx.
+    auto r = tx.Exec("SELECT count(*) AS n FROM outbox WHERE done_at IS NULL");
+    if (!r.ok()) return r.error();
+    return r->Int(0, "n");
+  });
+}
+
 Result<std::vector<OutboxHead>> PgStore::OutboxHeads(int limit) {
   TAOLIE_RETURN_IF_ERROR(CheckLimit(limit));
   return impl_->Run("outbox heads", [&](Tx& tx) -> Result<std::vector<OutboxHead>> {

@@ -70,6 +70,7 @@ class PgStore final : public Store {
 
   Status AppendEvents(const std::vector<OutboxEvent>& events) override;
   Result<std::vector<OutboxEvent>> PendingEvents(int limit) override;
+  Result<int64_t> CountPendingEvents() override;
   Result<std::vector<OutboxHead>> OutboxHeads(int limit) override;
   Status MarkEventDone(int64_t id, const std::string& outcome,
                        const std::string& scrubbed_body) override;

@@ -106,6 +106,8 @@ class Store {
   virtual Status AppendEvents(const std::vector<OutboxEvent>& events) = 0;
   // Undelivered events, by id ascending.
   virtual Result<std::vector<OutboxEvent>> PendingEvents(int limit) = 0;
+  // How many events are undelivered (the outbox depth /metrics shows).
+  virtual Result<int64_t> CountPendingEvents() = 0;
   // The head (first undelivered event) of each ordering group, at most `limit`: heads that
   // never failed first (oldest first), then by next_attempt_at, so that groups backing off
   // never crowd out the ones that are due.

@@ -1,122 +1,99 @@
 #include "telemetry/prometheus_text.h"
 
-#include <algorithm>
-#include <array>
-#include <charconv>
-#include <cmath>
-#include <cstdio>
+#include <prometheus/check_names.h>
+#include <prometheus/client_metric.h>
+#include <prometheus/metric_family.h>
+#include <prometheus/metric_type.h>
+#include <prometheus/text_serializer.h>
+
+#include <optional>
 #include <set>
+#include <sstream>
 #include <string_view>
 
 namespace taolie::telemetry {
 namespace {
 
-bool IsAsciiAlpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
-bool IsAsciiDigit(char c) { return c >= '0' && c <= '9'; }
-
-bool IsValidName(std::string_view name, bool allow_colon) {
-  if (name.empty()) return false;
-  for (size_t i = 0; i < name.size(); ++i) {
-    const char c = name[i];
-    const bool ok =
-        IsAsciiAlpha(c) || c == '_' || (allow_colon && c == ':') || (i > 0 && IsAsciiDigit(c));
-    if (!ok) return false;
-  }
-  return true;
-}
-
-void AppendEscaped(std::string& out, std::string_view text, bool escape_quote) {
-  for (const char c : text) {
-    switch (c) {
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '"':
-        out += escape_quote ? "\\\"" : "\"";
-        break;
-      default:
-        out += c;
-    }
-  }
-}
-
-void AppendValue(std::string& out, double value) {
-  if (std::isnan(value)) {
-    out += "NaN";
-  } else if (std::isinf(value)) {
-    out += value > 0 ? "+Inf" : "-Inf";
-  } else {
-    std::array<char, 64> buf{};
-    auto [end, ec] = std::to_chars(buf.data(), buf.data() + buf.size(), value);
-    if (ec != std::errc()) {  // cannot happen for 64 chars; keep the value rather than drop it
-      const int n = std::snprintf(buf.data(), buf.size(), "%.17g", value);
-      end = buf.data() + (n > 0 ? std::min<size_t>(static_cast<size_t>(n), buf.size() - 1) : 0);
-    }
-    out.append(buf.data(), end);
-  }
+std::optional<prometheus::MetricType> ParseType(const std::string& type) {
+  if (type == "counter") return prometheus::MetricType::Counter;
+  if (type == "gauge") return prometheus::MetricType::Gauge;
+  if (type.empty() || type == "untyped") return prometheus::MetricType::Untyped;
+  return std::nullopt;
 }
 
 bool SampleLabelsValid(const Sample& sample) {
   std::set<std::string_view> seen;
   for (const auto& [name, value] : sample.labels) {
-    if (!IsValidLabelName(name) || name.starts_with("__")) return false;
+    if (!IsValidLabelName(name)) return false;
     if (!seen.insert(name).second) return false;
   }
   return true;
 }
 
-}  // namespace
-
-bool IsValidMetricName(const std::string& name) { return IsValidName(name, true); }
-bool IsValidLabelName(const std::string& name) { return IsValidName(name, false); }
-
-std::string PrometheusText(const std::vector<MetricFamily>& families) {
+// prometheus-cpp 1.0.1 (Debian 12) writes HELP text as given: a newline in it would end the
+// line early. The exposition format escapes '\\' and newline there (not '"').
+std::string EscapeHelp(std::string_view help) {
   std::string out;
-  std::set<std::string_view> emitted;
-  for (const MetricFamily& family : families) {
-    const std::string type = family.type.empty() ? "untyped" : family.type;
-    if (type != "counter" && type != "gauge" && type != "untyped") continue;
-    if (!IsValidMetricName(family.name)) continue;
-    if (!emitted.insert(family.name).second) continue;  // a second TYPE line is invalid
-
-    if (!family.help.empty()) {
-      out += "# HELP ";
-      out += family.name;
-      out += ' ';
-      AppendEscaped(out, family.help, /*escape_quote=*/false);
-      out += '\n';
-    }
-    out += "# TYPE ";
-    out += family.name;
-    out += ' ';
-    out += type;
-    out += '\n';
-
-    for (const Sample& sample : family.samples) {
-      if (!SampleLabelsValid(sample)) continue;
-      out += family.name;
-      if (!sample.labels.empty()) {
-        out += '{';
-        bool first = true;
-        for (const auto& [name, value] : sample.labels) {
-          if (!first) out += ',';
-          first = false;
-          out += name;
-          out += "=\"";
-          AppendEscaped(out, value, /*escape_quote=*/true);
-          out += '"';
-        }
-        out += '}';
-      }
-      out += ' ';
-      AppendValue(out, sample.value);
-      out += '\n';
+  out.reserve(help.size());
+  for (const char c : help) {
+    if (c == '\\') {
+      out += "\\\\";
+    } else if (c == '\n') {
+      out += "\\n";
+    } else {
+      out += c;
     }
   }
   return out;
+}
+
+prometheus::ClientMetric ToClientMetric(const Sample& sample, prometheus::MetricType type) {
+  prometheus::ClientMetric m;
+  m.label.reserve(sample.labels.size());
+  for (const auto& [name, value] : sample.labels) m.label.push_back({name, value});
+  switch (type) {
+    case prometheus::MetricType::Counter:
+      m.counter.value = sample.value;
+      break;
+    case prometheus::MetricType::Gauge:
+      m.gauge.value = sample.value;
+      break;
+    default:
+      m.untyped.value = sample.value;
+      break;
+  }
+  return m;
+}
+
+}  // namespace
+
+bool IsValidMetricName(const std::string& name) { return prometheus::CheckMetricName(name); }
+
+bool IsValidLabelName(const std::string& name) {
+  return prometheus::CheckLabelName(name) && !name.starts_with("__");
+}
+
+std::string PrometheusText(const std::vector<MetricFamily>& families) {
+  std::vector<prometheus::MetricFamily> out;
+  out.reserve(families.size());
+  std::set<std::string_view> emitted;
+  for (const MetricFamily& family : families) {
+    const auto type = ParseType(family.type);
+    if (!type || !IsValidMetricName(family.name)) continue;
+    if (!emitted.insert(family.name).second) continue;  // a second TYPE line is invalid
+    prometheus::MetricFamily f;
+    f.name = family.name;
+    f.help = EscapeHelp(family.help);
+    f.type = *type;
+    f.metric.reserve(family.samples.size());
+    for (const Sample& sample : family.samples) {
+      if (SampleLabelsValid(sample)) f.metric.push_back(ToClientMetric(sample, *type));
+    }
+    out.push_back(std::move(f));
+  }
+  std::ostringstream text;
+  prometheus::TextSerializer().Serialize(text, out);
+  return text.str();
 }
 
 }  // namespace taolie::telemetry

@@ -1,5 +1,7 @@
 #pragma once
-// Prometheus text exposition format (version 0.0.4), as a pure function over plain structs.
+// Prometheus text exposition format (version 0.0.4) over plain structs. The text itself is
+// written by prometheus-cpp's TextSerializer (its headers stay inside src/telemetry); this layer
+// only maps our structs onto its MetricFamily/ClientMetric and drops what would be invalid.
 #include <string>
 #include <utility>
 #include <vector>
@@ -18,13 +20,11 @@ struct MetricFamily {
   std::vector<Sample> samples;
 };
 
-// Renders families as "# HELP", "# TYPE" and `name{label="value"} value` lines, each ending in
-// '\n'. Help text escapes '\\' and newline; label values escape '\\', '"' and newline. Values
-// use the shortest round-trip form; NaN and infinities print as NaN, +Inf, -Inf.
-// Skipped (never emitted half-formed): a family whose name does not match
-// [a-zA-Z_:][a-zA-Z0-9_:]*, whose type is unknown, or whose name repeats an earlier family;
-// a sample with a label name not matching [a-zA-Z_][a-zA-Z0-9_]*, a reserved "__" label name,
-// or a label name repeated within the sample.
+// Renders families as "# HELP", "# TYPE" and `name{label="value"} value` lines. A counter keeps
+// the name it is given (no "_total" is added). Label values and help text are escaped by the
+// serializer. Skipped (never emitted half-formed): a family whose name is not a valid metric
+// name, whose type is unknown, or whose name repeats an earlier family; a sample with an
+// invalid or reserved ("__") label name, or a label name repeated within the sample.
 std::string PrometheusText(const std::vector<MetricFamily>& families);
 
 // Name checks used by PrometheusText, exposed for callers that build names dynamically.

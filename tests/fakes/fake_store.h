@@ -380,6 +380,7 @@ class FakeStore : public store::Store {
   Result<std::vector<store::OutboxEvent>> PendingEvents(int) override {
     return Unexpected("PendingEvents");
   }
+  Result<int64_t> CountPendingEvents() override { return Unexpected("CountPendingEvents"); }
   Result<std::vector<store::OutboxHead>> OutboxHeads(int) override {
     return Unexpected("OutboxHeads");
   }

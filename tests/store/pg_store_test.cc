@@ -704,6 +704,7 @@ TEST_F(PgStoreTest, OutboxOrderAttemptsAndScrubbedDone) {
           ->AppendEvents({Event("d1", EventKind::kSuccess, R"({"ssh_password":"pw"})"),
                           Event("d1", EventKind::kExpiring), Event("d2", EventKind::kFailed)})
           .ok());
+  EXPECT_EQ(*store_->CountPendingEvents(), 3);
   auto pending = store_->PendingEvents(2);
   ASSERT_TRUE(pending.ok());
   ASSERT_EQ(pending->size(), 2u);
@@ -736,6 +737,7 @@ TEST_F(PgStoreTest, OutboxOrderAttemptsAndScrubbedDone) {
   EXPECT_EQ(store_->MarkEventAttempt(999999, "x", t0, t0).error().code, ErrorCode::kNotFound);
   EXPECT_EQ(store_->PendingEvents(0).error().code, ErrorCode::kInvalidArgument);
   EXPECT_EQ(store_->PendingEvents(10)->size(), 1u);
+  EXPECT_EQ(*store_->CountPendingEvents(), 1);  // done events, delivered or not, do not count
 }
 
 OutboxEvent Ack(const std::string& command_id, const std::string& deployment_id) {
