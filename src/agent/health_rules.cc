@@ -324,9 +324,10 @@ GpuHealth EvaluateGpu(const GpuHealthInput& in, const HealthLimits& l, GpuHealth
     mem.raised.clear();
     return g;
   }
-  if (!in.driver_error.empty()) {
+  if (!in.driver_error.empty() || s.unresponsive) {
+    // The driver, or this GPU's own calls, did not answer in time: unusable this round.
     Add(g, Check("driver", "unhealthy", std::nullopt, std::nullopt,
-                 "driver unresponsive: " + in.driver_error));
+                 "driver unresponsive: " + (s.unresponsive ? s.error : in.driver_error)));
     CheckXids(g, in.xids);
     return g;  // the sample is stale: the other checks keep their memory for the next round
   }

@@ -35,6 +35,8 @@ struct GpuSample {  // one reading of one GPU; an absent optional = the GPU does
   int index = 0;
   std::string uuid;
   bool lost = false;  // GPU fell off the bus / NVML_ERROR_GPU_IS_LOST
+  // A call on this GPU missed its deadline (or one still hangs): no values this round.
+  bool unresponsive = false;
   std::string error;  // last error reading this GPU, "" if none
   std::optional<double> utilization_percent;
   std::optional<uint64_t> memory_used_mb;

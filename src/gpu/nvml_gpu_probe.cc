@@ -736,6 +736,7 @@ GpuSample Unresponsive(const DeviceEntry& d, const Error& why) {
   GpuSample s;
   s.index = static_cast<int>(d.index);
   s.uuid = d.uuid;
+  s.unresponsive = true;
   s.error = "unresponsive: " + why.message;
   return s;
 }

@@ -245,6 +245,19 @@ TEST(HealthRulesMemory, AnUnresponsiveDriverMakesTheGpuUnhealthyAtOnce) {
   EXPECT_EQ(r.Run(Healthy(), kT0 + minutes(1)).health, "healthy");
 }
 
+TEST(HealthRulesMemory, OneUnresponsiveGpuIsUnhealthyWhileARereadErrorOnlyWarns) {
+  Rounds r;
+  gpu::GpuSample hung = Healthy();
+  hung.unresponsive = true;
+  hung.error = "unresponsive: nvmlDeviceGetPowerUsage did not return within 5000 ms";
+  GpuHealth g = r.Run(hung, kT0);
+  EXPECT_EQ(g.health, "unhealthy");
+  EXPECT_NE(g.reason.find("did not return"), std::string::npos) << g.reason;
+  gpu::GpuSample flaky = Healthy();
+  flaky.error = "nvmlDeviceGetFanSpeed: Unknown Error (999)";
+  EXPECT_EQ(Severity(r.Run(flaky, kT0 + minutes(1)), "driver"), "warning");
+}
+
 TEST(HealthRulesMemory, FanOnlyOnCardsWithOneAndInforom) {
   Rounds r;
   r.limits.thresholds.fan_min_percent = 20;

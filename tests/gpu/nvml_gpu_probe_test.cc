@@ -639,6 +639,7 @@ TEST_F(NvmlGpuProbeTest, HungGpuIsUnresponsiveWhileTheOthersAreRead) {
   EXPECT_EQ((*first)[1].uuid, kUuid1);
   EXPECT_FALSE((*first)[1].lost);
   EXPECT_NE((*first)[1].error.find("unresponsive"), std::string::npos) << (*first)[1].error;
+  EXPECT_TRUE((*first)[1].unresponsive);
   EXPECT_NE((*first)[1].error.find("did not return"), std::string::npos) << (*first)[1].error;
   EXPECT_FALSE((*first)[1].temperature_c.has_value());
   const size_t threads = ThreadCount();
