@@ -336,6 +336,12 @@ Error ExitError(const std::string& what, const host::CommandOutput& out) {
                                                 FirstLine(out.output));
 }
 
+// nvidia-smi names a GPU in its messages by the bus id without the first four digits of the
+// 8-digit domain ("GPU0000:41:00.0" for 00000000:41:00.0).
+bool NamesBusId(const std::string& line, const std::string& bus_id) {
+  return bus_id.size() > 4 && line.find(bus_id.substr(4)) != std::string::npos;
+}
+
 std::string Join(const std::vector<std::string>& v) {
   std::string out;
   for (const auto& s : v) out += (out.empty() ? "" : ",") + s;
@@ -464,6 +470,22 @@ Result<std::vector<GpuInfo>> SmiGpuProbe::ListGpus() {
     list.push_back(std::move(g));
   }
   std::lock_guard lock(mu_);
+  // A GPU seen before that the tool now names in an error line of its own ("Unable to determine
+  // the device handle for GPU0000:41:00.0") is still there, fallen off the bus: it stays listed
+  // (as NVML keeps its handle), so the Sample reports it lost instead of it vanishing.
+  for (const auto& [uuid, info] : known_) {
+    if (std::any_of(list.begin(), list.end(), [&](const GpuInfo& g) { return g.uuid == uuid; })) {
+      continue;
+    }
+    for (const auto& line : t.other_lines) {
+      if (NamesBusId(line, info.pci_bus_id)) {
+        list.push_back(info);
+        break;
+      }
+    }
+  }
+  std::sort(list.begin(), list.end(),
+            [](const GpuInfo& a, const GpuInfo& b) { return a.index < b.index; });
   info_fields_ = fields;
   known_.clear();
   for (const auto& g : list) known_[g.uuid] = g;
@@ -507,7 +529,7 @@ Result<std::vector<GpuSample>> SmiGpuProbe::Sample() {
     s.lost = true;
     s.error = "not reported by nvidia-smi";
     for (const auto& line : t.other_lines) {
-      if (info.pci_bus_id.size() > 4 && line.find(info.pci_bus_id.substr(4)) != std::string::npos) {
+      if (NamesBusId(line, info.pci_bus_id)) {
         s.error = "nvidia-smi: " + line;
       }
     }

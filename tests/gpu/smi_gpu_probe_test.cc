@@ -256,6 +256,20 @@ TEST_F(SmiGpuProbeTest, LostGpuIsReturnedLostAndTheOthersRead) {
   EXPECT_EQ((*s)[1].uuid, kUuid1);
   EXPECT_TRUE((*s)[1].lost);
   EXPECT_NE((*s)[1].error.find("0000:41:00.0"), std::string::npos) << (*s)[1].error;
+  // The next scan keeps the GPU the tool names as unreadable, so it stays reported lost.
+  auto list = probe->ListGpus();
+  ASSERT_TRUE(list.ok()) << list.error().ToString();
+  ASSERT_EQ(list->size(), 2u);
+  EXPECT_EQ((*list)[1].uuid, kUuid1);
+  s = probe->Sample();
+  ASSERT_TRUE(s.ok());
+  ASSERT_EQ(s->size(), 2u);
+  EXPECT_TRUE((*s)[1].lost);
+  // A GPU that is simply gone (not named by the tool) leaves the inventory.
+  WriteScenario(TwoGpus().replace(TwoGpus().find("gpu_count=2"), 11, "gpu_count=1"));
+  list = probe->ListGpus();
+  ASSERT_TRUE(list.ok());
+  EXPECT_EQ(list->size(), 1u);
 }
 
 TEST_F(SmiGpuProbeTest, ExcludedGpusAreHidden) {
