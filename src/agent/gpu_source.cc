@@ -28,7 +28,9 @@ std::string FindOnPath(const std::string& name, const std::string& path_env) {
     std::string dir = path_env.substr(start, end - start);
     start = end + 1;
     if (dir.empty() || dir.front() != '/') continue;  // a relative entry depends on the cwd
-    std::string candidate = dir + "/" + name;
+    std::string candidate = dir;
+    candidate += '/';
+    candidate += name;
     if (IsExecutableFile(candidate)) return candidate;
   }
   return "";

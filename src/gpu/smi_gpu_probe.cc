@@ -473,7 +473,8 @@ Result<std::vector<GpuInfo>> SmiGpuProbe::ListGpus() {
   // A GPU seen before that the tool now names in an error line of its own ("Unable to determine
   // the device handle for GPU0000:41:00.0") is still there, fallen off the bus: it stays listed
   // (as NVML keeps its handle), so the Sample reports it lost instead of it vanishing.
-  for (const auto& [uuid, info] : known_) {
+  for (const auto& [known_uuid, info] : known_) {
+    const std::string& uuid = known_uuid;  // a structured binding cannot be captured (clang)
     if (std::any_of(list.begin(), list.end(), [&](const GpuInfo& g) { return g.uuid == uuid; })) {
       continue;
     }
