@@ -15,7 +15,8 @@ build=${BUILD_DIR:-$root/build}
 
 "$root/scripts/install-deps.sh"
 cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build "$build" -j"$(nproc)" --target taolie-host-agent fake_nvml agent_bench
+cmake --build "$build" -j"$(nproc)" --target taolie-host-agent fake_nvml agent_bench \
+  fake_nvidia_smi gpu_probe_bench
 
 report=$(mktemp /tmp/taolie-bench-report-XXXXXX)
 cleanup() {

@@ -10,6 +10,7 @@
 
 #include "agent/container_spec.h"
 #include "agent/failpoints.h"
+#include "agent/gpu_source.h"
 #include "agent/loops.h"
 #include "agent/metrics_exposition.h"
 #include "agent/periodic_runner.h"
@@ -21,7 +22,6 @@
 #include "agent/work_queue.h"
 #include "common/secrets.h"
 #include "docker/engine_docker_client.h"
-#include "gpu/nvml_gpu_probe.h"
 #include "host/command_runner.h"
 #include "host/firewall.h"
 #include "host/host_resolver.h"
@@ -43,7 +43,9 @@ struct AgentApp::Impl {
   store::ManagedPostgres::Options pg_options;
   std::unique_ptr<store::PgStore> store;
   std::unique_ptr<docker::EngineDockerClient> docker;
-  std::unique_ptr<gpu::NvmlGpuProbe> gpus;
+  std::unique_ptr<gpu::GpuProbe> gpus;  // NVML, or the nvidia-smi fallback (gpu_source.h)
+  std::string gpu_source;
+  std::string gpu_source_detail;
   std::unique_ptr<host::LinuxHostProbe> host;
   std::unique_ptr<platform::HttpsPlatformApi> api;
   std::unique_ptr<platform::CountingPlatformApi> counted_api;  // api, counted for /metrics
@@ -194,9 +196,16 @@ Result<std::unique_ptr<AgentApp>> AgentApp::Create(const config::Config& cfg,
         "monitoring.alerts (and gpu_thresholds.utilization_min) are read but this version sends "
         "no alerts yet: watch /status and the health report");
   }
-  impl->gpus = gpu::NvmlGpuProbe::Create(cfg.gpu.nvml_library, cfg.gpu.exclude_uuids);
-  if (!impl->gpus->Available()) {
-    spdlog::warn("no GPUs available: {}", impl->gpus->UnavailableReason());
+  GpuSource gpu_source = SelectGpuSource(cfg.gpu);
+  impl->gpus = std::move(gpu_source.probe);
+  impl->gpu_source = gpu_source.name;
+  impl->gpu_source_detail = gpu_source.detail;
+  if (impl->gpu_source == "nvml") {
+    spdlog::info("GPU source: nvml ({})", impl->gpu_source_detail);
+  } else if (impl->gpu_source == "nvidia-smi") {
+    spdlog::warn("GPU source: nvidia-smi fallback ({})", impl->gpu_source_detail);
+  } else {
+    spdlog::warn("no GPUs available: {}", impl->gpu_source_detail);
   }
   host::LinuxHostProbe::Options ho;
   ho.storage_path = storage_path;
@@ -478,6 +487,8 @@ std::string StatusJson(AgentApp::Impl& m) {
               {"last_platform_contact_unix", UnixSeconds(rt.last_platform_ok())},
               {"database", m.store->Ping().ok() ? "ok" : "unavailable"},
               {"gpu_probe", m.gpus->Available() ? "ok" : m.gpus->UnavailableReason()},
+              {"gpu_source", m.gpu_source},  // "nvml" | "nvidia-smi" | "none"
+              {"gpu_source_detail", m.gpu_source_detail},
               {"deployments", deployments},
               {"gpus", gpus},
               {"loops", loops},

@@ -126,6 +126,8 @@ struct DatabaseConfig {
 struct GpuConfig {
   std::string uuid;  // platform offer id (compat); the agent stores what registration returns
   std::string nvml_library = "libnvidia-ml.so.1";
+  // Used when NVML cannot be loaded: a name looked up on PATH, or an absolute path.
+  std::string nvidia_smi_path = "nvidia-smi";
   std::vector<std::string> exclude_uuids;  // GPUs the owner keeps for itself
   // After a rental ends its GPUs are dirty until NVML shows no compute process on them and
   // used memory within this margin of the baseline taken when the agent started.

@@ -399,6 +399,7 @@ void ReadConfig(const YAML::Node& root, Config* c, std::vector<ConfigProblem>* p
   r.Section("gpu", [&](Reader& s) {
     s.String("uuid", &c->gpu.uuid);
     s.String("nvml_library", &c->gpu.nvml_library);
+    s.String("nvidia_smi_path", &c->gpu.nvidia_smi_path);
     s.StringList("exclude_uuids", &c->gpu.exclude_uuids);
     s.Int64("idle_memory_margin_mb", &c->gpu.idle_memory_margin_mb);
     s.Int("dirty_timeout_seconds", &c->gpu.dirty_timeout_seconds);
@@ -925,6 +926,7 @@ std::vector<ConfigProblem> Validate(const Config& c) {
 
   // gpu
   if (c.gpu.nvml_library.empty()) k.Fatal("gpu.nvml_library", "must not be empty");
+  if (c.gpu.nvidia_smi_path.empty()) k.Fatal("gpu.nvidia_smi_path", "must not be empty");
   k.NonNegative("gpu.idle_memory_margin_mb", c.gpu.idle_memory_margin_mb);
   k.Positive("gpu.dirty_timeout_seconds", c.gpu.dirty_timeout_seconds);
 

@@ -310,6 +310,7 @@ TEST_F(RentalTest, PlatformWithoutExtEndpoints) {
 TEST_F(RentalTest, GpuLessHostIsAClearState) {
   HarnessOptions o;
   o.nvml_library = "/nonexistent/libnvidia-ml.so.1";
+  o.gpu_yaml = "  nvidia_smi_path: /nonexistent/nvidia-smi\n";  // nor the nvidia-smi fallback
   StartAgent(o);
   json reg = json::parse(*sim_->LatestRegistration());
   EXPECT_EQ(reg["gpu_count"], 0);
