@@ -50,7 +50,7 @@ Alerter::Alerter(AlerterOptions options, std::vector<std::unique_ptr<AlertChanne
                  const Clock& clock)
     : options_(std::move(options)), channels_(std::move(channels)), clock_(clock) {
   if (options_.start_worker) {
-    worker_ = std::jthread([this](std::stop_token stop) { Work(stop); });
+    worker_ = std::jthread([this](const std::stop_token& stop) { Work(stop); });
   }
 }
 
@@ -113,7 +113,7 @@ std::vector<std::string> Alerter::ChannelNames() const {
   return out;
 }
 
-void Alerter::Work(std::stop_token stop) {
+void Alerter::Work(const std::stop_token& stop) {
   while (!stop.stop_requested()) {
     Alert next;
     {
@@ -130,7 +130,7 @@ void Alerter::Work(std::stop_token stop) {
   }
 }
 
-size_t Alerter::RunPending(std::stop_token stop) {
+size_t Alerter::RunPending(const std::stop_token& stop) {
   size_t n = 0;
   while (!stop.stop_requested()) {
     Alert next;
@@ -151,7 +151,7 @@ bool Alerter::WaitIdle(std::chrono::milliseconds timeout) const {
   return idle_cv_.wait_for(lock, timeout, [&] { return queue_.empty() && !busy_; });
 }
 
-void Alerter::DeliverOne(const Alert& alert, std::stop_token stop) {
+void Alerter::DeliverOne(const Alert& alert, const std::stop_token& stop) {
   for (const auto& channel : channels_) {
     std::chrono::milliseconds pause = options_.retry_base;
     Status st = OkStatus();

@@ -112,13 +112,13 @@ class Alerter final : public AlertSink {
 
   // Without a worker (start_worker false): delivers what is queued on this thread; returns how
   // many alerts it took.
-  size_t RunPending(std::stop_token stop);
+  size_t RunPending(const std::stop_token& stop);
   // True once the queue is empty and no delivery is in progress, false after `timeout`.
   bool WaitIdle(std::chrono::milliseconds timeout) const;
 
  private:
-  void Work(std::stop_token stop);
-  void DeliverOne(const Alert& alert, std::stop_token stop);
+  void Work(const std::stop_token& stop);
+  void DeliverOne(const Alert& alert, const std::stop_token& stop);
 
   const AlerterOptions options_;
   std::vector<std::unique_ptr<AlertChannel>> channels_;
