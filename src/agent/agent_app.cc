@@ -1,6 +1,7 @@
 #include "agent/agent_app.h"
 
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -31,6 +32,8 @@
 #include "store/conninfo.h"
 #include "store/managed_postgres.h"
 #include "store/pg_store.h"
+#include "telemetry/alert_channels.h"
+#include "telemetry/alerter.h"
 #include "telemetry/status_server.h"
 
 namespace taolie::agent {
@@ -59,6 +62,7 @@ struct AgentApp::Impl {
   std::unique_ptr<host::IptablesFirewall> firewall;
   std::unique_ptr<RentalIsolation> isolation;
   std::unique_ptr<ImageCollector> image_gc;
+  std::unique_ptr<telemetry::Alerter> alerter;  // null: no webhook and no e-mail configured
   std::vector<std::unique_ptr<Loop>> loops;
   std::vector<std::unique_ptr<PeriodicRunner>> runners;
   PeriodicRunner* outbox_runner = nullptr;
@@ -73,6 +77,47 @@ struct AgentApp::Impl {
 namespace {
 
 std::string StatusJson(AgentApp::Impl& m);
+
+// The alerter with a channel per configured destination (docs/alerts.md); null when neither a
+// webhook nor an e-mail address is set.
+std::unique_ptr<telemetry::Alerter> MakeAlerter(const config::Config& cfg,
+                                                const std::string& agent_id,
+                                                const std::string& version, const Clock& clock) {
+  const config::AlertsConfig& al = cfg.monitoring.alerts;
+  std::vector<std::unique_ptr<telemetry::AlertChannel>> channels;
+  if (!al.webhook_url.empty()) {
+    telemetry::WebhookOptions w;
+    w.url = al.webhook_url;
+    w.user_agent = "taolie-host-agent/" + version;
+    channels.push_back(telemetry::MakeWebhookChannel(w));
+  }
+  char host[256] = {};
+  if (gethostname(host, sizeof host - 1) != 0) host[0] = '\0';
+  if (!al.email_to.empty()) {
+    telemetry::SmtpOptions o;
+    o.host = al.smtp_host;
+    o.port = al.smtp_port;
+    o.starttls = al.smtp_starttls;
+    o.tls = al.smtp_tls;
+    o.username = al.smtp_username;
+    o.password = al.smtp_password;
+    o.from = al.email_from.empty() ? "taolie-host-agent@" + std::string(host) : al.email_from;
+    o.to = telemetry::SplitAddresses(al.email_to);
+    channels.push_back(telemetry::MakeSmtpChannel(o));
+  }
+  if (channels.empty()) return nullptr;
+  telemetry::AlerterOptions ao;
+  ao.agent_id = agent_id;
+  ao.host = host;
+  ao.cooldown = std::chrono::seconds(al.cooldown_seconds);
+  ao.max_per_hour = al.max_per_hour;
+  auto alerter = std::make_unique<telemetry::Alerter>(std::move(ao), std::move(channels), clock);
+  std::string names;
+  for (const auto& n : alerter->ChannelNames()) names += (names.empty() ? "" : ", ") + n;
+  spdlog::info("alerts: sent by {} (at most {} an hour; repeats after {} s)", names,
+               al.max_per_hour, al.cooldown_seconds);
+  return alerter;
+}
 
 // Managed mode: restarts the private PostgreSQL when it dies; the store reconnects by itself.
 class PostgresSupervisor final : public Loop {
@@ -189,13 +234,6 @@ Result<std::unique_ptr<AgentApp>> AgentApp::Create(const config::Config& cfg,
     }
   }
 
-  if (const auto& al = cfg.monitoring.alerts; al.enabled || !al.webhook_url.empty() ||
-                                              !al.email_to.empty() ||
-                                              cfg.monitoring.gpu_thresholds.utilization_min > 0) {
-    spdlog::warn(
-        "monitoring.alerts (and gpu_thresholds.utilization_min) are read but this version sends "
-        "no alerts yet: watch /status and the health report");
-  }
   GpuSource gpu_source = SelectGpuSource(cfg.gpu);
   impl->gpus = std::move(gpu_source.probe);
   impl->gpu_source = gpu_source.name;
@@ -268,6 +306,8 @@ Result<std::unique_ptr<AgentApp>> AgentApp::Create(const config::Config& cfg,
                                           return text.str();
                                         });
   impl->rt->set_isolation(impl->isolation.get());
+  impl->alerter = MakeAlerter(cfg, agent_id, version, impl->clock);
+  impl->rt->set_alerts(impl->alerter.get());
   return std::unique_ptr<AgentApp>(new AgentApp(std::move(impl)));
 }
 
@@ -378,6 +418,7 @@ void AgentApp::Stop() {
   if (m.engine) m.engine->Shutdown();
   for (auto& r : m.runners) r->Join();
   m.runners.clear();
+  if (m.alerter) m.alerter->Stop();  // an alert still being delivered is abandoned
   spdlog::info("agent stopped; renters' containers keep running");
   m.store.reset();
   if (m.pg) {
@@ -431,6 +472,21 @@ const char* StorageOptName(Runtime::StorageOpt s) {
       break;
   }
   return "unknown";
+}
+
+// The alert counters for /status (null when no channel is configured).
+json AlertsJson(const AgentApp::Impl& m) {
+  if (!m.alerter) return nullptr;
+  const telemetry::AlerterCounters c = m.alerter->Counters();
+  return {{"channels", m.alerter->ChannelNames()},
+          {"raised", c.raised},
+          {"sent", c.sent},
+          {"failed", c.failed},
+          {"retries", c.retries},
+          {"suppressed", c.suppressed},
+          {"rate_limited", c.rate_limited},
+          {"dropped", c.dropped},
+          {"queued", c.queued}};
 }
 
 std::string StatusJson(AgentApp::Impl& m) {
@@ -503,6 +559,7 @@ std::string StatusJson(AgentApp::Impl& m) {
                 {"containers_adopted", rt.containers_adopted.load()},
                 {"containers_ended_unadoptable", rt.containers_ended_unadoptable.load()},
                 {"images_collected", m.image_gc->collected()}}},
+              {"alerts", AlertsJson(m)},
               {"without_database",
                {{"monitor_rounds", rt.store_down_rounds.load()},
                 {"warnings", rt.offline_warnings.load()},

@@ -434,6 +434,14 @@ Status GpuHealthLoop::RunOnce(std::stop_token /*stop*/) {
   std::vector<store::GpuRecord> gpus;
   if (auto g = d_.store.ListGpus(); g.ok()) gpus = std::move(*g);
   const std::map<std::string, std::string> quarantined = ApplyQuarantine(verdicts, gpus, now);
+  // Alerts on this round's transitions (agent/alert_rules.h); Raise never blocks.
+  if (telemetry::AlertSink* alerts = rt_.alerts(); alerts != nullptr) {
+    for (auto& a : DeriveAlerts(
+             AlertInputFrom(verdicts, samples, gpus, cfg.monitoring, now, rt_.last_platform_ok()),
+             alert_memory_)) {
+      alerts->Raise(std::move(a));
+    }
+  }
   // A GPU quarantined or held back dirty after a rental shows why in its entry (its verdict
   // is unchanged: these are its standing for rentals).
   auto held = rt_.GpusHeldBack();

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "agent/alert_rules.h"
 #include "agent/command_handler.h"
 #include "agent/gpu_cleanliness.h"
 #include "agent/health_rules.h"
@@ -82,6 +83,7 @@ class GpuHealthLoop final : public Loop {
   host::CommandRunner* reset_runner_;
   std::map<std::string, GpuHealthMemory> memory_;       // by GPU uuid
   std::map<std::string, QuarantineMemory> quarantine_;  // by GPU uuid
+  AlertMemory alert_memory_;                            // what the last round's alerts saw
   std::map<std::string, gpu::GpuInfo> infos_;           // the last scan, by GPU uuid
   std::vector<gpu::XidEvent> xids_;                     // last hour
   std::chrono::steady_clock::time_point last_prune_{};

@@ -18,6 +18,10 @@
 #include "platform/platform_api.h"
 #include "store/store.h"
 
+namespace taolie::telemetry {
+class AlertSink;  // telemetry/alerter.h
+}  // namespace taolie::telemetry
+
 namespace taolie::agent {
 
 class RentalIsolation;  // rental_isolation.h
@@ -141,6 +145,11 @@ class Runtime {
   void set_isolation(RentalIsolation* isolation) { isolation_ = isolation; }
   RentalIsolation* isolation() const { return isolation_; }
 
+  // Where the health loop raises alerts (set by the composition root when a webhook or an
+  // e-mail address is configured; null: no alerts).
+  void set_alerts(telemetry::AlertSink* alerts) { alerts_ = alerts; }
+  telemetry::AlertSink* alerts() const { return alerts_; }
+
   std::atomic<bool> reregister_wanted{false};  // set when the inventory changed
   std::atomic<uint64_t> claims_generation{0};  // bumped when GPUs are claimed or released
   std::atomic<int> active_deployments{0};
@@ -180,6 +189,7 @@ class Runtime {
   std::map<std::string, std::string> gpus_held_back_;  // uuid -> reason
   std::map<std::string, uint64_t> last_xid_;           // uuid -> last XID
   std::atomic<RentalIsolation*> isolation_{nullptr};
+  std::atomic<telemetry::AlertSink*> alerts_{nullptr};
 };
 
 }  // namespace taolie::agent

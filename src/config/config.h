@@ -81,7 +81,13 @@ struct AlertsConfig {
   std::string email_from;
   std::string smtp_host;
   int smtp_port = 25;
+  bool smtp_starttls = true;  // smtp://: STARTTLS is required (the mail is not sent without it)
+  bool smtp_tls = false;      // smtps://: TLS from the first byte (usually port 465)
+  std::string smtp_username;  // "" = no authentication
+  std::string smtp_password;  // secret; TAOLIE_SMTP_PASSWORD wins; never logged
   int cooldown_seconds = 900;
+  int max_per_hour = 20;                   // alerts sent per rolling hour; more are suppressed
+  int platform_unreachable_seconds = 600;  // no platform answer this long = an alert
 };
 
 struct RetentionConfig {

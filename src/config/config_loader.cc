@@ -350,6 +350,8 @@ void ReadConfig(const YAML::Node& root, Config* c, std::vector<ConfigProblem>* p
     s.Int("metrics_push_interval", &m.metrics_push_interval);
     s.Int("health_push_interval", &m.health_push_interval);
     s.Int("duration_check_interval", &m.duration_check_interval);
+    s.Int("power_sustain_seconds", &m.power_sustain_seconds);
+    s.Int("quarantine_clear_seconds", &m.quarantine_clear_seconds);
     s.Section("gpu_thresholds", [&](Reader& t) {
       GpuThresholds& g = m.gpu_thresholds;
       // The older names first: the seed's names, read after them, win when both are set.
@@ -362,6 +364,7 @@ void ReadConfig(const YAML::Node& root, Config* c, std::vector<ConfigProblem>* p
       t.Double("memory_warning_percent", &g.memory_warning_percent);
       t.Double("fan_min_percent", &g.fan_min_percent);
       t.Int("ecc_uncorrected_max", &g.ecc_uncorrected_max);
+      t.Int64("ecc_corrected_per_hour", &g.ecc_corrected_per_hour);
     });
     s.Section("alerts", [&](Reader& a) {
       AlertsConfig& al = m.alerts;
@@ -373,7 +376,13 @@ void ReadConfig(const YAML::Node& root, Config* c, std::vector<ConfigProblem>* p
       a.String("email_from", &al.email_from);
       a.String("smtp_host", &al.smtp_host);
       a.Int("smtp_port", &al.smtp_port);
+      a.Bool("smtp_starttls", &al.smtp_starttls);
+      a.Bool("smtp_tls", &al.smtp_tls);
+      a.String("smtp_username", &al.smtp_username);
+      a.String("smtp_password", &al.smtp_password);
       a.Int("cooldown_seconds", &al.cooldown_seconds);
+      a.Int("max_per_hour", &al.max_per_hour);
+      a.Int("platform_unreachable_seconds", &al.platform_unreachable_seconds);
     });
     s.Section("retention", [&](Reader& t) {
       t.Int("logs_days", &m.retention.logs_days);
@@ -403,6 +412,7 @@ void ReadConfig(const YAML::Node& root, Config* c, std::vector<ConfigProblem>* p
     s.StringList("exclude_uuids", &c->gpu.exclude_uuids);
     s.Int64("idle_memory_margin_mb", &c->gpu.idle_memory_margin_mb);
     s.Int("dirty_timeout_seconds", &c->gpu.dirty_timeout_seconds);
+    s.Bool("allow_reset", &c->gpu.allow_reset);
   });
   r.Section("logging", [&](Reader& s) {
     LoggingConfig& l = c->logging;
@@ -696,6 +706,7 @@ void ApplyEnvironment(Config& config, const EnvLookup& getenv) {
   };
   if (auto v = get("TAOLIE_API_KEY")) config.agent.api_key = *v;
   if (auto v = get("TAOLIE_DB_PASSWORD")) config.database.password = *v;
+  if (auto v = get("TAOLIE_SMTP_PASSWORD")) config.monitoring.alerts.smtp_password = *v;
   if (auto v = get("TAOLIE_SERVER_URL")) config.server.url = *v;
   if (config.docker.host.empty()) {
     if (auto v = get("DOCKER_HOST")) config.docker.host = *v;
@@ -873,6 +884,11 @@ std::vector<ConfigProblem> Validate(const Config& c) {
   k.Range("monitoring.gpu_thresholds.memory_warning_percent", t.memory_warning_percent, 0.0, 100.0);
   k.Range("monitoring.gpu_thresholds.fan_min_percent", t.fan_min_percent, 0.0, 100.0);
   k.NonNegative("monitoring.gpu_thresholds.ecc_uncorrected_max", t.ecc_uncorrected_max);
+  if (t.ecc_corrected_per_hour < 0) {
+    k.Fatal("monitoring.gpu_thresholds.ecc_corrected_per_hour", "must be >= 0 (0 = off)");
+  }
+  k.Range("monitoring.power_sustain_seconds", m.power_sustain_seconds, 0, 86400);
+  k.Range("monitoring.quarantine_clear_seconds", m.quarantine_clear_seconds, 0, 7 * 86400);
   const AlertsConfig& al = m.alerts;
   if (!al.webhook_url.empty()) {
     ParsedUrl w;
@@ -892,6 +908,23 @@ std::vector<ConfigProblem> Validate(const Config& c) {
   }
   k.Range("monitoring.alerts.smtp_port", al.smtp_port, 1, 65535);
   k.NonNegative("monitoring.alerts.cooldown_seconds", al.cooldown_seconds);
+  k.Range("monitoring.alerts.max_per_hour", al.max_per_hour, 1, 3600);
+  k.Range("monitoring.alerts.platform_unreachable_seconds", al.platform_unreachable_seconds, 60,
+          7 * 86400);
+  if (al.smtp_tls && al.smtp_starttls) {
+    k.Fatal("monitoring.alerts.smtp_tls",
+            "smtp_tls (TLS from the start, smtps://) and smtp_starttls exclude each other: set "
+            "smtp_starttls: false with smtp_tls: true");
+  }
+  if (!al.smtp_username.empty() && !al.smtp_tls && !al.smtp_starttls) {
+    k.Fatal("monitoring.alerts.smtp_username",
+            "credentials are never sent in clear: enable smtp_starttls or smtp_tls");
+  }
+  if (al.smtp_username.empty() != al.smtp_password.empty()) {
+    k.Fatal(al.smtp_username.empty() ? "monitoring.alerts.smtp_username"
+                                     : "monitoring.alerts.smtp_password",
+            "smtp_username and smtp_password (or TAOLIE_SMTP_PASSWORD) go together");
+  }
   k.Positive("monitoring.retention.logs_days", m.retention.logs_days);
   k.Positive("monitoring.retention.metrics_days", m.retention.metrics_days);
   k.Positive("monitoring.retention.health_days", m.retention.health_days);

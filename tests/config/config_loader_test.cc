@@ -394,6 +394,21 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"monitoring: {alerts: {enabled: true}}", "monitoring.alerts.enabled"},
         BadCase{"monitoring: {alerts: {email_to: ops@example.com}}", "monitoring.alerts.smtp_host"},
         BadCase{"monitoring: {alerts: {smtp_port: 0}}", "monitoring.alerts.smtp_port"},
+        BadCase{"monitoring: {alerts: {smtp_tls: true}}", "monitoring.alerts.smtp_tls"},
+        BadCase{"monitoring: {alerts: {smtp_starttls: false, smtp_username: u, smtp_password: p}}",
+                "monitoring.alerts.smtp_username"},
+        BadCase{"monitoring: {alerts: {smtp_username: u}}", "monitoring.alerts.smtp_password"},
+        BadCase{"monitoring: {alerts: {smtp_password: p}}", "monitoring.alerts.smtp_username"},
+        BadCase{"monitoring: {alerts: {max_per_hour: 0}}", "monitoring.alerts.max_per_hour"},
+        BadCase{"monitoring: {alerts: {platform_unreachable_seconds: 10}}",
+                "monitoring.alerts.platform_unreachable_seconds"},
+        BadCase{"monitoring: {alerts: {smtp_starttls: maybe}}", "monitoring.alerts.smtp_starttls"},
+        BadCase{"monitoring: {power_sustain_seconds: -1}", "monitoring.power_sustain_seconds"},
+        BadCase{"monitoring: {quarantine_clear_seconds: -1}",
+                "monitoring.quarantine_clear_seconds"},
+        BadCase{"monitoring: {gpu_thresholds: {ecc_corrected_per_hour: -1}}",
+                "monitoring.gpu_thresholds.ecc_corrected_per_hour"},
+        BadCase{"gpu: {allow_reset: sometimes}", "gpu.allow_reset"},
         BadCase{"monitoring: {retention: {metrics_days: 0}}", "monitoring.retention.metrics_days"},
         BadCase{"monitoring: {retention: {events_days: x}}", "monitoring.retention.events_days"},
         BadCase{"database: {mode: cloud}", "database.mode"},
@@ -464,6 +479,47 @@ TEST(ConfigLoader, EnvironmentOverridesSecretsAndUrl) {
   EXPECT_EQ(r.config.server.url, "https://platform.example.org");
   EXPECT_EQ(r.config.docker.host, "unix:///run/user/1000/docker.sock");
   EXPECT_THAT(ValidateForRun(r.config), IsEmpty());
+}
+
+TEST(ConfigLoader, AlertDeliveryAndHealthKeys) {
+  LoadResult r = LoadConfigString(R"(
+monitoring:
+  power_sustain_seconds: 120
+  quarantine_clear_seconds: 600
+  gpu_thresholds: {ecc_corrected_per_hour: 50}
+  alerts: {email: ops@example.com, smtp_host: mx, smtp_port: 465, smtp_starttls: false,
+           smtp_tls: true, smtp_username: agent, smtp_password: file-pass, max_per_hour: 5,
+           platform_unreachable_seconds: 300}
+gpu: {allow_reset: true}
+)");
+  EXPECT_FALSE(HasFatal(r.problems)) << Dump(r.problems);
+  const auto& m = r.config.monitoring;
+  EXPECT_EQ(m.power_sustain_seconds, 120);
+  EXPECT_EQ(m.quarantine_clear_seconds, 600);
+  EXPECT_EQ(m.gpu_thresholds.ecc_corrected_per_hour, 50);
+  EXPECT_TRUE(r.config.gpu.allow_reset);
+  EXPECT_FALSE(m.alerts.smtp_starttls);
+  EXPECT_TRUE(m.alerts.smtp_tls);
+  EXPECT_EQ(m.alerts.smtp_username, "agent");
+  EXPECT_EQ(m.alerts.smtp_password, "file-pass");
+  EXPECT_EQ(m.alerts.max_per_hour, 5);
+  EXPECT_EQ(m.alerts.platform_unreachable_seconds, 300);
+
+  Config d;  // the defaults the brief and docs promise
+  EXPECT_TRUE(d.monitoring.alerts.smtp_starttls);
+  EXPECT_FALSE(d.monitoring.alerts.smtp_tls);
+  EXPECT_EQ(d.monitoring.alerts.max_per_hour, 20);
+  EXPECT_EQ(d.monitoring.alerts.platform_unreachable_seconds, 600);
+  EXPECT_FALSE(d.gpu.allow_reset);
+
+  // TAOLIE_SMTP_PASSWORD wins over the file, and alone satisfies smtp_username.
+  auto env = FakeEnv({{"TAOLIE_SMTP_PASSWORD", "env-smtp-pass"}});
+  r = LoadConfigString("monitoring: {alerts: {smtp_username: agent, smtp_password: file-pass}}",
+                       env);
+  EXPECT_FALSE(HasFatal(r.problems)) << Dump(r.problems);
+  EXPECT_EQ(r.config.monitoring.alerts.smtp_password, "env-smtp-pass");
+  r = LoadConfigString("monitoring: {alerts: {smtp_username: agent}}", env);
+  EXPECT_FALSE(HasFatal(r.problems)) << Dump(r.problems);
 }
 
 TEST(ConfigLoader, DockerHostEnvOnlyWhenKeyEmpty) {
