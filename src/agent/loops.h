@@ -24,6 +24,7 @@
 #include "agent/rental_monitor.h"
 #include "agent/runtime.h"
 #include "host/command_runner.h"
+#include "host/kmsg_xid_reader.h"
 #include "platform/delivery.h"
 
 namespace taolie::agent {
@@ -77,6 +78,13 @@ class GpuHealthLoop final : public Loop {
                                     SystemTime now) const;
   // Writes the failure into the rental's container (/run/taolie/gpu_failed and its terminals).
   void TellRenter(const std::string& deployment_id, const GpuHealth& v);
+  // This round's new XIDs, from NVML's events and the kernel log (gpu.kmsg_path), recorded in
+  // the store with the kernel-log cursor, and the last hour's (read back once after a start).
+  void CollectXids(SystemTime now);
+  // The kernel log's new XID lines not already seen through NVML; sets the cursor to record.
+  void ReadKernelLog(SystemTime now, const std::vector<gpu::XidEvent>& from_nvml,
+                     std::vector<store::XidRecord>& out,
+                     std::optional<store::KmsgCursorRow>& cursor);
 
   Deps d_;
   Runtime& rt_;
@@ -86,6 +94,12 @@ class GpuHealthLoop final : public Loop {
   AlertMemory alert_memory_;                            // what the last round's alerts saw
   std::map<std::string, gpu::GpuInfo> infos_;           // the last scan, by GPU uuid
   std::vector<gpu::XidEvent> xids_;                     // last hour
+  bool xids_loaded_ = false;                            // the store's last hour read back
+  std::vector<store::XidRecord> xids_unrecorded_;       // the store was down: next round
+  std::unique_ptr<host::KmsgXidReader> kmsg_;
+  std::string kmsg_error_;  // why the kernel log cannot be read (logged when it changes)
+  std::optional<store::KmsgCursorRow> kmsg_cursor_;  // read from the store, then kept here
+  bool kmsg_cursor_loaded_ = false;
   std::chrono::steady_clock::time_point last_prune_{};
   bool prune_more_ = false;  // the last prune left a backlog: prune again next round
   // Writes only what changed (inventory, per-GPU health); everything again every 10 minutes.

@@ -134,6 +134,9 @@ struct GpuConfig {
   std::string nvml_library = "libnvidia-ml.so.1";
   // Used when NVML cannot be loaded: a name looked up on PATH, or an absolute path.
   std::string nvidia_smi_path = "nvidia-smi";
+  // The kernel log read for NVIDIA's XID lines ("NVRM: Xid"), with a persisted cursor; "" = not
+  // read (XIDs then come from NVML events only).
+  std::string kmsg_path = "/dev/kmsg";
   std::vector<std::string> exclude_uuids;  // GPUs the owner keeps for itself
   // After a rental ends its GPUs are dirty until NVML shows no compute process on them and
   // used memory within this margin of the baseline taken when the agent started.

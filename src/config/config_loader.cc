@@ -409,6 +409,7 @@ void ReadConfig(const YAML::Node& root, Config* c, std::vector<ConfigProblem>* p
     s.String("uuid", &c->gpu.uuid);
     s.String("nvml_library", &c->gpu.nvml_library);
     s.String("nvidia_smi_path", &c->gpu.nvidia_smi_path);
+    s.String("kmsg_path", &c->gpu.kmsg_path);
     s.StringList("exclude_uuids", &c->gpu.exclude_uuids);
     s.Int64("idle_memory_margin_mb", &c->gpu.idle_memory_margin_mb);
     s.Int("dirty_timeout_seconds", &c->gpu.dirty_timeout_seconds);

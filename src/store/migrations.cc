@@ -252,6 +252,33 @@ CREATE TABLE rental_metering (
 );
 )sql";
 
+// XIDs kept across restarts, attributed to the rental holding the GPU; the kernel-log cursor.
+constexpr std::string_view kXidEvents = R"sql(
+CREATE TABLE xid_events (
+  id            bigserial PRIMARY KEY,
+  gpu_uuid      text NOT NULL DEFAULT '',
+  pci_bus_id    text NOT NULL DEFAULT '',
+  xid           bigint NOT NULL,
+  source        text NOT NULL CHECK (source IN ('nvml', 'kmsg')),
+  at            timestamptz NOT NULL,
+  deployment_id text NOT NULL DEFAULT '',
+  severity      text NOT NULL DEFAULT '',
+  action        text NOT NULL DEFAULT '',
+  message       text NOT NULL DEFAULT '',
+  pid           bigint,
+  process_name  text NOT NULL DEFAULT ''
+);
+CREATE INDEX xid_events_at_idx ON xid_events (at);
+CREATE INDEX xid_events_deployment_idx ON xid_events (deployment_id) WHERE deployment_id <> '';
+
+CREATE TABLE kmsg_cursor (
+  only_row   boolean PRIMARY KEY DEFAULT true CHECK (only_row),
+  boot_id    text NOT NULL,
+  next_seq   bigint NOT NULL,
+  updated_at timestamptz NOT NULL DEFAULT now()
+);
+)sql";
+
 }  // namespace
 
 const std::vector<Migration>& Migrations() {
@@ -262,6 +289,7 @@ const std::vector<Migration>& Migrations() {
       {4, "dirty GPUs after a rental", kGpuDirty},
       {5, "GPU quarantine", kGpuQuarantine},
       {6, "every GPU signal per sample, rental metering", kGpuSignals},
+      {7, "XIDs with their rental, kernel-log cursor", kXidEvents},
   };
   return kMigrations;
 }

@@ -1251,6 +1251,86 @@ Status PgStore::MarkEventAttempt(int64_t id, const std::string& error, SystemTim
 
 // ---------- metrics and health ----------
 
+Status PgStore::RecordXids(const std::vector<XidRecord>& xids,
+                           const std::optional<KmsgCursorRow>& cursor) {
+  return impl_->Run("record XIDs", [&](Tx& tx) -> Status {
+    if (!xids.empty()) {
+      Params params;
+      for (const auto& x : xids) {
+        Params row{x.gpu_uuid,
+                   x.pci_bus_id,
+                   Num(static_cast<int64_t>(x.xid)),
+                   x.source,
+                   FormatRfc3339(x.at),
+                   x.severity,
+                   x.action,
+                   x.message,
+                   x.pid ? Param(Num(static_cast<int64_t>(*x.pid))) : std::nullopt,
+                   x.process_name};
+        params.insert(params.end(), row.begin(), row.end());
+      }
+      const std::string sql =
+          "INSERT INTO xid_events (gpu_uuid, pci_bus_id, xid, source, at, severity, action, "
+          "  message, pid, process_name, deployment_id) "
+          "SELECT v.u, v.b, v.x, v.s, v.t, v.sev, v.act, v.m, v.p, v.pn, "
+          "  coalesce((SELECT g.deployment_id FROM gpu_status g WHERE g.uuid = v.u), '') "
+          "FROM (VALUES " +
+          ValuesList(xids.size(),
+                     {"", "", "::bigint", "", "::timestamptz", "", "", "", "::bigint", ""}) +
+          ") AS v (u, b, x, s, t, sev, act, m, p, pn)";
+      TAOLIE_RETURN_IF_ERROR(tx.Exec(sql.c_str(), params));
+    }
+    if (cursor) {
+      TAOLIE_RETURN_IF_ERROR(
+          tx.Exec("INSERT INTO kmsg_cursor (only_row, boot_id, next_seq) VALUES (true, $1, $2) "
+                  "ON CONFLICT (only_row) DO UPDATE SET boot_id = excluded.boot_id, "
+                  "  next_seq = excluded.next_seq, updated_at = now()",
+                  {cursor->boot_id, Num(static_cast<int64_t>(cursor->next_seq))}));
+    }
+    return OkStatus();
+  });
+}
+
+Result<std::optional<KmsgCursorRow>> PgStore::KmsgCursor() {
+  return impl_->Run("kmsg cursor", [&](Tx& tx) -> Result<std::optional<KmsgCursorRow>> {
+    auto r = tx.Exec("SELECT boot_id, next_seq FROM kmsg_cursor");
+    if (!r.ok()) return r.error();
+    if (r->size() == 0) return std::optional<KmsgCursorRow>{};
+    KmsgCursorRow c;
+    c.boot_id = r->Str(0, "boot_id");
+    c.next_seq = static_cast<uint64_t>(r->Int(0, "next_seq"));
+    return std::optional<KmsgCursorRow>{c};
+  });
+}
+
+Result<std::vector<XidRecord>> PgStore::XidsSince(SystemTime since) {
+  return impl_->Run("XIDs since", [&](Tx& tx) -> Result<std::vector<XidRecord>> {
+    auto r = tx.Exec(
+        "SELECT gpu_uuid, pci_bus_id, xid, source, at, severity, action, message, pid, "
+        "  process_name, deployment_id FROM xid_events WHERE at >= $1::timestamptz "
+        "ORDER BY at, id LIMIT 10000",
+        {FormatRfc3339(since)});
+    if (!r.ok()) return r.error();
+    std::vector<XidRecord> out;
+    for (int i = 0; i < r->size(); ++i) {
+      XidRecord x;
+      x.gpu_uuid = r->Str(i, "gpu_uuid");
+      x.pci_bus_id = r->Str(i, "pci_bus_id");
+      x.xid = static_cast<uint64_t>(r->Int(i, "xid"));
+      x.source = r->Str(i, "source");
+      x.at = r->Ts(i, "at");
+      x.severity = r->Str(i, "severity");
+      x.action = r->Str(i, "action");
+      x.message = r->Str(i, "message");
+      if (auto p = r->OptInt(i, "pid")) x.pid = static_cast<uint32_t>(*p);
+      x.process_name = r->Str(i, "process_name");
+      x.deployment_id = r->Str(i, "deployment_id");
+      out.push_back(std::move(x));
+    }
+    return out;
+  });
+}
+
 namespace {
 
 // Running totals per (rental, GPU): one upsert for the round's rented GPUs. The energy total

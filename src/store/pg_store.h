@@ -77,6 +77,11 @@ class PgStore final : public Store {
   Status MarkEventAttempt(int64_t id, const std::string& error, SystemTime at,
                           SystemTime next_attempt_at) override;
 
+  Status RecordXids(const std::vector<XidRecord>& xids,
+                    const std::optional<KmsgCursorRow>& cursor) override;
+  Result<std::optional<KmsgCursorRow>> KmsgCursor() override;
+  Result<std::vector<XidRecord>> XidsSince(SystemTime since) override;
+
   Result<int64_t> InsertMetricSample(const MetricSample& s) override;
   Result<std::vector<MetricSample>> UnpushedMetricSamples(int limit) override;
   Status MarkMetricSamplesPushed(const std::vector<int64_t>& ids) override;

@@ -76,4 +76,25 @@ struct GpuRecord {
   bool needs_reset = false;  // it returns only after a GPU reset
 };
 
+// One XID the driver reported (xid_events), through NVML's event or the kernel log.
+struct XidRecord {
+  std::string gpu_uuid;  // "" when the kernel named a bus no known GPU is on
+  std::string pci_bus_id;
+  uint64_t xid = 0;
+  std::string source;  // "nvml" | "kmsg"
+  SystemTime at{};
+  std::string severity;  // gpu/xid_catalog.h's class and remedy, as names
+  std::string action;
+  std::string message;  // the kernel's line ("" from NVML)
+  std::optional<uint32_t> pid;
+  std::string process_name;
+  std::string deployment_id;  // read back: the rental that held the GPU when it was recorded
+};
+
+// Where the kernel-log reader stopped: the boot and one past the last sequence number read.
+struct KmsgCursorRow {
+  std::string boot_id;
+  uint64_t next_seq = 0;
+};
+
 }  // namespace taolie::store

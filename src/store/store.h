@@ -122,6 +122,14 @@ class Store {
   virtual Status MarkEventAttempt(int64_t id, const std::string& error, SystemTime at,
                                   SystemTime next_attempt_at) = 0;
 
+  // --- XIDs ---
+  // Records the XIDs (each attributed to the rental holding its GPU now) and, when given, the
+  // kernel-log cursor they were read up to, in one transaction: a restart reads on from there.
+  virtual Status RecordXids(const std::vector<XidRecord>& xids,
+                            const std::optional<KmsgCursorRow>& cursor) = 0;
+  virtual Result<std::optional<KmsgCursorRow>> KmsgCursor() = 0;
+  virtual Result<std::vector<XidRecord>> XidsSince(SystemTime since) = 0;  // oldest first
+
   // --- metrics and health ---
   virtual Result<int64_t> InsertMetricSample(const MetricSample& s) = 0;
   virtual Result<std::vector<MetricSample>> UnpushedMetricSamples(int limit) = 0;  // oldest first

@@ -2,8 +2,13 @@
 // verdict change and a quarantine, once, not again while nothing changes; and the platform
 // silent past monitoring.alerts.platform_unreachable_seconds. Fakes and a FakeClock only.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
+#include <cstdio>
+#include <ctime>
+#include <fstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "agent/loops.h"
@@ -33,7 +38,8 @@ class ListingGpuProbe final : public testing::FakeGpuProbe {
  public:
   std::vector<gpu::GpuInfo> infos;
   Result<std::vector<gpu::GpuInfo>> ListGpus() override { return infos; }
-  Result<std::vector<gpu::XidEvent>> DrainXids() override { return std::vector<gpu::XidEvent>{}; }
+  std::vector<gpu::XidEvent> xids;  // handed out by the next DrainXids
+  Result<std::vector<gpu::XidEvent>> DrainXids() override { return std::exchange(xids, {}); }
 };
 
 class RecordingSink final : public telemetry::AlertSink {
@@ -60,7 +66,8 @@ gpu::GpuSample Sample() {
 
 struct HealthLoopAlerts : ::testing::Test {
   HealthLoopAlerts() {
-    cfg.logging.file = "";  // no rotated logs to prune
+    cfg.logging.file = "";   // no rotated logs to prune
+    cfg.gpu.kmsg_path = "";  // the kernel log only where a test names a file
     cfg.monitoring.alerts.platform_unreachable_seconds = 600;
     store.AddGpu("GPU-a");
     gpu::GpuInfo info;
@@ -68,6 +75,7 @@ struct HealthLoopAlerts : ::testing::Test {
     info.index = 0;
     info.memory_total_mb = 1000;
     info.fan_count = 0;
+    info.pci_bus_id = "00000000:3B:00.0";
     gpus.infos = {info};
     gpus.samples = {Sample()};
     rt.set_alerts(&sink);
@@ -129,6 +137,47 @@ TEST_F(HealthLoopAlerts, NoSinkNoAlerts) {
   gpus.samples[0].ecc_volatile_uncorrected = 2;
   EXPECT_TRUE(Round(loop).empty());
   EXPECT_EQ(store.reports, 1);  // the round itself ran
+}
+
+// XIDs are recorded with the rental holding the GPU: one seen through NVML's event and the
+// kernel log is one XID; a kernel-only one is recorded from the log; the log's cursor is kept
+// with them, and a line is never read twice.
+TEST_F(HealthLoopAlerts, XidsFromNvmlAndTheKernelLogAreRecordedOnceWithTheRental) {
+  char tmpl[] = "/tmp/taolie-kmsg-XXXXXX";
+  const int fd = mkstemp(tmpl);
+  ASSERT_GE(fd, 0);
+  ::close(fd);
+  const std::string path = tmpl;
+  cfg.gpu.kmsg_path = path;
+  store.gpus[0].deployment_id = "rent-1";
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  const long long usec = static_cast<long long>(ts.tv_sec) * 1000000 + ts.tv_nsec / 1000;
+  std::ofstream(path) << "3,10," << usec << ",-;NVRM: Xid (PCI:0000:3b:00): 79, pid=7, name=a, "
+                      << "GPU has fallen off the bus.\n"
+                      << "3,11," << usec << ",-;NVRM: Xid (PCI:0000:3b:00): 31, pid=8, name=b, "
+                      << "MMU Fault\n";
+  gpus.xids = {{"GPU-a", 79, clock.Now()}};
+  GpuHealthLoop loop(deps, rt);
+  Round(loop);
+  ASSERT_EQ(store.xids.size(), 2u);
+  EXPECT_EQ(store.xids[0].xid, 79u);
+  EXPECT_EQ(store.xids[0].source, "nvml");
+  EXPECT_EQ(store.xids[0].deployment_id, "rent-1");
+  EXPECT_EQ(store.xids[0].severity, "failure");
+  EXPECT_EQ(store.xids[1].xid, 31u);
+  EXPECT_EQ(store.xids[1].source, "kmsg");
+  EXPECT_EQ(store.xids[1].gpu_uuid, "GPU-a");
+  EXPECT_EQ(store.xids[1].pid, std::optional<uint32_t>(8));
+  EXPECT_EQ(store.xids[1].deployment_id, "rent-1");
+  ASSERT_TRUE(store.kmsg_cursor.has_value());
+  EXPECT_EQ(store.kmsg_cursor->next_seq, 12u);
+  Round(loop);
+  EXPECT_EQ(store.xids.size(), 2u) << "nothing new in the log";
+  GpuHealthLoop restarted(deps, rt);  // a new start: the cursor comes from the store
+  Round(restarted);
+  EXPECT_EQ(store.xids.size(), 2u);
+  std::remove(path.c_str());
 }
 
 }  // namespace

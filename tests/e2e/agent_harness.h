@@ -120,10 +120,10 @@ struct HarnessOptions {
   std::map<std::string, std::string> env;
   int readiness_timeout = 40;
   std::string api_key = "sim-key";
-  std::string nvml_library;   // "" = the project's fake libnvidia-ml.so.1
-  std::string database_yaml;  // the `database:` section; "" = managed under the data dir
-  std::string gpu_yaml;       // more keys of the `gpu:` section ("  key: value\n" lines)
-  std::string docker_yaml;    // more keys of the `docker:` section, the same way
+  std::string nvml_library;     // "" = the project's fake libnvidia-ml.so.1
+  std::string database_yaml;    // the `database:` section; "" = managed under the data dir
+  std::string gpu_yaml;         // more keys of the `gpu:` section ("  key: value\n" lines)
+  std::string docker_yaml;      // more keys of the `docker:` section, the same way
   std::string deployment_yaml;  // more keys of the `deployment:` section, the same way
   // Registries allowed besides the local test registry (e.g. a test's own fake registry).
   std::vector<std::string> extra_registries;
@@ -168,6 +168,8 @@ class AgentHarness {
 
   std::string ConfigPath() const { return root_ + "/config.yaml"; }
   std::string LogPath() const { return root_ + "/agent.out"; }
+  // A regular file standing in for /dev/kmsg (gpu.kmsg_path): tests append records to it.
+  std::string KmsgPath() const { return root_ + "/kmsg"; }
   std::string Log() const { return ReadFile(LogPath()); }
 
   std::string ExtraRegistries() const {
@@ -177,6 +179,7 @@ class AgentHarness {
   }
 
   void WriteConfig() {
+    if (!std::filesystem::exists(KmsgPath())) std::ofstream(KmsgPath()).flush();
     std::ofstream out(ConfigPath());
     out << "agent:\n  api_key: " << o_.api_key << "\n"
         << "network:\n  public_ip: 127.0.0.1\n  bind_ip: 127.0.0.1\n"
@@ -191,7 +194,7 @@ class AgentHarness {
         << (o_.database_yaml.empty() ? std::string("database:\n  mode: managed\n")
                                      : o_.database_yaml)
         << "gpu:\n  nvml_library: " << (o_.nvml_library.empty() ? FAKE_NVML_PATH : o_.nvml_library)
-        << "\n"
+        << "\n  kmsg_path: " << KmsgPath() << "\n"
         << o_.gpu_yaml << "logging:\n  level: debug\n  file: \"\"\n  journal: false\n"
         << "docker:\n  host: " << docker_host_ << "\n"
         << o_.docker_yaml << "deployment:\n  readiness_timeout_seconds: " << o_.readiness_timeout

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -435,6 +436,73 @@ TEST_F(SafetyTest, AGpuFailingUnderARentalIsReportedAndTheRentalKeepsRunning) {
   EXPECT_NEAR(ended["mean_gpu_utilization"].get<double>(), 80.0, 0.05);
   EXPECT_TRUE(ended.contains("energy_wh"));
   std::filesystem::remove_all(dir);
+}
+
+// Issue 8 item 2: an XID line in the kernel log (a file standing in for /dev/kmsg) is
+// classified, recorded with the rental that held the GPU, makes the GPU fail under the rental,
+// and is never counted again: not in the next rounds, not after a restart.
+TEST_F(SafetyTest, AKernelLogXidIsRecordedOnceWithTheRentalThatHeldTheGpu) {
+  HarnessOptions o;
+  o.scenario = "two_gpus.ini";
+  StartAgent(o);
+  sim_->QueueCommand(agent_id_, "deploy",
+                     json{{"deployment_id", "kx-1"},
+                          {"image", SshImage()},
+                          {"gpu_count", 1},
+                          {"ports", {{"22", 22}}}}
+                         .dump());
+  json ok = WaitEvent("kx-1", "success", 120s);
+  ASSERT_FALSE(ok.is_null());
+  const std::string gpu = ok["gpus"][0];
+  // The rental's GPU's bus, as the kernel prints it (NVML: 00000000:1N:00.0 in the fake).
+  auto db = OpenAgentDb(agent_->root() + "/data");
+  ASSERT_NE(db, nullptr);
+  auto gpus = db->ListGpus();
+  ASSERT_TRUE(gpus.ok());
+  std::string bus;
+  for (const auto& g : *gpus) {
+    if (g.uuid == gpu) bus = g.pci_bus_id.substr(4, 7);  // "0000:1N:00"
+  }
+  ASSERT_FALSE(bus.empty());
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  const long long usec = static_cast<long long>(ts.tv_sec) * 1000000 + ts.tv_nsec / 1000;
+  {
+    std::ofstream k(agent_->KmsgPath(), std::ios::app);
+    k << "6,900," << usec - 1000 << ",-;NVRM: loading NVIDIA UNIX x86_64 Kernel Module\n"
+      << "4,901," << usec << ",-;NVRM: Xid (PCI:" << bus
+      << "): 48, pid=4242, name=python3, An uncorrectable double bit error (DBE) has been "
+         "detected on GPU in the framebuffer at partition 0, subpartition 0.\n"
+      << "12,902," << usec << ",-;NVRM: Xid (PCI:" << bus << "): 79, written by a user program\n";
+  }
+  json failed = WaitEvent("kx-1", "gpu_failed", 30s);
+  ASSERT_FALSE(failed.is_null()) << agent_->Log();
+  EXPECT_EQ(failed["gpu_uuid"], gpu);
+  EXPECT_EQ(failed["xid"], 48);
+  auto recorded = [&] {
+    auto x = db->XidsSince(SystemTime{});
+    return x.ok() ? *x : std::vector<store::XidRecord>{};
+  };
+  ASSERT_EQ(recorded().size(), 1u) << "one XID: not the user-space line, not the other message";
+  const store::XidRecord x = recorded()[0];
+  EXPECT_EQ(x.xid, 48u);
+  EXPECT_EQ(x.gpu_uuid, gpu);
+  EXPECT_EQ(x.deployment_id, "kx-1");
+  EXPECT_EQ(x.source, "kmsg");
+  EXPECT_EQ(x.severity, "failure");
+  EXPECT_EQ(x.pid, std::optional<uint32_t>(4242));
+  EXPECT_EQ(x.process_name, "python3");
+  EXPECT_LT(std::chrono::abs(x.at - std::chrono::system_clock::now()), 60s);
+  ASSERT_TRUE(WaitForPolls(4));  // more health rounds read the log again: nothing new
+  EXPECT_EQ(recorded().size(), 1u);
+  db.reset();
+  ASSERT_EQ(agent_->Terminate(), 0);
+  agent_->Start();
+  ASSERT_FALSE(agent_->WaitAgentId(30s).empty());
+  ASSERT_TRUE(WaitForPolls(8));  // two health rounds at least
+  db = OpenAgentDb(agent_->root() + "/data");
+  ASSERT_NE(db, nullptr);
+  EXPECT_EQ(recorded().size(), 1u) << "the persisted cursor: a restart reads no line twice";
 }
 
 // Issue 7 items 2 and 3: no raw sockets, no device nodes, and a CPU-only rental sees no GPU;

@@ -31,6 +31,8 @@ class FakeStore : public store::Store {
   std::map<std::string, store::CommandRecord> commands;
   std::vector<store::GpuRecord> gpus;
   std::map<std::string, domain::RentalMetering> metering;  // by deployment id
+  std::vector<store::XidRecord> xids;
+  std::optional<store::KmsgCursorRow> kmsg_cursor;
   int update_calls = 0;
 
   void AddGpu(const std::string& uuid,
@@ -389,6 +391,34 @@ class FakeStore : public store::Store {
   }
   Status MarkEventAttempt(int64_t, const std::string&, SystemTime, SystemTime) override {
     return Unexpected("MarkEventAttempt");
+  }
+  // XIDs: kept in `xids` (attributed to the GPU's claim, as PgStore does) and `kmsg_cursor`.
+  Status RecordXids(const std::vector<store::XidRecord>& in,
+                    const std::optional<store::KmsgCursorRow>& cursor) override {
+    std::lock_guard l(mu_);
+    TAOLIE_RETURN_IF_ERROR(Up());
+    for (auto x : in) {
+      for (const auto& g : gpus) {
+        if (g.uuid == x.gpu_uuid) x.deployment_id = g.deployment_id;
+      }
+      xids.push_back(std::move(x));
+    }
+    if (cursor) kmsg_cursor = cursor;
+    return OkStatus();
+  }
+  Result<std::optional<store::KmsgCursorRow>> KmsgCursor() override {
+    std::lock_guard l(mu_);
+    TAOLIE_RETURN_IF_ERROR(Up());
+    return kmsg_cursor;
+  }
+  Result<std::vector<store::XidRecord>> XidsSince(SystemTime since) override {
+    std::lock_guard l(mu_);
+    TAOLIE_RETURN_IF_ERROR(Up());
+    std::vector<store::XidRecord> out;
+    for (const auto& x : xids) {
+      if (x.at >= since) out.push_back(x);
+    }
+    return out;
   }
   Result<int64_t> InsertMetricSample(const domain::MetricSample&) override {
     return Unexpected("InsertMetricSample");

@@ -400,6 +400,63 @@ TEST_F(PgStoreTest, ImageLastUseIsTheLatestDeploymentOfEachImage) {
   EXPECT_EQ(last->at("ubuntu"), b.created_at);
 }
 
+// XIDs are recorded with the rental holding their GPU at that moment, with the kernel log's
+// cursor in the same transaction; read back oldest first (issue 8 item 2).
+TEST_F(PgStoreTest, XidsAreRecordedWithTheRentalAndTheKernelLogCursor) {
+  SyncThreeGpus();
+  auto cursor = store_->KmsgCursor();
+  ASSERT_TRUE(cursor.ok()) << cursor.error().ToString();
+  EXPECT_FALSE(cursor->has_value());
+  auto d = store_->CreateDeployment(MakeDeployment("x1", {40040}), GpuClaim{0, {"GPU-a"}}, {});
+  ASSERT_TRUE(d.ok()) << d.error().ToString();
+  const SystemTime t0 = SystemTime(seconds(1'767'261'600));
+  XidRecord rented;
+  rented.gpu_uuid = "GPU-a";
+  rented.pci_bus_id = "00000000:3B:00.0";
+  rented.xid = 48;
+  rented.source = "kmsg";
+  rented.at = t0 + seconds(5);
+  rented.severity = "failure";
+  rented.action = "reset_gpu";
+  rented.message = "NVRM: Xid (PCI:0000:3b:00): 48, pid=7, name=a, DBE";
+  rented.pid = 7;
+  rented.process_name = "a";
+  XidRecord free_gpu;
+  free_gpu.gpu_uuid = "GPU-b";
+  free_gpu.xid = 79;
+  free_gpu.source = "nvml";
+  free_gpu.at = t0;
+  XidRecord unknown_bus = rented;
+  unknown_bus.gpu_uuid = "";
+  unknown_bus.at = t0 + seconds(9);
+  ASSERT_TRUE(
+      store_->RecordXids({rented, free_gpu, unknown_bus}, KmsgCursorRow{"boot-1", 902}).ok());
+  auto all = store_->XidsSince(t0);
+  ASSERT_TRUE(all.ok()) << all.error().ToString();
+  ASSERT_EQ(all->size(), 3u);
+  EXPECT_EQ((*all)[0].xid, 79u);  // oldest first
+  EXPECT_EQ((*all)[0].deployment_id, "");
+  EXPECT_FALSE((*all)[0].pid.has_value());
+  const XidRecord& r = (*all)[1];
+  EXPECT_EQ(r.deployment_id, "x1");
+  EXPECT_EQ(r.pci_bus_id, "00000000:3B:00.0");
+  EXPECT_EQ(r.severity, "failure");
+  EXPECT_EQ(r.action, "reset_gpu");
+  EXPECT_EQ(r.message, rented.message);
+  EXPECT_EQ(r.pid, std::optional<uint32_t>(7));
+  EXPECT_EQ(r.process_name, "a");
+  EXPECT_EQ(r.at, rented.at);
+  EXPECT_EQ((*all)[2].gpu_uuid, "");
+  EXPECT_EQ(store_->XidsSince(t0 + seconds(6))->size(), 1u);
+  cursor = store_->KmsgCursor();
+  ASSERT_TRUE(cursor.ok() && cursor->has_value());
+  EXPECT_EQ((*cursor)->boot_id, "boot-1");
+  EXPECT_EQ((*cursor)->next_seq, 902u);
+  ASSERT_TRUE(store_->RecordXids({}, KmsgCursorRow{"boot-2", 3}).ok());  // the cursor alone
+  EXPECT_EQ((*store_->KmsgCursor())->boot_id, "boot-2");
+  EXPECT_EQ(store_->XidsSince(t0)->size(), 3u);
+}
+
 // A quarantined GPU is never claimed, by count or by name, until it is released; the reason
 // and the reset it waits for are kept (issue 8 item 3).
 TEST_F(PgStoreTest, AQuarantinedGpuIsNotClaimedUntilReleased) {
