@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <future>
 #include <iostream>
@@ -20,6 +21,9 @@
 #include "host/sd_notify.h"
 #include "host/signals.h"
 #include "sim/simulator.h"
+#include "store/conninfo.h"
+#include "store/managed_postgres.h"
+#include "store/pg_store.h"
 #include "telemetry/logging.h"
 
 #ifndef TAOLIE_VERSION
@@ -290,6 +294,70 @@ int CmdFirewallRemove() {
   return 0;
 }
 
+// The operator reset a quarantined GPU that waits for a reset (nvidia-smi -r, or a reboot the
+// agent cannot see as one): the store's flag is cleared, and the GPU returns to service once it
+// has stayed healthy for monitoring.quarantine_clear_seconds. Talks to the running agent's
+// database (managed: its socket and password under data_dir).
+int CmdGpuResetDone(const std::string& config_path, const std::string& uuid) {
+  auto loaded = config::LoadConfigFile(config_path, [](const char* n) { return std::getenv(n); });
+  if (!loaded.ok()) {
+    std::fprintf(stderr, "%s\n", loaded.error().message.c_str());
+    return 2;
+  }
+  const config::Config& cfg = loaded->config;
+  const bool managed =
+      cfg.database.mode == "managed" || (cfg.database.mode.empty() && cfg.database.host.empty());
+  std::string conninfo;
+  if (managed) {
+    std::ifstream in(cfg.data_dir + "/pg-password");
+    std::string password;
+    std::getline(in, password);
+    if (password.empty()) {
+      std::fprintf(stderr, "gpu reset-done: no managed database under %s (is the agent set up?)\n",
+                   cfg.data_dir.c_str());
+      return 1;
+    }
+    config::DatabaseConfig socket;  // the managed cluster: its socket directory, no TCP
+    socket.host = cfg.data_dir + "/pg-run";
+    socket.name = store::ManagedPostgres::kDatabaseName;
+    socket.user = store::ManagedPostgres::kSuperuser;
+    socket.password = password;
+    socket.sslmode = "disable";
+    conninfo = store::ExternalConnInfo(socket);
+  } else {
+    conninfo = store::ExternalConnInfo(cfg.database);
+  }
+  auto db = store::PgStore::Create(conninfo, cfg.database.statement_timeout_ms);
+  if (!db.ok()) {
+    std::fprintf(stderr, "gpu reset-done: database: %s\n", db.error().message.c_str());
+    return 1;
+  }
+  auto gpus = (*db)->ListGpus();
+  if (!gpus.ok()) {
+    std::fprintf(stderr, "gpu reset-done: %s\n", gpus.error().ToString().c_str());
+    return 1;
+  }
+  auto g = std::find_if(gpus->begin(), gpus->end(),
+                        [&](const store::GpuRecord& r) { return r.uuid == uuid; });
+  if (g == gpus->end()) {
+    std::fprintf(stderr, "gpu reset-done: no GPU %s on this host\n", uuid.c_str());
+    return 1;
+  }
+  if (!g->needs_reset) {
+    std::printf(
+        "GPU %s is not waiting for a reset%s\n", uuid.c_str(),
+        g->quarantined_since ? " (it is quarantined: it returns once healthy long enough)" : "");
+    return 0;
+  }
+  if (Status st = (*db)->MarkGpuReset(uuid); !st.ok()) {
+    std::fprintf(stderr, "gpu reset-done: %s\n", st.error().ToString().c_str());
+    return 1;
+  }
+  std::printf("GPU %s marked reset: it returns to service after %d s healthy\n", uuid.c_str(),
+              cfg.monitoring.quarantine_clear_seconds);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -320,6 +388,13 @@ int main(int argc, char** argv) {
   firewall->require_subcommand(1);
   auto* firewall_remove = firewall->add_subcommand(
       "remove", "remove every rule the agent installed (tagged taolie-host-agent)");
+  auto* gpu = cli.add_subcommand("gpu", "the GPUs' standing for rentals");
+  gpu->require_subcommand(1);
+  std::string reset_uuid;
+  auto* gpu_reset_done = gpu->add_subcommand(
+      "reset-done", "the operator reset this quarantined GPU (nvidia-smi -r): stop waiting for it");
+  gpu_reset_done->add_option("uuid", reset_uuid, "the GPU's UUID (GPU-...)")->required();
+  gpu_reset_done->add_option("-c,--config", config_path, "config file")->capture_default_str();
   CLI11_PARSE(cli, argc, argv);
 
   if (*version) {
@@ -331,5 +406,6 @@ int main(int argc, char** argv) {
   if (*dev) return CmdDev(dev_opts);
   if (*simcmd) return CmdSim(sim_port);
   if (*firewall_remove) return CmdFirewallRemove();
+  if (*gpu_reset_done) return CmdGpuResetDone(config_path, reset_uuid);
   return 2;
 }

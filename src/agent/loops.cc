@@ -499,6 +499,9 @@ Status GpuHealthLoop::RunOnce(std::stop_token /*stop*/) {
   limits.power_sustain_seconds = cfg.monitoring.power_sustain_seconds;
   limits.ecc_corrected_per_hour = cfg.monitoring.gpu_thresholds.ecc_corrected_per_hour;
   std::string driver_error;
+  std::vector<store::GpuRecord> gpus;
+  bool gpus_read = false;
+  std::map<std::string, SystemTime> reset_at;  // XIDs from before a GPU's reset do not count
   if (d_.gpus.Available()) {
     auto list = d_.gpus.ListGpus();
     if (list.ok()) {
@@ -527,6 +530,13 @@ Status GpuHealthLoop::RunOnce(std::stop_token /*stop*/) {
       }
     }
     CollectXids(now);
+    if (auto g = d_.store.ListGpus(); g.ok()) {
+      gpus = std::move(*g);
+      gpus_read = true;
+      for (const auto& r : gpus) {
+        if (r.reset_at) reset_at[r.uuid] = *r.reset_at;
+      }
+    }
     xids_.erase(
         std::remove_if(xids_.begin(), xids_.end(),
                        [&](const gpu::XidEvent& e) { return now - e.at > std::chrono::hours(1); }),
@@ -550,8 +560,10 @@ Status GpuHealthLoop::RunOnce(std::stop_token /*stop*/) {
       gin.sample = &g;
       auto info = infos_.find(g.uuid);
       gin.info = info == infos_.end() ? nullptr : &info->second;
+      auto reset = reset_at.find(g.uuid);
       for (const auto& x : xids_) {
-        if (x.uuid == g.uuid) gin.xids.push_back(x);
+        if (x.uuid != g.uuid || (reset != reset_at.end() && x.at <= reset->second)) continue;
+        gin.xids.push_back(x);
       }
       gin.driver_error = driver_error;
       gin.now = now;
@@ -559,8 +571,9 @@ Status GpuHealthLoop::RunOnce(std::stop_token /*stop*/) {
     }
     std::erase_if(memory_, [&](const auto& m) { return infos_.count(m.first) == 0; });
   }
-  std::vector<store::GpuRecord> gpus;
-  if (auto g = d_.store.ListGpus(); g.ok()) gpus = std::move(*g);
+  if (!gpus_read) {
+    if (auto g = d_.store.ListGpus(); g.ok()) gpus = std::move(*g);
+  }
   const std::map<std::string, std::string> quarantined = ApplyQuarantine(verdicts, gpus, now);
   // Alerts on this round's transitions (agent/alert_rules.h); Raise never blocks.
   if (telemetry::AlertSink* alerts = rt_.alerts(); alerts != nullptr) {

@@ -271,6 +271,8 @@ CREATE TABLE xid_events (
 CREATE INDEX xid_events_at_idx ON xid_events (at);
 CREATE INDEX xid_events_deployment_idx ON xid_events (deployment_id) WHERE deployment_id <> '';
 
+ALTER TABLE gpu_status ADD COLUMN reset_at timestamptz;
+
 CREATE TABLE kmsg_cursor (
   only_row   boolean PRIMARY KEY DEFAULT true CHECK (only_row),
   boot_id    text NOT NULL,
@@ -289,7 +291,7 @@ const std::vector<Migration>& Migrations() {
       {4, "dirty GPUs after a rental", kGpuDirty},
       {5, "GPU quarantine", kGpuQuarantine},
       {6, "every GPU signal per sample, rental metering", kGpuSignals},
-      {7, "XIDs with their rental, kernel-log cursor", kXidEvents},
+      {7, "XIDs with their rental, kernel-log cursor, GPU reset time", kXidEvents},
   };
   return kMigrations;
 }

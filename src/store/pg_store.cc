@@ -351,7 +351,7 @@ CommandRecord ToCommand(const Rows& r, int i) {
 constexpr const char* kGpuColumns =
     "uuid, index, name, memory_total_mb, pci_bus_id, health, present, "
     "coalesce(deployment_id, '') AS deployment_id, dirty_since, dirty_after, "
-    "quarantined_since, quarantine_reason, needs_reset";
+    "quarantined_since, quarantine_reason, needs_reset, reset_at";
 
 GpuRecord ToGpu(const Rows& r, int i) {
   GpuRecord g;
@@ -368,6 +368,7 @@ GpuRecord ToGpu(const Rows& r, int i) {
   g.quarantined_since = r.OptTs(i, "quarantined_since");
   g.quarantine_reason = r.Str(i, "quarantine_reason");
   g.needs_reset = r.Flag(i, "needs_reset");
+  g.reset_at = r.OptTs(i, "reset_at");
   return g;
 }
 
@@ -820,7 +821,7 @@ Status PgStore::ReleaseGpu(const std::string& uuid) {
 
 Status PgStore::MarkGpuReset(const std::string& uuid) {
   return impl_->Run("mark GPU reset", [&](Tx& tx) -> Status {
-    return UpdateGpuRow(tx, uuid, "needs_reset = false", {});
+    return UpdateGpuRow(tx, uuid, "needs_reset = false, reset_at = now()", {});
   });
 }
 
@@ -1587,6 +1588,19 @@ Result<Store::PruneResult> PgStore::Prune(const PruneLimits& limits) {
        "             AND processed_at < now() - make_interval(days => $1::int) "
        "             ORDER BY processed_at LIMIT $2::int) RETURNING 1) "
        "SELECT count(*) AS parents, count(*) AS n FROM c"},
+      {"xids", limits.health_days,
+       "WITH x AS (DELETE FROM xid_events WHERE id IN ("
+       "             SELECT id FROM xid_events "
+       "             WHERE at < now() - make_interval(days => $1::int) "
+       "             ORDER BY at LIMIT $2::int) RETURNING 1) "
+       "SELECT count(*) AS parents, count(*) AS n FROM x"},
+      // A rental's totals stop growing when it ends: they age with its events.
+      {"metering", limits.events_days,
+       "WITH m AS (DELETE FROM rental_metering WHERE (deployment_id, gpu_uuid) IN ("
+       "             SELECT deployment_id, gpu_uuid FROM rental_metering "
+       "             WHERE last_at < now() - make_interval(days => $1::int) "
+       "             ORDER BY last_at LIMIT $2::int) RETURNING 1) "
+       "SELECT count(*) AS parents, count(*) AS n FROM m"},
   };
   const int batch = std::max(1, limits.batch_rows);
   PruneResult out;

@@ -74,6 +74,8 @@ struct GpuRecord {
   std::optional<SystemTime> quarantined_since;
   std::string quarantine_reason;
   bool needs_reset = false;  // it returns only after a GPU reset
+  // The last reset (the agent's or the operator's): XIDs from before it no longer count.
+  std::optional<SystemTime> reset_at;
 };
 
 // One XID the driver reported (xid_events), through NVML's event or the kernel log.

@@ -55,7 +55,8 @@ class Store {
   virtual Status QuarantineGpu(const std::string& uuid, const std::string& reason, bool needs_reset,
                                const std::vector<OutboxEvent>& events) = 0;
   virtual Status ReleaseGpu(const std::string& uuid) = 0;
-  // The GPU was reset: it no longer waits for one (it stays quarantined until released).
+  // The GPU was reset (reset_at = now): it no longer waits for one, and XIDs from before no
+  // longer count (it stays quarantined until released).
   virtual Status MarkGpuReset(const std::string& uuid) = 0;
 
   // --- commands (command_queue) ---

@@ -123,6 +123,7 @@ struct HarnessOptions {
   std::string nvml_library;     // "" = the project's fake libnvidia-ml.so.1
   std::string database_yaml;    // the `database:` section; "" = managed under the data dir
   std::string gpu_yaml;         // more keys of the `gpu:` section ("  key: value\n" lines)
+  std::string monitoring_yaml;  // more keys of the `monitoring:` section, the same way
   std::string docker_yaml;      // more keys of the `docker:` section, the same way
   std::string deployment_yaml;  // more keys of the `deployment:` section, the same way
   // Registries allowed besides the local test registry (e.g. a test's own fake registry).
@@ -191,6 +192,7 @@ class AgentHarness {
            "metrics_push_interval: 2\n"
         << "  health_push_interval: 3\n  duration_check_interval: 1\n  gpu_metrics_interval: 2\n"
         << "  gpu_health_interval: 3\n"
+        << o_.monitoring_yaml
         << (o_.database_yaml.empty() ? std::string("database:\n  mode: managed\n")
                                      : o_.database_yaml)
         << "gpu:\n  nvml_library: " << (o_.nvml_library.empty() ? FAKE_NVML_PATH : o_.nvml_library)

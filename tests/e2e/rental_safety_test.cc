@@ -16,6 +16,27 @@ namespace {
 using nlohmann::json;
 using namespace std::chrono_literals;
 
+// A fake-NVML scenario file that a test rewrites while the agent runs (write + rename, so the
+// reader never sees half a file); removed with its directory at the end.
+class ScenarioFile {
+ public:
+  ScenarioFile() {
+    char tmpl[] = "/tmp/taolie-scenario-XXXXXX";
+    dir_ = mkdtemp(tmpl);
+  }
+  ~ScenarioFile() { std::filesystem::remove_all(dir_); }
+  ScenarioFile(const ScenarioFile&) = delete;
+  ScenarioFile& operator=(const ScenarioFile&) = delete;
+  std::string path() const { return dir_ + "/gpus.ini"; }
+  void Write(const std::string& text) const {
+    std::ofstream(path() + ".tmp") << text;
+    std::rename((path() + ".tmp").c_str(), path().c_str());
+  }
+
+ private:
+  std::string dir_;
+};
+
 class SafetyTest : public AgentE2eTest {
  protected:
   std::string key_path_;
@@ -336,13 +357,9 @@ TEST_F(SafetyTest, ContainersAreUnprivilegedAndBounded) {
 // A GPU that falls off the bus is not rented out; a GPU that disappears from the inventory
 // makes the agent register again with the new count.
 TEST_F(SafetyTest, LostGpuIsNotRentedAndInventoryChangeReregisters) {
-  char tmpl[] = "/tmp/taolie-scenario-XXXXXX";
-  std::string dir = mkdtemp(tmpl);
-  std::string scenario = dir + "/gpus.ini";
-  auto write = [&](const std::string& text) {
-    std::ofstream(scenario + ".tmp") << text;
-    std::rename((scenario + ".tmp").c_str(), scenario.c_str());  // atomic for the reader
-  };
+  ScenarioFile file;
+  auto write = [&](const std::string& text) { file.Write(text); };
+  const std::string scenario = file.path();
   const std::string gpu0 = "[gpu0]\nuuid=GPU-aaaaaaaa-0000-0000-0000-000000000000\n";
   const std::string gpu1 = "[gpu1]\nuuid=GPU-aaaaaaaa-0000-0000-0000-000000000001\n";
   write("gpu_count=2\n" + gpu0 + gpu1);
@@ -387,20 +404,15 @@ TEST_F(SafetyTest, LostGpuIsNotRentedAndInventoryChangeReregisters) {
   write("gpu_count=1\n" + gpu0);
   EXPECT_TRUE(sim::Simulator::WaitFor(
       [&] { return json::parse(*sim_->LatestRegistration())["gpu_count"] == 1; }, 30s));
-  std::filesystem::remove_all(dir);
 }
 
 // Issue 8 item 3: a GPU failing under a rental quarantines it, but the rental keeps running;
 // the renter finds the notice in the container and the platform gets gpu_failed with the XID.
 // The ending then carries the rental's metering.
 TEST_F(SafetyTest, AGpuFailingUnderARentalIsReportedAndTheRentalKeepsRunning) {
-  char tmpl[] = "/tmp/taolie-scenario-XXXXXX";
-  std::string dir = mkdtemp(tmpl);
-  std::string scenario = dir + "/gpus.ini";
-  auto write = [&](const std::string& text) {
-    std::ofstream(scenario + ".tmp") << text;
-    std::rename((scenario + ".tmp").c_str(), scenario.c_str());
-  };
+  ScenarioFile file;
+  auto write = [&](const std::string& text) { file.Write(text); };
+  const std::string scenario = file.path();
   const std::string gpu0 =
       "[gpu0]\nuuid=GPU-bbbbbbbb-0000-0000-0000-000000000000\nutilization=80\n";
   write("gpu_count=1\n" + gpu0);
@@ -435,7 +447,6 @@ TEST_F(SafetyTest, AGpuFailingUnderARentalIsReportedAndTheRentalKeepsRunning) {
   ASSERT_TRUE(ended["mean_gpu_utilization"].is_number()) << ended;
   EXPECT_NEAR(ended["mean_gpu_utilization"].get<double>(), 80.0, 0.05);
   EXPECT_TRUE(ended.contains("energy_wh"));
-  std::filesystem::remove_all(dir);
 }
 
 // Issue 8 item 2: an XID line in the kernel log (a file standing in for /dev/kmsg) is
@@ -461,7 +472,7 @@ TEST_F(SafetyTest, AKernelLogXidIsRecordedOnceWithTheRentalThatHeldTheGpu) {
   ASSERT_TRUE(gpus.ok());
   std::string bus;
   for (const auto& g : *gpus) {
-    if (g.uuid == gpu) bus = g.pci_bus_id.substr(4, 7);  // "0000:1N:00"
+    if (g.uuid == gpu) bus = g.pci_bus_id.substr(4, 10);  // "0000:1N:00"
   }
   ASSERT_FALSE(bus.empty());
   timespec ts{};
@@ -503,6 +514,50 @@ TEST_F(SafetyTest, AKernelLogXidIsRecordedOnceWithTheRentalThatHeldTheGpu) {
   db = OpenAgentDb(agent_->root() + "/data");
   ASSERT_NE(db, nullptr);
   EXPECT_EQ(recorded().size(), 1u) << "the persisted cursor: a restart reads no line twice";
+}
+
+// Issue 8 item 3: a GPU that fell off the bus needs a reset before it may be rented again; the
+// operator resets it and says so (`gpu reset-done`), and once healthy for
+// quarantine_clear_seconds it returns to service.
+TEST_F(SafetyTest, AnOperatorsResetReturnsAQuarantinedGpuToService) {
+  ScenarioFile file;
+  auto write = [&](const std::string& text) { file.Write(text); };
+  const std::string scenario = file.path();
+  const std::string uuid = "GPU-cccccccc-0000-0000-0000-000000000000";
+  const std::string gpu0 = "[gpu0]\nuuid=" + uuid + "\n";
+  write("gpu_count=1\n" + gpu0 + "xids=79\n");
+  HarnessOptions o;
+  o.scenario = scenario;
+  o.monitoring_yaml = "  quarantine_clear_seconds: 4\n";
+  StartAgent(o);
+  auto db = OpenAgentDb(agent_->root() + "/data");
+  ASSERT_NE(db, nullptr);
+  auto gpu_row = [&] {
+    auto gpus = db->ListGpus();
+    return gpus.ok() && gpus->size() == 1 ? (*gpus)[0] : store::GpuRecord{};
+  };
+  ASSERT_TRUE(sim::Simulator::WaitFor([&] { return gpu_row().needs_reset; }, 30s));
+  write("gpu_count=1\n" + gpu0);  // healthy again, but no one has reset it
+  ASSERT_TRUE(WaitForPolls(10));  // > 3 health rounds, > quarantine_clear_seconds
+  EXPECT_TRUE(gpu_row().quarantined_since.has_value()) << "waits for its reset";
+  const std::string cli =
+      std::string(AGENT_BIN) + " gpu reset-done " + uuid + " -c " + agent_->ConfigPath() + " 2>&1";
+  const std::string out = Shell(cli);
+  EXPECT_NE(out.find("marked reset"), std::string::npos) << out;
+  EXPECT_FALSE(gpu_row().needs_reset);
+  ASSERT_TRUE(sim::Simulator::WaitFor([&] { return !gpu_row().quarantined_since; }, 30s))
+      << agent_->Log();
+  EXPECT_NE(Shell(cli).find("not waiting for a reset"), std::string::npos);
+  EXPECT_NE(Shell(std::string(AGENT_BIN) + " gpu reset-done GPU-nope -c " + agent_->ConfigPath() +
+                  " 2>&1")
+                .find("no GPU GPU-nope"),
+            std::string::npos);
+  sim_->QueueCommand(
+      agent_id_, "deploy",
+      json{{"deployment_id", "reset-1"}, {"image", SshImage()}, {"ports", {{"22", 22}}}}.dump());
+  json ok = WaitEvent("reset-1", "success", 120s);
+  ASSERT_FALSE(ok.is_null());
+  EXPECT_EQ(ok["gpus"][0], uuid);
 }
 
 // Issue 7 items 2 and 3: no raw sockets, no device nodes, and a CPU-only rental sees no GPU;

@@ -120,7 +120,10 @@ class FakeStore : public store::Store {
     });
   }
   Status MarkGpuReset(const std::string& uuid) override {
-    return EditGpu(uuid, [](store::GpuRecord& g) { g.needs_reset = false; });
+    return EditGpu(uuid, [](store::GpuRecord& g) {
+      g.needs_reset = false;
+      g.reset_at = std::chrono::system_clock::now();
+    });
   }
   Status EditGpu(const std::string& uuid, const std::function<void(store::GpuRecord&)>& edit) {
     std::lock_guard l(mu_);

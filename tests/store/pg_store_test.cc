@@ -1171,6 +1171,25 @@ TEST_F(PgStoreTest, PruneDeletesOnlyOldPushedAndDoneRows) {
       "received_at = now() - interval '31 days' WHERE command_id IN ('old-done', "
       "'old-pending')");
 
+  XidRecord x;
+  x.gpu_uuid = "GPU-a";
+  x.xid = 79;
+  x.source = "nvml";
+  x.at = now - hours(24 * 40);
+  XidRecord recent = x;
+  recent.at = now - hours(1);
+  ASSERT_TRUE(store_->RecordXids({x, recent}, std::nullopt).ok());
+  MetricSample rented;  // two rentals' totals: one ended long ago, one running
+  rented.gpus.resize(2);
+  rented.gpus[0].gpu_uuid = "GPU-a";
+  rented.gpus[0].deployment_id = "ended-long-ago";
+  rented.gpus[1].gpu_uuid = "GPU-b";
+  rented.gpus[1].deployment_id = "running";
+  ASSERT_TRUE(store_->InsertMetricSample(rented).ok());
+  sql_->Query(
+      "UPDATE rental_metering SET last_at = now() - interval '31 days' "
+      "WHERE deployment_id = 'ended-long-ago'");
+
   // Retention 0 = keep forever.
   auto none = store_->Prune({});
   ASSERT_TRUE(none.ok());
@@ -1180,12 +1199,15 @@ TEST_F(PgStoreTest, PruneDeletesOnlyOldPushedAndDoneRows) {
   const Store::PruneLimits limits{7, 30, 30, 30};
   auto n = store_->Prune(limits);
   ASSERT_TRUE(n.ok()) << n.error().ToString();
-  // 1 sample + its GPU row, 1 report + its GPU row, 1 event, 1 command.
-  EXPECT_EQ(n->rows, 6);
+  // 1 sample + its GPU row, 1 report + its GPU row, 1 event, 1 command, 1 XID, 1 total.
+  EXPECT_EQ(n->rows, 8);
   EXPECT_FALSE(n->more);
   EXPECT_EQ(sql_->Scalar("SELECT string_agg(id::text, ',' ORDER BY id) FROM metric_samples"),
-            std::to_string(old_unpushed) + "," + std::to_string(new_pushed));
-  EXPECT_EQ(sql_->Scalar("SELECT count(*) FROM gpu_metrics"), "2");
+            std::to_string(old_unpushed) + "," + std::to_string(new_pushed) + "," +
+                std::to_string(new_pushed + 1));
+  EXPECT_EQ(sql_->Scalar("SELECT count(*) FROM gpu_metrics"), "4");
+  EXPECT_EQ(store_->XidsSince(SystemTime{})->size(), 1u);
+  EXPECT_EQ(sql_->Scalar("SELECT string_agg(deployment_id, ',') FROM rental_metering"), "running");
   EXPECT_EQ(sql_->Scalar("SELECT string_agg(id::text, ',') FROM health_checks"),
             std::to_string(old_unpushed_report));
   EXPECT_EQ(sql_->Scalar("SELECT count(*) FROM outbox"), "2");
