@@ -108,6 +108,9 @@ struct MonitoringConfig {
   int duration_check_interval = 30;
   int power_sustain_seconds = 60;       // power over its limit counts after this long
   int quarantine_clear_seconds = 3600;  // a quarantined GPU returns after this long healthy
+  // A loop whose round has not finished for max(3 x its interval, this) is stuck: systemd's
+  // watchdog is no longer fed and /healthz fails (agent/liveness.h).
+  int stuck_loop_seconds = 120;
   GpuThresholds gpu_thresholds;
   AlertsConfig alerts;
   RetentionConfig retention;

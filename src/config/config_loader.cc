@@ -352,6 +352,7 @@ void ReadConfig(const YAML::Node& root, Config* c, std::vector<ConfigProblem>* p
     s.Int("duration_check_interval", &m.duration_check_interval);
     s.Int("power_sustain_seconds", &m.power_sustain_seconds);
     s.Int("quarantine_clear_seconds", &m.quarantine_clear_seconds);
+    s.Int("stuck_loop_seconds", &m.stuck_loop_seconds);
     s.Section("gpu_thresholds", [&](Reader& t) {
       GpuThresholds& g = m.gpu_thresholds;
       // The older names first: the seed's names, read after them, win when both are set.
@@ -890,6 +891,7 @@ std::vector<ConfigProblem> Validate(const Config& c) {
   }
   k.Range("monitoring.power_sustain_seconds", m.power_sustain_seconds, 0, 86400);
   k.Range("monitoring.quarantine_clear_seconds", m.quarantine_clear_seconds, 0, 7 * 86400);
+  k.Range("monitoring.stuck_loop_seconds", m.stuck_loop_seconds, 1, 86400);
   const AlertsConfig& al = m.alerts;
   if (!al.webhook_url.empty()) {
     ParsedUrl w;
@@ -1109,6 +1111,16 @@ std::vector<ConfigProblem> Validate(const Config& c) {
     k.Fatal("api.listen", "not an IP address or localhost: " + Quote(c.api.listen));
   }
   k.Range("api.port", c.api.port, 1, 65535);
+  if (c.api.enabled && !c.network.security.enable_ssl) {
+    const std::string l = Lower(c.api.listen);
+    const bool loopback = l == "localhost" || l == "::1" || l.rfind("127.", 0) == 0;
+    if (!loopback) {
+      k.Warn("api.listen",
+             Quote(c.api.listen) +
+                 " is not loopback and network.security.enable_ssl is off: the local API "
+                 "(status, metrics) is served in clear text to network.security.allowed_ips");
+    }
+  }
 
   // data_dir
   if (c.data_dir.empty() || !std::filesystem::path(c.data_dir).is_absolute()) {
