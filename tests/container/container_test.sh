@@ -280,4 +280,20 @@ else
 fi
 docker logs "$name" 2>&1 | grep -q 'host facts read under agent.host_root /host' ||
   die "the agent's log does not say it reads under /host"
+# The rental firewall from inside the container, on the host's backend (the entrypoint's pick),
+# as the agent's own status page reports it.
+host_backend=$(iptables --version | grep -o 'nf_tables\|legacy')
+isolation=""
+for _ in $(seq 1 20); do
+  isolation=$(curl -fsS --max-time 5 "http://127.0.0.1:$api_port/status" | python3 -c \
+    'import json,sys; i=json.load(sys.stdin)["isolation"]; print(i["ok"], i["firewall_backend"], i["error"])' ||
+    true)
+  [[ "$isolation" == "True $host_backend"* ]] && break
+  sleep 0.5
+done
+[[ "$isolation" == "True $host_backend"* ]] ||
+  die "the agent's isolation is \"$isolation\", not ok on iptables $host_backend"
+log "ok: the agent in the container put its firewall rules in place (iptables $host_backend)"
+# Warnings the agent logged in the container (the firewall, /dev/kmsg, ...), for the reader.
+docker logs "$name" 2>&1 | grep -E '\[(warning|error|critical)\]' | sed 's/^/  agent: /' >&2 || true
 log "passed in $((SECONDS - t0)) s"
