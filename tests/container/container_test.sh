@@ -144,6 +144,8 @@ if [ ! -s "$tarball" ]; then
   rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
   tar --numeric-owner -C "$rootfs" -cf "$tarball.tmp" .
   mv "$tarball.tmp" "$tarball"
+  # Bases made for an older package list are not used again.
+  find "$cache" -maxdepth 1 -name 'bookworm-minbase-*.tar' ! -name "${tarball##*/}" -delete
   rm -rf "$rootfs"
 else
   log "base from cache $tarball"
