@@ -253,6 +253,13 @@ Result<std::unique_ptr<AgentApp>> AgentApp::Create(const config::Config& cfg,
   host::LinuxHostProbe::Options ho;
   ho.storage_path = storage_path;
   ho.interface = cfg.network.interface;
+  // In a container (agent.host_root): the host's /proc, /sys, /etc files and data root.
+  ho = host::WithHostRoot(std::move(ho), cfg.agent.host_root);
+  if (!cfg.agent.host_root.empty()) {
+    spdlog::info("host facts read under agent.host_root {} (storage {})", cfg.agent.host_root,
+                 ho.storage_path);
+    storage_path = ho.storage_path;
+  }
   impl->host = host::LinuxHostProbe::Create(ho);
   // The labels /metrics puts on every GPU series (dcgm-exporter's hostname and driver version).
   if (auto f = impl->host->Facts(); f.ok()) impl->hostname = f->hostname;

@@ -13,6 +13,10 @@ struct AgentConfig {
   std::string id;             // "" = generate once, keep in the agent's own state
   std::string api_key;        // secret: never logged
   std::string version_label;  // informational, optional
+  // Where the host's / is mounted when the agent runs in a container (e.g. "/host"): the host
+  // probe then reads <host_root>/proc, /sys, /etc/os-release, /etc/hostname and Docker's data
+  // root under it, so the platform sees the real host. "" = the agent's own / (not contained).
+  std::string host_root;
 };
 
 struct PortsConfig {

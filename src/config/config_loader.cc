@@ -308,6 +308,7 @@ void ReadConfig(const YAML::Node& root, Config* c, std::vector<ConfigProblem>* p
     s.String("id", &c->agent.id);
     s.String("api_key", &c->agent.api_key);
     s.String("version_label", &c->agent.version_label);
+    s.String("host_root", &c->agent.host_root);
   });
   r.Section("network", [&](Reader& s) {
     NetworkConfig& n = c->network;
@@ -771,6 +772,16 @@ std::vector<ConfigProblem> Validate(const Config& c) {
             "must be empty (generated on first start) or \"agent-\" followed by 12 "
             "lowercase hex digits, got " +
                 Quote(c.agent.id));
+  }
+  if (!c.agent.host_root.empty()) {
+    std::error_code ec;
+    if (!std::filesystem::path(c.agent.host_root).is_absolute()) {
+      k.Fatal("agent.host_root", "must be an absolute path, got " + Quote(c.agent.host_root));
+    } else if (!std::filesystem::is_directory(c.agent.host_root, ec)) {
+      k.Fatal("agent.host_root",
+              "no such directory: " + Quote(c.agent.host_root) +
+                  " (mount the host's /proc, /sys and /etc files under it, or leave it \"\")");
+    }
   }
 
   // network
