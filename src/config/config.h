@@ -154,7 +154,7 @@ struct GpuConfig {
 };
 
 struct LoggingConfig {
-  std::string level = "INFO";
+  std::string level = "info";
   std::string file = "/var/log/taolie-host-agent/agent.log";  // "" = no file
   int max_size_mb = 100;
   int max_files = 5;

@@ -97,10 +97,16 @@ const char* KindName(const YAML::Node& n) {
 class Reader {
  public:
   Reader(const YAML::Node& node, std::string path, std::vector<ConfigProblem>* problems,
-         std::set<std::string>* catalogue = nullptr)
-      : node_(node), path_(std::move(path)), problems_(problems), catalogue_(catalogue) {}
+         std::set<std::string>* catalogue = nullptr,
+         std::map<std::string, std::string>* defaults = nullptr)
+      : node_(node),
+        path_(std::move(path)),
+        problems_(problems),
+        catalogue_(catalogue),
+        defaults_(defaults) {}
 
   void Int(const char* key, int* out) {
+    if (defaults_ != nullptr) (*defaults_)[Join(path_, key)] = std::to_string(*out);
     long long v = 0;
     if (!ReadInteger(key, &v)) return;
     if (v < std::numeric_limits<int>::min() || v > std::numeric_limits<int>::max()) {
@@ -111,11 +117,17 @@ class Reader {
   }
 
   void Int64(const char* key, int64_t* out) {
+    if (defaults_ != nullptr) (*defaults_)[Join(path_, key)] = std::to_string(*out);
     long long v = 0;
     if (ReadInteger(key, &v)) *out = v;
   }
 
   void Double(const char* key, double* out) {
+    if (defaults_ != nullptr) {
+      std::ostringstream text;
+      text << *out;
+      (*defaults_)[Join(path_, key)] = text.str();
+    }
     YAML::Node n = Scalar(key, "a number");
     if (!n) return;
     auto v = ParseDouble(n.Scalar());
@@ -127,6 +139,7 @@ class Reader {
   }
 
   void Bool(const char* key, bool* out) {
+    if (defaults_ != nullptr) (*defaults_)[Join(path_, key)] = *out ? "true" : "false";
     YAML::Node n = Scalar(key, "true or false");
     if (!n) return;
     auto v = ParseBool(n.Scalar());
@@ -139,6 +152,7 @@ class Reader {
 
   // Strings are never echoed in messages, so secrets are safe here.
   void String(const char* key, std::string* out) {
+    if (defaults_ != nullptr) (*defaults_)[Join(path_, key)] = "\"" + *out + "\"";
     const YAML::Node n = Find(key);
     if (!n.IsDefined()) return;
     if (n.IsNull()) {
@@ -153,6 +167,11 @@ class Reader {
   }
 
   void StringList(const char* key, std::vector<std::string>* out) {
+    if (defaults_ != nullptr) {
+      std::string text = "[";
+      for (const auto& v : *out) text += (text.size() > 1 ? ", \"" : "\"") + v + "\"";
+      (*defaults_)[Join(path_, key)] = text + "]";
+    }
     const YAML::Node n = Find(key);
     if (!n.IsDefined()) return;
     if (n.IsNull()) {
@@ -177,6 +196,11 @@ class Reader {
   }
 
   void StringMap(const char* key, std::map<std::string, std::string>* out) {
+    if (defaults_ != nullptr) {
+      std::string text = "{";
+      for (const auto& [k, v] : *out) text += (text.size() > 1 ? ", " : "") + k + ": \"" + v + "\"";
+      (*defaults_)[Join(path_, key)] = text + "}";
+    }
     const YAML::Node n = Find(key);
     if (!n.IsDefined() || n.IsNull()) return;
     if (!n.IsMap()) {
@@ -204,6 +228,7 @@ class Reader {
   }
 
   void PortRangeField(const char* key, PortRange* out) {
+    if (defaults_ != nullptr) (*defaults_)[Join(path_, key)] = "\"" + FormatPortRange(*out) + "\"";
     const YAML::Node n = Find(key);
     if (!n.IsDefined()) return;
     if (n.IsNull()) {
@@ -228,7 +253,7 @@ class Reader {
     const YAML::Node n = Find(key);
     if (catalogue_ != nullptr) {  // listing every key: walk each section, present or not
       catalogue_->erase(Join(path_, key));
-      Reader child(n, Join(path_, key), problems_, catalogue_);
+      Reader child(n, Join(path_, key), problems_, catalogue_, defaults_);
       fn(child);
       return;
     }
@@ -297,13 +322,15 @@ class Reader {
   const YAML::Node node_;
   std::string path_;
   std::vector<ConfigProblem>* problems_;
-  std::set<std::string>* catalogue_;  // when set: every key path read is recorded here
+  std::set<std::string>* catalogue_;              // when set: every key path read is recorded here
+  std::map<std::string, std::string>* defaults_;  // when set: each key's value before reading
   std::set<std::string> used_;
 };
 
 void ReadConfig(const YAML::Node& root, Config* c, std::vector<ConfigProblem>* problems,
-                std::set<std::string>* catalogue = nullptr) {
-  Reader r(root, "", problems, catalogue);
+                std::set<std::string>* catalogue = nullptr,
+                std::map<std::string, std::string>* defaults = nullptr) {
+  Reader r(root, "", problems, catalogue, defaults);
   r.Section("agent", [&](Reader& s) {
     s.String("id", &c->agent.id);
     s.String("api_key", &c->agent.api_key);
@@ -537,6 +564,15 @@ std::set<std::string> KnownConfigKeys() {
   std::vector<ConfigProblem> ignored;
   ReadConfig(YAML::Node(YAML::NodeType::Undefined), &scratch, &ignored, &keys);
   return keys;
+}
+
+std::map<std::string, std::string> ConfigDefaults() {
+  std::set<std::string> keys;
+  std::map<std::string, std::string> defaults;
+  Config scratch;
+  std::vector<ConfigProblem> ignored;
+  ReadConfig(YAML::Node(YAML::NodeType::Undefined), &scratch, &ignored, &keys, &defaults);
+  return defaults;
 }
 
 namespace {

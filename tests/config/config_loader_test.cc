@@ -689,6 +689,43 @@ TEST(ConfigReference, EveryKeyTheLoaderReadsIsDocumentedAndNoOther) {
   }
 }
 
+// The defaults column holds exactly the loader's default, as one YAML value in backticks (no
+// comment text: what a default means goes in the meaning column).
+std::map<std::string, std::string> DocumentedDefaults(const std::string& path) {
+  std::ifstream in(path);
+  std::map<std::string, std::string> out;
+  std::string line;
+  bool in_keys = false;
+  while (std::getline(in, line)) {
+    if (line.rfind("## ", 0) == 0) in_keys = line == "## Keys";
+    if (!in_keys || line.rfind("| `", 0) != 0) continue;
+    const size_t key_end = line.find('`', 3);
+    const size_t cell = line.find('|', key_end);
+    const size_t cell_end = cell == std::string::npos ? cell : line.find(" |", cell + 1);
+    if (cell_end == std::string::npos) continue;
+    std::string text = line.substr(cell + 1, cell_end - cell - 1);
+    while (!text.empty() && text.front() == ' ') text.erase(0, 1);
+    out[line.substr(3, key_end - 3)] = text;
+  }
+  return out;
+}
+
+TEST(ConfigReference, EveryDocumentedDefaultIsTheLoadersDefault) {
+  const std::map<std::string, std::string> defaults = ConfigDefaults();
+  const std::map<std::string, std::string> documented = DocumentedDefaults(TAOLIE_CONFIG_REFERENCE);
+  ASSERT_EQ(defaults.size(), KnownConfigKeys().size());
+  EXPECT_EQ(defaults.at("monitoring.heartbeat_interval"), "30");
+  EXPECT_EQ(defaults.at("deployment.max_committed_share"), "0.9");
+  EXPECT_EQ(defaults.at("api.listen"), "\"127.0.0.1\"");
+  EXPECT_EQ(defaults.at("docker.prefetch_images"), "[]");
+  for (const auto& [key, text] : documented) {
+    auto d = defaults.find(key);
+    if (d == defaults.end()) continue;  // reported by the test above
+    EXPECT_EQ(text, "`" + d->second + "`")
+        << key << ": the defaults column of docs/configuration.md";
+  }
+}
+
 // Every key of the shipped deploy/config.yaml is one the loader reads (no "unknown key").
 TEST(ConfigReference, TheShippedConfigHasNoUnknownKey) {
   auto r = LoadConfigFile(TAOLIE_DEPLOY_CONFIG);
