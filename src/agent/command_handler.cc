@@ -180,11 +180,11 @@ void CommandHandler::ProcessDeploy(const store::CommandRecord& cmd, std::stop_to
   }
   // Drained by the operator: current rentals run on, a new one is refused (a half-done or
   // re-delivered deploy of before the drain was handled above).
+  // platform-api.md section 3.1: acked "rejected" with error "draining", nothing created.
   if (ctx_.rt.draining()) {
-    const std::string why = "draining: this host accepts no new rental";
-    spdlog::warn("deploy {} rejected: {}", spec.deployment_id, why);
-    ctx_.FinishCommand(cmd, "rejected", why, spec.deployment_id,
-                       {ctx_.events.Failed(spec.deployment_id, "validate", why)});
+    spdlog::warn("deploy {} rejected: the host is drained (taolie-host-agent undrain)",
+                 spec.deployment_id);
+    ctx_.FinishCommand(cmd, "rejected", "draining", spec.deployment_id);
     ctx_.rt.deploys_failed++;
     return;
   }
