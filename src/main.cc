@@ -16,6 +16,7 @@
 
 #include "agent/agent_app.h"
 #include "config/config_loader.h"
+#include "doctor/doctor.h"
 #include "host/command_runner.h"
 #include "host/firewall.h"
 #include "host/sd_notify.h"
@@ -358,6 +359,30 @@ int CmdGpuResetDone(const std::string& config_path, const std::string& uuid) {
   return 0;
 }
 
+// Pre-flight checks without the agent running (docs/doctor.md): one line per dependency, exit 1
+// on any FAIL, 2 when the config cannot be read.
+int CmdDoctor(const std::string& config_path, bool as_json) {
+  spdlog::set_level(spdlog::level::off);  // the libraries' own log lines are not the report
+  auto loaded = config::LoadConfigFile(config_path, [](const char* n) { return std::getenv(n); });
+  if (!loaded.ok()) {
+    std::fprintf(stderr, "doctor: %s\n", loaded.error().message.c_str());
+    return 2;
+  }
+  auto report = doctor::RunDoctor(
+      *loaded, std::make_shared<doctor::Environment>(doctor::RealEnvironment(loaded->config)));
+  if (as_json) {
+    std::printf("%s\n", doctor::FormatJson(report.checks).c_str());
+  } else {
+    for (const auto& c : report.checks) std::printf("%s\n", doctor::FormatLine(c).c_str());
+    std::printf("verdict: %s\n",
+                std::string(doctor::LevelName(doctor::Verdict(report.checks))).c_str());
+  }
+  std::fflush(stdout);
+  const int rc = doctor::ExitCode(report.checks);
+  if (report.abandoned) std::_Exit(rc);  // a hung check's thread still runs
+  return rc;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -395,6 +420,11 @@ int main(int argc, char** argv) {
       "reset-done", "the operator reset this quarantined GPU (nvidia-smi -r): stop waiting for it");
   gpu_reset_done->add_option("uuid", reset_uuid, "the GPU's UUID (GPU-...)")->required();
   gpu_reset_done->add_option("-c,--config", config_path, "config file")->capture_default_str();
+  bool doctor_json = false;
+  auto* doctor_cmd = cli.add_subcommand(
+      "doctor", "check every dependency without the agent running: OK / WARN / FAIL with the fix");
+  doctor_cmd->add_option("-c,--config", config_path, "config file")->capture_default_str();
+  doctor_cmd->add_flag("--json", doctor_json, "print the checks as JSON");
   CLI11_PARSE(cli, argc, argv);
 
   if (*version) {
@@ -407,5 +437,6 @@ int main(int argc, char** argv) {
   if (*simcmd) return CmdSim(sim_port);
   if (*firewall_remove) return CmdFirewallRemove();
   if (*gpu_reset_done) return CmdGpuResetDone(config_path, reset_uuid);
+  if (*doctor_cmd) return CmdDoctor(config_path, doctor_json);
   return 2;
 }
