@@ -367,6 +367,7 @@ Check CheckPorts(const config::Config& cfg, Environment& env, Findings& found) {
     }
   }
   std::vector<std::string> busy;
+  int first_busy = 0;
   int rentals = 0;
   for (const auto& [key, port] : ports) {
     if (port <= 0 || port > 65535) continue;
@@ -381,6 +382,7 @@ Check CheckPorts(const config::Config& cfg, Environment& env, Findings& found) {
       ++rentals;
       continue;
     }
+    if (busy.empty()) first_busy = port;
     busy.push_back(std::to_string(port) + " (" + key + ")");
   }
   const std::string range_text =
@@ -393,8 +395,8 @@ Check CheckPorts(const config::Config& cfg, Environment& env, Findings& found) {
       shown.push_back("and " + std::to_string(busy.size() - 8) + " more");
     return Make("ports", Level::kFail,
                 "in use on " + ip + " by something else: " + Join(shown, ", ") + rental_text,
-                "stop what listens there (ss -ltnp 'sport = :PORT' shows it) or choose other "
-                "ports in network.ports / network.port_range");
+                "stop what listens there (ss -ltnp 'sport = :" + std::to_string(first_busy) +
+                    "' shows it) or choose other ports in network.ports / network.port_range");
   }
   return Make("ports", Level::kOk,
               "free on " + ip + ": ssh " + std::to_string(cfg.network.ports.ssh) +
@@ -440,7 +442,7 @@ Check CheckPostgres(const config::Config& cfg, Environment& env, Findings& found
                       ") on a writable filesystem and run "
                       "the agent as root");
     }
-    std::string state = "starts with the agent";
+    std::string state = "not running: it starts with the agent";
     const std::string password = ReadLine(cfg.data_dir + "/pg-password");
     if (!password.empty() && fs::exists(cfg.data_dir + "/pg-run")) {
       config::DatabaseConfig socket;  // the managed cluster: its socket directory, no TCP
@@ -451,13 +453,13 @@ Check CheckPostgres(const config::Config& cfg, Environment& env, Findings& found
       socket.sslmode = "disable";
       socket.connect_timeout = 5;
       if (auto p = env.probe_postgres(store::ExternalConnInfo(socket)); p.ok()) {
-        state = "running (PostgreSQL " + p->server_version + ")";
+        state = "running, PostgreSQL " + p->server_version;
         if (p->agent_id) found.agent_id = *p->agent_id;
       }
     }
     return Make(
         "postgres", Level::kOk,
-        "managed; cluster under " + cfg.data_dir + "/pg (" + state + "; binaries in " + *bin + ")");
+        "managed; cluster under " + cfg.data_dir + "/pg, " + state + "; binaries in " + *bin);
   }
   config::DatabaseConfig db = cfg.database;
   db.connect_timeout = db.connect_timeout > 0 ? std::min(db.connect_timeout, 5) : 5;
@@ -567,12 +569,13 @@ Check CheckDisk(const config::Config& cfg, Environment& env, Findings& found) {
   struct Place {
     std::string what, path;
   };
-  std::vector<Place> places = {{"data_dir", ExistingAncestor(cfg.data_dir)}};
+  const std::string data_path = ExistingAncestor(cfg.data_dir);
+  std::vector<Place> places = {{"data_dir " + data_path, data_path}};
   std::string note;
   if (found.docker && !found.docker->root_dir.empty()) {
     std::error_code ec;
     if (fs::exists(found.docker->root_dir, ec)) {
-      places.push_back({"Docker data root", found.docker->root_dir});
+      places.push_back({"Docker data root " + found.docker->root_dir, found.docker->root_dir});
     } else {
       note = "; Docker's data root " + found.docker->root_dir + " is not visible here";
     }
@@ -582,7 +585,7 @@ Check CheckDisk(const config::Config& cfg, Environment& env, Findings& found) {
   if (places.size() == 2) {
     auto a = env.filesystem_id(places[0].path), b = env.filesystem_id(places[1].path);
     if (a.ok() && b.ok() && *a == *b) {
-      places[0].what = "data_dir and Docker data root";
+      places[0].what = "data_dir " + places[0].path + " and Docker data root (one filesystem)";
       places.pop_back();
     }
   }
@@ -592,7 +595,7 @@ Check CheckDisk(const config::Config& cfg, Environment& env, Findings& found) {
     auto free = env.free_bytes(p.path);
     if (!free.ok()) {
       level = std::max(level, Level::kWarn);
-      parts.push_back(p.what + " " + p.path + ": " + free.error().message);
+      parts.push_back(p.what + ": " + free.error().message);
       continue;
     }
     const double gb = static_cast<double>(*free) / 1e9;
@@ -601,7 +604,7 @@ Check CheckDisk(const config::Config& cfg, Environment& env, Findings& found) {
     } else if (min_gb > 0 && gb < 2 * min_gb) {
       level = std::max(level, Level::kWarn);
     }
-    parts.push_back(p.what + " " + p.path + ": " + Gb(*free) + " free");
+    parts.push_back(p.what + ": " + Gb(*free) + " free");
   }
   char min_text[48];
   std::snprintf(min_text, sizeof(min_text), "%g GB", min_gb);
