@@ -23,7 +23,8 @@
 #include <thread>
 #include <utility>
 
-#include "agent/container_spec.h"  // kLabelManaged (a header-only constant)
+#include "agent/container_spec.h"  // kLabelManaged
+#include "agent/gpu_source.h"
 #include "common/secrets.h"
 #include "docker/engine_docker_client.h"
 #include "gpu/nvml_gpu_probe.h"
@@ -178,6 +179,23 @@ Check CheckNvml(const config::Config& cfg, Environment& env, Findings& found) {
   const bool driver = env.nvidia_driver_present();
   if (!probe->Available()) {
     const std::string reason = probe->UnavailableReason();
+    std::string tool;
+    auto fallback = driver && env.open_fallback ? env.open_fallback(cfg.gpu, &tool) : nullptr;
+    if (fallback && fallback->Available()) {
+      auto listed = fallback->ListGpus();
+      if (listed.ok()) {
+        for (const auto& g : *listed) found.gpu_uuids.push_back(g.uuid);
+        found.nvml_ok = true;
+        return Make("nvml", Level::kWarn,
+                    "NVML (" + cfg.gpu.nvml_library + ") cannot be used: " + reason +
+                        "; the agent reads " + std::to_string(listed->size()) + " GPU(s) through " +
+                        tool +
+                        " instead (no XID events, thresholds or energy: "
+                        "docs/nvidia-smi-fallback.md)",
+                    "install the NVML library of the loaded driver's version "
+                    "(libnvidia-ml.so.1), or point gpu.nvml_library at it");
+      }
+    }
     if (driver) {
       return Make("nvml", Level::kFail,
                   "an NVIDIA driver is loaded but NVML (" + cfg.gpu.nvml_library +
@@ -631,6 +649,14 @@ Environment RealEnvironment(const config::Config& cfg) {
     o.library_path = g.nvml_library;
     o.exclude_uuids = g.exclude_uuids;
     return gpu::NvmlGpuProbe::Create(std::move(o));
+  };
+  env.open_fallback = [](const config::GpuConfig& g,
+                         std::string* detail) -> std::unique_ptr<gpu::GpuProbe> {
+    agent::GpuSource source = agent::SelectGpuSource(g);  // as the agent chooses
+    if (source.name != "nvidia-smi") return nullptr;
+    const char* path = std::getenv("PATH");
+    *detail = agent::FindOnPath(g.nvidia_smi_path, path != nullptr ? path : "/usr/bin:/bin");
+    return std::move(source.probe);
   };
   env.nvidia_driver_present = [] {
     std::error_code ec;

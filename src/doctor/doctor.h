@@ -57,6 +57,10 @@ struct ClockStatus {
 struct Environment {
   // NVML (gpu.nvml_library, gpu.exclude_uuids); never null.
   std::function<std::unique_ptr<gpu::GpuProbe>(const config::GpuConfig&)> open_nvml;
+  // The nvidia-smi fallback the agent uses when NVML cannot be (gpu.nvidia_smi_path), or null
+  // when there is none; `detail` says which tool.
+  std::function<std::unique_ptr<gpu::GpuProbe>(const config::GpuConfig&, std::string* detail)>
+      open_fallback;
   // True when an NVIDIA kernel driver is loaded (/dev/nvidiactl or /proc/driver/nvidia/version).
   std::function<bool()> nvidia_driver_present;
   // Docker at docker.host; null when the address is unusable (docker_error says why).
@@ -86,7 +90,7 @@ Environment RealEnvironment(const config::Config& cfg);
 
 // What a check found that a later one uses.
 struct Findings {
-  bool nvml_ok = false;                       // NVML loaded
+  bool nvml_ok = false;                       // NVML loaded (or the nvidia-smi fallback answers)
   std::vector<std::string> gpu_uuids;         // the GPUs NVML lists (after exclude_uuids)
   std::optional<docker::VersionInfo> docker;  // set when Docker answered
   std::set<int> rental_ports;  // host ports published by the agent's rental containers

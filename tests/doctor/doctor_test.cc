@@ -168,6 +168,25 @@ TEST_F(DoctorTest, ADriverWithoutUsableNvmlFails) {
   EXPECT_EQ(CheckGpuPassthrough(cfg, env, found).level, Level::kWarn);
 }
 
+TEST_F(DoctorTest, ADriverWithoutNvmlButWithNvidiaSmiIsTheAgentsDegradedMode) {
+  driver_present = true;
+  env.open_fallback = [](const config::GpuConfig&, std::string* tool) {
+    *tool = "/usr/bin/nvidia-smi";
+    auto p = std::make_unique<FakeGpuProbe>();
+    p->gpus = std::vector<gpu::GpuInfo>{Gpu(0, "GPU-s")};
+    return p;
+  };
+  Check c = CheckNvml(cfg, env, found);
+  EXPECT_EQ(c.level, Level::kWarn) << c.message;
+  EXPECT_THAT(c.message, HasSubstr("through /usr/bin/nvidia-smi"));
+  EXPECT_EQ(found.gpu_uuids, (std::vector<std::string>{"GPU-s"})) << "passthrough can test it";
+
+  driver_present = false;
+  Findings cpu_only;
+  EXPECT_THAT(CheckNvml(cfg, env, cpu_only).message, HasSubstr("CPU-only host"))
+      << "no driver: nvidia-smi is not looked for";
+}
+
 TEST_F(DoctorTest, NvmlCountsTheGpusAndTheDriver) {
   gpus_available = true;
   gpu_list = {Gpu(0, "GPU-a"), Gpu(1, "GPU-b")};
