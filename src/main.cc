@@ -19,6 +19,7 @@
 #include "agent/agent_app.h"
 #include "cli/local_client.h"
 #include "config/config_loader.h"
+#include "doctor/doctor.h"
 #include "host/command_runner.h"
 #include "host/firewall.h"
 #include "host/sd_notify.h"
@@ -400,6 +401,30 @@ std::optional<config::Config> CliConfig(const std::string& path) {
   return loaded->config;
 }
 
+// Pre-flight checks without the agent running (docs/doctor.md): one line per dependency, exit 1
+// on any FAIL, 2 when the config cannot be read.
+int CmdDoctor(const std::string& config_path, bool as_json) {
+  spdlog::set_level(spdlog::level::off);  // the libraries' own log lines are not the report
+  auto loaded = config::LoadConfigFile(config_path, [](const char* n) { return std::getenv(n); });
+  if (!loaded.ok()) {
+    std::fprintf(stderr, "doctor: %s\n", loaded.error().message.c_str());
+    return 2;
+  }
+  auto report = doctor::RunDoctor(
+      *loaded, std::make_shared<doctor::Environment>(doctor::RealEnvironment(loaded->config)));
+  if (as_json) {
+    std::printf("%s\n", doctor::FormatJson(report.checks).c_str());
+  } else {
+    for (const auto& c : report.checks) std::printf("%s\n", doctor::FormatLine(c).c_str());
+    std::printf("verdict: %s\n",
+                std::string(doctor::LevelName(doctor::Verdict(report.checks))).c_str());
+  }
+  std::fflush(stdout);
+  const int rc = doctor::ExitCode(report.checks);
+  if (report.abandoned) std::_Exit(rc);  // a hung check's thread still runs
+  return rc;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -458,6 +483,11 @@ int main(int argc, char** argv) {
   for (auto* c : {status, deployments, drain, undrain, healthcheck, logs}) {
     c->add_option("-c,--config", config_path, "config file")->capture_default_str();
   }
+  bool doctor_json = false;
+  auto* doctor_cmd = cli.add_subcommand(
+      "doctor", "check every dependency without the agent running: OK / WARN / FAIL with the fix");
+  doctor_cmd->add_option("-c,--config", config_path, "config file")->capture_default_str();
+  doctor_cmd->add_flag("--json", doctor_json, "print the checks as JSON");
   CLI11_PARSE(cli, argc, argv);
 
   if (*version) {
@@ -480,5 +510,6 @@ int main(int argc, char** argv) {
     if (c == healthcheck) return taolie::cli::CmdHealthcheck(*cfg);
     return taolie::cli::CmdLogs(*cfg, follow, log_lines);
   }
+  if (*doctor_cmd) return CmdDoctor(config_path, doctor_json);
   return 2;
 }

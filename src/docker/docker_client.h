@@ -63,7 +63,7 @@ struct ContainerInfo {
   std::string name;  // without leading '/'
   std::string image;
   std::string image_id;  // "sha256:..." (ImageID), only from List
-  std::string state;  // created | running | paused | restarting | removing | exited | dead
+  std::string state;     // created | running | paused | restarting | removing | exited | dead
   bool running = false;
   int exit_code = 0;
   bool oom_killed = false;
@@ -108,7 +108,9 @@ struct VersionInfo {
   std::string version;      // "20.10.24"
   std::string api_version;  // "1.41"
   std::string os;
-  std::string root_dir;  // DockerRootDir from /info ("" if unknown)
+  std::string root_dir;        // DockerRootDir from /info ("" if unknown)
+  std::string cgroup_driver;   // CgroupDriver from /info: "systemd" | "cgroupfs" ("" if unknown)
+  std::string cgroup_version;  // CgroupVersion from /info: "1" | "2" ("" if unknown)
 };
 
 // A user-defined bridge network (POST /networks/create).

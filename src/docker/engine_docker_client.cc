@@ -320,7 +320,11 @@ Result<VersionInfo> EngineDockerClient::Version() {
   auto info_resp = Send(socket_path_, VersionedPath("/info"), "GET", timeout_);
   if (info_resp.ok() && info_resp->status == 200) {
     json i = json::parse(info_resp->body, nullptr, false);
-    if (!i.is_discarded() && i.is_object()) info.root_dir = i.value("DockerRootDir", "");
+    if (!i.is_discarded() && i.is_object()) {
+      info.root_dir = i.value("DockerRootDir", "");
+      info.cgroup_driver = i.value("CgroupDriver", "");
+      info.cgroup_version = i.value("CgroupVersion", "");
+    }
   } else {
     spdlog::warn("docker: /info unavailable; DockerRootDir unknown");
   }

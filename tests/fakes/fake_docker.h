@@ -56,7 +56,7 @@ class FakeDocker : public docker::DockerClient {
 
   Result<docker::VersionInfo> Version() override {
     TAOLIE_RETURN_IF_ERROR(Call("Version"));
-    return docker::VersionInfo{"20.10.24", "1.41", "linux", "/var/lib/docker"};
+    return docker::VersionInfo{"20.10.24", "1.41", "linux", "/var/lib/docker", "systemd", "2"};
   }
   Result<bool> ImageExists(const std::string& image) override {
     TAOLIE_RETURN_IF_ERROR(Call("ImageExists " + image));
