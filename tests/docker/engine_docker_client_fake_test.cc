@@ -274,7 +274,7 @@ TEST(EngineDockerClientFakeTest, PullTimeoutBoundsAPullThatKeepsTrickling) {
   EXPECT_EQ(st.error().code, ErrorCode::kDeadlineExceeded) << st.error().ToString();
   EXPECT_NE(st.error().message.find("docker.pull_timeout (2 s)"), std::string::npos)
       << st.error().message;
-  EXPECT_GE(took, seconds(2));
+  EXPECT_GE(took, std::chrono::milliseconds(1900));  // curl may end a few ms early
   EXPECT_LT(took, seconds(5));
   EXPECT_GE(seen, 5) << "the stream kept coming until the deadline";
 }
