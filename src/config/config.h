@@ -13,6 +13,10 @@ struct AgentConfig {
   std::string id;             // "" = generate once, keep in the agent's own state
   std::string api_key;        // secret: never logged
   std::string version_label;  // informational, optional
+  // Where the host's / is mounted when the agent runs in a container (e.g. "/host"): the host
+  // probe then reads <host_root>/proc, /sys, /etc/os-release, /etc/hostname and Docker's data
+  // root under it, so the platform sees the real host. "" = the agent's own / (not contained).
+  std::string host_root;
 };
 
 struct PortsConfig {
@@ -108,6 +112,9 @@ struct MonitoringConfig {
   int duration_check_interval = 30;
   int power_sustain_seconds = 60;       // power over its limit counts after this long
   int quarantine_clear_seconds = 3600;  // a quarantined GPU returns after this long healthy
+  // A loop whose round has not finished for max(3 x its interval, this) is stuck: systemd's
+  // watchdog is no longer fed and /healthz fails (agent/liveness.h).
+  int stuck_loop_seconds = 120;
   GpuThresholds gpu_thresholds;
   AlertsConfig alerts;
   RetentionConfig retention;

@@ -308,6 +308,7 @@ void ReadConfig(const YAML::Node& root, Config* c, std::vector<ConfigProblem>* p
     s.String("id", &c->agent.id);
     s.String("api_key", &c->agent.api_key);
     s.String("version_label", &c->agent.version_label);
+    s.String("host_root", &c->agent.host_root);
   });
   r.Section("network", [&](Reader& s) {
     NetworkConfig& n = c->network;
@@ -352,6 +353,7 @@ void ReadConfig(const YAML::Node& root, Config* c, std::vector<ConfigProblem>* p
     s.Int("duration_check_interval", &m.duration_check_interval);
     s.Int("power_sustain_seconds", &m.power_sustain_seconds);
     s.Int("quarantine_clear_seconds", &m.quarantine_clear_seconds);
+    s.Int("stuck_loop_seconds", &m.stuck_loop_seconds);
     s.Section("gpu_thresholds", [&](Reader& t) {
       GpuThresholds& g = m.gpu_thresholds;
       // The older names first: the seed's names, read after them, win when both are set.
@@ -782,6 +784,16 @@ std::vector<ConfigProblem> Validate(const Config& c) {
             "lowercase hex digits, got " +
                 Quote(c.agent.id));
   }
+  if (!c.agent.host_root.empty()) {
+    std::error_code ec;
+    if (!std::filesystem::path(c.agent.host_root).is_absolute()) {
+      k.Fatal("agent.host_root", "must be an absolute path, got " + Quote(c.agent.host_root));
+    } else if (!std::filesystem::is_directory(c.agent.host_root, ec)) {
+      k.Fatal("agent.host_root",
+              "no such directory: " + Quote(c.agent.host_root) +
+                  " (mount the host's /proc, /sys and /etc files under it, or leave it \"\")");
+    }
+  }
 
   // network
   const NetworkConfig& n = c.network;
@@ -901,6 +913,7 @@ std::vector<ConfigProblem> Validate(const Config& c) {
   }
   k.Range("monitoring.power_sustain_seconds", m.power_sustain_seconds, 0, 86400);
   k.Range("monitoring.quarantine_clear_seconds", m.quarantine_clear_seconds, 0, 7 * 86400);
+  k.Range("monitoring.stuck_loop_seconds", m.stuck_loop_seconds, 1, 86400);
   const AlertsConfig& al = m.alerts;
   if (!al.webhook_url.empty()) {
     ParsedUrl w;
@@ -1127,6 +1140,16 @@ std::vector<ConfigProblem> Validate(const Config& c) {
     k.Fatal("api.listen", "not an IP address or localhost: " + Quote(c.api.listen));
   }
   k.Range("api.port", c.api.port, 1, 65535);
+  if (c.api.enabled && !c.network.security.enable_ssl) {
+    const std::string l = Lower(c.api.listen);
+    const bool loopback = l == "localhost" || l == "::1" || l.rfind("127.", 0) == 0;
+    if (!loopback) {
+      k.Warn("api.listen",
+             Quote(c.api.listen) +
+                 " is not loopback and network.security.enable_ssl is off: the local API "
+                 "(status, metrics) is served in clear text to network.security.allowed_ips");
+    }
+  }
 
   // data_dir
   if (c.data_dir.empty() || !std::filesystem::path(c.data_dir).is_absolute()) {

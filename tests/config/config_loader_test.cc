@@ -560,6 +560,24 @@ TEST(ConfigLoader, EnvironmentValuesAreValidated) {
   EXPECT_EQ(Keys(r.problems, true), std::vector<std::string>{"server.url"});
 }
 
+TEST(ConfigLoader, HostRootIsAnExistingAbsoluteDirectory) {
+  const std::string dir = ::testing::TempDir() + "/config_loader_test_host_root";
+  std::filesystem::create_directories(dir);
+  LoadResult ok = LoadConfigString("agent:\n  host_root: " + dir + "\n");
+  EXPECT_EQ(ok.config.agent.host_root, dir);
+  EXPECT_THAT(Keys(ok.problems, true), IsEmpty()) << Dump(ok.problems);
+  EXPECT_THAT(Keys(LoadConfigString("").problems, true), IsEmpty());  // "" = not contained
+
+  LoadResult relative = LoadConfigString("agent:\n  host_root: host\n");
+  ASSERT_EQ(Keys(relative.problems, true), std::vector<std::string>{"agent.host_root"});
+  LoadResult missing = LoadConfigString("agent:\n  host_root: " + dir + "/nope\n");
+  ASSERT_EQ(Keys(missing.problems, true), std::vector<std::string>{"agent.host_root"});
+  EXPECT_THAT(Dump(missing.problems), HasSubstr("no such directory"));
+  const std::string file = WriteTemp("host_root_file", "x");
+  LoadResult not_dir = LoadConfigString("agent:\n  host_root: " + file + "\n");
+  EXPECT_EQ(Keys(not_dir.problems, true), std::vector<std::string>{"agent.host_root"});
+}
+
 TEST(ConfigLoader, ValidateForRunRejectsMissingOrPlaceholderKey) {
   Config c;
   auto empty = ValidateForRun(c);
