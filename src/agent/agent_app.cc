@@ -14,6 +14,7 @@
 #include "agent/container_spec.h"
 #include "agent/failpoints.h"
 #include "agent/gpu_source.h"
+#include "agent/image_prefetch.h"
 #include "agent/loops.h"
 #include "agent/metrics_exposition.h"
 #include "agent/periodic_runner.h"
@@ -378,24 +379,16 @@ Status AgentApp::Start() {
   // The outbox is woken whenever an event is written; the interval is only a safety net.
   m.outbox_runner = add(std::make_unique<OutboxLoop>(d, *m.rt), 60, 200);
   if (m.pg) add(std::make_unique<PostgresSupervisor>(m), 15, 15000);
+  // images.prefetch (merged with docker.prefetch_images): kept pulled in the background.
+  if (!m.cfg.docker.prefetch_images.empty()) {
+    add(std::make_unique<PrefetchLoop>(d.docker, m.engine->work(), m.engine->pulls(),
+                                       m.cfg.docker.prefetch_images),
+        static_cast<int>(std::chrono::seconds(PrefetchLoop::kInterval).count()), 3000);
+  }
   PeriodicRunner* outbox = m.outbox_runner;
   m.rt->SetOutboxNotifier([outbox] { outbox->Wake(); });
   for (auto& r : m.runners) r->Start();
   m.started = started;
-  // docker.prefetch_images: pulled in the background on the deploy lane (never blocking start
-  // or the loops); a failure is logged and retried at the next start only.
-  for (const std::string& image : m.cfg.docker.prefetch_images) {
-    m.engine->work().Submit(
-        Lane::kDeploy, "prefetch:" + image, "prefetch:" + image, [&d, image](std::stop_token st) {
-          Status pulled = d.docker.Pull(image, {}, st);
-          if (pulled.ok()) {
-            spdlog::info("prefetch: {} pulled", image);
-          } else {
-            spdlog::warn("prefetch: {} not pulled ({}); retried at the next start", image,
-                         pulled.error().message);
-          }
-        });
-  }
   if (m.cfg.api.enabled) {
     telemetry::StatusServerOptions so;
     so.listen = m.cfg.api.listen == "localhost" ? "127.0.0.1" : m.cfg.api.listen;
@@ -639,6 +632,7 @@ std::string StatusJson(AgentApp::Impl& m) {
               {"gpu_source", m.gpu_source},  // "nvml" | "nvidia-smi" | "none"
               {"gpu_source_detail", m.gpu_source_detail},
               {"deployments", deployments},
+              {"pulls", json::parse(m.engine->pulls().Json())},
               {"gpus", gpus},
               {"loops", loops},
               {"counters",

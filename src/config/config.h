@@ -173,9 +173,16 @@ struct DockerConfig {
   // image_gc_days 0 = any image no container uses.
   double image_gc_min_free_gb = 20;
   int image_gc_days = 7;
-  // Images pulled in the background at start; only these may be used from the local copy
-  // when a rental's pull fails, and image collection never removes them.
+  // Images kept pulled in the background (all at start, then any missing one every 10 min);
+  // only these may be used from the local copy when a rental's pull fails, and image
+  // collection never removes them. After loading: the union with images.prefetch.
   std::vector<std::string> prefetch_images;
+};
+
+struct ImagesConfig {
+  // The same list under the name of issue 9 (images.prefetch); the loader adds its entries to
+  // docker.prefetch_images, which is what the agent uses.
+  std::vector<std::string> prefetch;
 };
 
 struct DeploymentConfig {
@@ -252,6 +259,7 @@ struct Config {
   GpuConfig gpu;
   LoggingConfig logging;
   DockerConfig docker;
+  ImagesConfig images;
   DeploymentConfig deployment;
   ApiConfig api;
   std::string data_dir = "/var/lib/taolie-host-agent";

@@ -464,6 +464,7 @@ void ReadConfig(const YAML::Node& root, Config* c, std::vector<ConfigProblem>* p
     s.Int("image_gc_days", &d.image_gc_days);
     s.StringList("prefetch_images", &d.prefetch_images);
   });
+  r.Section("images", [&](Reader& s) { s.StringList("prefetch", &c->images.prefetch); });
   r.Section("deployment", [&](Reader& s) {
     DeploymentConfig& d = c->deployment;
     s.Int("max_duration_minutes", &d.max_duration_minutes);
@@ -537,6 +538,15 @@ std::string DescribeParseError(const ParseError& err) {
   return out.str();
 }
 
+// images.prefetch and docker.prefetch_images name one list: the agent uses their union,
+// docker.prefetch_images first (after validation, so each problem names its own key).
+void MergePrefetchLists(Config& c) {
+  std::vector<std::string>& merged = c.docker.prefetch_images;
+  for (const std::string& image : c.images.prefetch) {
+    if (std::find(merged.begin(), merged.end(), image) == merged.end()) merged.push_back(image);
+  }
+}
+
 // Fills `result` from a parsed document; never throws.
 void LoadFromNode(const YAML::Node& root, const EnvLookup& getenv, LoadResult* result) {
   if (root.IsDefined() && !root.IsNull()) {
@@ -554,6 +564,7 @@ void LoadFromNode(const YAML::Node& root, const EnvLookup& getenv, LoadResult* r
   if (getenv) ApplyEnvironment(result->config, getenv);
   auto checks = Validate(result->config);
   result->problems.insert(result->problems.end(), checks.begin(), checks.end());
+  MergePrefetchLists(result->config);
 }
 
 }  // namespace
@@ -1044,6 +1055,13 @@ std::vector<ConfigProblem> Validate(const Config& c) {
       k.Fatal(
           "docker.prefetch_images[" + std::to_string(i) + "]",
           "not an image reference (" + ref.error().message + "): " + Quote(dk.prefetch_images[i]));
+    }
+  }
+  for (size_t i = 0; i < c.images.prefetch.size(); ++i) {
+    if (auto ref = domain::ParseImageReference(c.images.prefetch[i]); !ref.ok()) {
+      k.Fatal(
+          "images.prefetch[" + std::to_string(i) + "]",
+          "not an image reference (" + ref.error().message + "): " + Quote(c.images.prefetch[i]));
     }
   }
 

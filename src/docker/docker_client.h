@@ -93,8 +93,13 @@ struct ImageInfo {
   int64_t size = 0;                    // bytes
 };
 
+// One line of the engine's pull stream. Per layer (id = the layer's short digest): "Pulling fs
+// layer", "Waiting", "Downloading" (current/total bytes), "Verifying Checksum", "Download
+// complete", "Extracting" (current/total), "Pull complete", "Already exists". Lines about the
+// whole image ("Pulling from repo" with the tag as id, "Digest: ...", "Status: ...") too.
 struct PullProgress {
-  std::string status;  // engine's status line, e.g. "Downloading"
+  std::string id;      // the layer's id ("" for a line with none)
+  std::string status;  // engine's status, e.g. "Downloading"
   int64_t current = 0;
   int64_t total = 0;
 };

@@ -323,6 +323,7 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"docker: {image_gc_min_free_gb: -5}", "docker.image_gc_min_free_gb"},
         BadCase{"docker: {prefetch_images: [\"ubuntu\", \"Bad Image\"]}",
                 "docker.prefetch_images[1]"},
+        BadCase{"images: {prefetch: [\"Bad Image\"]}", "images.prefetch[0]"},
         BadCase{"deployment: {max_deployments: -1}", "deployment.max_deployments"},
         BadCase{"deployment: {max_committed_share: 0}", "deployment.max_committed_share"},
         BadCase{"deployment: {max_committed_share: 1.5}", "deployment.max_committed_share"},
@@ -520,6 +521,21 @@ gpu: {allow_reset: true}
   EXPECT_EQ(r.config.monitoring.alerts.smtp_password, "env-smtp-pass");
   r = LoadConfigString("monitoring: {alerts: {smtp_username: agent}}", env);
   EXPECT_FALSE(HasFatal(r.problems)) << Dump(r.problems);
+}
+
+// images.prefetch and docker.prefetch_images are one list: the agent uses their union.
+TEST(ConfigLoader, ImagesPrefetchAndDockerPrefetchImagesAreMerged) {
+  auto r = LoadConfigString(R"(
+docker: {prefetch_images: ["ubuntu:22.04", "pytorch/pytorch:2.3"]}
+images: {prefetch: ["pytorch/pytorch:2.3", "127.0.0.1:5555/taolie-test/sshd:1"]}
+)");
+  EXPECT_THAT(Keys(r.problems, true), IsEmpty()) << Dump(r.problems);
+  EXPECT_EQ(r.config.docker.prefetch_images,
+            (std::vector<std::string>{"ubuntu:22.04", "pytorch/pytorch:2.3",
+                                      "127.0.0.1:5555/taolie-test/sshd:1"}));
+  auto only = LoadConfigString("images: {prefetch: [\"ubuntu\"]}\n");
+  EXPECT_EQ(only.config.docker.prefetch_images, std::vector<std::string>{"ubuntu"});
+  EXPECT_EQ(only.config.images.prefetch, std::vector<std::string>{"ubuntu"});
 }
 
 TEST(ConfigLoader, DockerHostEnvOnlyWhenKeyEmpty) {
