@@ -12,7 +12,8 @@
 # and backed up before any change); secrets go to /etc/taolie-host-agent/env (mode 0600).
 # Without --yes and on a terminal, missing values are asked for (Enter keeps the current
 # one). Exit status: non-zero only when the install itself failed. docs/install.md explains
-# every step.
+# every step. TAOLIE_SETUP_BUILD_DIR: the build directory of the checkout path (default
+# build-pkg; an existing one is reused as it is configured).
 set -euo pipefail
 
 readonly PKG=taolie-host-agent
@@ -264,14 +265,14 @@ find_or_build_deb() {
     DEBIAN_FRONTEND=noninteractive apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
   fi
-  local build=$root/build-pkg
+  local build=${TAOLIE_SETUP_BUILD_DIR:-$root/build-pkg}
   if [ ! -f "$build/CMakeCache.txt" ]; then
     log "configuring $build"
     cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
       -DTAOLIE_BUILD_TESTS=OFF -DCMAKE_INSTALL_PREFIX=/usr >/dev/null
   fi
   log "building the agent in $build (minutes on a first build)"
-  cmake --build "$build"
+  cmake --build "$build" --target taolie-host-agent
   found=$(find "$build" -maxdepth 1 -name "${PKG}_*.deb" | sort -V | tail -n 1)
   if [ -z "$found" ] || [ "$build/taolie-host-agent" -nt "$found" ] ||
     [ "$root/deploy/config.yaml" -nt "$found" ] ||

@@ -59,7 +59,7 @@ pkg_installed() { [ "$(pkg_state)" = "install ok installed" ]; }
 phase_start=$SECONDS total_start=$SECONDS lock_wait=0
 times=""
 phase() {
-  [ -z "${phase_name:-}" ] || times+="  $(printf '%-38s %4d' "$phase_name" $((SECONDS - phase_start)))\n"
+  [ -z "${phase_name:-}" ] || times+="  $(printf '%-46s %4d' "$phase_name" $((SECONDS - phase_start)))\n"
   phase_name=$1
   phase_start=$SECONDS
   [ -z "$1" ] || echo "== $1"
@@ -72,6 +72,10 @@ cleanup() {
   local rc=$?
   if [ "$cluster_was_down" -eq 1 ]; then
     pg_ctlcluster "${cluster%/*}" "${cluster#*/}" stop >/dev/null 2>&1 || true
+  fi
+  if [ -n "${TAOLIE_TEST_DOCKER_HOST:-}" ]; then
+    timeout 60 docker -H "$TAOLIE_TEST_DOCKER_HOST" rm -f deployment-install-test-first \
+      deployment-install-test-rental >/dev/null 2>&1 || true
   fi
   rm -rf "$work"
   exit $rc
@@ -162,6 +166,7 @@ check "apt-get purge removes the package and config.yaml" \
 # ---- setup.sh over the first agent --------------------------------------------------------
 phase "setup.sh 1 (first agent, managed)"
 wipe
+rm -f "$build"/taolie-host-agent_*.deb  # setup packages the build itself below
 mkdir -p "$CONFIG_DIR"
 cat >"$CONFIG" <<'EOF'
 # written by the first agent's setup
@@ -189,10 +194,14 @@ ExecStart=/usr/bin/python3 /opt/taolie/agent.py
 WantedBy=multi-user.target
 EOF
 key=test-api-key-6a1f
-flags=(--yes --deb "$deb" --api-key "$key" --public-ip 203.0.113.10 --ssh-port 2022
+flags=(--yes --api-key "$key" --public-ip 203.0.113.10 --ssh-port 2022
   --rental-port-1 8890 --rental-port-2 9001 --port-range 30000-30099
   --server-url http://127.0.0.1:9)
-if setup run1 "${flags[@]}" --database managed; then pass "setup.sh exits 0"; else fail "setup.sh exits 0"; fi
+# From the checkout: setup packages the build directory itself (cpack), as without --deb.
+rc=0
+TAOLIE_SETUP_BUILD_DIR=$build setup run1 "${flags[@]}" --database managed || rc=$?
+check "setup.sh exits 0" test "$rc" = 0
+check "setup.sh packaged the checkout's build (no --deb)" grep -q 'packaging (cpack -G DEB)' "$work/run1.log"
 check "package installed" pkg_installed
 check "the first agent's config backed up unchanged" \
   bash -c "for f in $CONFIG.bak-*; do [ \"\$(sha256sum \"\$f\" | cut -d' ' -f1)\" = $first_config ] && exit 0; done; exit 1"
@@ -223,7 +232,7 @@ check "ufw: no rule unless active, the Docker note printed" \
 phase "setup.sh 2 (again, hand edit)"
 sed -i 's/^  heartbeat_interval: 30$/  heartbeat_interval: 45/' "$CONFIG"
 before_config=$(sha "$CONFIG") before_env=$(sha "$ENV_FILE") before_baks=$(backups)
-if setup run2 "${flags[@]}" --database managed; then pass "setup.sh exits 0"; else fail "setup.sh exits 0"; fi
+if setup run2 --deb "$deb" "${flags[@]}" --database managed; then pass "setup.sh exits 0"; else fail "setup.sh exits 0"; fi
 check "config.yaml byte-identical" test "$(sha "$CONFIG")" = "$before_config"
 check "hand-edited heartbeat_interval: 45 kept" has_line "$CONFIG" '^  heartbeat_interval: 45$'
 check "env file byte-identical" test "$(sha "$ENV_FILE")" = "$before_env"
@@ -238,7 +247,7 @@ if ss -ltn 'sport = :5432' | grep -q LISTEN && [ "$status" != online ]; then
   fail "port 5432 is taken by something else than the distribution's cluster"
 fi
 before_baks=$(backups)
-if setup run3 "${flags[@]}" --database system; then pass "setup.sh exits 0"; else fail "setup.sh exits 0"; fi
+if setup run3 --deb "$deb" "${flags[@]}" --database system; then pass "setup.sh exits 0"; else fail "setup.sh exits 0"; fi
 check "the distribution's cluster runs" bash -c "pg_lsclusters -h | awk '\$3 == 5432' | grep -q online"
 check "role agent exists" test "$(psql_admin "SELECT 1 FROM pg_roles WHERE rolname = 'agent'")" = 1
 check "database taolie_host_agent owned by agent" \
@@ -259,44 +268,75 @@ check "check-config passes with the env file" \
 
 phase "setup.sh 4 (--database system again)"
 before_config=$(sha "$CONFIG") before_env=$(sha "$ENV_FILE") before_baks=$(backups)
-if setup run4 "${flags[@]}" --database system; then pass "setup.sh exits 0"; else fail "setup.sh exits 0"; fi
+if setup run4 --deb "$deb" "${flags[@]}" --database system; then pass "setup.sh exits 0"; else fail "setup.sh exits 0"; fi
 check "config.yaml byte-identical" test "$(sha "$CONFIG")" = "$before_config"
 check "env file byte-identical (password kept)" test "$(sha "$ENV_FILE")" = "$before_env"
 check "no new backup" test "$(backups)" = "$before_baks"
 check "role kept, the password still works" \
   env PGPASSWORD="$password" psql -X -h 127.0.0.1 -p 5432 -U agent -d taolie_host_agent -tAc 'SELECT 1'
 
-# ---- uninstall.sh ----------------------------------------------------------------------------
-uninstall() {  # log-name args...: under the e2e lock (its wait is not the script's time)
-  local name=$1 waited=$SECONDS
-  shift
-  exec {lock_fd}>>"$lock"
-  flock -n "$lock_fd" || { echo "    (waiting for $lock: an e2e test runs)"; flock -w 900 "$lock_fd"; }
-  lock_wait=$((lock_wait + SECONDS - waited))
-  phase_start=$((phase_start + SECONDS - waited))
-  "$root/deploy/uninstall.sh" "$@" </dev/null >"$work/$name.log" 2>&1 || rc=$?
-  exec {lock_fd}>&-
-}
+# ---- containers, uninstall.sh --------------------------------------------------------------
+# From here on under the e2e tests' lock: containers on the test dockerd and `firewall remove`
+# must not meet an e2e test.
+exec {lock_fd}>>"$lock"
+if ! flock -n "$lock_fd"; then
+  echo "    (waiting for $lock: an e2e test runs)"
+  waited=$SECONDS
+  flock -w 900 "$lock_fd"
+  lock_wait=$((SECONDS - waited))
+  phase_start=$((phase_start + lock_wait))
+fi
+
+phase "containers (first agent's, a renter's)"
+[ -n "${TAOLIE_TEST_DOCKER_HOST:-}" ] || eval "$("$root/tests/fixtures/services.sh" env)"
+dk() { timeout 60 docker -H "$TAOLIE_TEST_DOCKER_HOST" "$@"; }
+running() { [ "$(dk inspect -f '{{.State.Running}}' "$1" 2>/dev/null)" = true ]; }
+image=$TAOLIE_TEST_REGISTRY/taolie-test/busybox:1
+first=deployment-install-test-first rental=deployment-install-test-rental
+if dk version >/dev/null 2>&1; then
+  pass "test dockerd reachable ($TAOLIE_TEST_DOCKER_HOST)"
+  dk image inspect "$image" >/dev/null 2>&1 || dk pull -q "$image" >/dev/null
+  dk rm -f "$first" "$rental" >/dev/null 2>&1 || true
+  dk run -d --name "$first" "$image" >/dev/null
+  dk run -d --name "$rental" --label taolie.managed=true \
+    --label taolie.deployment_id=install-test-rental "$image" >/dev/null
+else
+  fail "test dockerd reachable ($TAOLIE_TEST_DOCKER_HOST): run tests/fixtures/services.sh start"
+fi
+# The owner points the agent at that dockerd (a section added by hand: the first agent's
+# config had none).
+printf 'docker:\n  host: "%s"\n' "$TAOLIE_TEST_DOCKER_HOST" >>"$CONFIG"
+before_config=$(sha "$CONFIG")
+if setup run4b --deb "$deb" "${flags[@]}" --database system; then pass "setup.sh exits 0"; else fail "setup.sh exits 0"; fi
+check "setup lists the first agent's container" grep -q "^  $first " "$work/run4b.log"
+check "setup does not list a container with the agent's label" lacks "$work/run4b.log" "$rental"
+check "both still running (listed, not adopted)" bash -c "$(declare -f dk running); running $first && running $rental"
+check "config.yaml byte-identical (the hand edit kept)" test "$(sha "$CONFIG")" = "$before_config"
+before_env=$(sha "$ENV_FILE")
 
 phase "uninstall.sh"
 rc=0
-uninstall uninstall
+"$root/deploy/uninstall.sh" </dev/null >"$work/uninstall.log" 2>&1 || rc=$?
 sed 's/^/    | /' "$work/uninstall.log"
 check "uninstall.sh exits 0" test "$rc" = 0
 check "package removed (config files kept)" \
   bash -c "dpkg-query -W -f='\${Status}' taolie-host-agent | grep -q config-files"
 check "binary gone" test ! -e /usr/bin/taolie-host-agent
 check "unit disabled" test ! -e "$WANTS"
+check "firewall rules removed" grep -q 'firewall: removed the rules' "$work/uninstall.log"
 check "config.yaml kept" test "$(sha "$CONFIG")" = "$before_config"
 check "env file kept" test "$(sha "$ENV_FILE")" = "$before_env"
 check "/var/lib/taolie-host-agent kept" test -d /var/lib/taolie-host-agent
 check "database role kept" test "$(psql_admin "SELECT 1 FROM pg_roles WHERE rolname = 'agent'")" = 1
+check "renter's container kept, running, listed" \
+  bash -c "$(declare -f dk running); running $rental && grep -q '/$rental' '$work/uninstall.log'"
 
-phase "uninstall.sh --purge-data"
-# Reinstalled first, so that firewall remove and the purge path run with the package present.
-setup run5 "${flags[@]}" >/dev/null || true
+phase "uninstall.sh --purge-data --remove-containers"
+# Reinstalled first, so that the purge runs with the package present.
+setup run5 --deb "$deb" "${flags[@]}" >/dev/null || true
 rc=0
-uninstall purge-data --purge-data --yes
+"$root/deploy/uninstall.sh" --purge-data --remove-containers --yes </dev/null \
+  >"$work/purge-data.log" 2>&1 || rc=$?
 sed 's/^/    | /' "$work/purge-data.log"
 check "uninstall.sh --purge-data exits 0" test "$rc" = 0
 check "package purged" test "$(pkg_state)" = absent
@@ -305,12 +345,16 @@ check "/var/lib/taolie-host-agent removed" test ! -e /var/lib/taolie-host-agent
 check "/var/log/taolie-host-agent removed" test ! -e /var/log/taolie-host-agent
 check "role and database dropped" \
   test "$(psql_admin "SELECT count(*) FROM pg_roles WHERE rolname = 'agent'")$(psql_admin "SELECT count(*) FROM pg_database WHERE datname = 'taolie_host_agent'")" = 00
+check "renter's container removed" bash -c "$(declare -f dk); ! dk inspect $rental"
+check "the first agent's container left alone (no label of ours)" \
+  bash -c "$(declare -f dk running); running $first"
+dk rm -f "$first" >/dev/null 2>&1 || true
 phase ""
 
 echo
 echo "== phase wall times (s)"
 printf '%b' "$times"
-printf '  %-38s %4d\n' total $((SECONDS - total_start - lock_wait))
-[ "$lock_wait" -eq 0 ] || printf '  %-38s %4d\n' "(not counted: waiting for the e2e lock)" "$lock_wait"
+printf '  %-46s %4d\n' total $((SECONDS - total_start - lock_wait))
+[ "$lock_wait" -eq 0 ] || printf '  %-46s %4d\n' "(not counted: waiting for the e2e lock)" "$lock_wait"
 echo "install_test: $passes passed, $fails failed"
 [ "$fails" -eq 0 ]
