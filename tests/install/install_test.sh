@@ -153,6 +153,10 @@ else
   fail "systemd-analyze verify $UNIT_FILE"
 fi
 grep -v taolie "$work/verify.log" | sed 's/^/    (other units) /' || true
+exposure=$(systemd-analyze security --offline=yes "$UNIT_FILE" 2>/dev/null | tail -n 1 || true)
+echo "    $exposure"
+check "systemd-analyze security: not EXPOSED/UNSAFE (6.5 MEDIUM when written)" \
+  bash -c "grep -q 'MEDIUM\|OK\|SAFE' <<<'$exposure' && ! grep -q 'UNSAFE\|EXPOSED' <<<'$exposure'"
 
 phase "conffile kept by dpkg"
 echo "# edited by hand" >>"$CONFIG"
