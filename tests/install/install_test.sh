@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The install path, for real, on a disposable Debian 12 machine (root; CI's install stage):
-# the .deb (cpack) installed with apt-get, systemd-analyze verify on its unit, dpkg keeping an
-# edited conffile, deploy/setup.sh over a first agent's install (managed database), again
-# (nothing changes, a hand edit survives), with --database system on the distribution's
-# cluster (role, database, password), again, then deploy/uninstall.sh and --purge-data.
+# the .deb (cpack) and the release tarball, apt-get install, systemd-analyze verify and
+# security on the unit, dpkg keeping an edited conffile, deploy/setup.sh from the checkout over
+# a first agent's install (managed database), again (nothing changes, a hand edit survives),
+# with --database system on the distribution's cluster (role, database, password), again,
+# the first agent's containers listed, then deploy/uninstall.sh (a renter's container kept),
+# setup from the tarball, and uninstall.sh --purge-data --remove-containers.
 # Prints PASS/FAIL per check and each phase's wall time; exits non-zero on any FAIL.
 #
 #   CI=true tests/install/install_test.sh      (or TAOLIE_INSTALL_TEST_DISPOSABLE=1)
@@ -119,6 +121,12 @@ check "setup.sh's build packages are install-deps.sh's (plus dpkg-dev, file)" ba
   want=\$(sed -n '/^BUILD_PKGS=(/,/)/p' '$root/scripts/install-deps.sh' | tr -d '()' | sed 's/BUILD_PKGS=//' | tr ' ' '\n')
   have=\$(sed -n '/^readonly BUILD_PKGS=(/,/)/p' '$root/deploy/setup.sh' | tr -d '()' | sed 's/readonly BUILD_PKGS=//' | tr ' ' '\n')
   for p in \$have; do [ \"\$p\" = dpkg-dev ] || [ \"\$p\" = file ] || grep -qx \"\$p\" <<<\"\$want\" || exit 1; done"
+
+tarball=$("$root/packaging/make-release.sh" "$build" "$work/release" 2>/dev/null | tail -n 1)
+check "make-release.sh: setup.sh, uninstall.sh and the .deb in a tarball" \
+  bash -c "tar tzf '$tarball' | grep -q '/setup.sh$' && tar tzf '$tarball' | grep -q '/uninstall.sh$' && tar tzf '$tarball' | grep -q '/taolie-host-agent_.*\.deb$'"
+tar -C "$work/release" -xzf "$tarball"
+release_dir=${tarball%.tar.gz}
 
 phase "apt-get install ./deb"
 wipe
@@ -336,8 +344,12 @@ check "renter's container kept, running, listed" \
   bash -c "$(declare -f dk running); running $rental && grep -q '/$rental' '$work/uninstall.log'"
 
 phase "uninstall.sh --purge-data --remove-containers"
-# Reinstalled first, so that the purge runs with the package present.
-setup run5 --deb "$deb" "${flags[@]}" >/dev/null || true
+# Reinstalled first (from the release tarball: the .deb next to setup.sh), so that the purge
+# runs with the package present.
+rc=0
+"$release_dir/setup.sh" "${flags[@]}" </dev/null >"$work/run5.log" 2>&1 || rc=$?
+check "the release tarball's setup.sh installs the .deb next to it" \
+  bash -c "[ $rc = 0 ] && grep -q 'using the package next to this script' '$work/run5.log' && dpkg-query -W -f='\${Status}' taolie-host-agent | grep -q 'ok installed'"
 rc=0
 "$root/deploy/uninstall.sh" --purge-data --remove-containers --yes </dev/null \
   >"$work/purge-data.log" 2>&1 || rc=$?
