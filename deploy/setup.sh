@@ -262,8 +262,9 @@ find_or_build_deb() {
   done
   if [ ${#missing[@]} -gt 0 ]; then
     log "installing the build packages: ${missing[*]}"
-    DEBIAN_FRONTEND=noninteractive apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq </dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      "${missing[@]}" </dev/null
   fi
   local build=${TAOLIE_SETUP_BUILD_DIR:-$root/build-pkg}
   if [ ! -f "$build/CMakeCache.txt" ]; then
@@ -304,6 +305,8 @@ take_over_first_agent_unit() {
   if [ "$systemd_running" -eq 1 ]; then systemctl stop "$UNIT" || true; fi
   mkdir -p "$CONFIG_DIR"
   mv -f "$old" "$keep"
+  # Its boot symlink would keep `systemctl enable` from making ours.
+  if [ "$(readlink "$WANTS_LINK" 2>/dev/null)" = "$old" ]; then rm -f "$WANTS_LINK"; fi
   if [ -d "$old.d" ]; then
     warn "$old.d/ holds drop-ins that still apply to the new unit: check them"
   fi
@@ -331,10 +334,10 @@ install_package() {
   # confold: an edited config.yaml (dpkg conffile) is always kept, never asked about.
   local apt=(apt-get install -y -q "${reinstall[@]}" -o Dpkg::Options::=--force-confdef
     -o Dpkg::Options::=--force-confold "$deb")
-  if ! DEBIAN_FRONTEND=noninteractive "${apt[@]}"; then
+  if ! DEBIAN_FRONTEND=noninteractive "${apt[@]}" </dev/null; then
     log "retrying after apt-get update"
-    DEBIAN_FRONTEND=noninteractive apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive "${apt[@]}" || die "apt-get install $deb failed"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq </dev/null
+    DEBIAN_FRONTEND=noninteractive "${apt[@]}" </dev/null || die "apt-get install $deb failed"
   fi
   changed=1
 }
@@ -459,9 +462,9 @@ ensure_pg_packages() {
     return 0
   fi
   log "installing PostgreSQL (apt-get install postgresql)"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql ||
-    { DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
-      DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql; } ||
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql </dev/null ||
+    { DEBIAN_FRONTEND=noninteractive apt-get update -qq </dev/null &&
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql </dev/null; } ||
     die "cannot install postgresql"
 }
 
@@ -574,6 +577,9 @@ have_api_key() {
   [ -n "$k" ] && [ "$k" != your-api-key-here ]
 }
 
+unit_path() { readlink -f "/usr/lib/systemd/system/$UNIT"; }
+wants_ours() { [ -L "$WANTS_LINK" ] && [ "$(readlink -f "$WANTS_LINK")" = "$(unit_path)" ]; }
+
 start_unit() {
   if [ "$systemd_running" -eq 1 ]; then
     systemctl daemon-reload
@@ -592,13 +598,15 @@ start_unit() {
     fi
   else
     log "systemd is not running here (PID 1 is $(ps -o comm= -p 1 2>/dev/null || echo unknown))"
-    if [ -L "$WANTS_LINK" ]; then
+    if wants_ours; then
       log "$UNIT is enabled for the next boot"
-    elif systemctl enable "$UNIT" >/dev/null 2>&1 || [ -L "$WANTS_LINK" ]; then
-      log "$UNIT enabled for the next boot"
     else
-      mkdir -p "$(dirname "$WANTS_LINK")"
-      ln -sf "/usr/lib/systemd/system/$UNIT" "$WANTS_LINK"
+      # systemctl enable works offline; the symlink by hand where it does not.
+      systemctl enable "$UNIT" >/dev/null 2>&1 || true
+      if ! wants_ours; then
+        mkdir -p "$(dirname "$WANTS_LINK")"
+        ln -sfn "$(unit_path)" "$WANTS_LINK"
+      fi
       log "$UNIT enabled for the next boot ($WANTS_LINK)"
     fi
     log "to run the agent now:"
@@ -641,7 +649,7 @@ run_doctor() {
     # shellcheck disable=SC1090
     [ -f "$ENV_FILE" ] && . "$ENV_FILE"
     set +a
-    timeout 120 taolie-host-agent doctor --config "$CONFIG"
+    timeout 120 taolie-host-agent doctor --config "$CONFIG" </dev/null
   ); then
     log "doctor: no failure"
   else

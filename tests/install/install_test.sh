@@ -205,6 +205,8 @@ ExecStart=/usr/bin/python3 /opt/taolie/agent.py
 [Install]
 WantedBy=multi-user.target
 EOF
+mkdir -p "$(dirname "$WANTS")"
+ln -sfn "$OLD_UNIT" "$WANTS"  # the first agent's unit was enabled
 key=test-api-key-6a1f
 flags=(--yes --api-key "$key" --public-ip 203.0.113.10 --ssh-port 2022
   --rental-port-1 8890 --rental-port-2 9001 --port-range 30000-30099
