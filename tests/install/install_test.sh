@@ -101,7 +101,9 @@ setup() {  # log-name args...: runs deploy/setup.sh non-interactively, output ke
 phase "build + cpack"
 for p in dpkg-dev file; do  # cpack's DEB generator: dpkg-shlibdeps, file
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
-    apt-get install -y -qq --no-install-recommends "$p" >/dev/null
+    apt-get install -y -qq --no-install-recommends "$p" >/dev/null </dev/null ||
+    { apt-get update -qq </dev/null &&
+      apt-get install -y -qq --no-install-recommends "$p" >/dev/null </dev/null; }
 done
 if [ ! -f "$build/CMakeCache.txt" ]; then
   cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
