@@ -8,7 +8,7 @@ BUILD_PKGS=(g++ cmake ninja-build pkg-config libcurl4-openssl-dev libpq-dev nloh
   libgtest-dev libgmock-dev prometheus-cpp-dev)
 # Real services used by dev mode and the integration tests.
 RUNTIME_PKGS=(postgresql-15 docker.io docker-registry iptables busybox-static openssh-server
-  openssh-client sshpass curl ca-certificates faketime openssl prometheus)
+  openssh-client sshpass curl ca-certificates faketime openssl prometheus docker-compose debootstrap)
 # prometheus gives promtool and the server the metrics test starts on a free port of its own.
 # Extra packages a caller asks for, space separated (e.g. CI's tidy stage: clang-tidy).
 read -r -a EXTRA_PKGS <<<"${TAOLIE_EXTRA_PKGS:-}"

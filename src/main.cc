@@ -1,4 +1,5 @@
-// taolie-host-agent: run | check-config | version | dev | sim | firewall remove
+// taolie-host-agent: run | check-config | version | dev | sim | firewall remove | gpu reset-done |
+// status | deployments | drain | undrain | logs | healthcheck
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
@@ -12,10 +13,13 @@
 #include <functional>
 #include <future>
 #include <iostream>
+#include <optional>
 #include <thread>
 
 #include "agent/agent_app.h"
+#include "cli/local_client.h"
 #include "config/config_loader.h"
+#include "doctor/doctor.h"
 #include "host/command_runner.h"
 #include "host/firewall.h"
 #include "host/sd_notify.h"
@@ -51,6 +55,9 @@ Status InitLogging(const config::Config& cfg) {
   lo.max_size_mb = cfg.logging.max_size_mb;
   lo.max_files = cfg.logging.max_files;
   lo.journal = cfg.logging.journal && host::UnderSystemd();
+  // Under systemd, stderr goes to the journal too: with the journal sink on, it is the log
+  // (each line once, with its level); the file log stays as configured.
+  if (lo.journal && host::StderrIsJournal()) lo.console = false;
   Status st = telemetry::SetupLogging(lo);
   if (!st.ok() && !lo.file.empty()) {
     // The file is optional for the agent's survival: fall back to console + journal.
@@ -79,12 +86,37 @@ int RunUntilSignal(const config::Config& cfg, const std::string& config_path,
   }
   if (on_started) on_started(**app);
   host::SdNotify::Ready();
-  // Wake for signals at once, and otherwise only as often as systemd's watchdog needs.
-  auto wake = std::chrono::milliseconds(60'000);
+  // Wake for signals at once, and otherwise as often as systemd's watchdog and STATUS= need:
+  // the watchdog is fed only while every loop finishes its rounds (agent/liveness.h), so a
+  // stuck loop makes systemd restart the agent, while an outage (rounds that fail and back
+  // off) does not.
+  const bool notify = std::getenv("NOTIFY_SOCKET") != nullptr;
+  auto wake = std::chrono::milliseconds(notify ? 10'000 : 60'000);
   if (auto wd = host::SdNotify::WatchdogInterval()) {
-    wake = std::max(std::chrono::milliseconds(500),
-                    std::chrono::duration_cast<std::chrono::milliseconds>(*wd) / 2);
+    wake = std::min(wake, std::max(std::chrono::milliseconds(500),
+                                   std::chrono::duration_cast<std::chrono::milliseconds>(*wd) / 2));
   }
+  std::string last_status;
+  bool was_stuck = false;
+  auto tell_systemd = [&] {
+    agent::Liveness live = (*app)->CheckLiveness();
+    if (live.ok) {
+      host::SdNotify::Watchdog();
+      if (was_stuck) spdlog::info("every loop finishes its rounds again: watchdog fed again");
+    } else if (!was_stuck) {
+      spdlog::error("{}: systemd's watchdog is no longer fed (systemd restarts the agent)",
+                    live.detail);
+    }
+    was_stuck = !live.ok;
+    if (notify) {
+      std::string line = (*app)->StatusLine();
+      if (line != last_status) {
+        host::SdNotify::Status(line);
+        last_status = std::move(line);
+      }
+    }
+  };
+  tell_systemd();
   while (true) {
     int sig = host::SignalWaiter::Wait(wake);
     if (sig == SIGTERM || sig == SIGINT) {
@@ -108,7 +140,7 @@ int RunUntilSignal(const config::Config& cfg, const std::string& config_path,
       spdlog::info("SIGHUP: registering again");
       (*app)->Reload(key);
     }
-    host::SdNotify::Watchdog();
+    tell_systemd();
   }
   // Everything is recorded before it is done, so work still in flight after a few seconds (a
   // container's stop grace period, a pull) can be left: the next start resumes it.
@@ -358,6 +390,41 @@ int CmdGpuResetDone(const std::string& config_path, const std::string& uuid) {
   return 0;
 }
 
+// The config a CLI subcommand reads to find the running agent (its api.* and data_dir keys).
+// Problems are not fatal here: the agent itself refuses a bad config at its start.
+std::optional<config::Config> CliConfig(const std::string& path) {
+  auto loaded = config::LoadConfigFile(path, [](const char* n) { return std::getenv(n); });
+  if (!loaded.ok()) {
+    std::fprintf(stderr, "%s\n", loaded.error().message.c_str());
+    return std::nullopt;
+  }
+  return loaded->config;
+}
+
+// Pre-flight checks without the agent running (docs/doctor.md): one line per dependency, exit 1
+// on any FAIL, 2 when the config cannot be read.
+int CmdDoctor(const std::string& config_path, bool as_json) {
+  spdlog::set_level(spdlog::level::off);  // the libraries' own log lines are not the report
+  auto loaded = config::LoadConfigFile(config_path, [](const char* n) { return std::getenv(n); });
+  if (!loaded.ok()) {
+    std::fprintf(stderr, "doctor: %s\n", loaded.error().message.c_str());
+    return 2;
+  }
+  auto report = doctor::RunDoctor(
+      *loaded, std::make_shared<doctor::Environment>(doctor::RealEnvironment(loaded->config)));
+  if (as_json) {
+    std::printf("%s\n", doctor::FormatJson(report.checks).c_str());
+  } else {
+    for (const auto& c : report.checks) std::printf("%s\n", doctor::FormatLine(c).c_str());
+    std::printf("verdict: %s\n",
+                std::string(doctor::LevelName(doctor::Verdict(report.checks))).c_str());
+  }
+  std::fflush(stdout);
+  const int rc = doctor::ExitCode(report.checks);
+  if (report.abandoned) std::_Exit(rc);  // a hung check's thread still runs
+  return rc;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -395,6 +462,32 @@ int main(int argc, char** argv) {
       "reset-done", "the operator reset this quarantined GPU (nvidia-smi -r): stop waiting for it");
   gpu_reset_done->add_option("uuid", reset_uuid, "the GPU's UUID (GPU-...)")->required();
   gpu_reset_done->add_option("-c,--config", config_path, "config file")->capture_default_str();
+  // The running agent, through its local API (docs/local-api.md).
+  bool as_json = false;
+  auto* status =
+      cli.add_subcommand("status", "the running agent: platform link, rentals, GPUs, loops");
+  status->add_flag("--json", as_json, "the API's JSON document (/v1/status)");
+  auto* deployments = cli.add_subcommand("deployments", "the rentals on this host");
+  deployments->add_flag("--json", as_json, "the API's JSON document (/v1/deployments)");
+  auto* drain = cli.add_subcommand(
+      "drain", "finish the current rentals and accept no new one (kept across restarts; root)");
+  auto* undrain = cli.add_subcommand("undrain", "accept rentals again (root)");
+  auto* healthcheck =
+      cli.add_subcommand("healthcheck", "exit 0 when the agent's loops are alive (/healthz)");
+  bool follow = false;
+  int log_lines = 100;
+  auto* logs =
+      cli.add_subcommand("logs", "the agent's log: the journal under systemd, else the file");
+  logs->add_flag("-f,--follow", follow, "keep printing new lines");
+  logs->add_option("-n,--lines", log_lines, "lines to show")->capture_default_str();
+  for (auto* c : {status, deployments, drain, undrain, healthcheck, logs}) {
+    c->add_option("-c,--config", config_path, "config file")->capture_default_str();
+  }
+  bool doctor_json = false;
+  auto* doctor_cmd = cli.add_subcommand(
+      "doctor", "check every dependency without the agent running: OK / WARN / FAIL with the fix");
+  doctor_cmd->add_option("-c,--config", config_path, "config file")->capture_default_str();
+  doctor_cmd->add_flag("--json", doctor_json, "print the checks as JSON");
   CLI11_PARSE(cli, argc, argv);
 
   if (*version) {
@@ -407,5 +500,16 @@ int main(int argc, char** argv) {
   if (*simcmd) return CmdSim(sim_port);
   if (*firewall_remove) return CmdFirewallRemove();
   if (*gpu_reset_done) return CmdGpuResetDone(config_path, reset_uuid);
+  for (auto* c : {status, deployments, drain, undrain, healthcheck, logs}) {
+    if (!*c) continue;
+    auto cfg = CliConfig(config_path);
+    if (!cfg) return 2;
+    if (c == status) return taolie::cli::CmdStatus(*cfg, as_json);
+    if (c == deployments) return taolie::cli::CmdDeployments(*cfg, as_json);
+    if (c == drain || c == undrain) return taolie::cli::CmdDrain(*cfg, c == drain);
+    if (c == healthcheck) return taolie::cli::CmdHealthcheck(*cfg);
+    return taolie::cli::CmdLogs(*cfg, follow, log_lines);
+  }
+  if (*doctor_cmd) return CmdDoctor(config_path, doctor_json);
   return 2;
 }

@@ -3,15 +3,18 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
 #include <vector>
 
+#include "agent/api_token.h"
 #include "agent/container_spec.h"
 #include "agent/failpoints.h"
 #include "agent/gpu_source.h"
+#include "agent/image_prefetch.h"
 #include "agent/loops.h"
 #include "agent/metrics_exposition.h"
 #include "agent/periodic_runner.h"
@@ -34,6 +37,7 @@
 #include "store/pg_store.h"
 #include "telemetry/alert_channels.h"
 #include "telemetry/alerter.h"
+#include "telemetry/logging.h"
 #include "telemetry/status_server.h"
 
 namespace taolie::agent {
@@ -77,6 +81,8 @@ struct AgentApp::Impl {
 namespace {
 
 std::string StatusJson(AgentApp::Impl& m);
+Liveness LoopsLiveness(const AgentApp::Impl& m);
+telemetry::ApiRoutes LocalApiRoutes(AgentApp& app, AgentApp::Impl& m);
 
 // The alerter with a channel per configured destination (docs/alerts.md); null when neither a
 // webhook nor an e-mail address is set.
@@ -248,6 +254,13 @@ Result<std::unique_ptr<AgentApp>> AgentApp::Create(const config::Config& cfg,
   host::LinuxHostProbe::Options ho;
   ho.storage_path = storage_path;
   ho.interface = cfg.network.interface;
+  // In a container (agent.host_root): the host's /proc, /sys, /etc files and data root.
+  ho = host::WithHostRoot(std::move(ho), cfg.agent.host_root);
+  if (!cfg.agent.host_root.empty()) {
+    spdlog::info("host facts read under agent.host_root {} (storage {})", cfg.agent.host_root,
+                 ho.storage_path);
+    storage_path = ho.storage_path;
+  }
   impl->host = host::LinuxHostProbe::Create(ho);
   // The labels /metrics puts on every GPU series (dcgm-exporter's hostname and driver version).
   if (auto f = impl->host->Facts(); f.ok()) impl->hostname = f->hostname;
@@ -274,6 +287,11 @@ Result<std::unique_ptr<AgentApp>> AgentApp::Create(const config::Config& cfg,
   impl->rt = std::make_unique<Runtime>(agent_id, version, ts);
   if (auto g = impl->store->GetState("platform_gpu_uuid"); g.ok() && g->has_value()) {
     impl->rt->set_platform_gpu_uuid(**g);
+  }
+  // Drained by the operator before this start: still drained (taolie-host-agent undrain).
+  if (auto dr = impl->store->GetState("draining"); dr.ok() && dr->has_value() && **dr == "1") {
+    impl->rt->set_draining(true);
+    spdlog::warn("the host is drained: no new rental is accepted (taolie-host-agent undrain)");
   }
   // Admission keeps deployment.min_free_disk_gb free on the database's filesystem: known for
   // the managed cluster; an external database's data directory is not (documented).
@@ -361,40 +379,102 @@ Status AgentApp::Start() {
   // The outbox is woken whenever an event is written; the interval is only a safety net.
   m.outbox_runner = add(std::make_unique<OutboxLoop>(d, *m.rt), 60, 200);
   if (m.pg) add(std::make_unique<PostgresSupervisor>(m), 15, 15000);
+  // images.prefetch (merged with docker.prefetch_images): kept pulled in the background.
+  if (!m.cfg.docker.prefetch_images.empty()) {
+    add(std::make_unique<PrefetchLoop>(d.docker, m.engine->work(), m.engine->pulls(),
+                                       m.cfg.docker.prefetch_images),
+        static_cast<int>(std::chrono::seconds(PrefetchLoop::kInterval).count()), 3000);
+  }
   PeriodicRunner* outbox = m.outbox_runner;
   m.rt->SetOutboxNotifier([outbox] { outbox->Wake(); });
   for (auto& r : m.runners) r->Start();
   m.started = started;
-  // docker.prefetch_images: pulled in the background on the deploy lane (never blocking start
-  // or the loops); a failure is logged and retried at the next start only.
-  for (const std::string& image : m.cfg.docker.prefetch_images) {
-    m.engine->work().Submit(
-        Lane::kDeploy, "prefetch:" + image, "prefetch:" + image, [&d, image](std::stop_token st) {
-          Status pulled = d.docker.Pull(image, {}, st);
-          if (pulled.ok()) {
-            spdlog::info("prefetch: {} pulled", image);
-          } else {
-            spdlog::warn("prefetch: {} not pulled ({}); retried at the next start", image,
-                         pulled.error().message);
-          }
-        });
-  }
   if (m.cfg.api.enabled) {
     telemetry::StatusServerOptions so;
     so.listen = m.cfg.api.listen == "localhost" ? "127.0.0.1" : m.cfg.api.listen;
     so.port = m.cfg.api.port;
     so.allowed_ips = m.cfg.network.security.allowed_ips;
-    Impl* impl = impl_.get();
-    auto server = telemetry::StatusServer::Start(
-        so, [impl] { return StatusJson(*impl); }, [impl] { return MetricsText(*impl); });
+    if (m.cfg.network.security.enable_ssl) {
+      so.tls_cert = m.cfg.network.security.ssl_cert;
+      so.tls_key = m.cfg.network.security.ssl_key;
+    }
+    // The admin token for changes (drain); without it the API stays read-only.
+    if (auto token = LoadOrCreateApiToken(m.cfg.data_dir + "/" + kApiTokenFile); token.ok()) {
+      so.admin_token = *token;
+      telemetry::RegisterSecret(*token);
+    } else {
+      spdlog::warn("local API: {}; drain/undrain through it are disabled", token.error().message);
+    }
+    auto server = telemetry::StatusServer::Start(so, LocalApiRoutes(*this, m));
     if (server.ok()) {
       m.status = std::move(*server);
-      spdlog::info("status endpoint on http://{}:{}/status", so.listen, m.status->port());
+      spdlog::info(
+          "local API on {}://{}:{}/ (/healthz /readyz /v1/status /v1/deployments /metrics)",
+          m.status->tls() ? "https" : "http", so.listen, m.status->port());
     } else {
       spdlog::warn("status endpoint not started: {}", server.error().ToString());
     }
   }
   spdlog::info("agent {} running: {} loops", m.rt->agent_id(), m.runners.size());
+  return OkStatus();
+}
+
+Liveness AgentApp::CheckLiveness() const { return LoopsLiveness(*impl_); }
+
+namespace {
+
+Liveness LoopsLiveness(const AgentApp::Impl& m) {
+  std::vector<LoopProgress> loops;
+  for (const auto& r : m.runners) {
+    loops.push_back({r->name(), r->interval(), r->stats().round_started_ns.load(),
+                     r->stats().last_round_end_ns.load()});
+  }
+  const int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                          std::chrono::steady_clock::now().time_since_epoch())
+                          .count();
+  return EvaluateLiveness(loops, now, std::chrono::seconds(m.cfg.monitoring.stuck_loop_seconds));
+}
+
+}  // namespace
+
+std::string AgentApp::StatusLine() const {
+  const auto& m = *impl_;
+  const Runtime& rt = *m.rt;
+  std::string line;
+  if (!rt.registered()) {
+    line = "platform: not registered yet";
+  } else {
+    const auto since =
+        std::chrono::duration_cast<std::chrono::seconds>(m.clock.Now() - rt.last_platform_ok())
+            .count();
+    line = since <= 3 * m.cfg.monitoring.heartbeat_interval
+               ? std::string("platform ok")
+               : "platform unreachable for " + std::to_string(since) + " s";
+  }
+  const int rentals = rt.active_deployments.load();
+  line += " · " + std::to_string(rentals) + (rentals == 1 ? " rental" : " rentals");
+  // GPUs seen in the last sample (none yet before the first).
+  const size_t seen = rt.LatestGpuSamples().size();
+  line += " · GPUs " + std::to_string(rt.available_gpus.load()) + " free";
+  if (seen > 0) line += " of " + std::to_string(seen);
+  if (rt.draining()) line += " · draining";
+  if (Liveness l = CheckLiveness(); !l.ok) line += " · STUCK: " + l.detail;
+  return line;
+}
+
+Status AgentApp::SetDraining(bool draining) {
+  auto& m = *impl_;
+  if (Status st = m.store->SetState("draining", draining ? "1" : "0"); !st.ok()) {
+    return MakeError(st.error().code, "cannot record the drain: " + st.error().message);
+  }
+  if (m.rt->draining() != draining) {
+    m.rt->set_draining(draining);
+    if (draining) {
+      spdlog::warn("drained: current rentals run on, no new rental is accepted");
+    } else {
+      spdlog::info("undrained: rentals are accepted again");
+    }
+  }
   return OkStatus();
 }
 
@@ -519,6 +599,7 @@ std::string StatusJson(AgentApp::Impl& m) {
            {"uuid", g.uuid},
            {"name", g.name},
            {"health", g.health},
+           {"health_state", domain::GpuHealthStateName(g.health)},
            {"present", g.present},
            {"deployment_id", g.deployment_id},
            // Dirty after a rental: not claimed until NVML shows it idle again.
@@ -539,6 +620,11 @@ std::string StatusJson(AgentApp::Impl& m) {
               {"registered", rt.registered()},
               {"platform_gpu_uuid", rt.platform_gpu_uuid()},
               {"draining", rt.draining()},
+              {"liveness",
+               [&m] {
+                 Liveness l = LoopsLiveness(m);
+                 return json{{"ok", l.ok}, {"stuck", l.stuck}, {"detail", l.detail}};
+               }()},
               {"uptime_seconds", up},
               {"last_platform_contact_unix", UnixSeconds(rt.last_platform_ok())},
               {"database", m.store->Ping().ok() ? "ok" : "unavailable"},
@@ -546,6 +632,7 @@ std::string StatusJson(AgentApp::Impl& m) {
               {"gpu_source", m.gpu_source},  // "nvml" | "nvidia-smi" | "none"
               {"gpu_source_detail", m.gpu_source_detail},
               {"deployments", deployments},
+              {"pulls", json::parse(m.engine->pulls().Json())},
               {"gpus", gpus},
               {"loops", loops},
               {"counters",
@@ -624,6 +711,118 @@ std::string MetricsText(AgentApp::Impl& m) {
   s.containers_adopted = rt.containers_adopted.load();
   s.platform_errors = rt.platform_errors.load();
   return MetricsExposition(s);
+}
+
+json ReadyJson(AgentApp::Impl& m, bool* ready) {
+  json checks = json::object();
+  auto check = [&](const char* name, bool ok, const std::string& detail) {
+    checks[name] = {{"ok", ok}, {"detail", detail}};
+    *ready = *ready && ok;
+  };
+  *ready = true;
+  Status db = m.store->Ping();
+  check("database", db.ok(), db.ok() ? "ok" : db.error().message);
+  auto dv = m.docker->Version();
+  check("docker", dv.ok(), dv.ok() ? "Docker " + dv->version : dv.error().message);
+  if (m.gpus->Available()) {
+    check("gpus", true, m.gpu_source + ": " + m.gpu_source_detail);
+  } else {
+    // A host with no NVIDIA driver at all is a CPU-only host, ready as such; a driver that is
+    // there but cannot be read is not.
+    std::error_code ec;
+    const bool driver = std::filesystem::exists("/proc/driver/nvidia/version", ec);
+    check("gpus", !driver,
+          driver ? "the NVIDIA driver is loaded but unreadable: " + m.gpus->UnavailableReason()
+                 : "no NVIDIA driver: CPU-only host");
+  }
+  const Runtime& rt = *m.rt;
+  const auto since =
+      std::chrono::duration_cast<std::chrono::seconds>(m.clock.Now() - rt.last_platform_ok())
+          .count();
+  const int64_t fresh = std::max<int64_t>(90, 3 * int64_t{m.cfg.monitoring.heartbeat_interval});
+  if (!rt.registered()) {
+    check("platform", false, "not registered yet");
+  } else {
+    check("platform", since <= fresh,
+          since <= fresh ? "last answer " + std::to_string(since) + " s ago"
+                         : "no answer for " + std::to_string(since) + " s");
+  }
+  return {{"ready", *ready}, {"checks", checks}};
+}
+
+json DeploymentsJson(AgentApp::Impl& m) {
+  auto active = m.store->ActiveDeployments();
+  if (!active.ok()) throw std::runtime_error("database: " + active.error().message);
+  json out = json::array();
+  for (const auto& d : *active) {
+    json ports = json::array();
+    for (const auto& p : d.ports) {
+      ports.push_back(
+          {{"host_port", p.host_port}, {"container_port", p.container_port}, {"role", p.role}});
+    }
+    auto when = [](const std::optional<SystemTime>& t) {
+      return t ? json(FormatRfc3339(*t)) : json(nullptr);
+    };
+    out.push_back({{"id", d.id},
+                   {"state", domain::DeploymentStateName(d.state)},
+                   {"image", d.image},
+                   {"user_id", d.user_id},
+                   {"gpus", d.gpu_uuids},
+                   {"ports", ports},
+                   {"container", d.container_name},
+                   {"duration_minutes", d.duration_minutes},
+                   {"started_at", when(d.started_at)},
+                   {"expires_at", when(d.expires_at)}});
+  }
+  return out;
+}
+
+// The local API (docs/local-api.md): reads open to the allowed clients, changes with the token.
+telemetry::ApiRoutes LocalApiRoutes(AgentApp& app, AgentApp::Impl& m) {
+  using telemetry::ApiReply;
+  using telemetry::ApiRoute;
+  AgentApp::Impl* impl = &m;
+  AgentApp* agent = &app;
+  telemetry::ApiRoutes routes;
+  auto read = [](std::function<ApiReply()> f) {
+    return ApiRoute{ApiRoute::Kind::kRead, [f = std::move(f)](const std::string&) { return f(); }};
+  };
+  // Liveness, as systemd's watchdog sees it: 503 only when a loop is stuck.
+  routes["/healthz"] = read([agent] {
+    Liveness l = agent->CheckLiveness();
+    return l.ok ? ApiReply{200, "text/plain", "ok\n"}
+                : ApiReply{503, "text/plain", "stuck: " + l.detail + "\n"};
+  });
+  routes["/readyz"] = read([impl] {
+    bool ready = false;
+    json body = ReadyJson(*impl, &ready);
+    return ApiReply{ready ? 200 : 503, "application/json", body.dump()};
+  });
+  auto status = read([impl] { return ApiReply{200, "application/json", StatusJson(*impl)}; });
+  routes["/status"] = status;
+  routes["/v1/status"] = status;
+  routes["/v1/deployments"] = read([impl] {
+    return ApiReply{200, "application/json", DeploymentsJson(*impl).dump()};
+  });
+  routes["/metrics"] = read([impl] {
+    return ApiReply{200, telemetry::kPrometheusContentType, MetricsText(*impl)};
+  });
+  auto drain = [agent, impl](bool on) {
+    return ApiRoute{
+        ApiRoute::Kind::kChange, [agent, impl, on](const std::string&) {
+          Status st = agent->SetDraining(on);
+          if (!st.ok()) {
+            return ApiReply{503, "application/json", json{{"error", st.error().message}}.dump()};
+          }
+          return ApiReply{
+              200, "application/json",
+              json{{"draining", on}, {"active_deployments", impl->rt->active_deployments.load()}}
+                  .dump()};
+        }};
+  };
+  routes["/v1/drain"] = drain(true);
+  routes["/v1/undrain"] = drain(false);
+  return routes;
 }
 
 }  // namespace

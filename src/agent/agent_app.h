@@ -6,6 +6,7 @@
 #include <stop_token>
 #include <string>
 
+#include "agent/liveness.h"
 #include "common/result.h"
 #include "config/config.h"
 
@@ -27,6 +28,15 @@ class AgentApp {
   // registration at once.
   void Reload(const std::string& api_key);
   const std::string& agent_id() const;
+
+  // Whether every loop finishes its rounds (liveness.h): feeds systemd's watchdog and /healthz.
+  Liveness CheckLiveness() const;
+  // One line for systemd's STATUS=: the platform link, rentals, GPUs, draining, stuck loops.
+  std::string StatusLine() const;
+  // Drain: finish the current rentals, accept no new one (a deploy is acked "rejected",
+  // reason "draining"); the heartbeat and health say "draining". Kept in the database, so it
+  // survives a restart. Fails only when the database cannot record it.
+  Status SetDraining(bool draining);
 
   struct Impl;  // public so the status providers in agent_app.cc can see it
 

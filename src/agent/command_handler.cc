@@ -133,8 +133,8 @@ void CommandHandler::ProcessDeploy(const store::CommandRecord& cmd, std::stop_to
   if (!gpus->empty()) host_gpus = static_cast<int>(gpus->size());
   ValidationLimits validation = ValidationLimitsFromConfig(cfg.deployment, host_gpus);
   if (auto f = deps.host.Facts(); f.ok()) {
-    validation.max_disk_mb = HostDiskQuotaMb(cfg.deployment, f->storage_total_bytes,
-                                             static_cast<int>(gpus->size()));
+    validation.max_disk_mb =
+        HostDiskQuotaMb(cfg.deployment, f->storage_total_bytes, static_cast<int>(gpus->size()));
   }
   auto parsed = ParseDeployPayload(cmd.command_id, cmd.payload_json, validation);
   if (!parsed.ok()) {
@@ -176,6 +176,16 @@ void CommandHandler::ProcessDeploy(const store::CommandRecord& cmd, std::stop_to
               (d.state == DeploymentState::kEnded && d.error_stage.empty());
     ctx_.FinishCommand(cmd, ok ? "succeeded" : "failed",
                        ok ? "" : (d.error.empty() ? "deployment failed" : d.error), d.id);
+    return;
+  }
+  // Drained by the operator: current rentals run on, a new one is refused (a half-done or
+  // re-delivered deploy of before the drain was handled above).
+  // platform-api.md section 3.1: acked "rejected" with error "draining", nothing created.
+  if (ctx_.rt.draining()) {
+    spdlog::warn("deploy {} rejected: the host is drained (taolie-host-agent undrain)",
+                 spec.deployment_id);
+    ctx_.FinishCommand(cmd, "rejected", "draining", spec.deployment_id);
+    ctx_.rt.deploys_failed++;
     return;
   }
   if (cancel->stop_requested()) {
@@ -233,16 +243,16 @@ void CommandHandler::ProcessDeploy(const store::CommandRecord& cmd, std::stop_to
   if (auto f = deps.host.Facts(); f.ok()) {
     in.capacity = HostCapacity{f->ram_total_bytes, f->cpu_logical, 0};
     if (f->storage_total_bytes > 0) in.free_disk.docker_root_bytes = f->storage_available_bytes;
-    in.host_disk_quota_mb = HostDiskQuotaMb(cfg.deployment, f->storage_total_bytes,
-                                            static_cast<int>(gpus->size()));
+    in.host_disk_quota_mb =
+        HostDiskQuotaMb(cfg.deployment, f->storage_total_bytes, static_cast<int>(gpus->size()));
   }
   if (std::string db_dir = ctx_.rt.database_dir(); !db_dir.empty()) {
     if (auto free = deps.host.FreeBytes(db_dir); free.ok()) in.free_disk.database_bytes = *free;
   }
   if (auto active = deps.store.ActiveDeployments(); active.ok()) {
-    in.committed = SumCommitted(*active, cfg.deployment,
-                                {in.capacity.ram_bytes, in.capacity.logical_cpus,
-                                 static_cast<int>(gpus->size())});
+    in.committed = SumCommitted(
+        *active, cfg.deployment,
+        {in.capacity.ram_bytes, in.capacity.logical_cpus, static_cast<int>(gpus->size())});
   } else {
     spdlog::warn("deploy {}: store unavailable: {} (retried)", spec.deployment_id,
                  active.error().ToString());

@@ -5,6 +5,7 @@
 #include "agent/admission.h"
 #include "agent/container_spec.h"
 #include "agent/failpoints.h"
+#include "agent/pull_tracker.h"
 #include "agent/rental_isolation.h"
 #include "agent/rental_network.h"
 #include "agent/rules/limits.h"
@@ -98,21 +99,32 @@ void DeploymentRunner::Run(domain::Deployment d, std::stop_token stop,
   };
 
   bool repulled = false;
-  // The pull, with progress at debug level every quarter.
+  // The pull: progress at info at most every PullTracker::kProgressLogInterval and at the end,
+  // and on the status page while it lasts.
   auto pull = [&]() -> Status {
     spdlog::info("deployment {}: pulling {}", d.id, d.image);
-    int64_t last_logged = -1;
-    return deps.docker.Pull(
+    PullTracker tracker(d.image, deps.clock);
+    PullBoardEntry on_board(ctx_.pulls, d.id);
+    ctx_.pulls.Set(d.id, tracker.Snapshot());
+    Status pulled = deps.docker.Pull(
         d.image,
         [&](const docker::PullProgress& p) {
-          if (p.total <= 0) return;
-          int64_t pct = p.current * 100 / p.total;
-          if (pct / 25 != last_logged) {
-            last_logged = pct / 25;
-            spdlog::debug("deployment {}: {} {}%", d.id, p.status, pct);
-          }
+          const bool due = tracker.Add(p);
+          const PullSnapshot s = tracker.Snapshot();
+          ctx_.pulls.Set(d.id, s);
+          if (due) spdlog::info("deployment {}: pulling {}: {}", d.id, d.image, DescribePull(s));
         },
         st, auth);
+    const PullSnapshot s = tracker.Snapshot();
+    const auto secs = std::chrono::duration_cast<std::chrono::seconds>(s.elapsed).count();
+    if (pulled.ok()) {
+      spdlog::info("deployment {}: pulled {} in {} s: {}", d.id, d.image, secs,
+                   DescribePull(s, s.average_bytes_per_s()));
+    } else {
+      spdlog::info("deployment {}: pull of {} ended after {} s at {}", d.id, d.image, secs,
+                   DescribePull(s, s.average_bytes_per_s()));
+    }
+    return pulled;
   };
   while (true) {
     if (interrupted()) return;

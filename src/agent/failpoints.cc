@@ -5,7 +5,10 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <cstdlib>
+#include <mutex>
 #include <string>
 
 namespace taolie::agent {
@@ -30,6 +33,16 @@ void Failpoint(std::string_view name) {
   spdlog::default_logger()->flush();
   ::kill(::getpid(), SIGKILL);
   ::_exit(137);
+}
+
+void FailpointStall(std::string_view name, std::stop_token stop) {
+  if (!g_enabled.load(std::memory_order_relaxed)) return;
+  if (g_points.find(",stall:" + std::string(name) + ",") == std::string::npos) return;
+  spdlog::warn("failpoint stall:{} reached: blocking until the agent stops", name);
+  std::mutex mu;
+  std::condition_variable_any cv;
+  std::unique_lock lock(mu);
+  cv.wait(lock, stop, [] { return false; });
 }
 
 }  // namespace taolie::agent

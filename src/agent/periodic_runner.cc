@@ -6,6 +6,8 @@
 #include <exception>
 #include <string>
 
+#include "agent/failpoints.h"
+
 namespace taolie::agent {
 
 bool SleepFor(std::chrono::milliseconds d, std::stop_token stop) {
@@ -75,9 +77,16 @@ void PeriodicRunner::Run(std::stop_token stop) {
     }
     if (stop.stop_requested()) break;
     auto started = Clock::now();
+    stats_.round_started_ns =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(started.time_since_epoch()).count();
     const uint64_t exceptions_before = stats_.exceptions;
+    FailpointStall(loop_.Name(), stop);
     Status st = RunOnceGuarded(loop_, stop, stats_);
-    auto elapsed = Clock::now() - started;
+    const auto ended = Clock::now();
+    auto elapsed = ended - started;
+    stats_.last_round_end_ns =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(ended.time_since_epoch()).count();
+    stats_.round_started_ns = 0;
     stats_.rounds++;
     stats_.last_round_micros =
         std::chrono::duration_cast<std::chrono::microseconds>(elapsed).count();

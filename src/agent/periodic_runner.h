@@ -32,6 +32,11 @@ struct LoopStats {
   std::atomic<uint64_t> exceptions{0};  // rounds that threw (a bug: logged, counted, goes on)
   std::atomic<int64_t> last_success_unix{0};
   std::atomic<int64_t> last_round_micros{0};
+  // steady_clock nanoseconds since its epoch: when the round in progress began (0 when the
+  // loop is between rounds: waiting for its next turn or backing off), and when the last
+  // round ended (0 before the first). Read by the liveness check (liveness.h).
+  std::atomic<int64_t> round_started_ns{0};
+  std::atomic<int64_t> last_round_end_ns{0};
 };
 
 class PeriodicRunner {
@@ -47,6 +52,7 @@ class PeriodicRunner {
   void Wake();  // run a round now
   const LoopStats& stats() const { return stats_; }
   const char* name() const { return loop_.Name(); }
+  std::chrono::milliseconds interval() const { return interval_; }
 
  private:
   void Run(std::stop_token stop);

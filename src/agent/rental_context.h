@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "agent/events.h"
+#include "agent/pull_tracker.h"
 #include "agent/readiness_probe.h"
 #include "agent/rules/rental_clock.h"
 #include "agent/runtime.h"
@@ -37,6 +38,7 @@ struct RentalContext {
   ReadinessProbe& probe;
   WorkQueue& work;
   DeployCancels& cancels;
+  PullBoard& pulls;     // the deploys' pulls in progress, for /status
   std::string boot_id;  // the kernel's boot_id, read once: rentals are timed against it
 
   // Monotonic and wall time now, with the boot they belong to (agent/rules/rental_clock.h).

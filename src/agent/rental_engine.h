@@ -22,7 +22,7 @@ class RentalEngine {
   RentalEngine(Deps deps, Runtime& rt, ReadinessProbe& probe, RentalEngineOptions options = {})
       : events_(deps.clock, rt.agent_id(), rt.ts()),
         work_(options.deploy_threads, options.stop_threads),
-        ctx_{deps, rt, events_, probe, work_, cancels_, deps.host.BootId()},
+        ctx_{deps, rt, events_, probe, work_, cancels_, pulls_, deps.host.BootId()},
         runner_(ctx_),
         monitor_(ctx_),
         commands_(ctx_, runner_),
@@ -34,12 +34,14 @@ class RentalEngine {
   Reconciler& reconciler() { return reconciler_; }
   DeploymentRunner& runner() { return runner_; }
   WorkQueue& work() { return work_; }
+  PullBoard& pulls() { return pulls_; }
   const RentalContext& context() const { return ctx_; }
   void Shutdown() { work_.Shutdown(); }
 
  private:
   EventFactory events_;
   DeployCancels cancels_;
+  PullBoard pulls_;
   WorkQueue work_;
   RentalContext ctx_;
   DeploymentRunner runner_;

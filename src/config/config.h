@@ -13,6 +13,10 @@ struct AgentConfig {
   std::string id;             // "" = generate once, keep in the agent's own state
   std::string api_key;        // secret: never logged
   std::string version_label;  // informational, optional
+  // Where the host's / is mounted when the agent runs in a container (e.g. "/host"): the host
+  // probe then reads <host_root>/proc, /sys, /etc/os-release, /etc/hostname and Docker's data
+  // root under it, so the platform sees the real host. "" = the agent's own / (not contained).
+  std::string host_root;
 };
 
 struct PortsConfig {
@@ -108,6 +112,9 @@ struct MonitoringConfig {
   int duration_check_interval = 30;
   int power_sustain_seconds = 60;       // power over its limit counts after this long
   int quarantine_clear_seconds = 3600;  // a quarantined GPU returns after this long healthy
+  // A loop whose round has not finished for max(3 x its interval, this) is stuck: systemd's
+  // watchdog is no longer fed and /healthz fails (agent/liveness.h).
+  int stuck_loop_seconds = 120;
   GpuThresholds gpu_thresholds;
   AlertsConfig alerts;
   RetentionConfig retention;
@@ -147,7 +154,7 @@ struct GpuConfig {
 };
 
 struct LoggingConfig {
-  std::string level = "INFO";
+  std::string level = "info";
   std::string file = "/var/log/taolie-host-agent/agent.log";  // "" = no file
   int max_size_mb = 100;
   int max_files = 5;
@@ -166,9 +173,16 @@ struct DockerConfig {
   // image_gc_days 0 = any image no container uses.
   double image_gc_min_free_gb = 20;
   int image_gc_days = 7;
-  // Images pulled in the background at start; only these may be used from the local copy
-  // when a rental's pull fails, and image collection never removes them.
+  // Images kept pulled in the background (all at start, then any missing one every 10 min);
+  // only these may be used from the local copy when a rental's pull fails, and image
+  // collection never removes them. After loading: the union with images.prefetch.
   std::vector<std::string> prefetch_images;
+};
+
+struct ImagesConfig {
+  // The same list under the name of issue 9 (images.prefetch); the loader adds its entries to
+  // docker.prefetch_images, which is what the agent uses.
+  std::vector<std::string> prefetch;
 };
 
 struct DeploymentConfig {
@@ -245,6 +259,7 @@ struct Config {
   GpuConfig gpu;
   LoggingConfig logging;
   DockerConfig docker;
+  ImagesConfig images;
   DeploymentConfig deployment;
   ApiConfig api;
   std::string data_dir = "/var/lib/taolie-host-agent";

@@ -97,10 +97,16 @@ const char* KindName(const YAML::Node& n) {
 class Reader {
  public:
   Reader(const YAML::Node& node, std::string path, std::vector<ConfigProblem>* problems,
-         std::set<std::string>* catalogue = nullptr)
-      : node_(node), path_(std::move(path)), problems_(problems), catalogue_(catalogue) {}
+         std::set<std::string>* catalogue = nullptr,
+         std::map<std::string, std::string>* defaults = nullptr)
+      : node_(node),
+        path_(std::move(path)),
+        problems_(problems),
+        catalogue_(catalogue),
+        defaults_(defaults) {}
 
   void Int(const char* key, int* out) {
+    if (defaults_ != nullptr) (*defaults_)[Join(path_, key)] = std::to_string(*out);
     long long v = 0;
     if (!ReadInteger(key, &v)) return;
     if (v < std::numeric_limits<int>::min() || v > std::numeric_limits<int>::max()) {
@@ -111,11 +117,17 @@ class Reader {
   }
 
   void Int64(const char* key, int64_t* out) {
+    if (defaults_ != nullptr) (*defaults_)[Join(path_, key)] = std::to_string(*out);
     long long v = 0;
     if (ReadInteger(key, &v)) *out = v;
   }
 
   void Double(const char* key, double* out) {
+    if (defaults_ != nullptr) {
+      std::ostringstream text;
+      text << *out;
+      (*defaults_)[Join(path_, key)] = text.str();
+    }
     YAML::Node n = Scalar(key, "a number");
     if (!n) return;
     auto v = ParseDouble(n.Scalar());
@@ -127,6 +139,7 @@ class Reader {
   }
 
   void Bool(const char* key, bool* out) {
+    if (defaults_ != nullptr) (*defaults_)[Join(path_, key)] = *out ? "true" : "false";
     YAML::Node n = Scalar(key, "true or false");
     if (!n) return;
     auto v = ParseBool(n.Scalar());
@@ -139,6 +152,7 @@ class Reader {
 
   // Strings are never echoed in messages, so secrets are safe here.
   void String(const char* key, std::string* out) {
+    if (defaults_ != nullptr) (*defaults_)[Join(path_, key)] = "\"" + *out + "\"";
     const YAML::Node n = Find(key);
     if (!n.IsDefined()) return;
     if (n.IsNull()) {
@@ -153,6 +167,11 @@ class Reader {
   }
 
   void StringList(const char* key, std::vector<std::string>* out) {
+    if (defaults_ != nullptr) {
+      std::string text = "[";
+      for (const auto& v : *out) text += (text.size() > 1 ? ", \"" : "\"") + v + "\"";
+      (*defaults_)[Join(path_, key)] = text + "]";
+    }
     const YAML::Node n = Find(key);
     if (!n.IsDefined()) return;
     if (n.IsNull()) {
@@ -177,6 +196,11 @@ class Reader {
   }
 
   void StringMap(const char* key, std::map<std::string, std::string>* out) {
+    if (defaults_ != nullptr) {
+      std::string text = "{";
+      for (const auto& [k, v] : *out) text += (text.size() > 1 ? ", " : "") + k + ": \"" + v + "\"";
+      (*defaults_)[Join(path_, key)] = text + "}";
+    }
     const YAML::Node n = Find(key);
     if (!n.IsDefined() || n.IsNull()) return;
     if (!n.IsMap()) {
@@ -204,6 +228,7 @@ class Reader {
   }
 
   void PortRangeField(const char* key, PortRange* out) {
+    if (defaults_ != nullptr) (*defaults_)[Join(path_, key)] = "\"" + FormatPortRange(*out) + "\"";
     const YAML::Node n = Find(key);
     if (!n.IsDefined()) return;
     if (n.IsNull()) {
@@ -228,7 +253,7 @@ class Reader {
     const YAML::Node n = Find(key);
     if (catalogue_ != nullptr) {  // listing every key: walk each section, present or not
       catalogue_->erase(Join(path_, key));
-      Reader child(n, Join(path_, key), problems_, catalogue_);
+      Reader child(n, Join(path_, key), problems_, catalogue_, defaults_);
       fn(child);
       return;
     }
@@ -297,17 +322,20 @@ class Reader {
   const YAML::Node node_;
   std::string path_;
   std::vector<ConfigProblem>* problems_;
-  std::set<std::string>* catalogue_;  // when set: every key path read is recorded here
+  std::set<std::string>* catalogue_;              // when set: every key path read is recorded here
+  std::map<std::string, std::string>* defaults_;  // when set: each key's value before reading
   std::set<std::string> used_;
 };
 
 void ReadConfig(const YAML::Node& root, Config* c, std::vector<ConfigProblem>* problems,
-                std::set<std::string>* catalogue = nullptr) {
-  Reader r(root, "", problems, catalogue);
+                std::set<std::string>* catalogue = nullptr,
+                std::map<std::string, std::string>* defaults = nullptr) {
+  Reader r(root, "", problems, catalogue, defaults);
   r.Section("agent", [&](Reader& s) {
     s.String("id", &c->agent.id);
     s.String("api_key", &c->agent.api_key);
     s.String("version_label", &c->agent.version_label);
+    s.String("host_root", &c->agent.host_root);
   });
   r.Section("network", [&](Reader& s) {
     NetworkConfig& n = c->network;
@@ -352,6 +380,7 @@ void ReadConfig(const YAML::Node& root, Config* c, std::vector<ConfigProblem>* p
     s.Int("duration_check_interval", &m.duration_check_interval);
     s.Int("power_sustain_seconds", &m.power_sustain_seconds);
     s.Int("quarantine_clear_seconds", &m.quarantine_clear_seconds);
+    s.Int("stuck_loop_seconds", &m.stuck_loop_seconds);
     s.Section("gpu_thresholds", [&](Reader& t) {
       GpuThresholds& g = m.gpu_thresholds;
       // The older names first: the seed's names, read after them, win when both are set.
@@ -435,6 +464,7 @@ void ReadConfig(const YAML::Node& root, Config* c, std::vector<ConfigProblem>* p
     s.Int("image_gc_days", &d.image_gc_days);
     s.StringList("prefetch_images", &d.prefetch_images);
   });
+  r.Section("images", [&](Reader& s) { s.StringList("prefetch", &c->images.prefetch); });
   r.Section("deployment", [&](Reader& s) {
     DeploymentConfig& d = c->deployment;
     s.Int("max_duration_minutes", &d.max_duration_minutes);
@@ -508,6 +538,15 @@ std::string DescribeParseError(const ParseError& err) {
   return out.str();
 }
 
+// images.prefetch and docker.prefetch_images name one list: the agent uses their union,
+// docker.prefetch_images first (after validation, so each problem names its own key).
+void MergePrefetchLists(Config& c) {
+  std::vector<std::string>& merged = c.docker.prefetch_images;
+  for (const std::string& image : c.images.prefetch) {
+    if (std::find(merged.begin(), merged.end(), image) == merged.end()) merged.push_back(image);
+  }
+}
+
 // Fills `result` from a parsed document; never throws.
 void LoadFromNode(const YAML::Node& root, const EnvLookup& getenv, LoadResult* result) {
   if (root.IsDefined() && !root.IsNull()) {
@@ -525,6 +564,7 @@ void LoadFromNode(const YAML::Node& root, const EnvLookup& getenv, LoadResult* r
   if (getenv) ApplyEnvironment(result->config, getenv);
   auto checks = Validate(result->config);
   result->problems.insert(result->problems.end(), checks.begin(), checks.end());
+  MergePrefetchLists(result->config);
 }
 
 }  // namespace
@@ -535,6 +575,15 @@ std::set<std::string> KnownConfigKeys() {
   std::vector<ConfigProblem> ignored;
   ReadConfig(YAML::Node(YAML::NodeType::Undefined), &scratch, &ignored, &keys);
   return keys;
+}
+
+std::map<std::string, std::string> ConfigDefaults() {
+  std::set<std::string> keys;
+  std::map<std::string, std::string> defaults;
+  Config scratch;
+  std::vector<ConfigProblem> ignored;
+  ReadConfig(YAML::Node(YAML::NodeType::Undefined), &scratch, &ignored, &keys, &defaults);
+  return defaults;
 }
 
 namespace {
@@ -771,6 +820,16 @@ std::vector<ConfigProblem> Validate(const Config& c) {
             "lowercase hex digits, got " +
                 Quote(c.agent.id));
   }
+  if (!c.agent.host_root.empty()) {
+    std::error_code ec;
+    if (!std::filesystem::path(c.agent.host_root).is_absolute()) {
+      k.Fatal("agent.host_root", "must be an absolute path, got " + Quote(c.agent.host_root));
+    } else if (!std::filesystem::is_directory(c.agent.host_root, ec)) {
+      k.Fatal("agent.host_root",
+              "no such directory: " + Quote(c.agent.host_root) +
+                  " (mount the host's /proc, /sys and /etc files under it, or leave it \"\")");
+    }
+  }
 
   // network
   const NetworkConfig& n = c.network;
@@ -890,6 +949,7 @@ std::vector<ConfigProblem> Validate(const Config& c) {
   }
   k.Range("monitoring.power_sustain_seconds", m.power_sustain_seconds, 0, 86400);
   k.Range("monitoring.quarantine_clear_seconds", m.quarantine_clear_seconds, 0, 7 * 86400);
+  k.Range("monitoring.stuck_loop_seconds", m.stuck_loop_seconds, 1, 86400);
   const AlertsConfig& al = m.alerts;
   if (!al.webhook_url.empty()) {
     ParsedUrl w;
@@ -995,6 +1055,13 @@ std::vector<ConfigProblem> Validate(const Config& c) {
       k.Fatal(
           "docker.prefetch_images[" + std::to_string(i) + "]",
           "not an image reference (" + ref.error().message + "): " + Quote(dk.prefetch_images[i]));
+    }
+  }
+  for (size_t i = 0; i < c.images.prefetch.size(); ++i) {
+    if (auto ref = domain::ParseImageReference(c.images.prefetch[i]); !ref.ok()) {
+      k.Fatal(
+          "images.prefetch[" + std::to_string(i) + "]",
+          "not an image reference (" + ref.error().message + "): " + Quote(c.images.prefetch[i]));
     }
   }
 
@@ -1109,6 +1176,16 @@ std::vector<ConfigProblem> Validate(const Config& c) {
     k.Fatal("api.listen", "not an IP address or localhost: " + Quote(c.api.listen));
   }
   k.Range("api.port", c.api.port, 1, 65535);
+  if (c.api.enabled && !c.network.security.enable_ssl) {
+    const std::string l = Lower(c.api.listen);
+    const bool loopback = l == "localhost" || l == "::1" || l.rfind("127.", 0) == 0;
+    if (!loopback) {
+      k.Warn("api.listen",
+             Quote(c.api.listen) +
+                 " is not loopback and network.security.enable_ssl is off: the local API "
+                 "(status, metrics) is served in clear text to network.security.allowed_ips");
+    }
+  }
 
   // data_dir
   if (c.data_dir.empty() || !std::filesystem::path(c.data_dir).is_absolute()) {

@@ -12,6 +12,7 @@
 //
 // No exception escapes these functions; YAML type errors become fatal problems naming the key.
 #include <functional>
+#include <map>
 #include <set>
 #include <string>
 #include <vector>
@@ -50,6 +51,9 @@ LoadResult LoadConfigString(const std::string& yaml, const EnvLookup& getenv = n
 // Every key path the loader reads ("network.ports.ssh", ...): sections are not listed, only the
 // keys that hold values. docs/configuration.md is checked against it by a test.
 std::set<std::string> KnownConfigKeys();
+// Each of those keys with its built-in default as YAML text: 60, 0.9, true, "text", [], {},
+// "30000-30999". docs/configuration.md's defaults column is checked against it by a test.
+std::map<std::string, std::string> ConfigDefaults();
 
 // Overrides from the environment (non-empty values only):
 //   TAOLIE_API_KEY -> agent.api_key, TAOLIE_DB_PASSWORD -> database.password,

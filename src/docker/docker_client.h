@@ -63,7 +63,7 @@ struct ContainerInfo {
   std::string name;  // without leading '/'
   std::string image;
   std::string image_id;  // "sha256:..." (ImageID), only from List
-  std::string state;  // created | running | paused | restarting | removing | exited | dead
+  std::string state;     // created | running | paused | restarting | removing | exited | dead
   bool running = false;
   int exit_code = 0;
   bool oom_killed = false;
@@ -93,8 +93,13 @@ struct ImageInfo {
   int64_t size = 0;                    // bytes
 };
 
+// One line of the engine's pull stream. Per layer (id = the layer's short digest): "Pulling fs
+// layer", "Waiting", "Downloading" (current/total bytes), "Verifying Checksum", "Download
+// complete", "Extracting" (current/total), "Pull complete", "Already exists". Lines about the
+// whole image ("Pulling from repo" with the tag as id, "Digest: ...", "Status: ...") too.
 struct PullProgress {
-  std::string status;  // engine's status line, e.g. "Downloading"
+  std::string id;      // the layer's id ("" for a line with none)
+  std::string status;  // engine's status, e.g. "Downloading"
   int64_t current = 0;
   int64_t total = 0;
 };
@@ -108,7 +113,9 @@ struct VersionInfo {
   std::string version;      // "20.10.24"
   std::string api_version;  // "1.41"
   std::string os;
-  std::string root_dir;  // DockerRootDir from /info ("" if unknown)
+  std::string root_dir;        // DockerRootDir from /info ("" if unknown)
+  std::string cgroup_driver;   // CgroupDriver from /info: "systemd" | "cgroupfs" ("" if unknown)
+  std::string cgroup_version;  // CgroupVersion from /info: "1" | "2" ("" if unknown)
 };
 
 // A user-defined bridge network (POST /networks/create).

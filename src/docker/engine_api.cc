@@ -482,9 +482,7 @@ Result<PullLine> ParsePullLine(std::string_view line) {
     out.error = error.empty() ? "unknown pull error" : error.substr(0, kMaxMessageLength);
   }
   out.progress.status = StringOr(*j, "status");
-  std::string id = StringOr(*j, "id");
-  if (!id.empty() && !out.progress.status.empty())
-    out.progress.status = id + ": " + out.progress.status;
+  out.progress.id = StringOr(*j, "id");
   if (auto d = j->find("progressDetail"); d != j->end() && d->is_object()) {
     out.progress.current = IntOr(*d, "current");
     out.progress.total = IntOr(*d, "total");

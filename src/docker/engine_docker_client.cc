@@ -320,7 +320,11 @@ Result<VersionInfo> EngineDockerClient::Version() {
   auto info_resp = Send(socket_path_, VersionedPath("/info"), "GET", timeout_);
   if (info_resp.ok() && info_resp->status == 200) {
     json i = json::parse(info_resp->body, nullptr, false);
-    if (!i.is_discarded() && i.is_object()) info.root_dir = i.value("DockerRootDir", "");
+    if (!i.is_discarded() && i.is_object()) {
+      info.root_dir = i.value("DockerRootDir", "");
+      info.cgroup_driver = i.value("CgroupDriver", "");
+      info.cgroup_version = i.value("CgroupVersion", "");
+    }
   } else {
     spdlog::warn("docker: /info unavailable; DockerRootDir unknown");
   }
@@ -403,10 +407,27 @@ Status EngineDockerClient::Pull(const std::string& image,
     return true;
   };
   spdlog::info("docker: pulling {}", image);
+  const auto started = Clock::now();
   auto resp = Perform(socket_path_, req);
   if (!resp.ok()) {
     if (resp.error().code == ErrorCode::kCancelled) {
       return MakeError(ErrorCode::kCancelled, "docker: pull " + image + " cancelled");
+    }
+    if (resp.error().code == ErrorCode::kDeadlineExceeded) {
+      // Both limits end the transfer the same way (curl's total timeout, or its low-speed
+      // limit): the time spent tells which one it was (curl may end a few ms early).
+      if (Clock::now() - started + milliseconds(100) >= pull_total_) {
+        return MakeError(ErrorCode::kDeadlineExceeded,
+                         "docker: pull " + image + " not finished within docker.pull_timeout (" +
+                             std::to_string(pull_total_.count()) +
+                             " s); raise docker.pull_timeout for images this large or this "
+                             "slow to download");
+      }
+      return MakeError(ErrorCode::kDeadlineExceeded,
+                       "docker: pull " + image +
+                           " received nothing for docker.pull_stall_timeout (" +
+                           std::to_string(pull_stall_.count()) +
+                           " s); check that the registry is reachable from this host");
     }
     return resp.error();
   }

@@ -339,7 +339,9 @@ Result<KmsgDrain> KmsgXidReader::Drain(const KmsgCursor& cursor) {
     read_any_ = true;
     read_next_ = rec->seq + 1;
     if (rec->seq < out.cursor.next_seq) continue;  // seen before
-    if (same_boot) out.records_lost += rec->seq - out.cursor.next_seq;
+    // A gap counts as lost only after a record this boot was seen: a cursor of 0 (an empty
+    // first read) has nothing to compare with.
+    if (same_boot && out.cursor.next_seq > 0) out.records_lost += rec->seq - out.cursor.next_seq;
     out.cursor.next_seq = rec->seq + 1;
     if (rec->facility() != 0) continue;
     auto xid = ParseNvrmXidMessage(rec->message);

@@ -63,6 +63,24 @@ std::string StorageTypeFromRotational(std::string_view rotational) {
   return "Unknown";
 }
 
+LinuxHostProbe::Options WithHostRoot(LinuxHostProbe::Options base, const std::string& host_root) {
+  if (host_root.empty()) return base;
+  std::string root = host_root;
+  while (root.size() > 1 && root.back() == '/') root.pop_back();
+  if (root == "/") return base;
+  auto under = [&](const std::string& path) {
+    return root + (path.empty() || path.front() != '/' ? "/" : "") + path;
+  };
+  base.proc_root = under(base.proc_root);
+  base.sys_root = under(base.sys_root);
+  base.os_release = under(base.os_release);
+  base.storage_path = under(base.storage_path);
+  std::error_code ec;
+  const std::string hostname = under("/etc/hostname");
+  if (fs::is_regular_file(hostname, ec)) base.hostname_file = hostname;
+  return base;
+}
+
 LinuxHostProbe::LinuxHostProbe(Options options) : options_(std::move(options)) {
   if (!options_.steady_now) options_.steady_now = [] { return std::chrono::steady_clock::now(); };
 }

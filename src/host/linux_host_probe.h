@@ -59,6 +59,12 @@ class LinuxHostProbe final : public HostProbe {
   std::vector<std::string> prev_interfaces_;
 };
 
+// `base` for an agent that sees the host's / at `host_root` (agent.host_root, e.g. "/host" in a
+// container): /proc, /sys, /etc/os-release and the storage path (Docker's data root) are read
+// under it, and the host name from <host_root>/etc/hostname when that file exists (else
+// gethostname(), which is the host's under Docker's host network). "" returns `base` unchanged.
+LinuxHostProbe::Options WithHostRoot(LinuxHostProbe::Options base, const std::string& host_root);
+
 // Storage device type from the sysfs "rotational" flag: "1" HDD, "0" SSD, else "Unknown".
 std::string StorageTypeFromRotational(std::string_view rotational);
 

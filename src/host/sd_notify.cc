@@ -1,7 +1,9 @@
 #include "host/sd_notify.h"
 
+#include <sys/stat.h>
 #include <systemd/sd-daemon.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <string>
 
@@ -19,6 +21,17 @@ bool Send(const std::string& state) { return sd_notify(0, state.c_str()) > 0; }
 }  // namespace
 
 bool UnderSystemd() { return EnvSet("INVOCATION_ID") || EnvSet("NOTIFY_SOCKET"); }
+
+bool StderrIsJournal() {
+  const char* v = std::getenv("JOURNAL_STREAM");
+  if (v == nullptr || *v == '\0') return false;
+  unsigned long long dev = 0, ino = 0;
+  if (std::sscanf(v, "%llu:%llu", &dev, &ino) != 2) return false;
+  struct stat st {};
+  if (fstat(2, &st) != 0) return false;
+  return static_cast<unsigned long long>(st.st_dev) == dev &&
+         static_cast<unsigned long long>(st.st_ino) == ino;
+}
 
 bool SdNotify::Ready() { return Send("READY=1"); }
 

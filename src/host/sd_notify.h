@@ -9,6 +9,9 @@ namespace taolie::host {
 
 // True when started by systemd: $INVOCATION_ID or $NOTIFY_SOCKET is set.
 bool UnderSystemd();
+// True when stderr is connected to the journal ($JOURNAL_STREAM names its device and inode):
+// a line written there and to the journal sink would be logged twice.
+bool StderrIsJournal();
 
 class SdNotify {
  public:

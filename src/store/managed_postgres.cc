@@ -341,6 +341,11 @@ std::string ManagedPostgres::ConnInfo(const std::string& dbname) const {
          " password=" + QuoteConnValue(password_) + " connect_timeout=5";
 }
 
+Result<std::string> ManagedPostgres::FindBinaries(const std::string& data_dir,
+                                                  const std::string& bin_dir) {
+  return FindBinDir(bin_dir, fs::path(data_dir) / "pg");
+}
+
 Result<std::unique_ptr<ManagedPostgres>> ManagedPostgres::Start(const Options& options) {
   if (options.data_dir.empty()) return Err(ErrorCode::kInvalidArgument, "data_dir is empty");
   std::error_code ec;

@@ -44,6 +44,11 @@ class ManagedPostgres {
   // DeadlineExceeded: the server did not come up (message includes its log's last lines).
   static Result<std::unique_ptr<ManagedPostgres>> Start(const Options& options);
 
+  // Where Start would find initdb and postgres for a cluster under `data_dir` (the search of
+  // Options::bin_dir), without starting anything. NotFound says what to install.
+  static Result<std::string> FindBinaries(const std::string& data_dir,
+                                          const std::string& bin_dir = "");
+
   ~ManagedPostgres();  // Stop()
   ManagedPostgres(const ManagedPostgres&) = delete;
   ManagedPostgres& operator=(const ManagedPostgres&) = delete;

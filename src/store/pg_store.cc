@@ -685,6 +685,18 @@ Result<std::unique_ptr<PgStore>> PgStore::Create(const std::string& conninfo,
     if (!st.ok()) return st.error();
     if (applied) spdlog::info("store: applied migration {} ({})", m.version, m.name);
   }
+  // A schema a newer agent migrated is not this one's to use (a downgrade): refused, with what
+  // to do, before anything reads or writes it.
+  const int known = Migrations().empty() ? 0 : Migrations().back().version;
+  auto version = store->SchemaVersion();
+  if (!version.ok()) return version.error();
+  if (*version > known) {
+    return MakeError(ErrorCode::kFailedPrecondition,
+                     "the database's schema is at migration " + std::to_string(*version) +
+                         ", newer than this agent knows (" + std::to_string(known) +
+                         "): a newer agent used it. Install that version again, or restore the "
+                         "backup of the database taken before the upgrade");
+  }
   return store;
 }
 

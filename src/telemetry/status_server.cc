@@ -29,7 +29,7 @@ constexpr time_t kIdleConnectionSec = 1;
 constexpr auto kListenerStartTimeout = std::chrono::seconds(2);
 constexpr auto kProviderErrorLogInterval = std::chrono::seconds(60);
 
-constexpr const char* kMetricsContentType = "text/plain; version=0.0.4; charset=utf-8";
+constexpr const char* kMetricsContentType = kPrometheusContentType;
 
 struct ParsedIp {
   int family = 0;
@@ -141,18 +141,20 @@ bool IpAllowList::Allows(std::string_view client_ip) const {
 // StatusServer
 
 struct StatusServer::Impl {
-  Impl(IpAllowList allow_list, Provider status, Provider metrics)
+  Impl(IpAllowList allow_list, ApiRoutes api_routes, std::string token)
       : allow(std::move(allow_list)),
-        status_json(std::move(status)),
-        metrics_text(std::move(metrics)) {}
+        routes(std::move(api_routes)),
+        admin_token(std::move(token)) {}
 
   void Handle(const httplib::Request& req, httplib::Response& res);
   void LogProviderError(const std::string& path, const std::string& what);
+  bool TokenMatches(const httplib::Request& req) const;
 
   const IpAllowList allow;
-  const Provider status_json;
-  const Provider metrics_text;
-  httplib::Server server;
+  const ApiRoutes routes;
+  const std::string admin_token;
+  std::unique_ptr<httplib::Server> server;  // httplib::SSLServer with TLS
+  bool tls = false;
   std::string endpoint;  // host:port, for messages
   int port = 0;
   std::thread thread;
@@ -171,6 +173,22 @@ void StatusServer::Impl::LogProviderError(const std::string& path, const std::st
   spdlog::warn("status endpoint: provider for {} failed: {}", path, what);
 }
 
+// "Authorization: Bearer <token>", compared in constant time.
+bool StatusServer::Impl::TokenMatches(const httplib::Request& req) const {
+  if (admin_token.empty()) return false;
+  const std::string header = req.get_header_value("Authorization");
+  constexpr std::string_view kBearer = "Bearer ";
+  if (header.size() != kBearer.size() + admin_token.size() ||
+      header.compare(0, kBearer.size(), kBearer) != 0) {
+    return false;
+  }
+  unsigned char diff = 0;
+  for (size_t i = 0; i < admin_token.size(); ++i) {
+    diff |= static_cast<unsigned char>(header[kBearer.size() + i] ^ admin_token[i]);
+  }
+  return diff == 0;
+}
+
 void StatusServer::Impl::Handle(const httplib::Request& req, httplib::Response& res) {
   res.set_header("Cache-Control", "no-store");
   if (!allow.Allows(req.remote_addr)) {
@@ -178,35 +196,32 @@ void StatusServer::Impl::Handle(const httplib::Request& req, httplib::Response& 
     res.set_content("forbidden\n", "text/plain");
     return;
   }
-  const Provider* provider = nullptr;
-  const char* content_type = nullptr;
-  if (req.path == "/healthz") {
-    content_type = "text/plain";
-  } else if (req.path == "/status") {
-    provider = &status_json;
-    content_type = "application/json";
-  } else if (req.path == "/metrics") {
-    provider = &metrics_text;
-    content_type = kMetricsContentType;
-  } else {
+  const auto route = routes.find(req.path);
+  if (route == routes.end()) {
     res.status = 404;
     res.set_content("not found\n", "text/plain");
     return;
   }
-  if (req.method != "GET" && req.method != "HEAD") {
+  const bool change = route->second.kind == ApiRoute::Kind::kChange;
+  const bool method_ok =
+      change ? req.method == "POST" : (req.method == "GET" || req.method == "HEAD");
+  if (!method_ok) {
     res.status = 405;
-    res.set_header("Allow", "GET, HEAD");
+    res.set_header("Allow", change ? "POST" : "GET, HEAD");
     res.set_content("method not allowed\n", "text/plain");
     return;
   }
-  if (provider == nullptr) {
-    res.status = 200;
-    res.set_content("ok\n", content_type);
+  if (change && !TokenMatches(req)) {
+    res.status = admin_token.empty() ? 403 : 401;
+    res.set_content(admin_token.empty()
+                        ? "changes are disabled on this endpoint\n"
+                        : "this change needs the agent's admin token (Authorization: Bearer)\n",
+                    "text/plain");
     return;
   }
-  std::string body;
+  ApiReply reply;
   try {
-    body = (*provider)();
+    reply = route->second.handler(change ? req.body : std::string());
   } catch (const std::exception& e) {
     LogProviderError(req.path, e.what());
     res.status = 500;
@@ -218,8 +233,8 @@ void StatusServer::Impl::Handle(const httplib::Request& req, httplib::Response& 
     res.set_content("internal error\n", "text/plain");
     return;
   }
-  res.status = 200;
-  res.set_content(body, content_type);
+  res.status = reply.status;
+  res.set_content(reply.body, reply.content_type);
 }
 
 StatusServer::StatusServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -228,11 +243,39 @@ StatusServer::~StatusServer() { Stop(); }
 
 int StatusServer::port() const { return impl_->port; }
 
+bool StatusServer::tls() const { return impl_->tls; }
+
 Result<std::unique_ptr<StatusServer>> StatusServer::Start(const StatusServerOptions& options,
                                                           Provider status_json,
                                                           Provider metrics_text) {
   if (!status_json || !metrics_text) {
     return MakeError(ErrorCode::kInvalidArgument, "status endpoint needs both providers");
+  }
+  auto provide = [](Provider p, const char* type) {
+    return ApiRoute{ApiRoute::Kind::kRead, [p = std::move(p), type](const std::string&) {
+                      return ApiReply{200, type, p()};
+                    }};
+  };
+  ApiRoutes routes;
+  routes["/healthz"] = ApiRoute{ApiRoute::Kind::kRead, [](const std::string&) {
+                                  return ApiReply{200, "text/plain", "ok\n"};
+                                }};
+  routes["/status"] = provide(std::move(status_json), "application/json");
+  routes["/metrics"] = provide(std::move(metrics_text), kMetricsContentType);
+  return Start(options, std::move(routes));
+}
+
+Result<std::unique_ptr<StatusServer>> StatusServer::Start(const StatusServerOptions& options,
+                                                          ApiRoutes routes) {
+  for (const auto& [path, route] : routes) {
+    if (!route.handler) {
+      return MakeError(ErrorCode::kInvalidArgument,
+                       "status endpoint route " + path + " has no handler");
+    }
+  }
+  if (options.tls_cert.empty() != options.tls_key.empty()) {
+    return MakeError(ErrorCode::kInvalidArgument,
+                     "status endpoint TLS needs both a certificate and a key");
   }
   if (options.port < 0 || options.port > 65535) {
     return MakeError(ErrorCode::kInvalidArgument,
@@ -247,10 +290,24 @@ Result<std::unique_ptr<StatusServer>> StatusServer::Start(const StatusServerOpti
   Result<IpAllowList> allow = IpAllowList::Parse(options.allowed_ips);
   if (!allow.ok()) return allow.error();
 
-  auto impl = std::make_unique<Impl>(std::move(allow).value(), std::move(status_json),
-                                     std::move(metrics_text));
+  auto impl =
+      std::make_unique<Impl>(std::move(allow).value(), std::move(routes), options.admin_token);
   Impl* raw = impl.get();
-  httplib::Server& server = raw->server;
+  if (!options.tls_cert.empty()) {
+    auto ssl =
+        std::make_unique<httplib::SSLServer>(options.tls_cert.c_str(), options.tls_key.c_str());
+    if (!ssl->is_valid()) {
+      return MakeError(ErrorCode::kInvalidArgument,
+                       "status endpoint TLS: cannot load the certificate " + options.tls_cert +
+                           " and key " + options.tls_key +
+                           " (PEM files, the key matching the certificate, readable by the agent)");
+    }
+    raw->server = std::move(ssl);
+    raw->tls = true;
+  } else {
+    raw->server = std::make_unique<httplib::Server>();
+  }
+  httplib::Server& server = *raw->server;
   server.new_task_queue = [] { return new httplib::ThreadPool(kWorkerThreads); };
   server.set_read_timeout(kSocketTimeoutSec, 0);
   server.set_write_timeout(kSocketTimeoutSec, 0);
@@ -289,7 +346,7 @@ Result<std::unique_ptr<StatusServer>> StatusServer::Start(const StatusServerOpti
   raw->endpoint = HostPort(options.listen, raw->port);
 
   raw->thread = std::thread([raw] {
-    if (!raw->server.listen_after_bind()) {
+    if (!raw->server->listen_after_bind()) {
       spdlog::error("status endpoint {}: accept loop ended with an error", raw->endpoint);
     }
     raw->finished = true;
@@ -297,17 +354,16 @@ Result<std::unique_ptr<StatusServer>> StatusServer::Start(const StatusServerOpti
 
   std::unique_ptr<StatusServer> status_server(new StatusServer(std::move(impl)));
   const auto deadline = std::chrono::steady_clock::now() + kListenerStartTimeout;
-  while (!raw->server.is_running() && !raw->finished &&
+  while (!raw->server->is_running() && !raw->finished &&
          std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
-  if (!raw->server.is_running()) {
+  if (!raw->server->is_running()) {
     status_server->Stop();
     return MakeError(ErrorCode::kUnavailable,
                      "status endpoint " + raw->endpoint + " did not start accepting");
   }
-  spdlog::info("status endpoint listening on http://{}/ (/healthz, /status, /metrics)",
-               raw->endpoint);
+  spdlog::info("local API listening on {}://{}/", raw->tls ? "https" : "http", raw->endpoint);
   return status_server;
 }
 
@@ -318,11 +374,11 @@ void StatusServer::Stop() {
   // httplib's stop() only acts once the accept loop runs; Start() waited for that, but if it
   // gave up, wait (bounded) for the loop to either start or finish before stopping it.
   const auto deadline = std::chrono::steady_clock::now() + kListenerStartTimeout;
-  while (!impl_->server.is_running() && !impl_->finished &&
+  while (!impl_->server->is_running() && !impl_->finished &&
          std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
-  impl_->server.stop();
+  impl_->server->stop();
   if (impl_->thread.joinable()) impl_->thread.join();
 }
 

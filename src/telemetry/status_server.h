@@ -1,10 +1,12 @@
 #pragma once
-// The agent's own local, read-only status endpoint: /healthz, /status (JSON), /metrics
-// (Prometheus text). Small by design: two worker threads, 5 s socket timeouts, 64 KiB payload
-// limit, clients restricted to an allow-list of IPs/CIDRs (loopback only by default).
+// The agent's own local API: a table of routes (GET reads, POST changes that need the admin
+// token), over plain HTTP or TLS. Small by design: two worker threads, 5 s socket timeouts,
+// 64 KiB payload limit, clients restricted to an allow-list of IPs/CIDRs (loopback only by
+// default).
 #include <array>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -20,7 +22,32 @@ struct StatusServerOptions {
   // IPs or CIDRs (IPv4 and IPv6) allowed to connect; empty = loopback clients only
   // (127.0.0.0/8 and ::1).
   std::vector<std::string> allowed_ips;
+  // TLS: both set = HTTPS with this PEM certificate (chain) and key; both empty = plain HTTP.
+  std::string tls_cert;
+  std::string tls_key;
+  // Routes that change something need "Authorization: Bearer <admin_token>"; empty = such
+  // routes answer 403.
+  std::string admin_token;
 };
+
+struct ApiReply {
+  int status = 200;
+  std::string content_type = "application/json";
+  std::string body;
+};
+
+struct ApiRoute {
+  enum class Kind { kRead, kChange };  // kRead: GET and HEAD; kChange: POST with the token
+  Kind kind = Kind::kRead;
+  // Runs on a server worker; `body` is the request body (empty for reads). A handler that
+  // throws yields a 500.
+  std::function<ApiReply(const std::string& body)> handler;
+};
+
+using ApiRoutes = std::map<std::string, ApiRoute>;  // path (no query) -> route
+
+// The Content-Type of the Prometheus text exposition format.
+inline constexpr const char* kPrometheusContentType = "text/plain; version=0.0.4; charset=utf-8";
 
 // A parsed allow-list of IP addresses and CIDR blocks. IPv4-mapped IPv6 client addresses
 // (::ffff:a.b.c.d) are matched as IPv4; a zone suffix ("fe80::1%eth0") is ignored.
@@ -48,6 +75,9 @@ class StatusServer {
   // cannot be bound; InvalidArgument for a bad address, port, allow-list or empty provider.
   // Providers run on the server's worker threads; one that throws yields a 500.
   static Result<std::unique_ptr<StatusServer>> Start(const StatusServerOptions& options,
+                                                     ApiRoutes routes);
+  // The read-only endpoint of old: /healthz ("ok"), /status (JSON) and /metrics.
+  static Result<std::unique_ptr<StatusServer>> Start(const StatusServerOptions& options,
                                                      Provider status_json, Provider metrics_text);
   ~StatusServer();  // Stop()
 
@@ -55,6 +85,7 @@ class StatusServer {
   StatusServer& operator=(const StatusServer&) = delete;
 
   int port() const;
+  bool tls() const;
   // Idempotent. Closes the listener and joins the serving thread; in-flight requests finish
   // first (an idle client connection holds it for at most the 1 s keep-alive wait).
   void Stop();

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "fakes/gpu_samples.h"
+
 namespace taolie::agent {
 namespace {
 
@@ -16,19 +18,7 @@ using std::chrono::seconds;
 const SystemTime kT0 = SystemTime{} + std::chrono::hours(24 * 365 * 50);
 
 gpu::GpuSample Healthy() {
-  gpu::GpuSample s;
-  s.index = 0;
-  s.uuid = "GPU-1";
-  s.temperature_c = 50;
-  s.power_draw_watts = 100;
-  s.power_limit_watts = 300;
-  s.memory_used_mb = 100;
-  s.memory_total_mb = 1000;
-  s.fan_speed_percent = 40;
-  s.ecc_enabled = true;
-  s.ecc_volatile_uncorrected = 0;
-  s.ecc_volatile_corrected = 0;
-  s.throttle_reasons = 0;
+  gpu::GpuSample s = taolie::testing::HealthySample();
   s.utilization_percent = 90;
   return s;
 }

@@ -15,6 +15,7 @@
 #include "fakes/fake_docker.h"
 #include "fakes/fake_seams.h"
 #include "fakes/fake_store.h"
+#include "fakes/gpu_samples.h"
 #include "telemetry/alerter.h"
 
 namespace taolie::agent {
@@ -49,18 +50,8 @@ class RecordingSink final : public telemetry::AlertSink {
 };
 
 gpu::GpuSample Sample() {
-  gpu::GpuSample s;
-  s.index = 0;
-  s.uuid = "GPU-a";
-  s.temperature_c = 50;
-  s.power_draw_watts = 100;
-  s.power_limit_watts = 300;
-  s.memory_used_mb = 100;
-  s.memory_total_mb = 1000;
-  s.ecc_enabled = true;
-  s.ecc_volatile_uncorrected = 0;
-  s.ecc_volatile_corrected = 0;
-  s.throttle_reasons = 0;
+  gpu::GpuSample s = taolie::testing::HealthySample("GPU-a");
+  s.fan_speed_percent.reset();  // as this test's fake GPU reports it
   return s;
 }
 

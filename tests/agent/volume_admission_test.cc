@@ -55,7 +55,7 @@ class AdmitVolumesTest : public ::testing::Test {
     }
     cfg_.deployment.allowed_volume_roots = {base_ + "/rentals"};
     cfg_.data_dir = base_ + "/agent";
-    engine_ = docker::VersionInfo{"20.10.24", "1.41", "linux", base_ + "/docker"};
+    engine_ = docker::VersionInfo{"20.10.24", "1.41", "linux", base_ + "/docker", "", ""};
   }
   void TearDown() override {
     std::error_code ec;

@@ -323,6 +323,7 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"docker: {image_gc_min_free_gb: -5}", "docker.image_gc_min_free_gb"},
         BadCase{"docker: {prefetch_images: [\"ubuntu\", \"Bad Image\"]}",
                 "docker.prefetch_images[1]"},
+        BadCase{"images: {prefetch: [\"Bad Image\"]}", "images.prefetch[0]"},
         BadCase{"deployment: {max_deployments: -1}", "deployment.max_deployments"},
         BadCase{"deployment: {max_committed_share: 0}", "deployment.max_committed_share"},
         BadCase{"deployment: {max_committed_share: 1.5}", "deployment.max_committed_share"},
@@ -522,6 +523,21 @@ gpu: {allow_reset: true}
   EXPECT_FALSE(HasFatal(r.problems)) << Dump(r.problems);
 }
 
+// images.prefetch and docker.prefetch_images are one list: the agent uses their union.
+TEST(ConfigLoader, ImagesPrefetchAndDockerPrefetchImagesAreMerged) {
+  auto r = LoadConfigString(R"(
+docker: {prefetch_images: ["ubuntu:22.04", "pytorch/pytorch:2.3"]}
+images: {prefetch: ["pytorch/pytorch:2.3", "127.0.0.1:5555/taolie-test/sshd:1"]}
+)");
+  EXPECT_THAT(Keys(r.problems, true), IsEmpty()) << Dump(r.problems);
+  EXPECT_EQ(r.config.docker.prefetch_images,
+            (std::vector<std::string>{"ubuntu:22.04", "pytorch/pytorch:2.3",
+                                      "127.0.0.1:5555/taolie-test/sshd:1"}));
+  auto only = LoadConfigString("images: {prefetch: [\"ubuntu\"]}\n");
+  EXPECT_EQ(only.config.docker.prefetch_images, std::vector<std::string>{"ubuntu"});
+  EXPECT_EQ(only.config.images.prefetch, std::vector<std::string>{"ubuntu"});
+}
+
 TEST(ConfigLoader, DockerHostEnvOnlyWhenKeyEmpty) {
   Config c;
   c.docker.host = "unix:///custom.sock";
@@ -542,6 +558,24 @@ TEST(ConfigLoader, EmptyOrUnsetEnvironmentChangesNothing) {
 TEST(ConfigLoader, EnvironmentValuesAreValidated) {
   LoadResult r = LoadConfigString("", FakeEnv({{"TAOLIE_SERVER_URL", "http://evil.example"}}));
   EXPECT_EQ(Keys(r.problems, true), std::vector<std::string>{"server.url"});
+}
+
+TEST(ConfigLoader, HostRootIsAnExistingAbsoluteDirectory) {
+  const std::string dir = ::testing::TempDir() + "/config_loader_test_host_root";
+  std::filesystem::create_directories(dir);
+  LoadResult ok = LoadConfigString("agent:\n  host_root: " + dir + "\n");
+  EXPECT_EQ(ok.config.agent.host_root, dir);
+  EXPECT_THAT(Keys(ok.problems, true), IsEmpty()) << Dump(ok.problems);
+  EXPECT_THAT(Keys(LoadConfigString("").problems, true), IsEmpty());  // "" = not contained
+
+  LoadResult relative = LoadConfigString("agent:\n  host_root: host\n");
+  ASSERT_EQ(Keys(relative.problems, true), std::vector<std::string>{"agent.host_root"});
+  LoadResult missing = LoadConfigString("agent:\n  host_root: " + dir + "/nope\n");
+  ASSERT_EQ(Keys(missing.problems, true), std::vector<std::string>{"agent.host_root"});
+  EXPECT_THAT(Dump(missing.problems), HasSubstr("no such directory"));
+  const std::string file = WriteTemp("host_root_file", "x");
+  LoadResult not_dir = LoadConfigString("agent:\n  host_root: " + file + "\n");
+  EXPECT_EQ(Keys(not_dir.problems, true), std::vector<std::string>{"agent.host_root"});
 }
 
 TEST(ConfigLoader, ValidateForRunRejectsMissingOrPlaceholderKey) {
@@ -668,6 +702,43 @@ TEST(ConfigReference, EveryKeyTheLoaderReadsIsDocumentedAndNoOther) {
   }
   for (const auto& k : documented) {
     EXPECT_EQ(known.count(k), 1u) << k << ": documented, but the loader does not read it";
+  }
+}
+
+// The defaults column holds exactly the loader's default, as one YAML value in backticks (no
+// comment text: what a default means goes in the meaning column).
+std::map<std::string, std::string> DocumentedDefaults(const std::string& path) {
+  std::ifstream in(path);
+  std::map<std::string, std::string> out;
+  std::string line;
+  bool in_keys = false;
+  while (std::getline(in, line)) {
+    if (line.rfind("## ", 0) == 0) in_keys = line == "## Keys";
+    if (!in_keys || line.rfind("| `", 0) != 0) continue;
+    const size_t key_end = line.find('`', 3);
+    const size_t cell = line.find('|', key_end);
+    const size_t cell_end = cell == std::string::npos ? cell : line.find(" |", cell + 1);
+    if (cell_end == std::string::npos) continue;
+    std::string text = line.substr(cell + 1, cell_end - cell - 1);
+    while (!text.empty() && text.front() == ' ') text.erase(0, 1);
+    out[line.substr(3, key_end - 3)] = text;
+  }
+  return out;
+}
+
+TEST(ConfigReference, EveryDocumentedDefaultIsTheLoadersDefault) {
+  const std::map<std::string, std::string> defaults = ConfigDefaults();
+  const std::map<std::string, std::string> documented = DocumentedDefaults(TAOLIE_CONFIG_REFERENCE);
+  ASSERT_EQ(defaults.size(), KnownConfigKeys().size());
+  EXPECT_EQ(defaults.at("monitoring.heartbeat_interval"), "30");
+  EXPECT_EQ(defaults.at("deployment.max_committed_share"), "0.9");
+  EXPECT_EQ(defaults.at("api.listen"), "\"127.0.0.1\"");
+  EXPECT_EQ(defaults.at("docker.prefetch_images"), "[]");
+  for (const auto& [key, text] : documented) {
+    auto d = defaults.find(key);
+    if (d == defaults.end()) continue;  // reported by the test above
+    EXPECT_EQ(text, "`" + d->second + "`")
+        << key << ": the defaults column of docs/configuration.md";
   }
 }
 

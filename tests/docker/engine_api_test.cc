@@ -386,7 +386,8 @@ TEST(ParsePullLineTest, ProgressAndErrors) {
       R"({"status":"Downloading","progressDetail":{"current":10,"total":100},"id":"abc"})");
   ASSERT_TRUE(p.ok());
   EXPECT_FALSE(p->error);
-  EXPECT_EQ(p->progress.status, "abc: Downloading");
+  EXPECT_EQ(p->progress.id, "abc");
+  EXPECT_EQ(p->progress.status, "Downloading");
   EXPECT_EQ(p->progress.current, 10);
   EXPECT_EQ(p->progress.total, 100);
 

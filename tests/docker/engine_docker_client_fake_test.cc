@@ -2,6 +2,7 @@
 // pull error lines and cancellation mid-stream, exec stream demultiplexing, timeouts. No
 // daemon and no sleeps; every socket read is bounded by SO_RCVTIMEO.
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -201,7 +202,8 @@ TEST(EngineDockerClientFakeTest, PullErrorLineMidStreamFailsWithItsMessage) {
   EXPECT_EQ(st.error().code, ErrorCode::kUnavailable);
   EXPECT_NE(st.error().message.find("toomanyrequests: slow down"), std::string::npos);
   ASSERT_EQ(seen.size(), 2u);
-  EXPECT_EQ(seen[1].status, "abc: Downloading");
+  EXPECT_EQ(seen[1].id, "abc");
+  EXPECT_EQ(seen[1].status, "Downloading");
   EXPECT_EQ(seen[1].current, 5);
   EXPECT_EQ(seen[1].total, 10);
 }
@@ -237,6 +239,65 @@ TEST(EngineDockerClientFakeTest, PullStallHitsDeadline) {
   auto st = (*c)->Pull("big/image:1", nullptr, {});
   ASSERT_FALSE(st.ok());
   EXPECT_EQ(st.error().code, ErrorCode::kDeadlineExceeded) << st.error().ToString();
+  EXPECT_NE(st.error().message.find("docker.pull_timeout"), std::string::npos)
+      << st.error().message;
+}
+
+// docker.pull_timeout bounds the whole pull, even while data keeps coming: a registry that
+// trickles a progress line every 200 ms never trips the stall limit (1 s) but is abandoned at
+// the total limit (2 s), with a message naming the key.
+TEST(EngineDockerClientFakeTest, PullTimeoutBoundsAPullThatKeepsTrickling) {
+  FakeEngine engine;
+  std::atomic<int> lines{0};
+  engine.On("POST", "/v1.41/images/create", [&lines](int fd) {
+    WriteAll(fd, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n");
+    // At most 10 s of trickle; ends early when the client goes away.
+    for (int i = 0; i < 50; ++i) {
+      WriteAll(fd, "{\"status\":\"Downloading\",\"id\":\"abc\",\"progressDetail\":{\"current\":" +
+                       std::to_string(i + 1) + ",\"total\":1000000}}\n");
+      ++lines;
+      pollfd p{fd, POLLIN, 0};
+      if (poll(&p, 1, 200) > 0) {
+        char buf[64];
+        if (recv(fd, buf, sizeof(buf), MSG_DONTWAIT) <= 0) return;
+      }
+    }
+  });
+  auto c = EngineDockerClient::Create(engine.host(), seconds(5), "1.41");
+  ASSERT_TRUE(c.ok());
+  (*c)->SetPullLimits(seconds(2), seconds(1));
+  auto t0 = std::chrono::steady_clock::now();
+  int seen = 0;
+  auto st = (*c)->Pull("big/image:1", [&](const PullProgress&) { ++seen; }, {});
+  auto took = std::chrono::steady_clock::now() - t0;
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.error().code, ErrorCode::kDeadlineExceeded) << st.error().ToString();
+  EXPECT_NE(st.error().message.find("docker.pull_timeout (2 s)"), std::string::npos)
+      << st.error().message;
+  EXPECT_GE(took, std::chrono::milliseconds(1900));  // curl may end a few ms early
+  EXPECT_LT(took, seconds(5));
+  EXPECT_GE(seen, 5) << "the stream kept coming until the deadline";
+}
+
+// docker.pull_stall_timeout alone: a stream that goes silent is abandoned after the stall
+// limit, well before the total limit, with a message naming that key.
+TEST(EngineDockerClientFakeTest, PullStallTimeoutAbandonsASilentStream) {
+  FakeEngine engine;
+  engine.On("POST", "/v1.41/images/create", [](int fd) {
+    WriteAll(fd, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n{\"status\":\"x\"}\n");
+    WaitForClientClose(fd);
+  });
+  auto c = EngineDockerClient::Create(engine.host(), seconds(5), "1.41");
+  ASSERT_TRUE(c.ok());
+  (*c)->SetPullLimits(seconds(30), seconds(1));
+  auto t0 = std::chrono::steady_clock::now();
+  auto st = (*c)->Pull("big/image:1", nullptr, {});
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.error().code, ErrorCode::kDeadlineExceeded) << st.error().ToString();
+  EXPECT_NE(st.error().message.find("docker.pull_stall_timeout (1 s)"), std::string::npos)
+      << st.error().message;
+  // curl averages the speed over its last few seconds: the stall shows some 6 s late.
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, seconds(20));
 }
 
 TEST(EngineDockerClientFakeTest, EngineErrorsKeepTheEnginesMessage) {

@@ -126,6 +126,7 @@ struct HarnessOptions {
   std::string monitoring_yaml;  // more keys of the `monitoring:` section, the same way
   std::string docker_yaml;      // more keys of the `docker:` section, the same way
   std::string deployment_yaml;  // more keys of the `deployment:` section, the same way
+  std::string network_yaml;     // more keys of the `network:` section, the same way
   // Registries allowed besides the local test registry (e.g. a test's own fake registry).
   std::vector<std::string> extra_registries;
 };
@@ -187,7 +188,7 @@ class AgentHarness {
         << "  ports:\n    ssh: " << ssh_port_ << "\n    rental_port_1: " << ssh_port_ + 1
         << "\n    rental_port_2: " << ssh_port_ + 2 << "\n"
         << "  port_range: \"" << range_first_ << "-" << range_first_ + kRangeSize - 1 << "\"\n"
-        << "server:\n  url: " << sim_.base_url() << "\n  timeout: 5\n"
+        << o_.network_yaml << "server:\n  url: " << sim_.base_url() << "\n  timeout: 5\n"
         << "monitoring:\n  heartbeat_interval: 2\n  command_poll_interval: 1\n  "
            "metrics_push_interval: 2\n"
         << "  health_push_interval: 3\n  duration_check_interval: 1\n  gpu_metrics_interval: 2\n"

@@ -88,6 +88,10 @@ TEST_F(RentalTest, DeployRedeliverTerminate) {
   EXPECT_EQ(st["agent_id"], agent_id_);
   ASSERT_EQ(st["deployments"].size(), 1u);
   EXPECT_EQ(st["deployments"][0]["state"], "running");
+  // Its pull is over: off the status page's pulls, its last line logged at info.
+  EXPECT_EQ(st["pulls"], json::array()) << st["pulls"];
+  EXPECT_NE(agent_->Log().find("deployment e2e-loop-1: pulled " + SshImage() + " in "),
+            std::string::npos);
   EXPECT_NE(HttpGet(agent_->status_port(), "/metrics")
                 .find("taolie_deploys_total{result=\"succeeded\"} 1"),
             std::string::npos);

@@ -1,9 +1,10 @@
 #pragma once
 // In-memory Docker Engine for unit tests. Containers are created, started, stopped and removed
-// as the engine would (names unique, Inspect by id or name, NotFound when absent). Pull answers
-// what the test set: ok, an error, or a hang until its stop token fires. `down` makes every
-// call Unavailable. Networks are kept by name (`networks`). Kill and RemoveNetwork are never
-// used by the engine: a call fails the test loudly.
+// as the engine would (names unique, Inspect by id or name, NotFound when absent). Pull feeds
+// `pull_progress` to its callback, then answers what the test set: ok, an error, or a hang
+// until its stop token fires. `down` makes every call Unavailable. Networks are kept by name
+// (`networks`). Kill and RemoveNetwork are never used by the engine: a call fails the test
+// loudly.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -27,8 +28,9 @@ class FakeDocker : public docker::DockerClient {
   bool refuse_storage_opt = false;     // Create with StorageOpt fails as on overlay2 over ext4
   std::set<std::string> local_images;  // ImageExists answers true for these
   int creates_without_image = 0;       // the next N creates fail with "No such image"
-  std::vector<docker::RegistryAuth> pull_auths;  // what each Pull was given, in order
-  std::vector<std::string> calls;                // "Pull image", "Create name", "Stop id", ...
+  std::vector<docker::RegistryAuth> pull_auths;     // what each Pull was given, in order
+  std::vector<docker::PullProgress> pull_progress;  // fed to each Pull's callback first
+  std::vector<std::string> calls;                   // "Pull image", "Create name", "Stop id", ...
   std::vector<std::vector<std::string>> execs;
   std::map<std::string, docker::ContainerInfo> containers;  // by id
   std::map<std::string, docker::ContainerSpec> specs;       // by id
@@ -56,16 +58,20 @@ class FakeDocker : public docker::DockerClient {
 
   Result<docker::VersionInfo> Version() override {
     TAOLIE_RETURN_IF_ERROR(Call("Version"));
-    return docker::VersionInfo{"20.10.24", "1.41", "linux", "/var/lib/docker"};
+    return docker::VersionInfo{"20.10.24", "1.41", "linux", "/var/lib/docker", "systemd", "2"};
   }
   Result<bool> ImageExists(const std::string& image) override {
     TAOLIE_RETURN_IF_ERROR(Call("ImageExists " + image));
     std::lock_guard l(mu_);
     return local_images.count(image) > 0;
   }
-  Status Pull(const std::string& image, const std::function<void(const docker::PullProgress&)>&,
+  Status Pull(const std::string& image,
+              const std::function<void(const docker::PullProgress&)>& progress,
               std::stop_token stop, const docker::RegistryAuth& auth = {}) override {
     TAOLIE_RETURN_IF_ERROR(Call("Pull " + image));
+    if (progress) {
+      for (const auto& p : pull_progress) progress(p);
+    }
     std::unique_lock l(mu_);
     pull_auths.push_back(auth);
     switch (pull_mode) {

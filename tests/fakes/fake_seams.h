@@ -6,6 +6,7 @@
 #include <atomic>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -23,8 +24,16 @@ class FakeGpuProbe : public gpu::GpuProbe {
   std::vector<gpu::GpuSample> samples;  // what Sample() returns
   bool Available() const override { return available; }
   std::string UnavailableReason() const override { return available ? "" : "no driver"; }
-  Result<gpu::DriverInfo> Driver() override { return Unexpected("Driver"); }
-  Result<std::vector<gpu::GpuInfo>> ListGpus() override { return Unexpected("ListGpus"); }
+  std::optional<gpu::DriverInfo> driver;          // what Driver() returns; unset: unexpected
+  std::optional<std::vector<gpu::GpuInfo>> gpus;  // what ListGpus() returns; unset: unexpected
+  Result<gpu::DriverInfo> Driver() override {
+    if (driver) return *driver;
+    return Unexpected("Driver");
+  }
+  Result<std::vector<gpu::GpuInfo>> ListGpus() override {
+    if (gpus) return *gpus;
+    return Unexpected("ListGpus");
+  }
   Result<std::vector<gpu::GpuSample>> Sample() override {
     ++sample_calls;
     return samples;

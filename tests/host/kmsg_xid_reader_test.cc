@@ -395,6 +395,18 @@ TEST_F(KmsgXidReaderTest, MissingSequenceNumbersAreCountedAsLost) {
   EXPECT_EQ(second.cursor, (KmsgCursor{kBoot, 11}));
 }
 
+TEST_F(KmsgXidReaderTest, AGapAfterAnEmptyFirstReadIsNotALoss) {
+  auto reader = Reader();
+  ASSERT_NE(reader, nullptr);
+  KmsgDrain empty = MustDrain(*reader, {});
+  ASSERT_EQ(empty.cursor, (KmsgCursor{kBoot, 0}));
+  Append(Rec(900, XidMsg(79)) + Rec(901, "c"));  // nothing before 900 was ever seen
+  KmsgDrain next = MustDrain(*reader, empty.cursor);
+  EXPECT_EQ(Seqs(next), (std::vector<uint64_t>{900}));
+  EXPECT_EQ(next.records_lost, 0U);
+  EXPECT_EQ(next.cursor, (KmsgCursor{kBoot, 902}));
+}
+
 TEST_F(KmsgXidReaderTest, CreateErrorsNameThePath) {
   KmsgXidReaderOptions missing = opts_;
   missing.path = dir_ + "/no-such-kmsg";

@@ -129,6 +129,54 @@ TEST_F(LinuxHostProbeFixture, MissingStoragePathFallsBackToRoot) {
   EXPECT_GT(f->storage_total_bytes, 0u);
 }
 
+// An agent in a container sees the host's / at agent.host_root: a fixture host root laid out as
+// the compose file mounts it (/host/proc, /host/sys, /host/etc/..., /host/var/lib/docker).
+TEST_F(LinuxHostProbeFixture, HostRootReadsTheHostsFilesUnderIt) {
+  const fs::path host = root_ / "host";
+  fs::create_directories(host);
+  fs::rename(proc_, host / "proc");
+  fs::rename(sys_, host / "sys");
+  Write(host / "etc/os-release", "PRETTY_NAME=\"Host OS 12 (fixture)\"\n");
+  Write(host / "etc/hostname", "real-gpu-host\n");
+  fs::create_directories(host / "var/lib/docker");
+  // The mount of the data root as the agent's own mountinfo shows it (under the host root).
+  Write(host / "proc/self/mountinfo",
+        "22 1 254:1 / / rw - ext4 /dev/vda1 rw\n"
+        "40 22 8:1 / " +
+            (host / "var/lib/docker").string() + " ro,relatime - ext4 /dev/sda1 rw\n");
+
+  LinuxHostProbe::Options base;
+  base.storage_path = "/var/lib/docker";  // what Docker reports as its data root
+  base.steady_now = [this] { return now_; };
+  LinuxHostProbe::Options o = WithHostRoot(base, host.string() + "/");
+  EXPECT_EQ(o.proc_root, (host / "proc").string());
+  EXPECT_EQ(o.sys_root, (host / "sys").string());
+  EXPECT_EQ(o.os_release, (host / "etc/os-release").string());
+  EXPECT_EQ(o.hostname_file, (host / "etc/hostname").string());
+  EXPECT_EQ(o.storage_path, (host / "var/lib/docker").string());
+
+  auto probe = LinuxHostProbe::Create(o);
+  EXPECT_EQ(probe->StoragePath(), (host / "var/lib/docker").string());
+  auto f = probe->Facts();
+  ASSERT_TRUE(f.ok()) << f.error().ToString();
+  EXPECT_EQ(f->hostname, "real-gpu-host");
+  EXPECT_EQ(f->os, "Host OS 12 (fixture)");
+  EXPECT_EQ(f->cpu_cores, 4);
+  EXPECT_EQ(f->ram_total_bytes, 16ull << 30);
+  EXPECT_EQ(f->storage_type, "HDD");
+  EXPECT_EQ(f->boot_time_unix, 1700000000);
+  auto s = probe->Sample();
+  ASSERT_TRUE(s.ok()) << s.error().ToString();
+  EXPECT_EQ(s->ram_total_bytes, 16ull << 30);
+
+  // No etc/hostname under the root: gethostname() (the host's, under the host network).
+  fs::remove(host / "etc/hostname");
+  EXPECT_EQ(WithHostRoot(base, host.string()).hostname_file, "");
+  // "" and "/" leave the options as they are.
+  EXPECT_EQ(WithHostRoot(base, "").proc_root, "/proc");
+  EXPECT_EQ(WithHostRoot(base, "/").storage_path, "/var/lib/docker");
+}
+
 TEST_F(LinuxHostProbeFixture, SampleRatesFromDeltas) {
   auto probe = LinuxHostProbe::Create(Opts());
   EXPECT_EQ(probe->CountedInterfaces(), std::vector<std::string>{"eth0"});  // default route

@@ -201,6 +201,19 @@ TEST_F(PgStoreTest, MigrationsAreIdempotent) {
   EXPECT_TRUE((*again)->Ping().ok());
 }
 
+TEST_F(PgStoreTest, ASchemaANewerAgentMigratedIsRefused) {
+  const int next = Migrations().back().version + 1;
+  sql_->Query("INSERT INTO schema_migrations (version, name) VALUES (" + std::to_string(next) +
+              ", 'from a newer agent')");
+  auto s = PgStore::Create(cluster_->ConnInfo(db_));
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().code, ErrorCode::kFailedPrecondition);
+  EXPECT_NE(s.error().message.find("schema is at migration " + std::to_string(next) +
+                                   ", newer than this agent knows"),
+            std::string::npos)
+      << s.error().message;
+}
+
 TEST_F(PgStoreTest, CreateFailsUnavailableWhenServerUnreachable) {
   auto s = PgStore::Create("host=/nonexistent-taolie-dir dbname=x user=x connect_timeout=1");
   ASSERT_FALSE(s.ok());

@@ -344,5 +344,86 @@ TEST(StatusServerTest, ConcurrentClientsAllServed) {
   EXPECT_EQ(ok.load(), kThreads * kRequests);
 }
 
+// The local API's route table: a change needs POST and the admin token.
+TEST(StatusServerTest, ChangesNeedPostAndTheAdminToken) {
+  std::atomic<int> drains{0};
+  ApiRoutes routes;
+  routes["/v1/drain"] = ApiRoute{ApiRoute::Kind::kChange, [&](const std::string&) {
+                                   ++drains;
+                                   return ApiReply{200, "application/json", R"({"draining":true})"};
+                                 }};
+  routes["/readyz"] = ApiRoute{ApiRoute::Kind::kRead, [](const std::string&) {
+                                 return ApiReply{503, "application/json", R"({"ready":false})"};
+                               }};
+  StatusServerOptions options = FreePortOptions();
+  options.admin_token = "0123456789abcdefABCDEF0123456789";
+  auto server = StatusServer::Start(options, routes);
+  ASSERT_TRUE(server.ok()) << server.error().ToString();
+  auto client = MakeClient((*server)->port());
+  auto none = client.Post("/v1/drain", "", "text/plain");
+  ASSERT_TRUE(none);
+  EXPECT_EQ(none->status, 401);
+  auto wrong =
+      client.Post("/v1/drain", {{"Authorization", "Bearer 0123456789abcdefABCDEF012345678X"}}, "",
+                  "text/plain");
+  ASSERT_TRUE(wrong);
+  EXPECT_EQ(wrong->status, 401);
+  auto shorter = client.Post("/v1/drain", {{"Authorization", "Bearer 0123"}}, "", "text/plain");
+  ASSERT_TRUE(shorter);
+  EXPECT_EQ(shorter->status, 401);
+  auto get = client.Get("/v1/drain");
+  ASSERT_TRUE(get);
+  EXPECT_EQ(get->status, 405);
+  EXPECT_EQ(get->get_header_value("Allow"), "POST");
+  EXPECT_EQ(drains.load(), 0);
+  auto right = client.Post("/v1/drain", {{"Authorization", "Bearer " + options.admin_token}}, "",
+                           "text/plain");
+  ASSERT_TRUE(right);
+  EXPECT_EQ(right->status, 200);
+  EXPECT_EQ(right->body, R"({"draining":true})");
+  EXPECT_EQ(drains.load(), 1);
+  // A read is not a change: POST is refused; a handler's own status passes through.
+  auto post_read = client.Post("/readyz", "", "text/plain");
+  ASSERT_TRUE(post_read);
+  EXPECT_EQ(post_read->status, 405);
+  auto ready = client.Get("/readyz");
+  ASSERT_TRUE(ready);
+  EXPECT_EQ(ready->status, 503);
+  EXPECT_EQ(ready->body, R"({"ready":false})");
+}
+
+TEST(StatusServerTest, WithoutAnAdminTokenChangesAreDisabled) {
+  ApiRoutes routes;
+  routes["/v1/drain"] = ApiRoute{ApiRoute::Kind::kChange, [](const std::string&) {
+                                   return ApiReply{200, "text/plain", "drained"};
+                                 }};
+  auto server = StatusServer::Start(FreePortOptions(), routes);
+  ASSERT_TRUE(server.ok()) << server.error().ToString();
+  auto client = MakeClient((*server)->port());
+  auto res = client.Post("/v1/drain", {{"Authorization", "Bearer "}}, "", "text/plain");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 403);
+}
+
+TEST(StatusServerTest, TlsOptionsAreCheckedAtStart) {
+  StatusServerOptions half = FreePortOptions();
+  half.tls_cert = "/nonexistent/agent.crt";
+  auto a = StatusServer::Start(half, ApiRoutes{});
+  ASSERT_FALSE(a.ok());
+  EXPECT_EQ(a.error().code, ErrorCode::kInvalidArgument);
+  EXPECT_NE(a.error().message.find("both a certificate and a key"), std::string::npos);
+  StatusServerOptions missing = half;
+  missing.tls_key = "/nonexistent/agent.key";
+  auto b = StatusServer::Start(missing, ApiRoutes{});
+  ASSERT_FALSE(b.ok());
+  EXPECT_EQ(b.error().code, ErrorCode::kInvalidArgument);
+  EXPECT_NE(b.error().message.find("cannot load the certificate /nonexistent/agent.crt"),
+            std::string::npos)
+      << b.error().message;
+  ApiRoutes empty_handler;
+  empty_handler["/x"] = ApiRoute{};
+  EXPECT_FALSE(StatusServer::Start(FreePortOptions(), empty_handler).ok());
+}
+
 }  // namespace
 }  // namespace taolie::telemetry
