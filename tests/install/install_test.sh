@@ -242,6 +242,8 @@ check "check-config passes with the env file" \
   bash -c "set -a; . $ENV_FILE; set +a; taolie-host-agent check-config --config $CONFIG"
 check "without systemd: says so and how to run the agent now" \
   bash -c "[ -d /run/systemd/system ] || { grep -q 'systemd is not running' '$work/run1.log' && grep -q 'taolie-host-agent run --config' '$work/run1.log'; }"
+check "ends with doctor's verdict (its FAIL here, no Docker at the default socket, fails nothing)" \
+  bash -c "! taolie-host-agent doctor --help 2>&1 | grep -q '^Usage: .* doctor' || grep -q 'verdict:' '$work/run1.log'"
 check "ufw: no rule unless active, the Docker note printed" \
   bash -c "grep -q 'bypass ufw' '$work/run1.log'"
 
