@@ -763,16 +763,35 @@ std::unique_ptr<NvmlGpuProbe> NvmlGpuProbe::Create(const std::string& library_pa
   return Create(std::move(options));
 }
 
+std::vector<std::string> NvmlLibraryCandidates(const std::string& configured) {
+  std::vector<std::string> out{configured};
+  if (configured == "libnvidia-ml.so.1") out.emplace_back("/usr/lib/wsl/lib/libnvidia-ml.so.1");
+  return out;
+}
+
 std::unique_ptr<NvmlGpuProbe> NvmlGpuProbe::Create(Options options) {
   std::unique_ptr<NvmlGpuProbe> probe(new NvmlGpuProbe(std::move(options)));
   auto session = std::make_shared<NvmlSession>();
-  const std::string path = probe->options_.library_path;
+  auto loaded = std::make_shared<std::string>(probe->options_.library_path);
   const auto deadline = CallWatchdog::Clock::now() + probe->options_.call_timeout;
+  const std::vector<std::string> candidates = NvmlLibraryCandidates(probe->options_.library_path);
   Status started = probe->global_->Run<void>("initialisation", probe->options_.call_timeout,
-                                             [session, path]() -> Status {
-                                               TAOLIE_RETURN_IF_ERROR(session->Load(path));
-                                               return session->Init();
+                                             [session, candidates, loaded]() -> Status {
+                                               // The configured library's reason is the one that
+                                               // tells the owner most.
+                                               Status first = OkStatus();
+                                               for (size_t i = 0; i < candidates.size(); ++i) {
+                                                 Status load = session->Load(candidates[i]);
+                                                 if (load.ok()) {
+                                                   *loaded = candidates[i];
+                                                   return session->Init();
+                                                 }
+                                                 if (i == 0) first = load;
+                                               }
+                                               return first;
                                              });
+  // Read only once the call returned (a timed-out worker may still write it).
+  const std::string path = started.ok() ? *loaded : probe->options_.library_path;
   if (started.ok()) {
     probe->session_ = std::move(session);
     // A device that does not answer here stays unidentified until a later scan; a driver

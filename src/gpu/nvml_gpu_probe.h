@@ -19,6 +19,11 @@ namespace taolie::gpu {
 class CallWatchdog;
 struct NvmlSession;
 
+// Where NVML is looked for: the configured library; when that is the bare default name, also
+// the path NVIDIA's CUDA-on-WSL driver uses (/usr/lib/wsl/lib), which the dynamic loader does
+// not search on every distribution. Tried in order; the first that loads is used.
+std::vector<std::string> NvmlLibraryCandidates(const std::string& configured);
+
 class NvmlGpuProbe final : public GpuProbe {
  public:
   struct Options {

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -16,6 +17,14 @@
 #include <sstream>
 
 namespace taolie::host {
+
+bool IsWslKernel(const std::string& osrelease, const std::string& version) {
+  auto has = [](std::string text, const char* what) {
+    for (auto& c : text) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return text.find(what) != std::string::npos;
+  };
+  return has(osrelease, "microsoft") || has(osrelease, "wsl") || has(version, "microsoft");
+}
 
 namespace fs = std::filesystem;
 
@@ -199,6 +208,11 @@ Result<HostFacts> LinuxHostProbe::Facts() {
   }
   if (auto os = Read(options_.os_release); os.ok()) f.os = ParseOsReleasePrettyName(*os);
   if (f.os.empty()) f.os = "Linux";
+  // Under WSL2 the host is a Windows PC: say so, with the distribution the agent runs in.
+  if (IsWslKernel(Read(Proc("sys/kernel/osrelease")).value_or(""),
+                  Read(Proc("version")).value_or(""))) {
+    f.os = "Windows (WSL2, " + f.os + ")";
+  }
   struct utsname u {};
   if (uname(&u) == 0) f.kernel = u.release;
 

@@ -14,6 +14,10 @@
 
 namespace taolie::host {
 
+// True for a WSL kernel: /proc/sys/kernel/osrelease ("5.15.153.1-microsoft-standard-WSL2") or
+// /proc/version names Microsoft.
+bool IsWslKernel(const std::string& osrelease, const std::string& version);
+
 class LinuxHostProbe final : public HostProbe {
  public:
   struct Options {

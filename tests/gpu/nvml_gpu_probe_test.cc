@@ -77,6 +77,14 @@ TEST(CudaVersionStringTest, FormatsNvmlIntegers) {
   EXPECT_EQ(CudaVersionString(0), "");
 }
 
+TEST(NvmlLibraryCandidatesTest, TheDefaultNameAlsoTriesTheWslDriversPath) {
+  EXPECT_EQ(NvmlLibraryCandidates("libnvidia-ml.so.1"),
+            (std::vector<std::string>{"libnvidia-ml.so.1", "/usr/lib/wsl/lib/libnvidia-ml.so.1"}));
+  // A path the owner chose is the only one tried.
+  EXPECT_EQ(NvmlLibraryCandidates("/opt/nvidia/libnvidia-ml.so.1"),
+            (std::vector<std::string>{"/opt/nvidia/libnvidia-ml.so.1"}));
+}
+
 TEST_F(NvmlGpuProbeTest, MissingLibraryIsUnavailableNotFatal) {
   auto probe = NvmlGpuProbe::Create((dir_ / "libnvidia-ml.so.1").string());
   ASSERT_NE(probe, nullptr);

@@ -110,6 +110,22 @@ TEST_F(LinuxHostProbeFixture, FactsFromFixtureTree) {
   EXPECT_EQ(f->boot_time_unix, 1700000000);
 }
 
+TEST(WslDetection, FromTheKernelsReleaseOrVersion) {
+  EXPECT_TRUE(IsWslKernel("5.15.153.1-microsoft-standard-WSL2\n", ""));
+  EXPECT_TRUE(IsWslKernel("4.4.0-19041-Microsoft\n", ""));  // WSL1's (reported; not supported)
+  EXPECT_TRUE(IsWslKernel("", "Linux version 5.15.90.1-microsoft-standard-WSL2 (gcc ...)"));
+  EXPECT_FALSE(IsWslKernel("6.1.0-18-amd64\n", "Linux version 6.1.0-18-amd64 (debian-kernel)"));
+  EXPECT_FALSE(IsWslKernel("", ""));
+}
+
+TEST_F(LinuxHostProbeFixture, UnderWslTheOsIsWindowsWithTheDistribution) {
+  Write(proc_ / "sys/kernel/osrelease", "5.15.153.1-microsoft-standard-WSL2\n");
+  auto probe = LinuxHostProbe::Create(Opts());
+  auto f = probe->Facts();
+  ASSERT_TRUE(f.ok()) << f.error().ToString();
+  EXPECT_EQ(f->os, "Windows (WSL2, Test Linux 1 (fixture))");
+}
+
 TEST_F(LinuxHostProbeFixture, StorageTypeSsdAndUnknown) {
   Write(sys_ / "devices/pci0000:00/0000:00:1f.2/block/sda/queue/rotational", "0\n");
   auto probe = LinuxHostProbe::Create(Opts());
