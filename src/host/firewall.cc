@@ -83,7 +83,10 @@ Result<std::vector<std::string>> IptablesFirewall::List(const std::string& chain
   std::string line;
   while (std::getline(in, line)) {
     line = Trimmed(line);
-    if (!line.empty()) lines.push_back(line);
+    // iptables-nft prints "# Warning: iptables-legacy tables present, ..." on a host where
+    // legacy tables exist too (another tool, a container with the legacy binary): a remark,
+    // not a rule. Counted as a rule, it made every check see changed rules and re-apply them.
+    if (!line.empty() && line[0] != '#') lines.push_back(line);
   }
   return lines;
 }

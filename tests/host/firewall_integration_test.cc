@@ -21,7 +21,9 @@ std::vector<std::string> Listing(CommandRunner& runner, const std::string& chain
   if (!out.ok() || out->exit_code != 0) return {};
   std::vector<std::string> lines;
   std::istringstream in(out->output);
-  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind('#', 0) != 0) lines.push_back(line);  // iptables-nft's remarks
+  }
   return lines;
 }
 

@@ -138,6 +138,14 @@ TEST(IptablesFirewallTest, CheckComparesJumpsAndChainContents) {
   runner.Expect("iptables -w 5 -S TAOLIE-RENTALS", 0, fwd);
   runner.Expect("iptables -w 5 -S TAOLIE-RENTALS-IN", 0, in);
   EXPECT_TRUE(*fw->Check(rules));
+  // iptables-nft's remark on a host that has legacy tables too is not a rule.
+  const std::string remark =
+      "# Warning: iptables-legacy tables present, use iptables-legacy to see them\n";
+  runner.Expect("iptables -w 5 " + Op(kJumpFwd, "-C"), 0);
+  runner.Expect("iptables -w 5 " + Op(kJumpIn, "-C"), 0);
+  runner.Expect("iptables -w 5 -S TAOLIE-RENTALS", 0, remark + fwd);
+  runner.Expect("iptables -w 5 -S TAOLIE-RENTALS-IN", 0, remark + in);
+  EXPECT_TRUE(*fw->Check(rules));
   // A rule missing from the chain.
   runner.Expect("iptables -w 5 " + Op(kJumpFwd, "-C"), 0);
   runner.Expect("iptables -w 5 " + Op(kJumpIn, "-C"), 0);
