@@ -81,6 +81,10 @@ function Remove-PortRules {
   }
   Remove-Item -Force $PortsFile -ErrorAction SilentlyContinue
   Get-NetFirewallRule -DisplayName "$RuleName*" -ErrorAction SilentlyContinue | Remove-NetFirewallRule
+  if (Get-Command Remove-NetFirewallHyperVRule -ErrorAction SilentlyContinue) {
+    Get-NetFirewallHyperVRule -Name "TAOLIE-host-agent-rental-ports" -ErrorAction SilentlyContinue |
+      Remove-NetFirewallHyperVRule
+  }
   Unregister-ScheduledTask -TaskName $TaskName -Confirm:$false -ErrorAction SilentlyContinue
 }
 
@@ -164,6 +168,16 @@ if ($mirrored) {
     Set-Content -Path $cfg -Value $text -Encoding ASCII
     & wsl.exe --shutdown
     Say "WSL uses mirrored networking ($cfg): the ports of WSL are the PC's ports"
+  }
+  # Mirrored mode filters inbound traffic to WSL with the Hyper-V firewall as well: allow the
+  # same ports there (WSL's VM creator id), where this Windows has the cmdlet.
+  if (Get-Command New-NetFirewallHyperVRule -ErrorAction SilentlyContinue) {
+    $wslCreator = '{40E0AC32-46A5-438A-A0B2-2B479E8F2E90}'
+    Get-NetFirewallHyperVRule -Name "TAOLIE-host-agent-rental-ports" -ErrorAction SilentlyContinue |
+      Remove-NetFirewallHyperVRule
+    New-NetFirewallHyperVRule -Name "TAOLIE-host-agent-rental-ports" `
+      -DisplayName "$RuleName (rental ports, WSL)" -Direction Inbound -VMCreatorId $wslCreator `
+      -Protocol TCP -LocalPorts $ports -Action Allow | Out-Null
   }
 } else {
   # NAT: one portproxy rule per port to the WSL VM's address, refreshed at every logon.
