@@ -198,7 +198,10 @@ class Reader {
   void StringMap(const char* key, std::map<std::string, std::string>* out) {
     if (defaults_ != nullptr) {
       std::string text = "{";
-      for (const auto& [k, v] : *out) text += (text.size() > 1 ? ", " : "") + k + ": \"" + v + "\"";
+      for (const auto& [k, v] : *out) {
+        if (text.size() > 1) text += ", ";
+        text.append(k).append(": \"").append(v).append("\"");
+      }
       (*defaults_)[Join(path_, key)] = text + "}";
     }
     const YAML::Node n = Find(key);
