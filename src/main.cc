@@ -9,7 +9,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <functional>
 #include <future>
 #include <iostream>
@@ -337,25 +336,15 @@ int CmdGpuResetDone(const std::string& config_path, const std::string& uuid) {
     return 2;
   }
   const config::Config& cfg = loaded->config;
-  const bool managed =
-      cfg.database.mode == "managed" || (cfg.database.mode.empty() && cfg.database.host.empty());
   std::string conninfo;
-  if (managed) {
-    std::ifstream in(cfg.data_dir + "/pg-password");
-    std::string password;
-    std::getline(in, password);
-    if (password.empty()) {
+  if (store::UsesManagedDatabase(cfg.database)) {
+    auto managed = store::ManagedPostgres::ConnInfoUnder(cfg.data_dir);
+    if (!managed.ok()) {
       std::fprintf(stderr, "gpu reset-done: no managed database under %s (is the agent set up?)\n",
                    cfg.data_dir.c_str());
       return 1;
     }
-    config::DatabaseConfig socket;  // the managed cluster: its socket directory, no TCP
-    socket.host = cfg.data_dir + "/pg-run";
-    socket.name = store::ManagedPostgres::kDatabaseName;
-    socket.user = store::ManagedPostgres::kSuperuser;
-    socket.password = password;
-    socket.sslmode = "disable";
-    conninfo = store::ExternalConnInfo(socket);
+    conninfo = *managed;
   } else {
     conninfo = store::ExternalConnInfo(cfg.database);
   }

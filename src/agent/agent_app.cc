@@ -183,11 +183,8 @@ Result<std::unique_ptr<AgentApp>> AgentApp::Create(const config::Config& cfg,
   InitFailpoints();
 
   // Database: managed (private cluster under data_dir) or external.
-  std::string mode = cfg.database.mode.empty()
-                         ? (cfg.database.host.empty() ? "managed" : "external")
-                         : cfg.database.mode;
   std::string conninfo;
-  if (mode == "managed") {
+  if (store::UsesManagedDatabase(cfg.database)) {
     store::ManagedPostgres::Options o;
     o.data_dir = cfg.data_dir;
     impl->pg_options = o;

@@ -16,7 +16,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <future>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -86,19 +85,6 @@ std::string ExistingAncestor(const std::string& path) {
     p = p.parent_path();
   }
   return p.empty() ? std::string("/") : p.string();
-}
-
-std::string DatabaseMode(const config::DatabaseConfig& db) {
-  if (!db.mode.empty()) return db.mode;
-  return db.host.empty() ? "managed" : "external";
-}
-
-std::string ReadLine(const std::string& path) {
-  std::ifstream in(path);
-  std::string line;
-  std::getline(in, line);
-  while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
-  return line;
 }
 
 }  // namespace
@@ -443,8 +429,7 @@ Check CheckApiPort(const config::Config& cfg, Environment& env, Findings& found)
 // ---- PostgreSQL -----------------------------------------------------------------------------
 
 Check CheckPostgres(const config::Config& cfg, Environment& env, Findings& found) {
-  const std::string mode = DatabaseMode(cfg.database);
-  if (mode == "managed") {
+  if (store::UsesManagedDatabase(cfg.database)) {
     auto bin = env.find_postgres(cfg.data_dir);
     if (!bin.ok()) {
       return Make("postgres", Level::kFail, "managed: " + bin.error().message,
@@ -461,16 +446,9 @@ Check CheckPostgres(const config::Config& cfg, Environment& env, Findings& found
                       "the agent as root");
     }
     std::string state = "not running: it starts with the agent";
-    const std::string password = ReadLine(cfg.data_dir + "/pg-password");
-    if (!password.empty() && fs::exists(cfg.data_dir + "/pg-run")) {
-      config::DatabaseConfig socket;  // the managed cluster: its socket directory, no TCP
-      socket.host = cfg.data_dir + "/pg-run";
-      socket.name = store::ManagedPostgres::kDatabaseName;
-      socket.user = store::ManagedPostgres::kSuperuser;
-      socket.password = password;
-      socket.sslmode = "disable";
-      socket.connect_timeout = 5;
-      if (auto p = env.probe_postgres(store::ExternalConnInfo(socket)); p.ok()) {
+    auto managed = store::ManagedPostgres::ConnInfoUnder(cfg.data_dir);
+    if (managed.ok() && fs::exists(cfg.data_dir + "/pg-run")) {
+      if (auto p = env.probe_postgres(*managed); p.ok()) {
         state = "running, PostgreSQL " + p->server_version;
         if (p->agent_id) found.agent_id = *p->agent_id;
       }

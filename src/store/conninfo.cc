@@ -17,6 +17,10 @@ std::string Quote(const std::string& v) {
 
 }  // namespace
 
+bool UsesManagedDatabase(const config::DatabaseConfig& db) {
+  return db.mode == "managed" || (db.mode.empty() && db.host.empty());
+}
+
 bool IsLocalDatabaseHost(std::string_view host) {
   if (host.empty() || host.front() == '/' || host.front() == '@') return true;
   return IsLoopbackHost(host);

@@ -7,6 +7,10 @@
 
 namespace taolie::store {
 
+// True when the agent runs its own cluster under data_dir: database.mode "managed", or no mode
+// and no host.
+bool UsesManagedDatabase(const config::DatabaseConfig& db);
+
 // True for a host the connection never leaves this machine for: "" (libpq's default socket),
 // a socket directory (starts with '/' or '@'), localhost or a loopback address.
 bool IsLocalDatabaseHost(std::string_view host);

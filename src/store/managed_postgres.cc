@@ -335,10 +335,29 @@ std::string QuoteConfValue(const std::string& v) {
 
 }  // namespace
 
-std::string ManagedPostgres::ConnInfo(const std::string& dbname) const {
-  return "host=" + QuoteConnValue(socket_dir_) + " port=" + std::to_string(kPort) +
+std::string ManagedPostgres::SocketConnInfo(const std::string& socket_dir,
+                                            const std::string& dbname,
+                                            const std::string& password) {
+  return "host=" + QuoteConnValue(socket_dir) + " port=" + std::to_string(kPort) +
          " dbname=" + QuoteConnValue(dbname) + " user=" + QuoteConnValue(kSuperuser) +
-         " password=" + QuoteConnValue(password_) + " connect_timeout=5";
+         " password=" + QuoteConnValue(password) + " connect_timeout=5";
+}
+
+std::string ManagedPostgres::ConnInfo(const std::string& dbname) const {
+  return SocketConnInfo(socket_dir_, dbname, password_);
+}
+
+Result<std::string> ManagedPostgres::ConnInfoUnder(const std::string& data_dir) {
+  std::ifstream in(data_dir + "/pg-password");
+  std::string password;
+  std::getline(in, password);
+  while (!password.empty() && (password.back() == '\r' || password.back() == ' ')) {
+    password.pop_back();
+  }
+  if (password.empty()) {
+    return MakeError(ErrorCode::kNotFound, "no managed database under " + data_dir);
+  }
+  return SocketConnInfo(data_dir + "/pg-run", kDatabaseName, password);
 }
 
 Result<std::string> ManagedPostgres::FindBinaries(const std::string& data_dir,

@@ -57,6 +57,10 @@ class ManagedPostgres {
   // Contains the password: never log it.
   std::string ConnInfo() const { return ConnInfo(kDatabaseName); }
   std::string ConnInfo(const std::string& dbname) const;
+  // The same conninfo for a tool outside the agent (doctor, gpu reset-done) reaching the
+  // agent's cluster under `data_dir` through its socket; NotFound when no cluster was made there
+  // (no password file).
+  static Result<std::string> ConnInfoUnder(const std::string& data_dir);
 
   // Fast shutdown (SIGINT), bounded wait, then SIGQUIT / SIGKILL. Idempotent. Also stops an
   // adopted server: the agent owns its private cluster.
@@ -72,6 +76,8 @@ class ManagedPostgres {
 
  private:
   ManagedPostgres() = default;
+  static std::string SocketConnInfo(const std::string& socket_dir, const std::string& dbname,
+                                    const std::string& password);
 
   std::string pgdata_;
   std::string socket_dir_;
