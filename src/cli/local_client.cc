@@ -215,28 +215,30 @@ std::string FormatDeployments(const std::string& deployments_json) {
   return out.str();
 }
 
-int CmdStatus(const config::Config& cfg, bool as_json) {
+namespace {
+
+// GET `path` and print its JSON as is, or as `format` makes it readable.
+int PrintDocument(const config::Config& cfg, const char* path, bool as_json,
+                  std::string (*format)(const std::string&)) {
   const ApiEndpoint ep = EndpointFromConfig(cfg);
-  Reply r = Request(ep, "GET", "/v1/status");
+  Reply r = Request(ep, "GET", path);
   if (r.status == 0) return Unreachable(ep, r);
   if (r.status != 200) {
     std::fprintf(stderr, "the agent answered %d: %s", r.status, r.body.c_str());
     return 1;
   }
-  std::fputs(as_json ? (r.body + "\n").c_str() : FormatStatus(r.body).c_str(), stdout);
+  std::fputs(as_json ? (r.body + "\n").c_str() : format(r.body).c_str(), stdout);
   return 0;
 }
 
+}  // namespace
+
+int CmdStatus(const config::Config& cfg, bool as_json) {
+  return PrintDocument(cfg, "/v1/status", as_json, FormatStatus);
+}
+
 int CmdDeployments(const config::Config& cfg, bool as_json) {
-  const ApiEndpoint ep = EndpointFromConfig(cfg);
-  Reply r = Request(ep, "GET", "/v1/deployments");
-  if (r.status == 0) return Unreachable(ep, r);
-  if (r.status != 200) {
-    std::fprintf(stderr, "the agent answered %d: %s", r.status, r.body.c_str());
-    return 1;
-  }
-  std::fputs(as_json ? (r.body + "\n").c_str() : FormatDeployments(r.body).c_str(), stdout);
-  return 0;
+  return PrintDocument(cfg, "/v1/deployments", as_json, FormatDeployments);
 }
 
 int CmdDrain(const config::Config& cfg, bool drain) {
