@@ -26,7 +26,7 @@ cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 cmake --build "$build" -j"$(nproc)"
 stage_done build
 
-cleanup() { "$root/tests/fixtures/services.sh" stop || true; }
+cleanup() { TAOLIE_AGENT_BIN="$build/taolie-host-agent" "$root/tests/fixtures/services.sh" stop || true; }
 [ "${TAOLIE_KEEP_SERVICES:-0}" = 1 ] || trap cleanup EXIT
 "$root/tests/fixtures/services.sh" start
 eval "$("$root/tests/fixtures/services.sh" env)"
