@@ -226,5 +226,27 @@ TEST_F(IsolationTest, RentalsJoinTheAgentsNetworkBehindRulesThatComeBackAndGo) {
   EXPECT_TRUE(Shell("ip6tables -w 5 -S TAOLIE-RENTALS 2>/dev/null").empty());
 }
 
+// network.bind_ip 0.0.0.0 publishes the rental's ports on 0.0.0.0 explicitly. An empty HostIp
+// left the choice to dockerd: its --ip default (127.0.0.1 for the test daemon), or on a stock
+// daemon 0.0.0.0 and [::] (docker-proxy), where rental_allowed_sources does not apply. Only
+// Docker's port listing is read; the allow-list keeps everyone but 127.0.0.1 out meanwhile.
+TEST_F(IsolationTest, AllInterfacesMeansIpv4AllInterfacesOnly) {
+  HarnessOptions o;
+  o.bind_ip = "0.0.0.0";
+  o.deployment_yaml = "  rental_allowed_sources: [\"127.0.0.1/32\"]\n";
+  StartAgent(std::move(o));
+  ASSERT_FALSE(Deploy("iso-v4").is_null());
+  const std::string ports = Docker("port deployment-iso-v4");
+  std::cout << "# docker port deployment-iso-v4\n" << ports;
+  const std::string bindings =
+      Docker("inspect -f '{{json .HostConfig.PortBindings}}' deployment-iso-v4");
+  std::cout << "# HostConfig.PortBindings\n" << bindings;
+  EXPECT_NE(bindings.find("\"HostIp\":\"0.0.0.0\""), std::string::npos) << bindings;
+  const auto lines = Lines(ports);
+  ASSERT_EQ(lines.size(), 1u) << ports;  // one binding: no second one on [::]
+  EXPECT_EQ(lines[0].rfind("22/tcp -> 0.0.0.0:", 0), 0u) << ports;
+  EXPECT_EQ(ports.find("::"), std::string::npos) << ports;
+}
+
 }  // namespace
 }  // namespace taolie::testing
