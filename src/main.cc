@@ -322,6 +322,19 @@ int CmdFirewallRemove() {
   }
   std::printf("firewall: removed the rules tagged %s (iptables %s)\n", host::kFirewallTag,
               (*fw)->Backend().c_str());
+  // The IPv6 rules: none to remove where ip6tables is not installed.
+  auto fw6 = host::IptablesFirewall::Create(runner, host::IpFamily::kIpv6);
+  if (!fw6.ok() && fw6.error().code == ErrorCode::kNotFound) {
+    std::printf("firewall: no ip6tables (%s): no IPv6 rules\n", fw6.error().message.c_str());
+    return 0;
+  }
+  st = fw6.ok() ? (*fw6)->Remove() : Status(fw6.error());
+  if (!st.ok()) {
+    std::fprintf(stderr, "firewall remove (IPv6): %s\n", st.error().ToString().c_str());
+    return 1;
+  }
+  std::printf("firewall: removed the IPv6 rules tagged %s (ip6tables %s)\n", host::kFirewallTag,
+              (*fw6)->Backend().c_str());
   return 0;
 }
 

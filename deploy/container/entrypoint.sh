@@ -48,6 +48,10 @@ case $backend in
       update-alternatives --quiet --set iptables "/usr/sbin/iptables-$backend" ||
         echo "entrypoint: could not select iptables-$backend" >&2
     fi
+    if [ -x "/usr/sbin/ip6tables-$backend" ]; then
+      update-alternatives --quiet --set ip6tables "/usr/sbin/ip6tables-$backend" ||
+        echo "entrypoint: could not select ip6tables-$backend" >&2
+    fi
     ;;
   *)
     echo "entrypoint: TAOLIE_IPTABLES must be auto, nft or legacy, got $backend" >&2

@@ -64,6 +64,7 @@ struct AgentApp::Impl {
   std::unique_ptr<RentalEngine> engine;
   host::SubprocessRunner tool_runner;  // iptables for the firewall, nvidia-smi -r for resets
   std::unique_ptr<host::IptablesFirewall> firewall;
+  std::unique_ptr<host::IptablesFirewall> firewall6;
   std::unique_ptr<RentalIsolation> isolation;
   std::unique_ptr<ImageCollector> image_gc;
   std::unique_ptr<telemetry::Alerter> alerter;  // null: no webhook and no e-mail configured
@@ -312,14 +313,35 @@ Result<std::unique_ptr<AgentApp>> AgentApp::Create(const config::Config& cfg,
   } else {
     firewall_error = fw.error().message;
   }
-  impl->isolation =
-      std::make_unique<RentalIsolation>(impl->cfg.deployment, *impl->docker, impl->firewall.get(),
-                                        firewall_error, [](const std::string& path) {
-                                          std::ifstream in(path);
-                                          std::stringstream text;
-                                          text << in.rdbuf();
-                                          return text.str();
-                                        });
+  // IPv6: ip6tables rules mirror the IPv4 ones; none are needed on a kernel without IPv6, and
+  // a missing ip6tables is a warning (the rental network has IPv6 off), not a failure.
+  Ipv6Firewall ipv6;
+  if (!host::KernelHasIpv6()) {
+    ipv6.note = "the kernel has IPv6 disabled; none needed";
+    ipv6.needed = false;
+  } else if (auto fw6 = host::IptablesFirewall::Create(impl->tool_runner, host::IpFamily::kIpv6);
+             fw6.ok()) {
+    impl->firewall6 = std::move(*fw6);
+    ipv6.firewall = impl->firewall6.get();
+  } else {
+    ipv6.note = "ip6tables: " + fw6.error().message + " (install iptables' ip6tables)";
+  }
+  if (auto addresses = host::HostIpv4Addresses(); addresses.ok()) {
+    for (const auto& w : EgressAllowHostWarnings(impl->cfg.deployment, *addresses)) {
+      spdlog::warn("{}", w);
+    }
+  } else {
+    spdlog::warn("the host's addresses: {}", addresses.error().message);
+  }
+  impl->isolation = std::make_unique<RentalIsolation>(
+      impl->cfg.deployment, *impl->docker, impl->firewall.get(), firewall_error,
+      [](const std::string& path) {
+        std::ifstream in(path);
+        std::stringstream text;
+        text << in.rdbuf();
+        return text.str();
+      },
+      ipv6);
   impl->rt->set_isolation(impl->isolation.get());
   impl->alerter = MakeAlerter(cfg, agent_id, version, impl->clock);
   impl->rt->set_alerts(impl->alerter.get());
@@ -534,6 +556,8 @@ json IsolationJson(const RentalIsolation& isolation, const config::DeploymentCon
           {"network_ready", s.network_ready},
           {"subnet", dc.network_subnet},
           {"firewall_backend", s.backend},
+          {"ipv6_rules", s.ipv6_rules},
+          {"ipv6_note", s.ipv6_note},
           {"rules_reapplied", s.reapplied},
           {"required", dc.require_isolation},
           {"accepting_rentals", isolation.AdmitsRentals()}};

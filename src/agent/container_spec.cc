@@ -53,7 +53,7 @@ docker::ContainerSpec BuildContainerSpec(const ContainerSpecInput& in) {
   }
   if (spec.command) c.cmd = std::vector<std::string>{"sh", "-c", *spec.command};
   c.restart_policy = spec.restart_policy;
-  std::string bind_ip = in.bind_ip == "0.0.0.0" ? "" : in.bind_ip;
+  std::string bind_ip = in.bind_ip.empty() ? "0.0.0.0" : in.bind_ip;  // never "": also [::]
   for (const auto& p : d.ports) c.ports.push_back({p.container_port, "tcp", bind_ip, p.host_port});
   c.gpu_uuids = d.gpu_uuids;
   // Mounts, not Binds: a missing host path fails the create instead of being made by dockerd.

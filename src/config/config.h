@@ -216,6 +216,10 @@ struct DeploymentConfig {
   std::vector<std::string> egress_allow;            // IPv4 CIDRs rentals may reach anyway
   std::vector<std::string> rental_allowed_sources;  // who may reach published rental ports;
                                                     // empty = anyone
+  // Host services rentals may reach (TCP): "CIDR:PORT", e.g. "10.213.0.1/32:8080", the CIDR
+  // selecting the host's own addresses (config_loader.h ParseHostAllow). egress_allow never
+  // opens the host.
+  std::vector<std::string> host_allow;
   bool require_isolation = true;  // no rental is accepted while the firewall is not in place
   // Admission counts totals over all running rentals.
   int max_deployments = 0;           // most rentals at once; 0 = bounded only by GPUs and ports

@@ -494,6 +494,7 @@ void ReadConfig(const YAML::Node& root, Config* c, std::vector<ConfigProblem>* p
     s.Bool("allow_smtp", &d.allow_smtp);
     s.StringList("egress_allow", &d.egress_allow);
     s.StringList("rental_allowed_sources", &d.rental_allowed_sources);
+    s.StringList("host_allow", &d.host_allow);
     s.Bool("require_isolation", &d.require_isolation);
     s.Int("max_deployments", &d.max_deployments);
     s.Double("max_committed_share", &d.max_committed_share);
@@ -741,6 +742,29 @@ Result<PortRange> ParsePortRange(const std::string& text) {
   auto last = ParseInteger(b);
   if (!first || !last) return bad();
   return PortRange{static_cast<int>(*first), static_cast<int>(*last)};
+}
+
+Result<HostAllowEntry> ParseHostAllow(const std::string& text) {
+  const std::string s = Trim(text);
+  const size_t colon = s.rfind(':');
+  if (colon == std::string::npos) {
+    return MakeError(ErrorCode::kInvalidArgument,
+                     "expected \"CIDR:PORT\" like \"10.213.0.1/32:8080\", got " + Quote(text));
+  }
+  auto cidr = CanonicalIpv4Cidr(Trim(s.substr(0, colon)));
+  if (!cidr.ok()) {
+    return MakeError(ErrorCode::kInvalidArgument,
+                     "not an IPv4 address or CIDR before the port: " + Quote(text));
+  }
+  const std::string port = Trim(s.substr(colon + 1));
+  auto number = port.find_first_not_of("0123456789") == std::string::npos && port.size() <= 5
+                    ? ParseInteger(port)
+                    : std::nullopt;
+  if (!number || *number < 1 || *number > 65535) {
+    return MakeError(ErrorCode::kInvalidArgument,
+                     "port must be a number in 1..65535, got " + Quote(port));
+  }
+  return HostAllowEntry{*cidr, static_cast<int>(*number)};
 }
 
 std::string FormatPortRange(const PortRange& range) {
@@ -1155,6 +1179,18 @@ std::vector<ConfigProblem> Validate(const Config& c) {
         k.Fatal(std::string(key) + "[" + std::to_string(i) + "]",
                 "not an IPv4 address or CIDR: " + Quote((*list)[i]));
       }
+    }
+  }
+
+  if (!dp.rental_allowed_sources.empty() && c.network.bind_ip.find(':') != std::string::npos) {
+    k.Fatal("network.bind_ip",
+            Quote(c.network.bind_ip) +
+                " is IPv6: rentals' ports published there bypass "
+                "deployment.rental_allowed_sources (IPv4 only); use an IPv4 address or 0.0.0.0");
+  }
+  for (size_t i = 0; i < dp.host_allow.size(); ++i) {
+    if (auto entry = ParseHostAllow(dp.host_allow[i]); !entry.ok()) {
+      k.Fatal("deployment.host_allow[" + std::to_string(i) + "]", entry.error().message);
     }
   }
 

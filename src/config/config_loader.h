@@ -76,6 +76,15 @@ Result<PortRange> ParsePortRange(const std::string& text);
 // {30000, 30999} -> "30000-30999"; empty -> "".
 std::string FormatPortRange(const PortRange& range);
 
+// One deployment.host_allow entry: "CIDR:PORT", the CIDR an IPv4 address or network (an
+// address alone means /32), the port TCP 1..65535. "10.213.0.1:8080" -> {"10.213.0.1/32",
+// 8080}; the CIDR comes back canonical. InvalidArgument saying what is wrong.
+struct HostAllowEntry {
+  std::string cidr;
+  int port = 0;
+};
+Result<HostAllowEntry> ParseHostAllow(const std::string& text);
+
 // Accepts trace, debug, info, warn, warning, error, err, critical, fatal, off in any case.
 bool IsKnownLogLevel(const std::string& level);
 

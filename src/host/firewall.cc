@@ -1,13 +1,21 @@
 #include "host/firewall.h"
 
+#include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <netinet/in.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
 #include <sstream>
 
 namespace taolie::host {
 namespace {
 
-const char kDockerUser[] = "DOCKER-USER";
-const char kInput[] = "INPUT";
+std::string ToolName(IpFamily family) {
+  return family == IpFamily::kIpv4 ? "iptables" : "ip6tables";
+}
 
 std::string Trimmed(std::string s) {
   while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
@@ -47,10 +55,11 @@ std::vector<std::string> ExpectedListing(const std::string& chain,
 }  // namespace
 
 Result<std::unique_ptr<IptablesFirewall>> IptablesFirewall::Create(
-    CommandRunner& runner, std::chrono::milliseconds timeout) {
-  auto out = runner.Run({"iptables", "--version"}, "", timeout);
+    CommandRunner& runner, IpFamily family, std::chrono::milliseconds timeout) {
+  const std::string tool = ToolName(family);
+  auto out = runner.Run({tool, "--version"}, "", timeout);
   if (!out.ok()) return out.error();
-  if (out->exit_code != 0) return ToolError("iptables --version", *out);
+  if (out->exit_code != 0) return ToolError(tool + " --version", *out);
   std::string backend;
   if (out->output.find("nf_tables") != std::string::npos) {
     backend = "nf_tables";
@@ -58,13 +67,15 @@ Result<std::unique_ptr<IptablesFirewall>> IptablesFirewall::Create(
     backend = "legacy";
   } else {
     return MakeError(ErrorCode::kUnavailable,
-                     "iptables --version names no known backend: " + Trimmed(out->output));
+                     tool + " --version names no known backend: " + Trimmed(out->output));
   }
-  return std::unique_ptr<IptablesFirewall>(new IptablesFirewall(runner, timeout, backend));
+  return std::unique_ptr<IptablesFirewall>(new IptablesFirewall(runner, family, timeout, backend));
 }
 
+std::string IptablesFirewall::Tool() const { return ToolName(family_); }
+
 Result<CommandOutput> IptablesFirewall::Iptables(const std::vector<std::string>& args) {
-  std::vector<std::string> argv = {"iptables", "-w", "5"};
+  std::vector<std::string> argv = {Tool(), "-w", "5"};
   argv.insert(argv.end(), args.begin(), args.end());
   return runner_.Run(argv, "", timeout_);
 }
@@ -77,7 +88,7 @@ Result<std::vector<std::string>> IptablesFirewall::List(const std::string& chain
                               out->output.find("incompatible") != std::string::npos)) {
     return MakeError(ErrorCode::kNotFound, "chain " + chain + " does not exist");
   }
-  if (out->exit_code != 0) return ToolError("iptables -S " + chain, *out);
+  if (out->exit_code != 0) return ToolError(Tool() + " -S " + chain, *out);
   std::vector<std::string> lines;
   std::istringstream in(out->output);
   std::string line;
@@ -109,41 +120,53 @@ Status IptablesFirewall::DeleteTaggedExcept(const std::string& chain,
     if (words.size() < 2 || words[0] != "-A") continue;
     auto out = Iptables(WithOp(words, "-D"));
     if (!out.ok()) return out.error();
-    if (out->exit_code != 0) return ToolError("iptables -D " + chain, *out);
+    if (out->exit_code != 0) return ToolError(Tool() + " -D " + chain, *out);
   }
   return OkStatus();
 }
 
+Status IptablesFirewall::CheckFamily(const FirewallRules& rules) const {
+  if (rules.family == family_) return OkStatus();
+  return MakeError(ErrorCode::kInvalidArgument,
+                   "rules of the other address family given to " + Tool());
+}
+
 Status IptablesFirewall::Apply(const FirewallRules& rules) {
+  TAOLIE_RETURN_IF_ERROR(CheckFamily(rules));
   // Both own chains are declared (created or flushed) and refilled in one transaction, so
   // they are never seen empty while the jumps point at them.
-  auto restore = runner_.Run({"iptables-restore", "-w", "5", "--noflush"},
+  auto restore = runner_.Run({Tool() + "-restore", "-w", "5", "--noflush"},
                              RenderRestoreInput(rules), timeout_);
   if (!restore.ok()) return restore.error();
-  if (restore->exit_code != 0) return ToolError("iptables-restore --noflush", *restore);
+  if (restore->exit_code != 0) return ToolError(Tool() + "-restore --noflush", *restore);
 
-  std::vector<std::string> keep_docker_user, keep_input;
+  const auto chains = JumpChains(family_);
+  std::vector<std::vector<std::string>> keep(chains.size());
   for (const auto& jump : rules.jumps) {
-    (jump[1] == kDockerUser ? keep_docker_user : keep_input).push_back(RuleToString(jump));
+    auto chain = std::find(chains.begin(), chains.end(), jump[1]);
+    if (chain != chains.end()) keep[chain - chains.begin()].push_back(RuleToString(jump));
     auto check = Iptables(WithOp(jump, "-C"));
     if (!check.ok()) return check.error();
     if (check->exit_code == 0) continue;
-    if (check->exit_code == 4) return ToolError("iptables -C " + jump[1], *check);
+    if (check->exit_code == 4) return ToolError(Tool() + " -C " + jump[1], *check);
     FirewallRule insert = WithOp(jump, "-I");
     insert.insert(insert.begin() + 2, "1");
     auto out = Iptables(insert);
     if (!out.ok()) return out.error();
-    if (out->exit_code != 0) return ToolError("iptables -I " + jump[1] + " 1", *out);
+    if (out->exit_code != 0) return ToolError(Tool() + " -I " + jump[1] + " 1", *out);
   }
-  TAOLIE_RETURN_IF_ERROR(DeleteTaggedExcept(kDockerUser, keep_docker_user));
-  return DeleteTaggedExcept(kInput, keep_input);
+  for (size_t i = 0; i < chains.size(); ++i) {
+    TAOLIE_RETURN_IF_ERROR(DeleteTaggedExcept(chains[i], keep[i]));
+  }
+  return OkStatus();
 }
 
 Result<bool> IptablesFirewall::Check(const FirewallRules& rules) {
+  TAOLIE_RETURN_IF_ERROR(CheckFamily(rules));
   for (const auto& jump : rules.jumps) {
     auto check = Iptables(WithOp(jump, "-C"));
     if (!check.ok()) return check.error();
-    if (check->exit_code == 4) return ToolError("iptables -C " + jump[1], *check);
+    if (check->exit_code == 4) return ToolError(Tool() + " -C " + jump[1], *check);
     if (check->exit_code != 0) return false;
   }
   for (const auto& [chain, chain_rules] : {std::pair{std::string(kForwardChain), &rules.forward},
@@ -157,8 +180,9 @@ Result<bool> IptablesFirewall::Check(const FirewallRules& rules) {
 }
 
 Status IptablesFirewall::Remove() {
-  TAOLIE_RETURN_IF_ERROR(DeleteTaggedExcept(kDockerUser, {}));
-  TAOLIE_RETURN_IF_ERROR(DeleteTaggedExcept(kInput, {}));
+  for (const auto& chain : JumpChains(family_)) {
+    TAOLIE_RETURN_IF_ERROR(DeleteTaggedExcept(chain, {}));
+  }
   for (const std::string chain : {kForwardChain, kInputChain}) {
     auto lines = List(chain);
     if (!lines.ok() && lines.error().code == ErrorCode::kNotFound) continue;
@@ -166,10 +190,32 @@ Status IptablesFirewall::Remove() {
     for (const char* op : {"-F", "-X"}) {
       auto out = Iptables({op, chain});
       if (!out.ok()) return out.error();
-      if (out->exit_code != 0) return ToolError(std::string("iptables ") + op + " " + chain, *out);
+      if (out->exit_code != 0) return ToolError(Tool() + " " + op + " " + chain, *out);
     }
   }
   return OkStatus();
+}
+
+bool KernelHasIpv6(const std::string& proc) {
+  std::error_code ec;
+  return std::filesystem::exists(proc + "/net/if_inet6", ec);
+}
+
+Result<std::vector<std::string>> HostIpv4Addresses() {
+  ifaddrs* list = nullptr;
+  if (::getifaddrs(&list) != 0) {
+    return MakeError(ErrorCode::kUnavailable, std::string("getifaddrs: ") + std::strerror(errno));
+  }
+  std::vector<std::string> out;
+  for (const ifaddrs* i = list; i != nullptr; i = i->ifa_next) {
+    if (i->ifa_addr == nullptr || i->ifa_addr->sa_family != AF_INET) continue;
+    char text[INET_ADDRSTRLEN] = {};
+    const auto* sin = reinterpret_cast<const sockaddr_in*>(i->ifa_addr);
+    if (::inet_ntop(AF_INET, &sin->sin_addr, text, sizeof text) == nullptr) continue;
+    if (std::find(out.begin(), out.end(), text) == out.end()) out.emplace_back(text);
+  }
+  ::freeifaddrs(list);
+  return out;
 }
 
 }  // namespace taolie::host

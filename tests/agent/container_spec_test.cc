@@ -56,7 +56,9 @@ TEST(ContainerSpec, EnvLabelsPortsGpusAndBounds) {
   EXPECT_EQ(c.labels.at(kLabelDuration), "90");
   EXPECT_EQ(c.labels.at(kLabelExpires), "2023-11-14T22:13:20.000000Z");
   ASSERT_EQ(c.ports.size(), 2u);
-  EXPECT_EQ(c.ports[0].host_ip, "");  // 0.0.0.0 = all interfaces
+  // 0.0.0.0 explicitly: an empty HostIp makes Docker publish on [::] too, where the IPv4
+  // firewall (rental_allowed_sources) does not apply.
+  EXPECT_EQ(c.ports[0].host_ip, "0.0.0.0");
   EXPECT_EQ(c.ports[0].host_port, 22022);
   EXPECT_EQ(c.gpu_uuids, d.gpu_uuids);
   EXPECT_TRUE(c.binds.empty());  // Binds would create a missing host path

@@ -37,15 +37,19 @@ class FakeFirewall : public host::Firewall {
 
 class RentalIsolationTest : public ::testing::Test {
  protected:
-  RentalIsolation Make(host::Firewall* fw, std::string fw_error = "") {
-    return RentalIsolation(cfg_, docker_, fw, std::move(fw_error), [this](const std::string& p) {
-      auto it = files_.find(p);
-      return it == files_.end() ? std::string() : it->second;
-    });
+  RentalIsolation Make(host::Firewall* fw, std::string fw_error = "", Ipv6Firewall ipv6 = {}) {
+    return RentalIsolation(
+        cfg_, docker_, fw, std::move(fw_error),
+        [this](const std::string& p) {
+          auto it = files_.find(p);
+          return it == files_.end() ? std::string() : it->second;
+        },
+        std::move(ipv6));
   }
   config::DeploymentConfig cfg_;
   FakeDocker docker_;
   FakeFirewall fw_;
+  FakeFirewall fw6_;
   std::map<std::string, std::string> files_ = {
       {"/etc/resolv.conf", "nameserver 127.0.0.53\n"},
       {"/run/systemd/resolve/resolv.conf", "nameserver 192.168.1.1\nnameserver 1.1.1.1\n"}};
@@ -70,7 +74,8 @@ TEST_F(RentalIsolationTest, CreatesTheNetworkAppliesTheRulesAndReappliesWhenFlus
   int dns_rules = 0;
   for (const auto& r : fw_.last.forward) {
     std::string line = host::RuleToString(r);
-    dns_rules += line.find("--dport 53") != std::string::npos;
+    dns_rules += line.find("--dport 53") != std::string::npos &&
+                 line.find(host::kDnsOnlyDestination) == std::string::npos;
     EXPECT_EQ(line.find("127.0.0.53"), std::string::npos);
   }
   EXPECT_EQ(dns_rules, 4);  // udp + tcp for each of two servers
@@ -81,6 +86,62 @@ TEST_F(RentalIsolationTest, CreatesTheNetworkAppliesTheRulesAndReappliesWhenFlus
   ASSERT_TRUE(iso.Ensure().ok());
   EXPECT_EQ(fw_.applies, 2);
   EXPECT_EQ(iso.Current().reapplied, 1u);
+}
+
+TEST_F(RentalIsolationTest, Ipv6RulesAreKeptLikeTheIpv4OnesAndTheirFailureFailsClosed) {
+  cfg_.host_allow = {"10.213.0.1/32:8080"};
+  auto iso = Make(&fw_, "", Ipv6Firewall{&fw6_, ""});
+  ASSERT_TRUE(iso.Ensure().ok());
+  EXPECT_EQ(fw_.applies, 1);
+  EXPECT_EQ(fw6_.applies, 1);
+  EXPECT_EQ(fw_.last.family, host::IpFamily::kIpv4);
+  EXPECT_EQ(fw6_.last.family, host::IpFamily::kIpv6);
+  EXPECT_TRUE(iso.Current().ipv6_rules);
+  EXPECT_EQ(iso.Current().ipv6_note, "");
+  // deployment.host_allow reaches the IPv4 INPUT chain.
+  bool host_allow = false;
+  for (const auto& r : fw_.last.input) {
+    host_allow |= host::RuleToString(r).find(
+                      "-d 10.213.0.1/32 -i taolie0 -p tcp -m tcp --dport "
+                      "8080") != std::string::npos;
+  }
+  EXPECT_TRUE(host_allow);
+
+  fw6_.in_place = false;  // ip6tables' FORWARD flushed
+  ASSERT_TRUE(iso.Ensure().ok());
+  EXPECT_EQ(fw_.applies, 1);
+  EXPECT_EQ(fw6_.applies, 2);
+  EXPECT_EQ(iso.Current().reapplied, 1u);
+
+  fw6_.in_place = false;
+  fw6_.apply_error = MakeError(ErrorCode::kUnavailable, "ip6tables-restore exited 2");
+  ASSERT_FALSE(iso.Ensure().ok());
+  EXPECT_EQ(iso.Current().error, "firewall: IPv6: ip6tables-restore exited 2");
+  EXPECT_FALSE(iso.Current().ipv6_rules);
+  EXPECT_FALSE(iso.AdmitsRentals());
+}
+
+TEST_F(RentalIsolationTest, NoIp6tablesIsANoteNotAFailure) {
+  auto iso = Make(&fw_, "", Ipv6Firewall{nullptr, "ip6tables: not installed"});
+  ASSERT_TRUE(iso.Ensure().ok());
+  auto s = iso.Current();
+  EXPECT_TRUE(s.ok);
+  EXPECT_FALSE(s.ipv6_rules);
+  EXPECT_EQ(s.ipv6_note, "ip6tables: not installed");
+  EXPECT_TRUE(iso.AdmitsRentals());
+}
+
+TEST(EgressAllowHostWarningsTest, NamesEachEntryCoveringAHostAddress) {
+  config::DeploymentConfig cfg;
+  EXPECT_TRUE(EgressAllowHostWarnings(cfg, {"10.0.0.5"}).empty());
+  cfg.egress_allow = {"10.0.0.0/8", "192.0.2.0/24"};
+  auto w = EgressAllowHostWarnings(cfg, {"127.0.0.1", "10.0.0.5", "203.0.113.9"});
+  ASSERT_EQ(w.size(), 1u);
+  EXPECT_NE(w[0].find("deployment.egress_allow entry 10.0.0.0/8 covers this host's address "
+                      "10.0.0.5"),
+            std::string::npos)
+      << w[0];
+  EXPECT_NE(w[0].find("deployment.host_allow"), std::string::npos) << w[0];
 }
 
 TEST_F(RentalIsolationTest, NoFirewallFailsClosedUnlessWaived) {

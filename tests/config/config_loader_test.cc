@@ -167,6 +167,7 @@ deployment:
   allow_smtp: true
   egress_allow: ["192.168.1.10", "10.1.0.0/16"]
   rental_allowed_sources: ["203.0.113.0/24"]
+  host_allow: ["10.77.0.1/32:8080", "0.0.0.0/0:3128"]
   require_isolation: false
   max_deployments: 4
   max_committed_share: 0.75
@@ -209,6 +210,8 @@ provider: {name: "Acme", region: "eu-west"}
   EXPECT_TRUE(c.deployment.allow_smtp);
   EXPECT_EQ(c.deployment.egress_allow, (std::vector<std::string>{"192.168.1.10", "10.1.0.0/16"}));
   EXPECT_EQ(c.deployment.rental_allowed_sources, std::vector<std::string>{"203.0.113.0/24"});
+  EXPECT_EQ(c.deployment.host_allow,
+            (std::vector<std::string>{"10.77.0.1/32:8080", "0.0.0.0/0:3128"}));
   EXPECT_FALSE(c.deployment.require_isolation);
   EXPECT_EQ(c.database.sslmode, "verify-full");
   EXPECT_EQ(c.database.sslrootcert, "/etc/ssl/db-ca.pem");
@@ -315,6 +318,14 @@ INSTANTIATE_TEST_SUITE_P(
                 "deployment.egress_allow[1]"},
         BadCase{"deployment: {rental_allowed_sources: [\"::/0\"]}",
                 "deployment.rental_allowed_sources[0]"},
+        BadCase{"deployment: {host_allow: [\"10.0.0.1:22\", \"10.0.0.0/33:80\"]}",
+                "deployment.host_allow[1]"},
+        BadCase{"deployment: {host_allow: [\"10.0.0.1:0\"]}", "deployment.host_allow[0]"},
+        BadCase{"deployment: {host_allow: [\"10.0.0.1:65536\"]}", "deployment.host_allow[0]"},
+        BadCase{"deployment: {host_allow: [\"10.0.0.1\"]}", "deployment.host_allow[0]"},
+        BadCase{"deployment: {host_allow: \"10.0.0.1:22\"}", "deployment.host_allow"},
+        BadCase{"network: {bind_ip: \"::\"}\ndeployment: {rental_allowed_sources: [1.2.3.4]}",
+                "network.bind_ip"},
         BadCase{"database: {sslmode: required}", "database.sslmode"},
         BadCase{"database: {sslrootcert: ca.pem}", "database.sslrootcert"},
         BadCase{"gpu: {dirty_timeout_seconds: 0}", "gpu.dirty_timeout_seconds"},
@@ -627,6 +638,46 @@ TEST(PortRange, ParseAndFormat) {
   EXPECT_FALSE(ParsePortRange("-5-10").ok());
   EXPECT_FALSE(ParsePortRange("5-").ok());
   EXPECT_FALSE(ParsePortRange("1e3-2000").ok());
+}
+
+TEST(HostAllow, ParseTable) {
+  struct Case {
+    std::string text;
+    std::string cidr;  // "" = refused
+    int port;
+    std::string reason;  // part of the error when refused
+  };
+  const Case cases[] = {
+      {"10.213.0.1/32:8080", "10.213.0.1/32", 8080, ""},
+      {" 10.213.0.1:22 ", "10.213.0.1/32", 22, ""},
+      {"10.1.2.3/16:65535", "10.1.0.0/16", 65535, ""},
+      {"0.0.0.0/0:1", "0.0.0.0/0", 1, ""},
+      {"10.0.0.1", "", 0, "CIDR:PORT"},
+      {"10.0.0.1 8080", "", 0, "CIDR:PORT"},
+      {"10.0.0.0/33:80", "", 0, "not an IPv4 address or CIDR"},
+      {"host.example:80", "", 0, "not an IPv4 address or CIDR"},
+      {"fd00::1:80", "", 0, "not an IPv4 address or CIDR"},
+      {"10.0.0.1:", "", 0, "1..65535"},
+      {"10.0.0.1:0", "", 0, "1..65535"},
+      {"10.0.0.1:65536", "", 0, "1..65535"},
+      {"10.0.0.1:-1", "", 0, "1..65535"},
+      {"10.0.0.1:80x", "", 0, "1..65535"},
+      {"10.0.0.1:0000000080", "", 0, "1..65535"},
+  };
+  for (const auto& tc : cases) {
+    auto r = ParseHostAllow(tc.text);
+    if (tc.cidr.empty()) {
+      ASSERT_FALSE(r.ok()) << tc.text;
+      EXPECT_EQ(r.error().code, ErrorCode::kInvalidArgument) << tc.text;
+      EXPECT_THAT(r.error().message, HasSubstr(tc.reason)) << tc.text;
+    } else {
+      ASSERT_TRUE(r.ok()) << tc.text << ": " << r.error().message;
+      EXPECT_EQ(r->cidr, tc.cidr) << tc.text;
+      EXPECT_EQ(r->port, tc.port) << tc.text;
+    }
+  }
+  // An IPv6 bind_ip is fine without an allow-list (nothing to bypass).
+  EXPECT_FALSE(HasFatal(LoadConfigString("network: {bind_ip: \"::\"}").problems));
 }
 
 // The seed README's keys are read under their own names and win over the finer names.

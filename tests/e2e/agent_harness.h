@@ -129,6 +129,8 @@ struct HarnessOptions {
   std::string network_yaml;     // more keys of the `network:` section, the same way
   // Registries allowed besides the local test registry (e.g. a test's own fake registry).
   std::vector<std::string> extra_registries;
+  // network.bind_ip of the agent under test.
+  std::string bind_ip = "127.0.0.1";
 };
 
 class AgentHarness {
@@ -184,7 +186,7 @@ class AgentHarness {
     if (!std::filesystem::exists(KmsgPath())) std::ofstream(KmsgPath()).flush();
     std::ofstream out(ConfigPath());
     out << "agent:\n  api_key: " << o_.api_key << "\n"
-        << "network:\n  public_ip: 127.0.0.1\n  bind_ip: 127.0.0.1\n"
+        << "network:\n  public_ip: 127.0.0.1\n  bind_ip: " << o_.bind_ip << "\n"
         << "  ports:\n    ssh: " << ssh_port_ << "\n    rental_port_1: " << ssh_port_ + 1
         << "\n    rental_port_2: " << ssh_port_ + 2 << "\n"
         << "  port_range: \"" << range_first_ << "-" << range_first_ + kRangeSize - 1 << "\"\n"

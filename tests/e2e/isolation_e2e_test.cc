@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <sstream>
 
 #include "e2e/agent_harness.h"
@@ -23,9 +24,9 @@ std::vector<std::string> Lines(const std::string& text) {
   return out;
 }
 
-int CountTagged(const std::string& chain) {
+int CountTagged(const std::string& chain, const std::string& tool = "iptables") {
   int n = 0;
-  for (const auto& l : Lines(Shell("iptables -w 5 -S " + chain + " 2>/dev/null"))) {
+  for (const auto& l : Lines(Shell(tool + " -w 5 -S " + chain + " 2>/dev/null"))) {
     n += l.find(kTag) != std::string::npos;
   }
   return n;
@@ -119,7 +120,10 @@ TEST_F(IsolationTest, RulesAndRentalSurviveADockerdRestart) {
 }
 
 TEST_F(IsolationTest, RentalsJoinTheAgentsNetworkBehindRulesThatComeBackAndGo) {
-  StartAgent();
+  HarnessOptions o;
+  // 127.0.0.0/8 covers the host's loopback address: a start-up warning, and no INPUT rule.
+  o.deployment_yaml = "  egress_allow: [\"127.0.0.0/8\"]\n  host_allow: [\"10.213.0.1/32:8080\"]\n";
+  StartAgent(std::move(o));
   json payload = {{"deployment_id", "iso-1"},
                   {"image", SshImage()},
                   {"duration_minutes", 10},
@@ -150,11 +154,44 @@ TEST_F(IsolationTest, RentalsJoinTheAgentsNetworkBehindRulesThatComeBackAndGo) {
             std::string::npos);
   EXPECT_NE(fwd.find("-d 169.254.0.0/16 -i taolie0 -m comment " + std::string(kTag) + " -j DROP"),
             std::string::npos);
+  for (const char* cidr :
+       {"0.0.0.0/8", "192.0.0.0/24", "198.18.0.0/15", "240.0.0.0/4", "168.63.129.16/32"}) {
+    EXPECT_NE(fwd.find(std::string("-d ") + cidr + " -i taolie0 -m comment " + kTag + " -j DROP"),
+              std::string::npos)
+        << cidr;
+  }
+  EXPECT_NE(fwd.find("-d 127.0.0.0/8 -i taolie0 -m comment " + std::string(kTag) + " -j RETURN"),
+            std::string::npos);
+  const std::string in = Shell("iptables -w 5 -S TAOLIE-RENTALS-IN");
+  EXPECT_EQ(in.find("127.0.0.0/8"), std::string::npos) << in;  // egress_allow: not the host
+  EXPECT_NE(in.find("-d 10.213.0.1/32 -i taolie0 -p tcp -m tcp --dport 8080 -m comment " +
+                    std::string(kTag) + " -j RETURN"),
+            std::string::npos)
+      << in;
+  EXPECT_NE(agent_->Log().find("deployment.egress_allow entry 127.0.0.0/8 covers this host's "
+                               "address 127.0.0.1"),
+            std::string::npos);
   EXPECT_EQ(CountTagged("DOCKER-USER"), 1);
   EXPECT_EQ(CountTagged("INPUT"), 1);
+  // IPv6: the same chains in ip6tables, jumped to from FORWARD and INPUT.
+  const bool ipv6 = std::filesystem::exists("/proc/net/if_inet6");
+  if (ipv6) {
+    std::string fwd6 = Shell("ip6tables -w 5 -S TAOLIE-RENTALS");
+    std::cout << "# ip6tables -S TAOLIE-RENTALS\n" << fwd6;
+    EXPECT_NE(
+        fwd6.find("-A TAOLIE-RENTALS -i taolie0 -m comment " + std::string(kTag) + " -j DROP"),
+        std::string::npos);
+    EXPECT_NE(
+        Shell("ip6tables -w 5 -S TAOLIE-RENTALS-IN")
+            .find("-A TAOLIE-RENTALS-IN -i taolie0 -m comment " + std::string(kTag) + " -j DROP"),
+        std::string::npos);
+    EXPECT_EQ(CountTagged("FORWARD", "ip6tables"), 1);
+    EXPECT_EQ(CountTagged("INPUT", "ip6tables"), 1);
+  }
   json st = Status();
   EXPECT_EQ(st["isolation"]["ok"], true) << st.dump();
   EXPECT_EQ(st["isolation"]["accepting_rentals"], true) << st.dump();
+  EXPECT_EQ(st["isolation"]["ipv6_rules"], ipv6) << st.dump();
 
   // A flushed DOCKER-USER comes back within a duration-monitor round (1 s here). What was not
   // ours is put back at once.
@@ -184,6 +221,31 @@ TEST_F(IsolationTest, RentalsJoinTheAgentsNetworkBehindRulesThatComeBackAndGo) {
   EXPECT_EQ(CountTagged("DOCKER-USER"), 0);
   EXPECT_EQ(CountTagged("INPUT"), 0);
   EXPECT_TRUE(Shell("iptables -w 5 -S TAOLIE-RENTALS 2>/dev/null").empty());
+  EXPECT_EQ(CountTagged("FORWARD", "ip6tables"), 0);
+  EXPECT_EQ(CountTagged("INPUT", "ip6tables"), 0);
+  EXPECT_TRUE(Shell("ip6tables -w 5 -S TAOLIE-RENTALS 2>/dev/null").empty());
+}
+
+// network.bind_ip 0.0.0.0 publishes the rental's ports on 0.0.0.0 explicitly. An empty HostIp
+// left the choice to dockerd: its --ip default (127.0.0.1 for the test daemon), or on a stock
+// daemon 0.0.0.0 and [::] (docker-proxy), where rental_allowed_sources does not apply. Only
+// Docker's port listing is read; the allow-list keeps everyone but 127.0.0.1 out meanwhile.
+TEST_F(IsolationTest, AllInterfacesMeansIpv4AllInterfacesOnly) {
+  HarnessOptions o;
+  o.bind_ip = "0.0.0.0";
+  o.deployment_yaml = "  rental_allowed_sources: [\"127.0.0.1/32\"]\n";
+  StartAgent(std::move(o));
+  ASSERT_FALSE(Deploy("iso-v4").is_null());
+  const std::string ports = Docker("port deployment-iso-v4");
+  std::cout << "# docker port deployment-iso-v4\n" << ports;
+  const std::string bindings =
+      Docker("inspect -f '{{json .HostConfig.PortBindings}}' deployment-iso-v4");
+  std::cout << "# HostConfig.PortBindings\n" << bindings;
+  EXPECT_NE(bindings.find("\"HostIp\":\"0.0.0.0\""), std::string::npos) << bindings;
+  const auto lines = Lines(ports);
+  ASSERT_EQ(lines.size(), 1u) << ports;  // one binding: no second one on [::]
+  EXPECT_EQ(lines[0].rfind("22/tcp -> 0.0.0.0:", 0), 0u) << ports;
+  EXPECT_EQ(ports.find("::"), std::string::npos) << ports;
 }
 
 }  // namespace

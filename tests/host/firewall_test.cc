@@ -157,6 +157,52 @@ TEST(IptablesFirewallTest, CheckComparesJumpsAndChainContents) {
   EXPECT_TRUE(runner.Done());
 }
 
+TEST(IptablesFirewallTest, Ipv6UsesIp6tablesAndJumpsFromForward) {
+  ScriptedRunner runner;
+  runner.Expect("ip6tables --version", 0, "ip6tables v1.8.9 (nf_tables)\n");
+  auto created = IptablesFirewall::Create(runner, IpFamily::kIpv6);
+  ASSERT_TRUE(created.ok());
+  auto& fw = *created;
+  EXPECT_EQ(fw->Backend(), "nf_tables");
+  FirewallConfig c;
+  c.bridge_interface = "taolie0";
+  c.subnet = "10.213.0.0/24";
+  FirewallRules rules = *BuildIpv6FirewallRules(c);
+  const std::string jump_fwd =
+      "-A FORWARD -m comment --comment taolie-host-agent -j TAOLIE-RENTALS";
+  runner.Expect("ip6tables-restore -w 5 --noflush", 0);
+  runner.Expect("ip6tables -w 5 " + Op(jump_fwd, "-C"), 1);
+  runner.Expect(
+      "ip6tables -w 5 -I FORWARD 1 -m comment --comment taolie-host-agent -j TAOLIE-RENTALS", 0);
+  runner.Expect("ip6tables -w 5 " + Op(kJumpIn, "-C"), 0);
+  runner.Expect("ip6tables -w 5 -S FORWARD", 0, "-P FORWARD ACCEPT\n" + jump_fwd + "\n");
+  runner.Expect("ip6tables -w 5 -S INPUT", 0, "-P INPUT ACCEPT\n" + kJumpIn + "\n");
+  auto s = fw->Apply(rules);
+  EXPECT_TRUE(s.ok()) << s.error().ToString();
+  EXPECT_EQ(runner.stdins()[1], RenderRestoreInput(rules));
+
+  // Rules of the other family are refused before any tool runs.
+  EXPECT_EQ(fw->Apply(Rules()).error().code, ErrorCode::kInvalidArgument);
+  EXPECT_EQ(fw->Check(Rules()).error().code, ErrorCode::kInvalidArgument);
+
+  // Remove: the tagged jumps in FORWARD and INPUT, then both own chains.
+  runner.Expect("ip6tables -w 5 -S FORWARD", 0, "-P FORWARD ACCEPT\n" + jump_fwd + "\n");
+  runner.Expect("ip6tables -w 5 " + Op(jump_fwd, "-D"), 0);
+  runner.Expect("ip6tables -w 5 -S INPUT", 0, "-P INPUT ACCEPT\n" + kJumpIn + "\n");
+  runner.Expect("ip6tables -w 5 " + Op(kJumpIn, "-D"), 0);
+  for (const std::string chain : {"TAOLIE-RENTALS", "TAOLIE-RENTALS-IN"}) {
+    runner.Expect("ip6tables -w 5 -S " + chain, 0, "-N " + chain + "\n");
+    runner.Expect("ip6tables -w 5 -F " + chain, 0);
+    runner.Expect("ip6tables -w 5 -X " + chain, 0);
+  }
+  s = fw->Remove();
+  EXPECT_TRUE(s.ok()) << s.error().ToString();
+  EXPECT_TRUE(runner.Done());
+
+  runner.ExpectError("ip6tables --version", MakeError(ErrorCode::kNotFound, "not installed"));
+  EXPECT_EQ(IptablesFirewall::Create(runner, IpFamily::kIpv6).error().code, ErrorCode::kNotFound);
+}
+
 TEST(IptablesFirewallTest, RemoveDeletesTaggedRulesAndOwnChainsOnly) {
   ScriptedRunner runner;
   auto fw = Make(runner, "iptables v1.8.9 (nf_tables)");
