@@ -30,7 +30,8 @@ docker::ContainerSpec BuildContainerSpec(const ContainerSpecInput& in) {
   for (const auto& [k, v] : spec.env) {
     // Validation refuses these; a row stored before that rule must not bring them back.
     if (IsRefusedNvidiaEnv(k)) continue;
-    c.env.push_back(k + "=" + v);
+    c.env.push_back(k);
+    c.env.back().append("=").append(v);
   }
   c.env.push_back("DEPLOYMENT_ID=" + d.id);
   c.env.push_back("SSH_USERNAME=" + d.ssh_username);

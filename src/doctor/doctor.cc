@@ -434,7 +434,7 @@ std::vector<std::string> RiskyToolkitSettings(std::string_view toml) {
     if (value.starts_with('[') && value.find(']') == std::string_view::npos) in_array = true;
     // A boolean is the bare word, up to whitespace or a comment.
     std::string_view word = value.substr(0, value.find_first_of(" \t#"));
-    if (!table.empty()) key = table + "." + key;
+    if (!table.empty()) key.insert(0, table + ".");
     if (word == "true" && kRisky.count(key) > 0) found.push_back(key + " = true");
   }
   return found;
