@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cmath>
 #include <set>
 
 #include "agent/container_spec.h"
@@ -27,6 +28,15 @@ std::string Env(const docker::ContainerInfo& c, const std::string& key) {
 Error Refuse(const std::string& why) { return Error{ErrorCode::kInvalidArgument, why}; }
 
 }  // namespace
+
+std::optional<double> PriceFromLabel(const std::string& label) {
+  if (label.empty()) return std::nullopt;
+  double v = 0;
+  auto [end, ec] = std::from_chars(label.data(), label.data() + label.size(), v);
+  if (ec != std::errc() || end != label.data() + label.size()) return std::nullopt;
+  if (!std::isfinite(v) || v < 0) return std::nullopt;
+  return v;
+}
 
 Result<domain::Deployment> DeploymentFromContainer(const docker::ContainerInfo& c,
                                                    const config::PortsConfig& ports) {
@@ -56,11 +66,17 @@ Result<domain::Deployment> DeploymentFromContainer(const docker::ContainerInfo& 
     if (comma > start) d.gpu_uuids.push_back(gpus.substr(start, comma - start));
     start = comma + 1;
   }
-  if (const std::string price = Label(c, kLabelPrice); !price.empty()) {
-    double v = 0;
-    auto [pend, pec] = std::from_chars(price.data(), price.data() + price.size(), v);
-    if (pec == std::errc() && pend == price.data() + price.size() && v >= 0) d.price_per_hour = v;
+  // What the agent wrote agrees with what Docker gave the container: the GPUs claimed are the
+  // ones it really holds, and a container the agent could not have made is not taken for one.
+  std::vector<std::string> held = c.device_request_ids, labelled = d.gpu_uuids;
+  std::sort(held.begin(), held.end());
+  std::sort(labelled.begin(), labelled.end());
+  if (held != labelled) {
+    return Refuse("gpus label '" + gpus + "' is not the GPUs the container holds");
   }
+  if (c.privileged) return Refuse("container is privileged (the agent never makes one)");
+  if (Env(c, "DEPLOYMENT_ID") != d.id) return Refuse("env DEPLOYMENT_ID is not its deployment");
+  d.price_per_hour = PriceFromLabel(Label(c, kLabelPrice));
 
   d.state = domain::DeploymentState::kRunning;
   d.container_id = c.id;

@@ -27,7 +27,12 @@ docker::ContainerSpec BuildContainerSpec(const ContainerSpecInput& in) {
   docker::ContainerSpec c;
   c.name = d.container_name;
   c.image = d.image;
-  for (const auto& [k, v] : spec.env) c.env.push_back(k + "=" + v);
+  for (const auto& [k, v] : spec.env) {
+    // Validation refuses these; a row stored before that rule must not bring them back.
+    if (IsRefusedNvidiaEnv(k)) continue;
+    c.env.push_back(k);
+    c.env.back().append("=").append(v);
+  }
   c.env.push_back("DEPLOYMENT_ID=" + d.id);
   c.env.push_back("SSH_USERNAME=" + d.ssh_username);
   c.env.push_back("SSH_PASSWORD=" + d.ssh_password.value_or(""));
@@ -39,18 +44,24 @@ docker::ContainerSpec BuildContainerSpec(const ContainerSpecInput& in) {
   c.env.push_back("NVIDIA_VISIBLE_DEVICES=" +
                   (d.gpu_uuids.empty() ? std::string("void") : Join(d.gpu_uuids, ",")));
   c.env.push_back("NVIDIA_DRIVER_CAPABILITIES=" + dc.nvidia_driver_capabilities);
+  for (const auto& [name, value] : kNeutralNvidiaEnv) {
+    c.env.push_back(std::string(name) + "=" + value);
+  }
+  std::string price;
+  if (d.price_per_hour) {
+    char buf[32];
+    auto [end, ec] = std::to_chars(buf, buf + sizeof buf, *d.price_per_hour);
+    if (ec == std::errc()) price.assign(buf, end);
+  }
+  // All of kAgentLabels, "" for none, so that no label of the image survives.
   c.labels = {{kLabelManaged, "true"},
               {kLabelAgent, in.agent_id},
               {kLabelDeployment, d.id},
               {kLabelCommand, d.command_id},
               {kLabelGpus, Join(d.gpu_uuids, ",")},
-              {kLabelDuration, std::to_string(d.duration_minutes)}};
-  if (d.expires_at) c.labels[kLabelExpires] = FormatRfc3339(*d.expires_at);
-  if (d.price_per_hour) {
-    char buf[32];
-    auto [end, ec] = std::to_chars(buf, buf + sizeof buf, *d.price_per_hour);
-    if (ec == std::errc()) c.labels[kLabelPrice] = std::string(buf, end);
-  }
+              {kLabelDuration, std::to_string(d.duration_minutes)},
+              {kLabelExpires, d.expires_at ? FormatRfc3339(*d.expires_at) : ""},
+              {kLabelPrice, price}};
   if (spec.command) c.cmd = std::vector<std::string>{"sh", "-c", *spec.command};
   c.restart_policy = spec.restart_policy;
   std::string bind_ip = in.bind_ip.empty() ? "0.0.0.0" : in.bind_ip;  // never "": also [::]

@@ -16,9 +16,12 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <future>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
 #include <thread>
 #include <utility>
 
@@ -350,6 +353,133 @@ Check CheckGpuPassthrough(const config::Config& cfg, Environment& env, Findings&
                 "a container with GPU " + gpu + " cannot start: " + FirstLine(m), toolkit_fix);
   }
   return Make(name, Level::kOk, "a container with GPU " + gpu + " started (image " + image + ")");
+}
+
+// ---- nvidia-toolkit -------------------------------------------------------------------------
+
+namespace {
+
+std::string_view TrimView(std::string_view s) {
+  const char* kSpace = " \t\r";
+  size_t b = s.find_first_not_of(kSpace);
+  if (b == std::string_view::npos) return {};
+  return s.substr(b, s.find_last_not_of(kSpace) - b + 1);
+}
+
+// A TOML key or table name, dotted parts trimmed and unquoted: `"features" . gds` -> features.gds
+// (quoted parts holding a '.' are not split correctly; no toolkit key has one).
+std::string NormaliseKey(std::string_view key) {
+  std::string out;
+  for (size_t start = 0; start <= key.size();) {
+    size_t dot = key.find('.', start);
+    if (dot == std::string_view::npos) dot = key.size();
+    std::string_view part = TrimView(key.substr(start, dot - start));
+    if (part.size() >= 2 && (part.front() == '"' || part.front() == '\'') &&
+        part.back() == part.front()) {
+      part = part.substr(1, part.size() - 2);
+    }
+    if (!out.empty()) out += '.';
+    out += part;
+    start = dot + 1;
+  }
+  return out;
+}
+
+size_t Count(std::string_view s, std::string_view what) {
+  size_t n = 0;
+  for (size_t at = s.find(what); at != std::string_view::npos; at = s.find(what, at + what.size()))
+    ++n;
+  return n;
+}
+
+}  // namespace
+
+std::vector<std::string> RiskyToolkitSettings(std::string_view toml) {
+  static const std::set<std::string> kRisky = {"accept-nvidia-visible-devices-as-volume-mounts",
+                                               "features.gds", "features.mofed",
+                                               "features.nvswitch", "features.gdrcopy"};
+  std::vector<std::string> found;
+  std::string table;
+  std::string_view open_string;  // `"""` or `'''` while inside a multi-line string
+  bool in_array = false;         // inside a multi-line array value
+  for (size_t start = 0; start < toml.size();) {
+    size_t end = toml.find('\n', start);
+    if (end == std::string_view::npos) end = toml.size();
+    std::string_view line = TrimView(toml.substr(start, end - start));
+    start = end + 1;
+    if (!open_string.empty()) {
+      if (Count(line, open_string) % 2 == 1) open_string = {};
+      continue;
+    }
+    if (in_array) {
+      if (line.find(']') != std::string_view::npos) in_array = false;
+      continue;
+    }
+    if (line.empty() || line.front() == '#') continue;
+    if (line.front() == '[') {
+      const bool array_table = line.starts_with("[[");
+      size_t close = line.find(array_table ? "]]" : "]");
+      if (close == std::string_view::npos) continue;
+      const size_t from = array_table ? 2 : 1;
+      table = NormaliseKey(line.substr(from, close - from));
+      continue;
+    }
+    size_t eq = line.find('=');
+    if (eq == std::string_view::npos) continue;
+    std::string key = NormaliseKey(line.substr(0, eq));
+    std::string_view value = TrimView(line.substr(eq + 1));
+    for (std::string_view quotes : {std::string_view("\"\"\""), std::string_view("'''")}) {
+      if (value.starts_with(quotes) && Count(value, quotes) % 2 == 1) open_string = quotes;
+    }
+    if (value.starts_with('[') && value.find(']') == std::string_view::npos) in_array = true;
+    // A boolean is the bare word, up to whitespace or a comment.
+    std::string_view word = value.substr(0, value.find_first_of(" \t#"));
+    if (!table.empty()) key.insert(0, table + ".");
+    if (word == "true" && kRisky.count(key) > 0) found.push_back(key + " = true");
+  }
+  return found;
+}
+
+Check CheckNvidiaToolkit(const config::Config& /*cfg*/, Environment& env, Findings& /*found*/) {
+  const std::string name = "nvidia-toolkit";
+  const std::string& path = env.nvidia_toolkit_config;
+  std::error_code ec;
+  if (!fs::exists(path, ec) && !ec) {
+    return Make(name, Level::kOk,
+                "no " + path +
+                    ": the toolkit's defaults (no device requests as mounts, no device feature "
+                    "forced on)");
+  }
+  const std::string fix_read = "run doctor as root; the file must be the toolkit's config.toml";
+  if (ec) return Make(name, Level::kWarn, "cannot read " + path + ": " + ec.message(), fix_read);
+  if (!fs::is_regular_file(path, ec)) {
+    return Make(name, Level::kWarn, "cannot read " + path + ": not a regular file", fix_read);
+  }
+  errno = 0;
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream text;
+  if (in) text << in.rdbuf();
+  if (!in || in.bad()) {
+    const std::string why = errno != 0 ? std::strerror(errno) : "read error";
+    return Make(name, Level::kWarn, "cannot read " + path + ": " + why, fix_read);
+  }
+  const std::vector<std::string> risky = RiskyToolkitSettings(text.str());
+  if (risky.empty()) {
+    return Make(name, Level::kOk,
+                path +
+                    ": no device requests as mounts, no device feature (gds, mofed, "
+                    "nvswitch, gdrcopy) forced on");
+  }
+  return Make(name, Level::kWarn,
+              path + " sets " + Join(risky, ", ") +
+                  ": a container can be given devices the agent did not give it (InfiniBand "
+                  "devices bypass the host's firewall)",
+              "in " + path +
+                  " set accept-nvidia-visible-devices-as-volume-mounts = false and remove gds, "
+                  "mofed, nvswitch and gdrcopy from [features] (the agent refuses rental mounts "
+                  "under /var/run/nvidia-container-devices and sets NVIDIA_MOFED, "
+                  "NVIDIA_NVSWITCH, NVIDIA_GDS and NVIDIA_GDRCOPY to disabled, but a feature "
+                  "set here overrides a container's env)");
 }
 
 // ---- ports ----------------------------------------------------------------------------------
@@ -751,6 +881,7 @@ Report RunDoctor(const config::LoadResult& loaded, std::shared_ptr<Environment> 
       {"nvml", CheckNvml},
       {"docker", CheckDocker},
       {"gpu-passthrough", CheckGpuPassthrough},
+      {"nvidia-toolkit", CheckNvidiaToolkit},
       {"ports", CheckPorts},
       {"api-port", CheckApiPort},
       {"postgres", CheckPostgres},

@@ -53,6 +53,9 @@ struct ClockStatus {
   int64_t est_error_us = 0;     // esterror
 };
 
+// Where the NVIDIA container toolkit (nvidia-container-runtime and its hook) reads its settings.
+inline constexpr char kNvidiaToolkitConfig[] = "/etc/nvidia-container-runtime/config.toml";
+
 // What the checks talk through. RealEnvironment() builds the real ones from the config.
 struct Environment {
   // NVML (gpu.nvml_library, gpu.exclude_uuids); never null.
@@ -84,6 +87,8 @@ struct Environment {
   std::function<Result<uint64_t>(const std::string& path)> free_bytes;
   // The device id of the filesystem holding `path` (to tell two paths on one filesystem).
   std::function<Result<uint64_t>(const std::string& path)> filesystem_id;
+  // The NVIDIA container toolkit's configuration file (read by CheckNvidiaToolkit).
+  std::string nvidia_toolkit_config = kNvidiaToolkitConfig;
 };
 
 Environment RealEnvironment(const config::Config& cfg);
@@ -101,6 +106,7 @@ Check CheckConfig(const config::LoadResult& loaded);
 Check CheckNvml(const config::Config& cfg, Environment& env, Findings& found);
 Check CheckDocker(const config::Config& cfg, Environment& env, Findings& found);
 Check CheckGpuPassthrough(const config::Config& cfg, Environment& env, Findings& found);
+Check CheckNvidiaToolkit(const config::Config& cfg, Environment& env, Findings& found);
 Check CheckPorts(const config::Config& cfg, Environment& env, Findings& found);
 Check CheckApiPort(const config::Config& cfg, Environment& env, Findings& found);
 Check CheckPostgres(const config::Config& cfg, Environment& env, Findings& found);
@@ -125,8 +131,17 @@ struct RunOptions {
   std::chrono::milliseconds check_deadline{std::chrono::seconds(30)};
 };
 
-// Runs every check in order: config, nvml, docker, gpu-passthrough, ports, api-port, postgres,
-// platform, clock, disk.
+// The settings in the text of the toolkit's config.toml that let a container obtain devices the
+// agent did not give it, as "key = true" with the key's table ("features.mofed = true"):
+// `accept-nvidia-visible-devices-as-volume-mounts` (device requests as mounts under
+// /var/run/nvidia-container-devices) and the `[features]` gds, mofed, nvswitch and gdrcopy
+// (toolkit 1.15 and 1.16 inject these devices into every container when set, whatever the
+// container's env says). A line reader, not a full TOML parser: tables, dotted and quoted keys,
+// booleans, comments; multi-line strings and arrays are skipped, inline tables not read.
+std::vector<std::string> RiskyToolkitSettings(std::string_view toml);
+
+// Runs every check in order: config, nvml, docker, gpu-passthrough, nvidia-toolkit, ports,
+// api-port, postgres, platform, clock, disk.
 Report RunDoctor(const config::LoadResult& loaded, std::shared_ptr<Environment> env,
                  const RunOptions& options = {});
 

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <map>
 
 namespace taolie::agent {
 namespace {
@@ -11,6 +12,24 @@ namespace {
 bool Has(const std::vector<std::string>& v, const std::string& x) {
   return std::find(v.begin(), v.end(), x) != v.end();
 }
+
+// A rental `id` of agent-1 with default spec and config, for tests that set only a few fields.
+struct Rental {
+  explicit Rental(const std::string& id) {
+    d.id = id;
+    d.container_name = ContainerName(id);
+    in.deployment = &d;
+    in.spec = &spec;
+    in.agent_id = "agent-1";
+    in.deployment_cfg = &dc;
+  }
+  Rental(const Rental&) = delete;
+  Rental& operator=(const Rental&) = delete;
+  domain::Deployment d;
+  DeploySpec spec;
+  config::DeploymentConfig dc;
+  ContainerSpecInput in;
+};
 
 TEST(ContainerSpec, EnvLabelsPortsGpusAndBounds) {
   domain::Deployment d;
@@ -88,24 +107,62 @@ TEST(ContainerSpec, EnvLabelsPortsGpusAndBounds) {
   EXPECT_TRUE(Has(c.env, "NVIDIA_DRIVER_CAPABILITIES=compute,utility"));
   EXPECT_EQ(c.cap_drop, (std::vector<std::string>{"NET_RAW", "MKNOD"}));
   EXPECT_TRUE(c.cap_add.empty());
-  EXPECT_EQ(c.labels.count(kLabelPrice), 0u);  // no price, no label
+  EXPECT_EQ(c.labels.at(kLabelPrice), "");  // no price: written empty, so no image's survives
+}
+
+// Issue 17 item 3: every taolie.* label is written on every container, "" for none, so that
+// an image's LABEL never survives (Docker puts the container's labels over the image's).
+TEST(ContainerSpec, EveryAgentLabelIsWrittenEmptyWhenNone) {
+  Rental r("d3");  // no GPUs, no deadline yet, no price, no command id
+  r.d.duration_minutes = 5;
+  docker::ContainerSpec c = BuildContainerSpec(r.in);
+  const std::map<std::string, std::string> want = {
+      {kLabelManaged, "true"}, {kLabelAgent, "agent-1"}, {kLabelDeployment, "d3"},
+      {kLabelCommand, ""},     {kLabelGpus, ""},         {kLabelDuration, "5"},
+      {kLabelExpires, ""},     {kLabelPrice, ""}};
+  EXPECT_EQ(c.labels, want);
+  for (const char* label : kAgentLabels) EXPECT_EQ(c.labels.count(label), 1u) << label;
+  // By name, as the README documents them.
+  for (const char* name :
+       {"taolie.managed", "taolie.agent_id", "taolie.deployment_id", "taolie.command_id",
+        "taolie.gpus", "taolie.duration_minutes", "taolie.expires_at", "taolie.price_per_hour"}) {
+    EXPECT_EQ(c.labels.count(name), 1u) << name;
+  }
+}
+
+// Issue 17 item 2: the NVIDIA container toolkit's device switches are turned off on every
+// rental, whatever the image's ENV (a container's env overrides its image's), and a stored spec
+// from before the payload rule cannot bring one back.
+TEST(ContainerSpec, ToolkitDeviceSwitchesAreAlwaysNeutralised) {
+  Rental r("d4");
+  r.d.gpu_uuids = {"GPU-a"};
+  r.spec.env = {{"NVIDIA_GDS", "enabled"},
+                {"NVIDIA_MOFED", "enabled"},
+                {"NVIDIA_REQUIRE_CUDA", "cuda>=12.0"},
+                {"NVIDIA_VISIBLE_DEVICES", "all"}};
+  docker::ContainerSpec c = BuildContainerSpec(r.in);
+  for (const char* want :
+       {"NVIDIA_MOFED=disabled", "NVIDIA_NVSWITCH=disabled", "NVIDIA_GDS=disabled",
+        "NVIDIA_GDRCOPY=disabled", "NVIDIA_IMEX_CHANNELS=", "NVIDIA_VISIBLE_DEVICES=GPU-a",
+        "NVIDIA_REQUIRE_CUDA=cuda>=12.0"}) {
+    EXPECT_TRUE(Has(c.env, want)) << want;
+  }
+  for (const char* gone :
+       {"NVIDIA_GDS=enabled", "NVIDIA_MOFED=enabled", "NVIDIA_VISIBLE_DEVICES=all"}) {
+    EXPECT_FALSE(Has(c.env, gone)) << gone;
+  }
+  // Each NVIDIA_* name once: nothing for Docker to pick between.
+  std::map<std::string, int> count;
+  for (const auto& e : c.env) count[e.substr(0, e.find('='))]++;
+  for (const auto& [name, n] : count) EXPECT_EQ(n, 1) << name;
 }
 
 TEST(ContainerSpec, CpuOnlyRentalsSeeNoGpuAndTheOwnerMayGiveBackCapabilities) {
-  domain::Deployment d;
-  d.id = "d2";
-  d.container_name = ContainerName("d2");
-  d.price_per_hour = 1.25;
-  DeploySpec spec;
-  config::DeploymentConfig dc;
-  dc.cap_add = {"NET_RAW", "SYS_NICE"};
-  dc.nvidia_driver_capabilities = "compute,utility,video";
-  ContainerSpecInput in;
-  in.deployment = &d;
-  in.spec = &spec;
-  in.agent_id = "agent-1";
-  in.deployment_cfg = &dc;
-  docker::ContainerSpec c = BuildContainerSpec(in);
+  Rental r("d2");
+  r.d.price_per_hour = 1.25;
+  r.dc.cap_add = {"NET_RAW", "SYS_NICE"};
+  r.dc.nvidia_driver_capabilities = "compute,utility,video";
+  docker::ContainerSpec c = BuildContainerSpec(r.in);
   EXPECT_TRUE(Has(c.env, "NVIDIA_VISIBLE_DEVICES=void"));
   EXPECT_TRUE(Has(c.env, "NVIDIA_DRIVER_CAPABILITIES=compute,utility,video"));
   EXPECT_TRUE(c.gpu_uuids.empty());
@@ -114,8 +171,8 @@ TEST(ContainerSpec, CpuOnlyRentalsSeeNoGpuAndTheOwnerMayGiveBackCapabilities) {
   EXPECT_EQ(c.labels.at(kLabelPrice), "1.25");
   EXPECT_FALSE(c.network_mode.has_value());  // no network given: Docker's default
 
-  in.network = "taolie-rentals";
-  EXPECT_EQ(BuildContainerSpec(in).network_mode, "taolie-rentals");
+  r.in.network = "taolie-rentals";
+  EXPECT_EQ(BuildContainerSpec(r.in).network_mode, "taolie-rentals");
 }
 
 }  // namespace

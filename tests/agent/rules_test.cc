@@ -252,11 +252,27 @@ INSTANTIATE_TEST_SUITE_P(
         RejectCase{"env_equals", R"({"environment": {"A=B": "x"}})",
                    "environment: invalid name 'A=B'"},
         RejectCase{"env_nvidia_devices", R"({"environment": {"NVIDIA_VISIBLE_DEVICES": "all"}})",
-                   "environment: 'NVIDIA_VISIBLE_DEVICES' is set by the agent"},
+                   "environment: 'NVIDIA_VISIBLE_DEVICES' is not allowed"},
         RejectCase{"env_nvidia_caps", R"({"environment": {"NVIDIA_DRIVER_CAPABILITIES": "all"}})",
-                   "environment: 'NVIDIA_DRIVER_CAPABILITIES' is set by the agent"},
+                   "environment: 'NVIDIA_DRIVER_CAPABILITIES' is not allowed"},
         RejectCase{"env_nvidia_mig", R"({"environment": {"NVIDIA_MIG_CONFIG_DEVICES": "all"}})",
-                   "environment: 'NVIDIA_MIG_CONFIG_DEVICES' is set by the agent"},
+                   "environment: 'NVIDIA_MIG_CONFIG_DEVICES' is not allowed"},
+        // The NVIDIA container toolkit's device switches (issue 17 item 2).
+        RejectCase{"env_nvidia_mofed", R"({"environment": {"NVIDIA_MOFED": "enabled"}})",
+                   "environment: 'NVIDIA_MOFED' is not allowed: NVIDIA_* variables are the "
+                   "agent's"},
+        RejectCase{"env_nvidia_gds", R"({"environment": {"NVIDIA_GDS": "enabled"}})",
+                   "environment: 'NVIDIA_GDS' is not allowed"},
+        RejectCase{"env_nvidia_nvswitch", R"({"environment": {"NVIDIA_NVSWITCH": "enabled"}})",
+                   "environment: 'NVIDIA_NVSWITCH' is not allowed"},
+        RejectCase{"env_nvidia_gdrcopy", R"({"environment": {"NVIDIA_GDRCOPY": "enabled"}})",
+                   "environment: 'NVIDIA_GDRCOPY' is not allowed"},
+        RejectCase{"env_nvidia_imex", R"({"environment": {"NVIDIA_IMEX_CHANNELS": "0"}})",
+                   "environment: 'NVIDIA_IMEX_CHANNELS' is not allowed"},
+        RejectCase{"env_nvidia_unknown", R"({"environment": {"NVIDIA_SOMETHING_NEW": "x"}})",
+                   "only NVIDIA_DISABLE_REQUIRE and NVIDIA_REQUIRE_* may be set"},
+        RejectCase{"env_nvidia_bare_prefix", R"({"environment": {"NVIDIA_": "x"}})",
+                   "environment: 'NVIDIA_' is not allowed"},
         RejectCase{"env_digit", R"({"environment": {"1A": "x"}})",
                    "environment: invalid name '1A'"},
         RejectCase{"env_empty_name", R"({"environment": {"": "x"}})",
@@ -302,6 +318,25 @@ INSTANTIATE_TEST_SUITE_P(
                    "must not contain ':'"},
         RejectCase{"volume_target_object", R"({"volumes": {"/data/x": {"bind": "/mnt"}}})",
                    "container path for '/data/x' must be a string"},
+        RejectCase{"volume_target_nvidia_devices_run",
+                   R"({"volumes": {"/data/x": "/run/nvidia-container-devices/x"}})",
+                   "container path '/run/nvidia-container-devices/x' is not allowed: the NVIDIA "
+                   "container toolkit"},
+        RejectCase{"volume_target_nvidia_devices_var_run",
+                   R"({"volumes": {"/data/x": "/var/run/nvidia-container-devices/all"}})",
+                   "is not allowed: the NVIDIA container toolkit"},
+        RejectCase{"volume_target_nvidia_devices_root",
+                   R"({"volumes": {"/data/x": "/var/run/nvidia-container-devices"}})",
+                   "is not allowed: the NVIDIA container toolkit"},
+        RejectCase{"volume_target_nvidia_devices_suffix",
+                   R"({"volumes": {"/data/x": "/var/run/nvidia-container-devicesGPU-1"}})",
+                   "is not allowed: the NVIDIA container toolkit"},
+        RejectCase{"volume_target_nvidia_devices_imex",
+                   R"({"volumes": {"/data/x": "/var/run/nvidia-container-devices/imex/0"}})",
+                   "is not allowed: the NVIDIA container toolkit"},
+        RejectCase{"volume_target_nvidia_devices_double_slash",
+                   R"({"volumes": {"/data/x": "/var/run//nvidia-container-devices"}})",
+                   "container path '/var/run//nvidia-container-devices'"},
         RejectCase{"volume_dup_target", R"({"volumes": {"/data/a": "/mnt", "/data/b": "/mnt"}})",
                    "used more than once"},
         RejectCase{"restart_sometimes", R"({"restart_policy": "sometimes"})",
@@ -391,7 +426,60 @@ TEST(DeployPayload, CommandIdMustBeUsableAsIdWhenNoDeploymentId) {
   EXPECT_EQ(ok->deployment_id, "d1");
 }
 
+// NVIDIA_DISABLE_REQUIRE and NVIDIA_REQUIRE_* only tighten or skip the toolkit's driver
+// requirement check: they stay allowed (issue 17 item 2).
+TEST(DeployPayload, HarmlessNvidiaVariablesAreAccepted) {
+  auto s = Parse(R"({"environment": {"NVIDIA_REQUIRE_CUDA": "cuda>=12.0 brand=tesla",
+                     "NVIDIA_DISABLE_REQUIRE": "true", "NVIDIA_REQUIRE_JETPACK": "x",
+                     "nvidia_gds": "lower case is another variable"}})");
+  ASSERT_TRUE(s.ok()) << s.error().ToString();
+  std::vector<std::pair<std::string, std::string>> env = {
+      {"NVIDIA_DISABLE_REQUIRE", "true"},
+      {"NVIDIA_REQUIRE_CUDA", "cuda>=12.0 brand=tesla"},
+      {"NVIDIA_REQUIRE_JETPACK", "x"},
+      {"nvidia_gds", "lower case is another variable"}};
+  EXPECT_EQ(s->env, env);
+}
+
+TEST(DeployPayload, VolumeTargetsNextToTheToolkitsMountDirectoryAreAccepted) {
+  EXPECT_TRUE(Parse(R"({"volumes": {"/data/x": "/var/run/nvidia"}})").ok());
+  EXPECT_TRUE(Parse(R"({"volumes": {"/data/x": "/run/nvidia-container"}})").ok());
+  EXPECT_TRUE(Parse(R"({"volumes": {"/data/x": "/mnt/run/nvidia-container-devices"}})").ok());
+}
+
 // ---- helpers -----------------------------------------------------------------------------
+
+TEST(NvidiaEnv, RefusedUnlessAllowListed) {
+  for (const char* refused :
+       {"NVIDIA_VISIBLE_DEVICES", "NVIDIA_DRIVER_CAPABILITIES", "NVIDIA_MIG_CONFIG_DEVICES",
+        "NVIDIA_MIG_MONITOR_DEVICES", "NVIDIA_MOFED", "NVIDIA_NVSWITCH", "NVIDIA_GDS",
+        "NVIDIA_GDRCOPY", "NVIDIA_IMEX_CHANNELS", "NVIDIA_", "NVIDIA_DISABLE_REQUIREX",
+        "NVIDIA_REQUIRE"}) {
+    EXPECT_TRUE(IsRefusedNvidiaEnv(refused)) << refused;
+  }
+  for (const char* allowed : {"NVIDIA_DISABLE_REQUIRE", "NVIDIA_REQUIRE_CUDA", "NVIDIA_REQUIRE_",
+                              "CUDA_VISIBLE_DEVICES", "NVIDIA", "nvidia_gds", "MY_NVIDIA_GDS"}) {
+    EXPECT_FALSE(IsRefusedNvidiaEnv(allowed)) << allowed;
+  }
+}
+
+// Normalised before comparing, as the toolkit's filepath.Clean does.
+TEST(NvidiaDeviceMountTarget, Table) {
+  for (const char* hit :
+       {"/var/run/nvidia-container-devices", "/var/run/nvidia-container-devices/",
+        "/var/run//nvidia-container-devices", "/var/run/nvidia-container-devices/GPU-1",
+        "/run/nvidia-container-devices/x", "//run///nvidia-container-devices",
+        "/run/./nvidia-container-devices/all", "/tmp/../var/run/nvidia-container-devices/0",
+        "/../../run/nvidia-container-devices", "/var/run/nvidia-container-devicesX",
+        "var/run/nvidia-container-devices/all"}) {
+    EXPECT_TRUE(IsNvidiaDeviceMountTarget(hit)) << hit;
+  }
+  for (const char* miss : {"/", "", "/var/run", "/run/nvidia", "/var/run/nvidia-container-device",
+                           "/mnt/var/run/nvidia-container-devices",
+                           "/var/run/nvidia-container-devices/../x", "/workspace"}) {
+    EXPECT_FALSE(IsNvidiaDeviceMountTarget(miss)) << miss;
+  }
+}
 
 TEST(EnvName, Table) {
   for (const char* ok : {"A", "_", "a_1", "PATH", "_X9"}) EXPECT_TRUE(IsValidEnvName(ok)) << ok;

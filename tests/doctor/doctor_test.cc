@@ -80,6 +80,7 @@ class DoctorTest : public ::testing::Test {
       conninfos.push_back(conninfo);
       return pg;
     };
+    env.nvidia_toolkit_config = std::string(DOCTOR_TESTDATA) + "/absent.toml";
   }
 
   static gpu::GpuInfo Gpu(int index, const std::string& uuid) {
@@ -417,6 +418,68 @@ TEST_F(DoctorTest, DiskUnderTheMinimumFailsAndUnderTwiceItWarns) {
   EXPECT_THAT(low.fix, HasSubstr("min_free_disk_gb"));
 }
 
+// Issue 17 item 2: the toolkit settings that let a container obtain devices the agent did not
+// give it.
+TEST(RiskyToolkitSettings, Table) {
+  struct Case {
+    const char* name;
+    const char* toml;
+    std::vector<std::string> risky;
+  };
+  const Case cases[] = {
+      {"empty", "", {}},
+      {"volume_mounts",
+       "accept-nvidia-visible-devices-as-volume-mounts = true\n",
+       {"accept-nvidia-visible-devices-as-volume-mounts = true"}},
+      {"volume_mounts_off", "accept-nvidia-visible-devices-as-volume-mounts = false\n", {}},
+      {"commented", "#accept-nvidia-visible-devices-as-volume-mounts = true\n", {}},
+      {"volume_mounts_in_a_table",
+       "[nvidia-container-cli]\naccept-nvidia-visible-devices-as-volume-mounts = true\n",
+       {}},
+      {"features",
+       "[features]\nmofed = true\ngds = true\nnvswitch = true\ngdrcopy = true\n",
+       {"features.mofed = true", "features.gds = true", "features.nvswitch = true",
+        "features.gdrcopy = true"}},
+      {"features_off", "[features]\nmofed = false\ngds = false # off\n", {}},
+      {"dotted", "features.mofed = true\n", {"features.mofed = true"}},
+      {"quoted", "[\"features\"]\n\"gdrcopy\" = true\n", {"features.gdrcopy = true"}},
+      {"spaced_crlf", "[ features ]\r\n  nvswitch=true   # yes\r\n", {"features.nvswitch = true"}},
+      {"other_table", "[nvidia-container-runtime]\nmofed = true\n", {}},
+      {"string_true", "[features]\nmofed = \"true\"\n", {}},
+      {"after_other_table", "[features]\ngds = false\n[nvidia-ctk]\ngds = true\n", {}},
+      {"in_multiline_string", "a = \"\"\"\n[features]\nmofed = true\n\"\"\"\n", {}},
+      {"in_multiline_array", "a = [\n  \"x\",\n]\nfeatures.gds = true\n", {"features.gds = true"}},
+  };
+  for (const auto& c : cases) {
+    EXPECT_EQ(RiskyToolkitSettings(c.toml), c.risky) << c.name;
+  }
+}
+
+TEST_F(DoctorTest, NvidiaToolkitWarnsWhenItsConfigLetsContainersAskForDevices) {
+  Check absent = CheckNvidiaToolkit(cfg, env, found);
+  EXPECT_EQ(absent.level, Level::kOk) << absent.message;
+  EXPECT_THAT(absent.message, HasSubstr("no " + env.nvidia_toolkit_config));
+
+  env.nvidia_toolkit_config = std::string(DOCTOR_TESTDATA) + "/nvidia-toolkit-default.toml";
+  Check packaged = CheckNvidiaToolkit(cfg, env, found);
+  EXPECT_EQ(packaged.level, Level::kOk) << packaged.message;
+  EXPECT_EQ(packaged.fix, "");
+
+  env.nvidia_toolkit_config = std::string(DOCTOR_TESTDATA) + "/nvidia-toolkit-risky.toml";
+  Check risky = CheckNvidiaToolkit(cfg, env, found);
+  EXPECT_EQ(risky.level, Level::kWarn);
+  EXPECT_THAT(risky.message,
+              HasSubstr("sets accept-nvidia-visible-devices-as-volume-mounts = true, "
+                        "features.mofed = true, features.gds = true:"));
+  EXPECT_THAT(risky.message, Not(HasSubstr("nvswitch")));
+  EXPECT_THAT(risky.fix, HasSubstr("accept-nvidia-visible-devices-as-volume-mounts = false"));
+
+  env.nvidia_toolkit_config = DOCTOR_TESTDATA;  // a directory: exists, cannot be read as a file
+  Check unreadable = CheckNvidiaToolkit(cfg, env, found);
+  EXPECT_EQ(unreadable.level, Level::kWarn) << unreadable.message;
+  EXPECT_THAT(unreadable.message, HasSubstr("cannot read"));
+}
+
 TEST_F(DoctorTest, RunDoctorGivesEveryCheckALineAndBoundsAHangingOne) {
   std::promise<void> release;
   std::shared_future<void> released = release.get_future().share();
@@ -431,11 +494,12 @@ TEST_F(DoctorTest, RunDoctorGivesEveryCheckALineAndBoundsAHangingOne) {
   release.set_value();
   std::vector<std::string> names;
   for (const auto& c : r.checks) names.push_back(c.name);
-  EXPECT_EQ(names, (std::vector<std::string>{"config", "nvml", "docker", "gpu-passthrough", "ports",
-                                             "api-port", "postgres", "platform", "clock", "disk"}));
+  EXPECT_EQ(names, (std::vector<std::string>{"config", "nvml", "docker", "gpu-passthrough",
+                                             "nvidia-toolkit", "ports", "api-port", "postgres",
+                                             "platform", "clock", "disk"}));
   EXPECT_TRUE(r.abandoned);
-  EXPECT_EQ(r.checks[8].level, Level::kFail);
-  EXPECT_THAT(r.checks[8].message, HasSubstr("no answer within 0.2 s"));
+  EXPECT_EQ(r.checks[9].level, Level::kFail);
+  EXPECT_THAT(r.checks[9].message, HasSubstr("no answer within 0.2 s"));
   EXPECT_EQ(ExitCode(r.checks), 1);
 }
 

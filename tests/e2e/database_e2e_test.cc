@@ -3,8 +3,11 @@
 // external PostgreSQL (a private cluster this test starts and stops).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
+#include <optional>
 
+#include "common/time_format.h"
 #include "e2e/agent_harness.h"
 #include "store/managed_postgres.h"
 
@@ -193,6 +196,101 @@ TEST_F(DatabaseTest, AfterTheDatabaseIsLostTheRentalIsAdoptedAndEndsOnTime) {
   EXPECT_LE(ended["used_minutes"].get<double>(), 2.0) << ended.dump();
   EXPECT_NEAR(ended.value("usage_amount", 0.0), 0.2, 0.011) << ended.dump();
   ASSERT_TRUE(sim::Simulator::WaitFor([&] { return Containers("lost-1").empty(); }, 30s));
+}
+
+// Issue 17 items 2 and 3: an image that switches the NVIDIA toolkit's device features on
+// (ENV NVIDIA_MOFED=enabled NVIDIA_GDS=enabled) and carries the agent's labels (LABEL
+// taolie.price_per_hour=1000000, a far taolie.expires_at). Its unpriced rental runs with every
+// switch off and the agent's own labels; a payload that sets a switch is refused; and after the
+// database is lost the adopted rental has no price, so it ends without a bill.
+TEST_F(DatabaseTest, AnImagesToolkitSwitchesAndLabelsNeverReachTheRentalNorItsAdoption) {
+  StartPostgres("first");
+  HarnessOptions o;
+  o.database_yaml = DatabaseYaml("first");
+  StartAgent(o);
+  const std::string image = registry_ + "/taolie-test/sshd-forged:1";
+
+  const std::string refused_cmd =
+      sim_->QueueCommand(agent_id_, "deploy",
+                         json{{"deployment_id", "forged-0"},
+                              {"image", image},
+                              {"gpu_count", 0},
+                              {"environment", {{"NVIDIA_GDS", "enabled"}}}}
+                             .dump());
+  json refused = Ack(refused_cmd, 60s);
+  ASSERT_TRUE(refused.is_object()) << "deploy not acked";
+  EXPECT_EQ(refused["result"], "rejected") << refused.dump();
+  EXPECT_NE(refused.value("error", "").find("'NVIDIA_GDS' is not allowed"), std::string::npos)
+      << refused.dump();
+  EXPECT_TRUE(Containers("forged-0").empty());
+
+  sim_->QueueCommand(agent_id_, "deploy",
+                     json{{"deployment_id", "forged-1"},
+                          {"image", image},
+                          {"duration_minutes", 30},
+                          {"gpu_count", 1},
+                          {"ports", {{"22", 22}}}}
+                         .dump());
+  json ok = WaitEvent("forged-1", "success", 120s);
+  ASSERT_FALSE(ok.is_null()) << Tail(agent_->Log(), 4000);
+  auto info = docker_->Inspect(ok["container_id"]);
+  ASSERT_TRUE(info.ok()) << info.error().ToString();
+  const auto& env = info->env;
+  auto has = [&](const std::string& e) {
+    return std::find(env.begin(), env.end(), e) != env.end();
+  };
+  for (const char* want :
+       {"NVIDIA_MOFED=disabled", "NVIDIA_GDS=disabled", "NVIDIA_NVSWITCH=disabled",
+        "NVIDIA_GDRCOPY=disabled", "NVIDIA_IMEX_CHANNELS="}) {
+    EXPECT_TRUE(has(want)) << want << " not in the container's env";
+  }
+  EXPECT_FALSE(has("NVIDIA_MOFED=enabled"));
+  EXPECT_FALSE(has("NVIDIA_GDS=enabled"));
+  // What the container's processes see (the runtime's env), not only the create request.
+  auto seen = docker_->Exec(info->id, {"sh", "-c", "echo \"$NVIDIA_MOFED/$NVIDIA_GDS\""}, 10s);
+  ASSERT_TRUE(seen.ok()) << seen.error().ToString();
+  EXPECT_EQ(seen->output.substr(0, seen->output.find('\n')), "disabled/disabled");
+  ASSERT_EQ(info->labels.count("taolie.price_per_hour"), 1u);
+  EXPECT_EQ(info->labels.at("taolie.price_per_hour"), "") << "the image's price survived";
+  const auto deadline = ParseTimestamp(ok["expires_at"].get<std::string>());
+  ASSERT_TRUE(deadline.has_value()) << ok.dump();
+  // The label is written at create; the rental's clock starts at readiness, seconds later.
+  const auto labelled = ParseTimestamp(info->labels.at("taolie.expires_at"));
+  ASSERT_TRUE(labelled.has_value()) << info->labels.at("taolie.expires_at");
+  EXPECT_LT(std::chrono::abs(*deadline - *labelled), std::chrono::minutes(2))
+      << "not the agent's deadline: " << info->labels.at("taolie.expires_at");
+
+  // The database is lost; the restarted agent adopts the rental from its labels, without a
+  // price.
+  agent_->Kill();
+  ASSERT_TRUE(pg_->Stop().ok());
+  pg_.reset();
+  std::filesystem::remove_all(dir_ + "/first");
+  StartPostgres("second");
+  agent_->set_database_yaml(DatabaseYaml("second"));
+  agent_->Start();
+  auto db = OpenDb();
+  ASSERT_NE(db, nullptr);
+  std::optional<domain::Deployment> adopted;
+  ASSERT_TRUE(sim::Simulator::WaitFor(
+      [&] {
+        auto row = db->GetDeployment("forged-1");
+        if (!row.ok() || !row->has_value()) return false;
+        adopted = **row;
+        return adopted->state == domain::DeploymentState::kRunning;
+      },
+      60s))
+      << "the running rental was not adopted\n"
+      << Tail(agent_->Log(), 4000);
+  EXPECT_FALSE(adopted->price_per_hour.has_value()) << *adopted->price_per_hour;
+  EXPECT_EQ(adopted->expires_at, labelled) << "the deadline is the agent's label";
+
+  sim_->QueueCommand(agent_id_, "terminate", json{{"deployment_id", "forged-1"}}.dump());
+  json ended = WaitEvent("forged-1", "terminated", 60s);
+  ASSERT_FALSE(ended.is_null()) << Tail(agent_->Log(), 4000);
+  EXPECT_EQ(ended["status"], "terminated") << ended.dump();
+  EXPECT_FALSE(ended.contains("price_per_hour")) << ended.dump();
+  EXPECT_FALSE(ended.contains("usage_amount")) << ended.dump();
 }
 
 }  // namespace

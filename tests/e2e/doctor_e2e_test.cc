@@ -161,8 +161,8 @@ class DoctorE2eTest : public ::testing::Test {
 // Levels that hold on every test machine for a config that is all right: the clock line
 // depends on the machine (WARN where it is not synchronised).
 void ExpectHealthy(const DoctorRun& r, const std::string& except = "") {
-  for (const char* name : {"config", "nvml", "docker", "gpu-passthrough", "ports", "api-port",
-                           "postgres", "platform", "disk"}) {
+  for (const char* name : {"config", "nvml", "docker", "gpu-passthrough", "nvidia-toolkit", "ports",
+                           "api-port", "postgres", "platform", "disk"}) {
     if (name == except) continue;
     ASSERT_TRUE(r.lines.count(name)) << "no line for " << name << "\n" << r.output;
     EXPECT_NE(r.lines.at(name).level, "FAIL") << r.lines.at(name).text;
@@ -200,7 +200,7 @@ TEST_F(DoctorE2eTest, EverythingInPlaceExitsZero) {
   auto parsed = nlohmann::json::parse(j.output.substr(j.output.find('{')), nullptr, false);
   ASSERT_FALSE(parsed.is_discarded()) << j.output;
   EXPECT_EQ(parsed["exit_code"], 0);
-  EXPECT_EQ(parsed["checks"].size(), 10u);
+  EXPECT_EQ(parsed["checks"].size(), 11u);
 }
 
 TEST_F(DoctorE2eTest, AWrongDockerSocketFails) {

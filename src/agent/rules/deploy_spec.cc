@@ -256,9 +256,11 @@ Status ParseEnvironment(const Json& v, const ValidationLimits& limits, DeploySpe
   for (auto it = v.begin(); it != v.end(); ++it) {
     const std::string& name = it.key();
     if (!IsValidEnvName(name)) return Invalid("environment: invalid name " + Quote(name));
-    if (IsAgentOwnedNvidiaEnv(name)) {
+    if (IsRefusedNvidiaEnv(name)) {
       return Invalid("environment: " + Quote(name) +
-                     " is set by the agent (the rental's GPUs and driver capabilities)");
+                     " is not allowed: NVIDIA_* variables are the agent's (the rental's GPUs, "
+                     "driver capabilities and the NVIDIA container toolkit's device features); "
+                     "only NVIDIA_DISABLE_REQUIRE and NVIDIA_REQUIRE_* may be set");
     }
     const Json& val = it.value();
     std::string value;
@@ -326,6 +328,11 @@ Status ParseVolumes(const Json& v, const ValidationLimits& limits, DeploySpec* s
                      IsUnder(target, "/sys") || IsUnder(target, "/dev");
     if (forbidden) {
       return Invalid("volumes: container path " + Quote(target) + " is not allowed");
+    }
+    if (IsNvidiaDeviceMountTarget(target)) {
+      return Invalid("volumes: container path " + Quote(target) +
+                     " is not allowed: the NVIDIA container toolkit reads GPU and device "
+                     "requests from mounts under /var/run/nvidia-container-devices");
     }
     if (!container_paths.insert(target).second) {
       return Invalid("volumes: container path " + Quote(target) + " is used more than once");
@@ -625,9 +632,34 @@ const std::vector<std::string>& ReservedEnvNames() {
   return kNames;
 }
 
-bool IsAgentOwnedNvidiaEnv(std::string_view name) {
-  return name == "NVIDIA_VISIBLE_DEVICES" || name == "NVIDIA_DRIVER_CAPABILITIES" ||
-         name.rfind("NVIDIA_MIG_", 0) == 0;
+bool IsRefusedNvidiaEnv(std::string_view name) {
+  if (!name.starts_with("NVIDIA_")) return false;
+  return name != "NVIDIA_DISABLE_REQUIRE" && !name.starts_with("NVIDIA_REQUIRE_");
+}
+
+bool IsNvidiaDeviceMountTarget(std::string_view container_path) {
+  // Lexical normalisation (as Go's filepath.Clean, rooted at "/"): no symlink is followed,
+  // since the toolkit compares the mount's destination text, not what it resolves to.
+  std::vector<std::string_view> parts;
+  for (size_t start = 0; start <= container_path.size();) {
+    size_t slash = container_path.find('/', start);
+    if (slash == std::string_view::npos) slash = container_path.size();
+    std::string_view comp = container_path.substr(start, slash - start);
+    if (comp == "..") {
+      if (!parts.empty()) parts.pop_back();
+    } else if (!comp.empty() && comp != ".") {
+      parts.push_back(comp);
+    }
+    start = slash + 1;
+  }
+  std::string path;
+  for (auto comp : parts) {
+    path += '/';
+    path += comp;
+  }
+  if (path.empty()) path = "/";
+  return path.starts_with("/var/run/nvidia-container-devices") ||
+         path.starts_with("/run/nvidia-container-devices");
 }
 
 bool IsValidEnvName(std::string_view name) {

@@ -47,7 +47,7 @@ struct DeploySpec {
   std::optional<int64_t> shm_size_mb;
   std::optional<std::string> ssh_public_key;
   std::optional<double> price_per_hour;
-  std::string ssh_username = "gpu-user";  // environment.SSH_USERNAME when valid
+  std::string ssh_username = "gpu-user";             // environment.SSH_USERNAME when valid
   std::optional<RegistryCredentials> registry_auth;  // never persisted
   std::optional<int64_t> disk_mb;  // ext: writable layer + volumes, within the host's quota
   // What admission granted (not from the payload; 0 = not recorded, rows from before): the
@@ -99,9 +99,17 @@ Result<TerminateSpec> ParseTerminatePayload(const std::string& payload_json);
 
 // [A-Za-z_][A-Za-z0-9_]*
 bool IsValidEnvName(std::string_view name);
-// NVIDIA_VISIBLE_DEVICES, NVIDIA_DRIVER_CAPABILITIES and NVIDIA_MIG_*: the agent sets the first
-// two for every rental; a payload that sets any of them is refused.
-bool IsAgentOwnedNvidiaEnv(std::string_view name);
+// Every NVIDIA_* name except NVIDIA_DISABLE_REQUIRE and NVIDIA_REQUIRE_*: these switch the NVIDIA
+// container toolkit (which GPUs, MIG, IMEX channels, MOFED/InfiniBand, GDS, NVSwitch, GDRCopy
+// devices it injects) or are set by the agent for every rental; a payload that sets one is
+// refused. The allowed two only tighten or skip the toolkit's driver-version requirement check.
+bool IsRefusedNvidiaEnv(std::string_view name);
+// A container path under which the NVIDIA container toolkit reads device requests from mounts
+// ("visible devices as volume mounts": /var/run/nvidia-container-devices/<device>), or the same
+// under /run (/var/run is a link to it in most images). The path is normalised lexically first
+// ("//", ".", "..", a trailing '/'), and compared as a string prefix, as the toolkit does, so
+// "/run/nvidia-container-devicesX" counts too.
+bool IsNvidiaDeviceMountTarget(std::string_view container_path);
 // ^[a-z_][a-z0-9_-]{0,31}$ and not "root".
 bool IsValidUserName(std::string_view name);
 // ^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$ (the id becomes part of the container name).
