@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Installs the TAOLIE host agent on this machine (Debian 12; as root) and sets it up as a
 # systemd service. Run from a checkout (builds the .deb into build-pkg/) or from a release
-# directory that carries taolie-host-agent_<version>_<arch>.deb next to this script.
+# directory that carries taolie-host-agent_<version>_<arch>.deb next to this script. Piped
+# (curl ... | bash -s -- ...) it has no directory of its own and needs --deb FILE.
 #
-#   deploy/setup.sh [--yes] [--deb FILE] [--api-key KEY] [--public-ip ADDR] [--ssh-port N]
-#                   [--rental-port-1 N] [--rental-port-2 N] [--port-range A-B]
-#                   [--server-url URL] [--database managed|system]
+#   deploy/setup.sh [--yes] [--deb FILE] [--api-key-file FILE | --api-key - | --api-key KEY]
+#                   [--public-ip ADDR] [--ssh-port N] [--rental-port-1 N] [--rental-port-2 N]
+#                   [--port-range A-B] [--server-url URL] [--database managed|system]
 #
+# The API key: --api-key-file FILE (its first line) or --api-key - (one line on stdin) keep it
+# out of `ps`; --api-key KEY still works, with a warning that every local user can read it.
 # Idempotent: a second run with the same flags changes nothing. Only the keys given change in
 # /etc/taolie-host-agent/config.yaml (an existing file, the first agent's included, is kept
 # and backed up before any change); secrets go to /etc/taolie-host-agent/env (mode 0600).
@@ -23,7 +26,13 @@ readonly CONFIG=$CONFIG_DIR/config.yaml
 readonly ENV_FILE=$CONFIG_DIR/env
 readonly SYSTEM_DB_MARK=$CONFIG_DIR/system-database
 readonly WANTS_LINK=/etc/systemd/system/multi-user.target.wants/$UNIT
-SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# The directory this script is in, or "" when it is not a file (piped: `curl ... | bash`,
+# `bash <(curl ...)`): then it has no package or checkout next to it, and the current
+# directory is not taken for one.
+SCRIPT_DIR=""
+if [ -n "${BASH_SOURCE[0]:-}" ] && [ -f "${BASH_SOURCE[0]}" ]; then
+  SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+fi
 readonly SCRIPT_DIR
 
 # Build packages for a checkout: the build half of scripts/install-deps.sh (tests off) plus
@@ -39,17 +48,27 @@ die() {
   exit 1
 }
 
-usage() { sed -n '2,16s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
+usage() {
+  if [ -n "$SCRIPT_DIR" ]; then
+    sed -n '2,19s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
+  else
+    echo "setup.sh (piped): pass --deb FILE; see docs/install.md for every flag"
+  fi
+}
 
 # ---- arguments --------------------------------------------------------------------------
 
 deb="" yes=0 api_key="" public_ip="" ssh_port="" port1="" port2="" port_range=""
-server_url="" database=""
+server_url="" database="" api_key_file="" api_key_stdin=0 api_key_in_argv=0
 need_value() { if [ $# -lt 2 ] || [ -z "$2" ]; then die "$1 needs a value"; fi; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --deb) need_value "$@"; deb=$2; shift 2 ;;
-    --api-key) need_value "$@"; api_key=$2; shift 2 ;;
+    --api-key)
+      need_value "$@"
+      if [ "$2" = - ]; then api_key_stdin=1; else api_key=$2 api_key_in_argv=1; fi
+      shift 2 ;;
+    --api-key-file) need_value "$@"; api_key_file=$2; shift 2 ;;
     --public-ip) need_value "$@"; public_ip=$2; shift 2 ;;
     --ssh-port) need_value "$@"; ssh_port=$2; shift 2 ;;
     --rental-port-1) need_value "$@"; port1=$2; shift 2 ;;
@@ -88,12 +107,42 @@ check_values() {
     *) die "--database: managed or system, got $database" ;;
   esac
 }
+# The API key from a file or stdin (not in argv, so not in `ps`).
+read_api_key() {
+  local sources=$((api_key_in_argv + api_key_stdin)) line=""
+  [ -z "$api_key_file" ] || sources=$((sources + 1))
+  [ "$sources" -le 1 ] || die "give the API key once: --api-key-file FILE, --api-key - or --api-key KEY"
+  if [ "$api_key_in_argv" -eq 1 ]; then
+    warn "--api-key KEY shows the key to every local user (ps, /proc) while setup runs;" \
+      "prefer --api-key-file FILE or --api-key - (the key on stdin)"
+  fi
+  if [ -n "$api_key_file" ]; then
+    if [ ! -f "$api_key_file" ] || [ ! -r "$api_key_file" ]; then
+      die "--api-key-file $api_key_file: no such readable file"
+    fi
+    IFS= read -r line <"$api_key_file" || [ -n "$line" ] ||
+      die "--api-key-file $api_key_file: empty"
+    api_key=${line%$'\r'}
+    [ -n "$api_key" ] || die "--api-key-file $api_key_file: the first line is empty"
+  elif [ "$api_key_stdin" -eq 1 ]; then
+    [ -n "$SCRIPT_DIR" ] ||
+      die "--api-key -: stdin is this script when it is piped; use --api-key-file FILE"
+    [ ! -t 0 ] || die "--api-key -: give the key on stdin (e.g. from a file: < FILE)"
+    IFS= read -r line || [ -n "$line" ] || die "--api-key -: nothing on stdin"
+    api_key=${line%$'\r'}
+    [ -n "$api_key" ] || die "--api-key -: an empty line on stdin"
+  fi
+}
+read_api_key
 check_values
 [ "$(id -u)" -eq 0 ] || die "run as root (sudo $0 ...)"
+[ -n "$SCRIPT_DIR" ] || [ -n "$deb" ] ||
+  die "piped (no script file, so no package or checkout next to it): pass --deb FILE" \
+    "(a downloaded taolie-host-agent_<version>_<arch>.deb); nothing was changed"
 command -v apt-get >/dev/null || die "apt-get not found: this script installs the Debian package"
 
 interactive=0
-if [ "$yes" -eq 0 ] && [ -t 0 ]; then interactive=1; fi
+if [ "$yes" -eq 0 ] && [ -t 0 ] && [ -n "$SCRIPT_DIR" ]; then interactive=1; fi
 systemd_running=0
 if [ -d /run/systemd/system ]; then systemd_running=1; fi
 changed=0  # anything this run changed that a running agent must restart for
@@ -219,6 +268,37 @@ yaml_str() {  # a double-quoted YAML string
 }
 
 # ---- env file (secrets; mode 0600) -------------------------------------------------------
+# Never sourced: read as KEY=VALUE lines (the subset of systemd's EnvironmentFile= that
+# env_set writes). KEY matches ^[A-Z_][A-Z0-9_]*$, VALUE is taken literally (quotes, $ and
+# backquotes included: nothing is expanded or run), blank lines and # comments are skipped;
+# any other line, or a key that would change how a shell or the loader behaves (PATH, IFS,
+# LD_*, BASH_*, ...), is an error naming the line.
+readonly ENV_KEY_RE='^[A-Z_][A-Z0-9_]*$'
+env_file_pairs() {  # prints KEY=VALUE lines, or dies naming the first bad line
+  [ -f "$ENV_FILE" ] || return 0
+  local line n=0 key
+  while IFS= read -r line || [ -n "$line" ]; do
+    n=$((n + 1))
+    line=${line%$'\r'}
+    [[ "$line" =~ ^[[:space:]]*(#.*)?$ ]] && continue
+    key=${line%%=*}
+    if [ "$key" = "$line" ] || ! [[ "$key" =~ $ENV_KEY_RE ]]; then
+      die "$ENV_FILE line $n: not KEY=VALUE with KEY of A-Z, 0-9 and _ (fix or remove the line)"
+    fi
+    case "$key" in
+      PATH | IFS | ENV | BASH_ENV | SHELLOPTS | BASHOPTS | PS4 | CDPATH | LD_* | BASH_*)
+        die "$ENV_FILE line $n: $key is not taken from the env file (it changes how programs run)" ;;
+    esac
+    printf '%s\n' "$line"
+  done <"$ENV_FILE"
+}
+export_env_file() {  # in a subshell: exports every pair of the env file
+  local pairs pair
+  pairs=$(env_file_pairs) || exit 1
+  while IFS= read -r pair; do
+    [ -z "$pair" ] || export "${pair%%=*}=${pair#*=}"
+  done <<<"$pairs"
+}
 env_get() {  # key: prints the value, or nothing
   [ -f "$ENV_FILE" ] || return 0
   sed -n "s/^$1=//p" "$ENV_FILE" | tail -n 1
@@ -243,6 +323,7 @@ find_or_build_deb() {
     deb=$(readlink -f "$deb")
     return
   fi
+  [ -n "$SCRIPT_DIR" ] || die "piped: pass --deb FILE"  # checked at the start already
   local found
   found=$(find "$SCRIPT_DIR" -maxdepth 1 -name "${PKG}_*.deb" | sort -V | tail -n 1)
   if [ -n "$found" ]; then
@@ -437,10 +518,7 @@ write_config() {
 check_config() {
   local out rc=0
   out=$(
-    set -a
-    # shellcheck disable=SC1090
-    [ ! -f "$ENV_FILE" ] || . "$ENV_FILE"
-    set +a
+    export_env_file
     taolie-host-agent check-config --config "$CONFIG" 2>&1
   ) || rc=$?
   echo "$out" | grep -v ': OK$' | sed 's/^/setup: check-config: /' || true
@@ -645,10 +723,7 @@ run_doctor() {
   fi
   log "taolie-host-agent doctor:"
   if (
-    set -a
-    # shellcheck disable=SC1090
-    [ -f "$ENV_FILE" ] && . "$ENV_FILE"
-    set +a
+    export_env_file
     timeout 120 taolie-host-agent doctor --config "$CONFIG" </dev/null
   ); then
     log "doctor: no failure"
@@ -658,23 +733,28 @@ run_doctor() {
 }
 
 # ---- main --------------------------------------------------------------------------------
-
-find_or_build_deb
-install_package
-command -v taolie-host-agent >/dev/null || die "taolie-host-agent is not on PATH after the install"
-ensure_config
-prompt_missing
-case "$database" in
-  system) setup_system_database ;;
-  managed) setup_managed_database ;;
-  "") if [ "$(yaml_get "$CONFIG" database.mode || true)" != external ]; then
-      setup_managed_database
-    fi ;;
-esac
-write_config
-check_config
-open_ufw
-start_unit
-list_first_agent_containers
-run_doctor
-log "done: $(taolie-host-agent version 2>/dev/null | head -n 1)"
+# One function, read whole before it runs: piped, bash reads this script from stdin as it goes,
+# so nothing below may start before the last line has been read.
+main() {
+  env_file_pairs >/dev/null  # a bad env file stops setup before it changes anything
+  find_or_build_deb
+  install_package
+  command -v taolie-host-agent >/dev/null || die "taolie-host-agent is not on PATH after the install"
+  ensure_config
+  prompt_missing
+  case "$database" in
+    system) setup_system_database ;;
+    managed) setup_managed_database ;;
+    "") if [ "$(yaml_get "$CONFIG" database.mode || true)" != external ]; then
+        setup_managed_database
+      fi ;;
+  esac
+  write_config
+  check_config
+  open_ufw
+  start_unit
+  list_first_agent_containers
+  run_doctor
+  log "done: $(taolie-host-agent version 2>/dev/null | head -n 1)"
+}
+main

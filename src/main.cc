@@ -21,6 +21,7 @@
 #include "doctor/doctor.h"
 #include "host/command_runner.h"
 #include "host/firewall.h"
+#include "host/process_limits.h"
 #include "host/sd_notify.h"
 #include "host/signals.h"
 #include "sim/simulator.h"
@@ -68,6 +69,19 @@ Status InitLogging(const config::Config& cfg) {
   telemetry::RegisterSecret(cfg.agent.api_key);
   telemetry::RegisterSecret(cfg.database.password);
   return st;
+}
+
+// The soft RLIMIT_NOFILE raised to the hard one (systemd's default soft 1024 is too few).
+void LogOpenFilesLimit() {
+  auto limit = host::RaiseOpenFilesLimit();
+  if (!limit.ok()) {
+    spdlog::warn("open files limit: {}", limit.error().message);
+  } else if (limit->soft != limit->soft_before) {
+    spdlog::info("open files limit: {} (raised from {}, the hard limit)", limit->soft,
+                 limit->soft_before);
+  } else {
+    spdlog::info("open files limit: {} (the hard limit)", limit->soft);
+  }
 }
 
 // Runs the agent until SIGTERM/SIGINT. SIGHUP re-sends the registration. `on_started` runs
@@ -146,7 +160,13 @@ int RunUntilSignal(const config::Config& cfg, const std::string& config_path,
   std::promise<void> stopped;
   auto done = stopped.get_future();
   std::thread stopper([&] {
-    (*app)->Stop();
+    try {  // the thread's catch-all: a failing stop still ends the process, logged
+      (*app)->Stop();
+    } catch (const std::exception& e) {
+      spdlog::error("stopping: {}", e.what());
+    } catch (...) {
+      spdlog::error("stopping: unknown exception");
+    }
     stopped.set_value();
   });
   if (done.wait_for(std::chrono::milliseconds(4500)) == std::future_status::timeout) {
@@ -202,6 +222,7 @@ int CmdRun(const std::string& path) {
     return 2;
   }
   spdlog::info("taolie-host-agent {} starting (config {})", kVersion, path);
+  LogOpenFilesLimit();
   return RunUntilSignal(cfg, path);
 }
 
@@ -285,6 +306,7 @@ int CmdDev(const DevOptions& o) {
         base.c_str(), cfg.logging.file.c_str());
     std::fflush(stdout);
   };
+  LogOpenFilesLimit();
   int rc = RunUntilSignal(cfg, "", hints);
   (*simulator)->Stop();
   return rc;
@@ -430,6 +452,11 @@ int CmdDoctor(const std::string& config_path, bool as_json) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Before any thread starts, in every subcommand: a closed peer costs an EPIPE, not the process.
+  if (Status st = host::IgnoreSigpipe(); !st.ok()) {
+    std::fprintf(stderr, "signals: %s\n", st.error().message.c_str());
+    return 1;
+  }
   CLI::App cli{"TAOLIE host agent: rents this machine's GPUs out through the TAOLIE platform"};
   cli.require_subcommand(1);
   std::string config_path = "/etc/taolie-host-agent/config.yaml";

@@ -413,16 +413,18 @@ Status AgentApp::Start() {
     so.listen = m.cfg.api.listen == "localhost" ? "127.0.0.1" : m.cfg.api.listen;
     so.port = m.cfg.api.port;
     so.allowed_ips = m.cfg.network.security.allowed_ips;
+    so.allowed_hosts = m.cfg.api.allowed_hosts;
     if (m.cfg.network.security.enable_ssl) {
       so.tls_cert = m.cfg.network.security.ssl_cert;
       so.tls_key = m.cfg.network.security.ssl_key;
     }
-    // The admin token for changes (drain); without it the API stays read-only.
+    // The admin token for changes (drain) and /v1/deployments; without it they answer 403.
     if (auto token = LoadOrCreateApiToken(m.cfg.data_dir + "/" + kApiTokenFile); token.ok()) {
       so.admin_token = *token;
       telemetry::RegisterSecret(*token);
     } else {
-      spdlog::warn("local API: {}; drain/undrain through it are disabled", token.error().message);
+      spdlog::warn("local API: {}; drain/undrain and /v1/deployments through it are disabled",
+                   token.error().message);
     }
     auto server = telemetry::StatusServer::Start(so, LocalApiRoutes(*this, m));
     if (server.ok()) {
@@ -822,9 +824,11 @@ telemetry::ApiRoutes LocalApiRoutes(AgentApp& app, AgentApp::Impl& m) {
   auto status = read([impl] { return ApiReply{200, "application/json", StatusJson(*impl)}; });
   routes["/status"] = status;
   routes["/v1/status"] = status;
-  routes["/v1/deployments"] = read([impl] {
-    return ApiReply{200, "application/json", DeploymentsJson(*impl).dump()};
-  });
+  // Who rents what, with their ports: for the owner (the admin token), not any local user.
+  routes["/v1/deployments"] =
+      ApiRoute{ApiRoute::Kind::kTokenRead, [impl](const std::string&) {
+                 return ApiReply{200, "application/json", DeploymentsJson(*impl).dump()};
+               }};
   routes["/metrics"] = read([impl] {
     return ApiReply{200, telemetry::kPrometheusContentType, MetricsText(*impl)};
   });

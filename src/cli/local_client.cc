@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <sstream>
 #include <vector>
 
@@ -217,11 +218,28 @@ std::string FormatDeployments(const std::string& deployments_json) {
 
 namespace {
 
-// GET `path` and print its JSON as is, or as `format` makes it readable.
-int PrintDocument(const config::Config& cfg, const char* path, bool as_json,
+// The admin token, or nullopt after printing why it cannot be read (not root, no agent yet).
+std::optional<std::string> TokenOrSay(const ApiEndpoint& ep) {
+  auto token = agent::ReadApiToken(ep.token_path);
+  if (!token.ok()) {
+    std::fprintf(stderr, "%s\n", token.error().message.c_str());
+    return std::nullopt;
+  }
+  return *token;
+}
+
+// GET `path` (with the admin token when `with_token`) and print its JSON as is, or as
+// `format` makes it readable.
+int PrintDocument(const config::Config& cfg, const char* path, bool as_json, bool with_token,
                   std::string (*format)(const std::string&)) {
   const ApiEndpoint ep = EndpointFromConfig(cfg);
-  Reply r = Request(ep, "GET", path);
+  std::string token;
+  if (with_token) {
+    std::optional<std::string> t = TokenOrSay(ep);
+    if (!t) return 1;
+    token = std::move(*t);
+  }
+  Reply r = Request(ep, "GET", path, token);
   if (r.status == 0) return Unreachable(ep, r);
   if (r.status != 200) {
     std::fprintf(stderr, "the agent answered %d: %s", r.status, r.body.c_str());
@@ -234,20 +252,18 @@ int PrintDocument(const config::Config& cfg, const char* path, bool as_json,
 }  // namespace
 
 int CmdStatus(const config::Config& cfg, bool as_json) {
-  return PrintDocument(cfg, "/v1/status", as_json, FormatStatus);
+  return PrintDocument(cfg, "/v1/status", as_json, /*with_token=*/false, FormatStatus);
 }
 
 int CmdDeployments(const config::Config& cfg, bool as_json) {
-  return PrintDocument(cfg, "/v1/deployments", as_json, FormatDeployments);
+  // Who rents what is for root (the token file), like drain.
+  return PrintDocument(cfg, "/v1/deployments", as_json, /*with_token=*/true, FormatDeployments);
 }
 
 int CmdDrain(const config::Config& cfg, bool drain) {
   const ApiEndpoint ep = EndpointFromConfig(cfg);
-  auto token = agent::ReadApiToken(ep.token_path);
-  if (!token.ok()) {
-    std::fprintf(stderr, "%s\n", token.error().message.c_str());
-    return 1;
-  }
+  std::optional<std::string> token = TokenOrSay(ep);
+  if (!token) return 1;
   Reply r = Request(ep, "POST", drain ? "/v1/drain" : "/v1/undrain", *token);
   if (r.status == 0) return Unreachable(ep, r);
   if (r.status != 200) {

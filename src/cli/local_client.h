@@ -24,6 +24,7 @@ std::string FormatStatus(const std::string& status_json);
 std::string FormatDeployments(const std::string& deployments_json);
 
 int CmdStatus(const config::Config& cfg, bool json);
+// Sends the admin token (<data_dir>/api-token, root only); says so when it cannot read it.
 int CmdDeployments(const config::Config& cfg, bool json);
 int CmdDrain(const config::Config& cfg, bool drain);
 // Exit 0 only when /healthz answers 200 (the container's HEALTHCHECK).

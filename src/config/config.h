@@ -252,6 +252,8 @@ struct ApiConfig {  // the agent's own status/metrics HTTP endpoint
   bool enabled = true;
   std::string listen = "127.0.0.1";
   int port = 9109;
+  // Host header names answered besides IP literals and "localhost" (DNS rebinding guard).
+  std::vector<std::string> allowed_hosts;
 };
 
 struct Config {

@@ -506,6 +506,7 @@ void ReadConfig(const YAML::Node& root, Config* c, std::vector<ConfigProblem>* p
     s.Bool("enabled", &c->api.enabled);
     s.String("listen", &c->api.listen);
     s.Int("port", &c->api.port);
+    s.StringList("allowed_hosts", &c->api.allowed_hosts);
   });
   r.String("data_dir", &c->data_dir);
   r.StringMap("provider", &c->provider);
@@ -1215,6 +1216,9 @@ std::vector<ConfigProblem> Validate(const Config& c) {
     k.Fatal("api.listen", "not an IP address or localhost: " + Quote(c.api.listen));
   }
   k.Range("api.port", c.api.port, 1, 65535);
+  for (const std::string& h : c.api.allowed_hosts) {
+    if (!IsHostname(h)) k.Fatal("api.allowed_hosts", "not a host name (no port): " + Quote(h));
+  }
   if (c.api.enabled && !c.network.security.enable_ssl) {
     const std::string l = Lower(c.api.listen);
     const bool loopback = l == "localhost" || l == "::1" || l.rfind("127.", 0) == 0;

@@ -903,8 +903,17 @@ Report RunDoctor(const config::LoadResult& loaded, std::shared_ptr<Environment> 
     auto work = std::make_shared<Work>();
     work->found = found;
     auto result = work->done.get_future();
-    std::thread worker(
-        [work, cfg, env, fn = step.fn] { work->done.set_value(fn(*cfg, *env, work->found)); });
+    std::thread worker([work, cfg, env, fn = step.fn, name = step.name] {
+      try {  // the thread's catch-all: a check that throws is a FAIL line, not a crash
+        work->done.set_value(fn(*cfg, *env, work->found));
+      } catch (const std::exception& e) {
+        work->done.set_value(Make(name, Level::kFail, std::string("check failed: ") + e.what(),
+                                  "report this as a bug"));
+      } catch (...) {
+        work->done.set_value(
+            Make(name, Level::kFail, "check failed: unknown exception", "report this as a bug"));
+      }
+    });
     if (result.wait_for(options.check_deadline) == std::future_status::ready) {
       worker.join();
       report.checks.push_back(result.get());

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <exception>
 
 namespace taolie::gpu {
 
@@ -54,8 +55,18 @@ void CallWatchdog::Loop(std::shared_ptr<Shared> shared) {
     shared->running_what = task.what;
     shared->running_since = Clock::now();
     lock.unlock();
-    task.fn();
-    task.fn = nullptr;  // release what the task owns before reporting it done
+    // The thread's catch-all (issue 17 item 8): calls are wrapped by Start(), but a posted
+    // task (or a throwing destructor of what a task owns) must not end the worker: logged,
+    // and the next task runs.
+    try {
+      task.fn();
+      task.fn = nullptr;  // release what the task owns before reporting it done
+    } catch (const std::exception& e) {
+      spdlog::error("{} failed on the GPU call worker: {}", task.what, e.what());
+    } catch (...) {
+      spdlog::error("{} failed on the GPU call worker: unknown exception", task.what);
+    }
+    task.fn = nullptr;
     lock.lock();
     shared->done_id = task.id;
     if (task.call) shared->busy = false;

@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 
 #include <condition_variable>
+#include <exception>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -52,7 +53,14 @@ Result<std::vector<std::string>> ResolveHost(const std::string& host,
   };
   auto shared = std::make_shared<Shared>();
   std::thread([shared, host] {
-    auto answer = Lookup(host);
+    Result<std::vector<std::string>> answer = MakeError(ErrorCode::kInternal, "not resolved");
+    try {  // the thread's catch-all: an exception is this lookup's error, not the agent's end
+      answer = Lookup(host);
+    } catch (const std::exception& e) {
+      answer = MakeError(ErrorCode::kInternal, "resolving " + host + ": " + e.what());
+    } catch (...) {
+      answer = MakeError(ErrorCode::kInternal, "resolving " + host + ": unknown exception");
+    }
     std::lock_guard l(shared->mu);
     shared->answer = std::move(answer);
     shared->done = true;

@@ -22,6 +22,17 @@ sigset_t AgentSignals() {
 
 }  // namespace
 
+Status IgnoreSigpipe() {
+  struct sigaction sa {};
+  sa.sa_handler = SIG_IGN;
+  sigemptyset(&sa.sa_mask);
+  if (sigaction(SIGPIPE, &sa, nullptr) != 0) {
+    return MakeError(ErrorCode::kInternal,
+                     std::string("sigaction(SIGPIPE): ") + std::strerror(errno));
+  }
+  return OkStatus();
+}
+
 Status SignalWaiter::BlockSignals() {
   sigset_t set = AgentSignals();
   int rc = pthread_sigmask(SIG_BLOCK, &set, nullptr);

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <exception>
 #include <nlohmann/json.hpp>
 
 #include "common/time_format.h"
@@ -13,6 +14,17 @@ namespace {
 bool Retryable(const Status& st) {
   return !st.ok() && (st.error().code == ErrorCode::kUnavailable ||
                       st.error().code == ErrorCode::kDeadlineExceeded);
+}
+
+// A channel that throws fails this delivery (not retried), never the worker or the agent.
+Status DeliverGuarded(AlertChannel& channel, const Alert& alert, const std::stop_token& stop) {
+  try {
+    return channel.Deliver(alert, stop);
+  } catch (const std::exception& e) {
+    return MakeError(ErrorCode::kInternal, std::string("exception: ") + e.what());
+  } catch (...) {
+    return MakeError(ErrorCode::kInternal, "unknown exception");
+  }
 }
 
 }  // namespace
@@ -123,7 +135,15 @@ void Alerter::Work(const std::stop_token& stop) {
       queue_.pop_front();
       busy_ = true;
     }
-    DeliverOne(next, stop);
+    // The thread's catch-all (issue 17 item 8): whatever throws loses this alert, logged, and
+    // the worker goes on with the next.
+    try {
+      DeliverOne(next, stop);
+    } catch (const std::exception& e) {
+      spdlog::error("alerts: delivering {} failed: {}", next.kind, e.what());
+    } catch (...) {
+      spdlog::error("alerts: delivering {} failed: unknown exception", next.kind);
+    }
     std::lock_guard lock(mu_);
     busy_ = false;
     idle_cv_.notify_all();
@@ -164,7 +184,7 @@ void Alerter::DeliverOne(const Alert& alert, const std::stop_token& stop) {
         if (!clock_.SleepFor(pause, stop)) return;  // stopping: the alert is abandoned
         pause = std::min(pause * 2, options_.retry_cap);
       }
-      st = channel->Deliver(alert, stop);
+      st = DeliverGuarded(*channel, alert, stop);
       if (st.ok() || !Retryable(st) || stop.stop_requested()) break;
     }
     if (stop.stop_requested()) return;

@@ -1,8 +1,11 @@
 #pragma once
-// The agent's own local API: a table of routes (GET reads, POST changes that need the admin
-// token), over plain HTTP or TLS. Small by design: two worker threads, 5 s socket timeouts,
-// 64 KiB payload limit, clients restricted to an allow-list of IPs/CIDRs (loopback only by
-// default).
+// The agent's own local API: a table of routes (GET reads, some with the admin token, POST
+// changes that need it), over plain HTTP or TLS. Small and hard to block by design (issue 17
+// item 4, docs/local-api.md): its own accept loop closes a client outside the allow-list of
+// IPs/CIDRs (loopback only by default) before reading a byte, keeps at most 64 connections in
+// flight (a new one beyond that closes the oldest still waiting for its request), gives each
+// 1 s for its first byte and 3 s for its whole request, and hands only whole requests to its
+// four workers; a Host header that is not this agent's name (DNS rebinding) gets 421.
 #include <array>
 #include <cstdint>
 #include <functional>
@@ -28,6 +31,8 @@ struct StatusServerOptions {
   // Routes that change something need "Authorization: Bearer <admin_token>"; empty = such
   // routes answer 403.
   std::string admin_token;
+  // Host header names answered besides IP literals and "localhost" (api.allowed_hosts).
+  std::vector<std::string> allowed_hosts;
 };
 
 struct ApiReply {
@@ -37,7 +42,8 @@ struct ApiReply {
 };
 
 struct ApiRoute {
-  enum class Kind { kRead, kChange };  // kRead: GET and HEAD; kChange: POST with the token
+  // kRead: GET and HEAD; kTokenRead: GET and HEAD with the token; kChange: POST with the token.
+  enum class Kind { kRead, kTokenRead, kChange };
   Kind kind = Kind::kRead;
   // Runs on a server worker; `body` is the request body (empty for reads). A handler that
   // throws yields a 500.
@@ -70,7 +76,7 @@ class StatusServer {
  public:
   using Provider = std::function<std::string()>;
 
-  // Binds listen:port synchronously and serves on a background thread; returns once the
+  // Binds listen:port synchronously and serves on background threads; returns once the
   // listener is accepting. Unavailable (naming listen:port and the errno text) if the port
   // cannot be bound; InvalidArgument for a bad address, port, allow-list or empty provider.
   // Providers run on the server's worker threads; one that throws yields a 500.
@@ -86,8 +92,8 @@ class StatusServer {
 
   int port() const;
   bool tls() const;
-  // Idempotent. Closes the listener and joins the serving thread; in-flight requests finish
-  // first (an idle client connection holds it for at most the 1 s keep-alive wait).
+  // Idempotent. Closes the listener and the connections still waiting for their request, and
+  // joins the threads once the requests handed to workers are answered.
   void Stop();
 
  private:

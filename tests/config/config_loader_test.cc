@@ -368,6 +368,7 @@ INSTANTIATE_TEST_SUITE_P(
                 "network.security.allowed_ips[1]"},
         BadCase{"network: {security: {allowed_ips: [\"10.0.0.0/33\"]}}",
                 "network.security.allowed_ips[0]"},
+        BadCase{"api: {allowed_hosts: [\"gpu-host-1:9109\"]}", "api.allowed_hosts"},
         BadCase{"network: {security: {allowed_ips: [{a: 1}]}}", "network.security.allowed_ips[0]"},
         BadCase{"network: {port_descriptions: [a]}", "network.port_descriptions"},
         BadCase{"server: {url: \"\"}", "server.url"},

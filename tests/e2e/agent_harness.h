@@ -131,6 +131,9 @@ struct HarnessOptions {
   std::vector<std::string> extra_registries;
   // network.bind_ip of the agent under test.
   std::string bind_ip = "127.0.0.1";
+  // RLIMIT_NOFILE soft:hard for the agent (prlimit before exec), e.g. systemd's default
+  // 1024:524288; "" = inherited.
+  std::string open_files_limit;
 };
 
 class AgentHarness {
@@ -226,12 +229,19 @@ class AgentHarness {
     std::string cfg = ConfigPath();
     std::vector<char*> argv{bin.data(), const_cast<char*>("run"), const_cast<char*>("--config"),
                             cfg.data(), nullptr};
+    // prlimit sets the limits and execs the agent: same pid.
+    std::string prlimit = "/usr/bin/prlimit", nofile = "--nofile=" + o_.open_files_limit,
+                dashes = "--";
+    if (!o_.open_files_limit.empty()) {
+      argv.insert(argv.begin(), {prlimit.data(), nofile.data(), dashes.data()});
+    }
+    const std::string exe = o_.open_files_limit.empty() ? bin : prlimit;
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_addopen(&fa, 1, LogPath().c_str(), O_WRONLY | O_CREAT | O_APPEND,
                                      0644);
     posix_spawn_file_actions_adddup2(&fa, 1, 2);
-    int rc = posix_spawn(&pid_, bin.c_str(), &fa, nullptr, argv.data(), envp.data());
+    int rc = posix_spawn(&pid_, exe.c_str(), &fa, nullptr, argv.data(), envp.data());
     posix_spawn_file_actions_destroy(&fa);
     if (rc != 0) pid_ = 0;
   }

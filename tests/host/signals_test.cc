@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <thread>
 
 namespace taolie::host {
@@ -21,6 +22,22 @@ TEST(SignalWaiterTest, TakesBlockedSignalsSynchronously) {
   sender.join();
   EXPECT_EQ(SignalWaiter::Wait(std::chrono::milliseconds(2000)), SIGTERM);
   EXPECT_EQ(SignalWaiter::Wait(std::chrono::milliseconds(0)), 0);
+}
+
+// A write to a pipe nobody reads fails with EPIPE instead of killing the process (issue 17
+// item 8): without IgnoreSigpipe() this test dies of SIGPIPE.
+TEST(IgnoreSigpipeTest, AWriteToAClosedPipeIsAnErrorNotADeath) {
+  ASSERT_TRUE(IgnoreSigpipe().ok());
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  close(fds[0]);
+  errno = 0;
+  EXPECT_EQ(write(fds[1], "x", 1), -1);
+  EXPECT_EQ(errno, EPIPE);
+  close(fds[1]);
+  struct sigaction now {};
+  ASSERT_EQ(sigaction(SIGPIPE, nullptr, &now), 0);
+  EXPECT_EQ(now.sa_handler, SIG_IGN);
 }
 
 }  // namespace

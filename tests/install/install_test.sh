@@ -4,6 +4,8 @@
 # security on the unit, dpkg keeping an edited conffile, deploy/setup.sh from the checkout over
 # a first agent's install (managed database), again (nothing changes, a hand edit survives),
 # with --database system on the distribution's cluster (role, database, password), again,
+# piped (refused without --deb), with the key from a file and from stdin, an env file that
+# is parsed and never run,
 # the first agent's containers listed, then deploy/uninstall.sh (a renter's container kept),
 # setup from the tarball, and uninstall.sh --purge-data --remove-containers.
 # Prints PASS/FAIL per check and each phase's wall time; exits non-zero on any FAIL.
@@ -292,6 +294,61 @@ check "env file byte-identical (password kept)" test "$(sha "$ENV_FILE")" = "$be
 check "no new backup" test "$(backups)" = "$before_baks"
 check "role kept, the password still works" \
   env PGPASSWORD="$password" psql -X -h 127.0.0.1 -p 5432 -U agent -d taolie_host_agent -tAc 'SELECT 1'
+
+phase "setup.sh piped, key from a file / stdin, env file parsed"
+# Issue 17 item 8. The same install again, each way, so every run must change nothing.
+nokey=(--yes "${flags[@]:3}" --database system)
+printf '%s\n' "$key" >"$work/api-key" && chmod 0600 "$work/api-key"
+mkdir -p "$work/cwd"
+touch "$work/cwd/taolie-host-agent_99.0.0_amd64.deb"  # a file lying where setup is piped
+before_config=$(sha "$CONFIG") before_env=$(sha "$ENV_FILE") before_pkg=$(pkg_state)
+rc=0
+(cd "$work/cwd" && bash -s -- "${nokey[@]}" --api-key-file "$work/api-key" \
+  <"$root/deploy/setup.sh" >"$work/piped.log" 2>&1) || rc=$?
+sed 's/^/    | /' "$work/piped.log"
+check "piped without --deb: refused" test "$rc" != 0
+check "piped without --deb: says to pass --deb FILE" grep -q 'pass --deb FILE' "$work/piped.log"
+check "piped without --deb: the .deb in the current directory is not taken" \
+  lacks "$work/piped.log" "using the package"
+check "piped without --deb: nothing changed" \
+  test "$(sha "$CONFIG") $(sha "$ENV_FILE") $(pkg_state)" = "$before_config $before_env $before_pkg"
+rc=0
+(cd "$work/cwd" && bash -s -- --deb "$deb" "${nokey[@]}" --api-key-file "$work/api-key" \
+  <"$root/deploy/setup.sh" >"$work/piped2.log" 2>&1) || rc=$?
+check "piped with --deb and --api-key-file: exits 0" test "$rc" = 0
+check "piped with --deb: that package (same files: not reinstalled)" \
+  grep -q 'is installed (same files' "$work/piped2.log"
+check "--api-key-file: env file byte-identical (the same key)" test "$(sha "$ENV_FILE")" = "$before_env"
+check "--api-key-file: no warning about ps" lacks "$work/piped2.log" "shows the key"
+rc=0
+"$root/deploy/setup.sh" --deb "$deb" "${nokey[@]}" --api-key - <<<"$key" >"$work/stdin.log" 2>&1 || rc=$?
+check "--api-key - (stdin): exits 0, env file byte-identical" \
+  test "$rc $(sha "$ENV_FILE")" = "0 $before_env"
+check "--api-key KEY: warned that it shows in ps" grep -q 'shows the key to every local user' "$work/run1.log"
+# The env file is parsed, not sourced: a value is taken literally, nothing in it runs.
+cp -p "$ENV_FILE" "$work/env.saved"
+# shellcheck disable=SC2016 # the $(...) is the point: it must stay text
+printf 'TAOLIE_TEST_LITERAL=$(touch %s/pwned)`touch %s/pwned2`\n' "$work" "$work" >>"$ENV_FILE"
+rc=0
+setup envlit --deb "$deb" "${nokey[@]}" || rc=$?
+check "env file with \$(...) in a value: setup exits 0" test "$rc" = 0
+check "env file with \$(...) in a value: nothing ran" \
+  bash -c "[ ! -e '$work/pwned' ] && [ ! -e '$work/pwned2' ]"
+printf 'this line is not a pair\n' >>"$ENV_FILE"
+before_config=$(sha "$CONFIG")
+rc=0
+setup envbad --deb "$deb" "${nokey[@]}" || rc=$?
+check "env file with a bad line: refused naming the line" \
+  bash -c "[ $rc != 0 ] && grep -q 'env line [0-9]*: not KEY=VALUE' '$work/envbad.log'"
+check "env file with a bad line: nothing changed" \
+  bash -c "[ '$(sha "$CONFIG")' = '$before_config' ] && ! grep -q 'apt-get\|backed up' '$work/envbad.log'"
+printf 'LD_PRELOAD=/tmp/x.so\n' >"$ENV_FILE.bad" && cat "$work/env.saved" >>"$ENV_FILE.bad"
+mv -f "$ENV_FILE.bad" "$ENV_FILE" && chmod 0600 "$ENV_FILE"
+rc=0
+setup envld --deb "$deb" "${nokey[@]}" || rc=$?
+check "env file setting LD_PRELOAD: refused" \
+  bash -c "[ $rc != 0 ] && grep -q 'LD_PRELOAD is not taken' '$work/envld.log'"
+cp -p "$work/env.saved" "$ENV_FILE"
 
 # ---- containers, uninstall.sh --------------------------------------------------------------
 # From here on under the e2e tests' lock: containers on the test dockerd and `firewall remove`

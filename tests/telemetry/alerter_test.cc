@@ -11,6 +11,7 @@
 #include <deque>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -222,6 +223,46 @@ TEST(Alerter, TheWorkerDeliversWhatIsRaised) {
   ASSERT_TRUE(alerter.WaitIdle(seconds(10)));
   EXPECT_EQ(alerter.Counters().sent, 2u);
   EXPECT_EQ(alerter.ChannelNames(), std::vector<std::string>{"fake"});
+}
+
+// A channel that throws (a bug in it, or a library's exception) fails its delivery; the
+// other channels still deliver, and the worker thread goes on (issue 17 item 8: before, the
+// exception ended the worker and so the agent).
+class ThrowingChannel final : public AlertChannel {
+ public:
+  const char* Name() const override { return "throwing"; }
+  Status Deliver(const Alert&, std::stop_token) override {
+    throw std::runtime_error("channel bug");
+  }
+};
+
+TEST(Alerter, AThrowingChannelFailsItsDeliveryAndTheOthersStillDeliver) {
+  FakeClock clock;
+  FakeChannel::Shared shared;
+  std::vector<std::unique_ptr<AlertChannel>> ch;
+  ch.push_back(std::make_unique<ThrowingChannel>());
+  ch.push_back(std::make_unique<FakeChannel>(shared));
+  AlerterOptions o;
+  o.start_worker = false;
+  o.max_tries = 3;
+  Alerter alerter(o, std::move(ch), clock);
+  alerter.Raise(Make("a", "x"));
+  EXPECT_EQ(alerter.RunPending(std::stop_token{}), 1u);
+  const AlerterCounters c = alerter.Counters();
+  EXPECT_EQ(c.failed, 1u);
+  EXPECT_EQ(c.retries, 0u);  // an exception is not retried
+  EXPECT_EQ(c.sent, 1u);
+}
+
+TEST(Alerter, TheWorkerSurvivesAThrowingChannel) {
+  FakeClock clock;
+  std::vector<std::unique_ptr<AlertChannel>> ch;
+  ch.push_back(std::make_unique<ThrowingChannel>());
+  Alerter alerter(AlerterOptions{}, std::move(ch), clock);
+  alerter.Raise(Make("a", "x"));
+  alerter.Raise(Make("b", "x"));
+  ASSERT_TRUE(alerter.WaitIdle(seconds(10)));
+  EXPECT_EQ(alerter.Counters().failed, 2u);
 }
 
 Alert Full() {
