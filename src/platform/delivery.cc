@@ -119,7 +119,8 @@ std::string RedactForLog(std::string body, size_t max) {
   std::string masked;
   size_t unmasked = 0;  // bytes cut before masking
   if (nlohmann::ordered_json::accept(body)) {
-    masked = MaskJsonText(body);
+    // nlohmann reads a NUL byte as the end of the input: what follows one was never JSON.
+    masked = MaskJsonText(std::string_view(body).substr(0, body.find('\0')));
   } else {
     if (body.size() > max + kMaskMargin) {
       unmasked = body.size() - (max + kMaskMargin);

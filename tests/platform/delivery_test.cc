@@ -378,6 +378,10 @@ TEST(RedactForLog, DeepBodyDoesNotCrashAndShallowSecretsStayMasked) {
   EXPECT_NE(all.find(R"({"token":"***"})"), std::string::npos);
   EXPECT_NE(all.find(R"("detail":"bad \"password\": 1")"), std::string::npos);  // a value, kept
 
+  // nlohmann reads a NUL byte as the end of the input: nothing after one is logged unmasked.
+  const std::string nul = std::string(R"({"a":1})") + '\0' + R"( "password": "hunter22")";
+  EXPECT_EQ(RedactForLog(nul, 1000), R"({"a":1})");
+
   // Not JSON (truncated, so the acceptor refuses it) and long: the regular expressions see a
   // bounded head only, and the secret in it is masked.
   const std::string text = R"(<html>"password": "abc" )" + deep.substr(0, kDepth + 10);
