@@ -8,7 +8,8 @@
 #   scripts/fuzz.sh                 every target
 #   scripts/fuzz.sh fuzz_commands   only these
 #
-# Environment: BUILD_DIR (default build-fuzz/), FUZZ_SECONDS, FUZZ_RUNS, JOBS (default nproc).
+# Environment: BUILD_DIR (default build-fuzz/), FUZZ_SECONDS, FUZZ_RUNS, JOBS (default nproc:
+# the build's parallelism and how many targets run side by side).
 # Needs clang-14 and libclang-rt-14-dev (scripts/install-deps.sh with TAOLIE_EXTRA_PKGS).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,31 +35,50 @@ cmake --build "$build" -j"$jobs" --target "${targets[@]}"
 export ASAN_OPTIONS="detect_leaks=1:allocator_may_return_null=1"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 rm -rf "$build/artifacts" && mkdir -p "$build/artifacts"
-results=()
-rc=0
-for t in "${targets[@]}"; do
-  seeds="$root/fuzz/corpus/$t"
-  [ -d "$seeds" ] || { echo "no seed corpus $seeds" >&2; exit 2; }
+
+run_one() {  # target: runs it, writes "<executions> <seconds> <ok|FAILED>" to $build/<target>.result
+  local t=$1 start=$SECONDS status=ok
+  local seeds="$root/fuzz/corpus/$t" work="$build/corpus/$t" log="$build/$t.log"
   # New inputs go to a scratch corpus; the committed seeds are only read.
-  work="$build/corpus/$t"
-  rm -rf "$work" && mkdir -p "$work"
-  log="$build/$t.log"
-  start=$SECONDS
-  echo "== $t (up to ${seconds} s or ${runs} executions)"
-  if "$build/fuzz/$t" -max_total_time="$seconds" -runs="$runs" -timeout=10 \
-    -print_final_stats=1 -artifact_prefix="$build/artifacts/$t-" "$work" "$seeds" >"$log" 2>&1; then
-    status=ok
-  else
-    status=FAILED
-    rc=1
-    tail -n 60 "$log" >&2
-  fi
+  rm -rf "$work" "$build/$t.result" && mkdir -p "$work"
+  "$build/fuzz/$t" -max_total_time="$seconds" -runs="$runs" -timeout=10 -print_final_stats=1 \
+    -artifact_prefix="$build/artifacts/$t-" "$work" "$seeds" >"$log" 2>&1 || status=FAILED
+  local execs
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
-  results+=("$(printf '  %-22s %10s %6d  %s' "$t" "${execs:-?}" $((SECONDS - start)) "$status")")
+  echo "${execs:-?} $((SECONDS - start)) $status" >"$build/$t.result"
+}
+
+# The targets run side by side, JOBS at a time (each is one process on one core).
+for t in "${targets[@]}"; do
+  [ -d "$root/fuzz/corpus/$t" ] || { echo "no seed corpus fuzz/corpus/$t" >&2; exit 2; }
+done
+start_all=$SECONDS
+running=0
+for t in "${targets[@]}"; do
+  if [ "$running" -ge "$jobs" ]; then
+    wait -n || true
+    running=$((running - 1))
+  fi
+  echo "== $t (up to ${seconds} s or ${runs} executions)"
+  run_one "$t" &
+  running=$((running + 1))
+done
+wait
+
+rc=0
+results=()
+for t in "${targets[@]}"; do
+  read -r execs secs status <"$build/$t.result"
+  if [ "$status" != ok ]; then
+    rc=1
+    echo "--- $t failed: the end of $build/$t.log" >&2
+    tail -n 60 "$build/$t.log" >&2
+  fi
+  results+=("$(printf '  %-22s %10s %6s  %s' "$t" "$execs" "$secs" "$status")")
 done
 
 echo
-echo "== fuzzing: executions reached ($(nproc) cores)"
+echo "== fuzzing: executions reached ($(nproc) cores, $jobs targets at a time, $((SECONDS - start_all)) s in all)"
 printf '  %-22s %10s %6s\n' target executions s
 printf '%s\n' "${results[@]}"
 exit $rc
