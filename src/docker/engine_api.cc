@@ -7,6 +7,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "common/json_bounds.h"
 #include "common/net_address.h"
 
 namespace taolie::docker {
@@ -83,11 +84,16 @@ int ExitCodeFromStatus(std::string_view status) {
 }
 
 Result<json> ParseJson(std::string_view text, const char* what) {
-  json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) {
+  // Bounded before the tree is built: nothing past kMaxJsonDepth reaches a copy or a dump.
+  // (nlohmann's acceptor is iterative and builds nothing.)
+  if (!json::accept(text)) {
     return MakeError(ErrorCode::kInternal, std::string("docker: unparsable ") + what + " response");
   }
-  return j;
+  if (Status bounds = CheckJsonBounds(text); !bounds.ok()) {
+    return MakeError(ErrorCode::kInternal,
+                     std::string("docker: ") + what + " response: " + bounds.error().message);
+  }
+  return json::parse(text, nullptr, /*allow_exceptions=*/false);
 }
 
 Result<ContainerInfo> InspectFromJson(const json& j) {
@@ -491,7 +497,8 @@ Result<PullLine> ParsePullLine(std::string_view line) {
 }
 
 std::string EngineMessage(std::string_view body) {
-  json j = json::parse(body, nullptr, false);
+  json j;  // discarded (null) when too deep: the raw text is shown instead
+  if (CheckJsonBounds(body).ok()) j = json::parse(body, nullptr, false);
   if (!j.is_discarded() && j.is_object()) {
     std::string m = StringOr(j, "message");
     if (!m.empty()) return m.substr(0, kMaxMessageLength);

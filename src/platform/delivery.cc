@@ -9,6 +9,8 @@
 #include <nlohmann/json.hpp>
 #include <random>
 #include <regex>
+#include <string_view>
+#include <vector>
 
 #include "common/backoff.h"
 
@@ -27,18 +29,69 @@ bool IsSecretKey(std::string key) {
   return false;
 }
 
-void MaskJson(nlohmann::ordered_json& j) {
-  if (j.is_object()) {
-    for (auto it = j.begin(); it != j.end(); ++it) {
-      if (IsSecretKey(it.key()) && !it.value().is_null() && !it.value().is_structured()) {
-        it.value() = "***";
+// Text that is not JSON is masked only this far past what the log line shows.
+constexpr size_t kMaskMargin = 1024;
+
+// Masks the scalar value of every member whose key looks secret, in valid JSON text, by one
+// pass over its tokens: no tree is built, so no depth of nesting can overflow the stack (and a
+// secret nested deeper than kMaxJsonDepth is masked like a shallow one). White space outside
+// strings is dropped, as a compact dump would.
+std::string MaskJsonText(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  std::vector<bool> in_object;  // per open level
+  bool expect_key = false;      // the next string is a key
+  bool mask_value = false;      // the next scalar is the value of a secret key
+  size_t i = 0;
+  while (i < text.size()) {
+    const char c = text[i];
+    if (c == '"') {
+      size_t end = i + 1;
+      while (end < text.size() && text[end] != '"') end += text[end] == '\\' ? 2 : 1;
+      end = std::min(end + 1, text.size());
+      const std::string_view token = text.substr(i, end - i);
+      i = end;
+      if (expect_key) {
+        auto key = nlohmann::ordered_json::parse(token, nullptr, /*allow_exceptions=*/false);
+        mask_value = key.is_string() && IsSecretKey(key.get<std::string>());
+        expect_key = false;
+        out += token;
       } else {
-        MaskJson(it.value());
+        out += mask_value ? std::string_view("\"***\"") : token;
+        mask_value = false;
       }
+    } else if (c == '{' || c == '[') {
+      in_object.push_back(c == '{');
+      expect_key = c == '{';
+      mask_value = false;  // a structured secret value is walked, not masked
+      out.push_back(c);
+      ++i;
+    } else if (c == '}' || c == ']') {
+      if (!in_object.empty()) in_object.pop_back();
+      out.push_back(c);
+      ++i;
+    } else if (c == ',') {
+      expect_key = !in_object.empty() && in_object.back();
+      out.push_back(c);
+      ++i;
+    } else if (c == ' ' || c == '\t' || c == '\n' || c == '\r') {
+      ++i;
+    } else if (c == ':') {
+      out.push_back(c);
+      ++i;
+    } else {  // a number, true, false or null
+      size_t end = i;
+      while (end < text.size() &&
+             std::string_view(",:]} \t\n\r").find(text[end]) == std::string_view::npos) {
+        ++end;
+      }
+      const std::string_view token = text.substr(i, end - i);
+      out += mask_value && token != "null" ? std::string_view("\"***\"") : token;
+      mask_value = false;
+      i = end;
     }
-  } else if (j.is_array()) {
-    for (auto& e : j) MaskJson(e);
   }
+  return out;
 }
 
 // Not JSON (an HTML error page, a truncated body): mask "key": "value" / key=value pairs.
@@ -59,17 +112,25 @@ std::string MaskText(const std::string& text) {
 }  // namespace
 
 std::string RedactForLog(std::string body, size_t max) {
-  auto j = nlohmann::ordered_json::parse(body, nullptr, /*allow_exceptions=*/false);
+  // Valid JSON (checked by nlohmann's acceptor, which is iterative) of any depth is masked
+  // token by token. Other text goes through the regular expressions, which libstdc++ matches
+  // recursively (stack frames grow with the text): only the head of it that the log line can
+  // show, plus a margin so that a secret starting there is still matched whole.
   std::string masked;
-  if (!j.is_discarded()) {
-    MaskJson(j);
-    masked = j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+  size_t unmasked = 0;  // bytes cut before masking
+  if (nlohmann::ordered_json::accept(body)) {
+    // nlohmann reads a NUL byte as the end of the input: what follows one was never JSON.
+    masked = MaskJsonText(std::string_view(body).substr(0, body.find('\0')));
   } else {
+    if (body.size() > max + kMaskMargin) {
+      unmasked = body.size() - (max + kMaskMargin);
+      body.resize(max + kMaskMargin);
+    }
     masked = MaskText(body);
   }
-  if (masked.size() > max) {
-    size_t dropped = masked.size() - max;
-    masked.resize(max);
+  if (masked.size() > max || unmasked > 0) {
+    const size_t dropped = (masked.size() > max ? masked.size() - max : 0) + unmasked;
+    masked.resize(std::min(masked.size(), max));
     masked += "...(" + std::to_string(dropped) + " more bytes)";
   }
   return masked;

@@ -4,6 +4,10 @@
 #include <cctype>
 #include <cmath>
 #include <nlohmann/json.hpp>
+#include <optional>
+#include <string_view>
+
+#include "common/json_bounds.h"
 
 namespace taolie::platform {
 namespace {
@@ -98,7 +102,9 @@ std::string BuildRegisterBody(const RegistrationInput& in) {
 }
 
 Result<RegisterResult> ParseRegisterResponse(long status, const std::string& body) {
-  Json j = Json::parse(body, nullptr, /*allow_exceptions=*/false);
+  // A body nested too deep is read as no JSON at all (no gpu_uuid, no error text).
+  Json j;
+  if (CheckJsonBounds(body).ok()) j = Json::parse(body, nullptr, /*allow_exceptions=*/false);
   auto str = [&](const char* key) -> std::string {
     if (j.is_object() && j.contains(key) && j[key].is_string()) return j[key].get<std::string>();
     return "";
@@ -198,26 +204,106 @@ std::string EscapeForLog(const std::string& s, size_t max_chars) {
   return out;
 }
 
-Result<ParsedCommands> ParseCommands(const std::string& body) {
-  Json j = Json::parse(body, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) return MakeError(ErrorCode::kInvalidArgument, "commands: not JSON");
-  if (!j.is_object()) {
-    return MakeError(ErrorCode::kInvalidArgument,
-                     std::string("commands: expected an object, got ") + j.type_name());
+namespace {
+
+// The decoded text of a string token (a key or a value; a scalar, so parsing it cannot recurse).
+std::optional<std::string> DecodeString(std::string_view token) {
+  Json s = Json::parse(token, nullptr, /*allow_exceptions=*/false);
+  if (!s.is_string()) return std::nullopt;
+  return s.get<std::string>();
+}
+
+// The value of the last member named `key` (nlohmann keeps the last of duplicates too).
+std::optional<JsonSpan> FindMember(std::string_view text, const std::vector<JsonMember>& members,
+                                   std::string_view key) {
+  std::optional<JsonSpan> found;
+  for (const auto& m : members) {
+    if (DecodeString(SpanText(text, m.key)) == key) found = m.value;
   }
-  auto it = j.find("commands");
-  if (it == j.end()) {
+  return found;
+}
+
+// An element nested deeper than kMaxJsonDepth: never parsed into a tree (copying, comparing or
+// dumping one recurses per level). Its command_id is read from its top level only, so that it
+// can be acknowledged "rejected"; without a usable one it is skipped.
+void ParseTooDeepElement(std::string_view body, const JsonSpan& element, uint64_t key,
+                         std::string where, ParsedCommands& out) {
+  const std::string why = "nested " + std::to_string(element.depth) +
+                          " levels deep, over the limit of " + std::to_string(kMaxJsonDepth);
+  auto skip = [&](const std::string& also) {
+    out.errors.push_back(CommandProblem{key, where + ": skipped: " + why + "; " + also, true});
+  };
+  if (body[element.begin] != '{') {
+    skip(std::string("not an object but ") + JsonKindName(body, element));
+    return;
+  }
+  auto members = SplitJsonObject(body, element);
+  if (!members.ok()) {
+    skip(members.error().message);
+    return;
+  }
+  auto id_span = FindMember(body, *members, "command_id");
+  if (!id_span.has_value()) {
+    skip("command_id missing");
+    return;
+  }
+  const std::string_view id_text = SpanText(body, *id_span);
+  std::optional<std::string> command_id;
+  if (id_span->depth == 0) command_id = DecodeString(id_text);
+  if (!command_id.has_value()) {
+    if (id_span->depth == 0) where += " (command_id " + EscapeForLog(std::string(id_text)) + ")";
+    skip(std::string("command_id is ") + JsonKindName(body, *id_span) + ", not a string");
+    return;
+  }
+  where += " (command_id \"" + EscapeForLog(*command_id) + "\")";
+  if (std::string bad = CommandIdProblem(*command_id); !bad.empty()) {
+    skip(bad);
+    return;
+  }
+  out.errors.push_back(CommandProblem{key, where + ": " + why + " (rejected)", false});
+  out.commands.push_back(PlatformCommand{*command_id, "", "{}", "payload " + why});
+}
+
+}  // namespace
+
+Result<ParsedCommands> ParseCommands(const std::string& body) {
+  // Validated without building a tree (nlohmann's acceptor is iterative), then split by bytes:
+  // each element is parsed on its own, and only when it is within kMaxJsonDepth.
+  if (!Json::accept(body)) return MakeError(ErrorCode::kInvalidArgument, "commands: not JSON");
+  auto top = ScanJsonValue(body);
+  if (!top.ok()) return MakeError(ErrorCode::kInvalidArgument, "commands: not JSON");
+  if (body[top->begin] != '{') {
+    return MakeError(ErrorCode::kInvalidArgument,
+                     std::string("commands: expected an object, got ") + JsonKindName(body, *top));
+  }
+  auto members = SplitJsonObject(body, *top);
+  if (!members.ok()) {
+    return MakeError(ErrorCode::kInvalidArgument, "commands: " + members.error().message);
+  }
+  auto list = FindMember(body, *members, "commands");
+  if (!list.has_value()) {
     return MakeError(ErrorCode::kInvalidArgument, "commands: missing `commands` key");
   }
-  if (!it->is_array()) {
-    return MakeError(ErrorCode::kInvalidArgument,
-                     std::string("commands: `commands` is ") + it->type_name() + ", not an array");
+  if (body[list->begin] != '[') {
+    return MakeError(ErrorCode::kInvalidArgument, std::string("commands: `commands` is ") +
+                                                      JsonKindName(body, *list) + ", not an array");
+  }
+  auto elements = SplitJsonArray(body, *list);
+  if (!elements.ok()) {
+    return MakeError(ErrorCode::kInvalidArgument, "commands: " + elements.error().message);
   }
   ParsedCommands out;
   size_t i = 0;
-  for (const auto& e : *it) {
+  for (const JsonSpan& element : *elements) {
     std::string where = "commands[" + std::to_string(i++) + "]";
-    const uint64_t key = std::hash<std::string>{}(Dump(e));
+    // The element's own bytes identify it across polls (no tree is dumped to hash it).
+    const std::string_view raw = SpanText(body, element);
+    const uint64_t key = std::hash<std::string_view>{}(raw);
+    if (element.depth > kMaxJsonDepth) {
+      ParseTooDeepElement(body, element, key, std::move(where), out);
+      continue;
+    }
+    const Json e = Json::parse(raw, nullptr, /*allow_exceptions=*/false);
     auto skip = [&](const std::string& why) {
       out.errors.push_back(CommandProblem{key, where + ": skipped: " + why, true});
     };

@@ -67,8 +67,8 @@ struct PlatformCommand {
 };
 // One malformed element of a poll: skipped (no usable command_id) or handed on for rejection.
 struct CommandProblem {
-  // Identifies the element across polls (its whole JSON text, hashed), so that the same bad
-  // element re-delivered every poll is logged once.
+  // Identifies the element across polls (its raw bytes in the poll body, hashed), so that the
+  // same bad element re-delivered every poll is logged once.
   uint64_t key = 0;
   // Printable: ids escaped and truncated (EscapeForLog), e.g.
   // `commands[0] (command_id "aaaa…"): skipped: command_id is 3000 characters, over 128`.
@@ -80,7 +80,10 @@ struct ParsedCommands {
   std::vector<CommandProblem> errors;     // one per malformed element
 };
 // InvalidArgument when the body is not JSON or not an object with a `commands` array. A bad
-// element never fails the whole poll.
+// element never fails the whole poll. An element nested deeper than kMaxJsonDepth
+// (common/json_bounds.h) is never parsed into a tree: with a usable command_id at its top level
+// it is handed on with a rejection ("payload nested N levels deep, over the limit of 64"),
+// otherwise skipped.
 Result<ParsedCommands> ParseCommands(const std::string& body);
 
 // The longest command_id the agent records and acknowledges.

@@ -416,6 +416,29 @@ TEST(DeployPayload, VolumeRootItselfAndRootSlashConfig) {
   EXPECT_FALSE(Parse(R"({"volumes": {"/": "/mnt"}})", l).ok());  // never "/" itself
 }
 
+// issue 17 item 1: validation dumps and copies parts of the payload (recursively); a payload
+// nested past the limit is refused before it is parsed, at the limit it is validated as usual.
+TEST(DeployPayload, NestingIsBoundedBeforeValidation) {
+  auto nested = [](size_t depth) { return std::string(depth, '[') + std::string(depth, ']'); };
+  for (const char* key : {"environment", "ports", "x"}) {
+    SCOPED_TRACE(key);
+    auto deep = Parse(std::string(R"({"image": "busybox", ")") + key + R"(": {"A": )" +
+                      nested(100000) + "}}");
+    ASSERT_FALSE(deep.ok());
+    EXPECT_EQ(deep.error().code, ErrorCode::kInvalidArgument);
+    EXPECT_EQ(deep.error().message,
+              "payload: JSON nested 100002 levels deep, over the limit of 64");
+  }
+  EXPECT_TRUE(Parse(R"({"image": "busybox", "x": )" + nested(63) + "}").ok());
+  auto over = Parse(R"({"image": "busybox", "x": )" + nested(64) + "}");
+  ASSERT_FALSE(over.ok());
+  EXPECT_NE(over.error().message.find("65 levels deep"), std::string::npos);
+  auto terminate =
+      ParseTerminatePayload(R"({"deployment_id": "d", "reason": )" + nested(100000) + "}");
+  ASSERT_FALSE(terminate.ok());
+  EXPECT_NE(terminate.error().message.find("over the limit of 64"), std::string::npos);
+}
+
 TEST(DeployPayload, CommandIdMustBeUsableAsIdWhenNoDeploymentId) {
   auto bad = ParseDeployPayload("../evil", "{}", TestLimits());
   ASSERT_FALSE(bad.ok());

@@ -401,6 +401,24 @@ TEST(ParsePullLineTest, ProgressAndErrors) {
   EXPECT_FALSE(ParsePullLine("{oops").ok());
 }
 
+// issue 17 item 1: an Engine answer nested past the limit is refused before any tree is built.
+TEST(ParseInspectTest, TooDeepAnswersAreRefused) {
+  const std::string deep = std::string(100000, '[') + std::string(100000, ']');
+  auto inspect = ParseInspect(R"({"Id": "abc", "Config": {"Labels": )" + deep + "}}");
+  ASSERT_FALSE(inspect.ok());
+  EXPECT_EQ(inspect.error().message,
+            "docker: inspect response: JSON nested 100002 levels deep, over the limit of 64");
+  EXPECT_FALSE(ParseList("[" + deep + "]").ok());
+  EXPECT_FALSE(ParsePullLine(R"({"status": )" + deep + "}").ok());
+  EXPECT_TRUE(
+      ParsePullLine(R"({"status": "x", "y": )" + std::string(63, '[') + std::string(63, ']') + "}")
+          .ok());
+  // An error body that deep is shown as raw text (capped), never parsed.
+  const std::string message = EngineMessage(R"({"message": )" + deep + "}");
+  EXPECT_EQ(message.rfind(R"({"message": [[[)", 0), 0u);
+  EXPECT_LE(message.size(), 2048u);
+}
+
 TEST(EngineErrorsTest, MessagesAndCodes) {
   EXPECT_EQ(EngineMessage(R"({"message":"No such container: x"})"), "No such container: x");
   EXPECT_EQ(EngineMessage("page not found\n"), "page not found");

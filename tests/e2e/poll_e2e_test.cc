@@ -23,6 +23,29 @@ class PollTest : public AgentE2eTest {
     }
     return out;
   }
+  // Queues a deploy of the SSH image as `deployment_id` (command "cmd-<id>"), next to whatever
+  // malformed elements the raw poll reply carries, and checks that it runs and is acked.
+  void ExpectValidDeployRuns(const std::string& deployment_id) {
+    json payload = {
+        {"deployment_id", deployment_id}, {"image", SshImage()}, {"ports", {{"22", 22}}}};
+    std::string cmd =
+        sim_->QueueCommand(agent_id_, "deploy", payload.dump(), "cmd-" + deployment_id);
+    json success = WaitEvent(deployment_id, "success", 120s);
+    ASSERT_FALSE(success.is_null()) << "the valid command next to malformed ones did not deploy";
+    json ack = Ack(cmd, 30s);
+    ASSERT_FALSE(ack.is_null());
+    EXPECT_EQ(ack["result"], "succeeded");
+    auto c = Containers(deployment_id);
+    ASSERT_EQ(c.size(), 1u);
+    EXPECT_TRUE(c[0].running);
+  }
+  // The first ack sent for `command_id`, one the simulator never queued (it answers 404, but
+  // the ack was sent).
+  json UnqueuedAck(const std::string& command_id) {
+    const std::string path = "/api/host-agents/" + agent_id_ + "/commands/" + command_id + "/ack";
+    if (!sim::Simulator::WaitFor([&] { return !sim_->Requests(path).empty(); }, 30s)) return {};
+    return json::parse(sim_->Requests(path).front().body);
+  }
   size_t Count(const std::string& haystack, const std::string& needle) {
     size_t n = 0;
     for (size_t at = haystack.find(needle); at != std::string::npos;
@@ -43,23 +66,11 @@ TEST_F(PollTest, MalformedCommandsFirstInEveryPollNeverHoldBackTheValidOne) {
        json{{"command_id", std::string("nul\0id", 6)}, {"command_type", "deploy"}},
        json{{"command_id", "bad-type-1"}, {"command_type", 7}, {"payload", json::object()}}});
   sim_->SetRawPollReply(agent_id_, raw.dump());
-  json payload = {{"deployment_id", "poll-ok-1"}, {"image", SshImage()}, {"ports", {{"22", 22}}}};
-  std::string cmd = sim_->QueueCommand(agent_id_, "deploy", payload.dump(), "cmd-poll-ok-1");
+  ASSERT_NO_FATAL_FAILURE(ExpectValidDeployRuns("poll-ok-1"));
 
-  json success = WaitEvent("poll-ok-1", "success", 120s);
-  ASSERT_FALSE(success.is_null()) << "the valid command after the malformed ones did not deploy";
-  json ack = Ack(cmd, 30s);
-  ASSERT_FALSE(ack.is_null());
-  EXPECT_EQ(ack["result"], "succeeded");
-  auto c = Containers("poll-ok-1");
-  ASSERT_EQ(c.size(), 1u);
-  EXPECT_TRUE(c[0].running);
-
-  // The bad command_type has an id: acknowledged "rejected" with the reason (the simulator
-  // answers 404 since it never queued that id, but the ack was sent).
-  const std::string bad_ack = "/api/host-agents/" + agent_id_ + "/commands/bad-type-1/ack";
-  ASSERT_TRUE(sim::Simulator::WaitFor([&] { return !sim_->Requests(bad_ack).empty(); }, 30s));
-  json rejected = json::parse(sim_->Requests(bad_ack).front().body);
+  // The bad command_type has an id: acknowledged "rejected" with the reason.
+  json rejected = UnqueuedAck("bad-type-1");
+  ASSERT_FALSE(rejected.is_null());
   EXPECT_EQ(rejected["result"], "rejected");
   EXPECT_NE(rejected["error"].get<std::string>().find("command_type"), std::string::npos);
 
@@ -72,6 +83,36 @@ TEST_F(PollTest, MalformedCommandsFirstInEveryPollNeverHoldBackTheValidOne) {
   EXPECT_NE(log.find("(command_id \"" + std::string(64, 'x') + "\u2026\")"), std::string::npos);
   EXPECT_EQ(log.find(std::string(65, 'x')), std::string::npos) << "an id was logged untruncated";
   EXPECT_TRUE(agent_->Running());
+}
+
+// issue 17 item 1: one element nested 100 000 deep (200 KB) crashed the agent (a recursive
+// dump() hashed every element) at every poll that carried it. Now it is acknowledged
+// "rejected" with the reason, an unidentifiable deep element is skipped, and the valid deploy
+// in the same poll deploys.
+TEST_F(PollTest, TooDeepCommandIsRejectedAndTheValidOneDeploys) {
+  StartAgent();
+  const size_t kDepth = 100000;
+  const std::string deep = std::string(kDepth, '[') + std::string(kDepth, ']');
+  sim_->SetRawPollReply(agent_id_, R"([{"command_id": "deep-e2e-1", "command_type": "deploy", )"
+                                   R"("payload": {"image": "busybox", "x": )" +
+                                       deep + R"(}}, {"payload": )" + deep + "}]");
+  ASSERT_NO_FATAL_FAILURE(ExpectValidDeployRuns("poll-deep-ok"));
+
+  json rejected = UnqueuedAck("deep-e2e-1");
+  ASSERT_FALSE(rejected.is_null());
+  EXPECT_EQ(rejected["result"], "rejected");
+  EXPECT_EQ(rejected["error"], "payload nested 100002 levels deep, over the limit of 64");
+  EXPECT_TRUE(Containers("deep-e2e-1").empty());
+
+  // Later polls carry both again: the agent stays up and logs each element once.
+  ASSERT_TRUE(WaitForPolls(3));
+  EXPECT_TRUE(agent_->Running());
+  std::string log = agent_->Log();
+  EXPECT_EQ(Count(log, R"((command_id "deep-e2e-1"): nested 100002 levels deep)"), 1u);
+  EXPECT_EQ(Count(log,
+                  "commands[1]: skipped: nested 100001 levels deep, over the limit of 64; "
+                  "command_id missing"),
+            1u);
 }
 
 // A deploy whose deployment_id already belongs to another command's deployment is refused:

@@ -357,6 +357,40 @@ TEST(RedactForLog, MasksSecretsAndTruncates) {
   EXPECT_LT(cut.size(), 130u);
 }
 
+// issue 17 item 1: the masker walked the parsed tree recursively and dumped it (also
+// recursive): a 100 000-deep error body from the platform overflowed the stack.
+TEST(RedactForLog, DeepBodyDoesNotCrashAndShallowSecretsStayMasked) {
+  const size_t kDepth = 100000;
+  const std::string deep =
+      std::string(kDepth, '[') + R"({"token":"deepsecret"})" + std::string(kDepth, ']');
+  const std::string body =
+      R"({"password": "hunter22", "n": 5, "api_key": 12345, "secret": null, "x": )" + deep +
+      R"(, "detail": "bad \"password\": 1"})";
+  const std::string out = RedactForLog(body, 100);
+  EXPECT_EQ(out.rfind(R"({"password":"***","n":5,"api_key":"***","secret":null,"x":[[[)", 0), 0u)
+      << out.substr(0, 200);
+  EXPECT_EQ(out.find("hunter22"), std::string::npos);
+  EXPECT_EQ(out.find("12345"), std::string::npos);
+  EXPECT_NE(out.find("more bytes)"), std::string::npos);
+  // Masked at every depth: the whole text, cut nowhere.
+  const std::string all = RedactForLog(body, body.size() * 2);
+  EXPECT_EQ(all.find("deepsecret"), std::string::npos);
+  EXPECT_NE(all.find(R"({"token":"***"})"), std::string::npos);
+  EXPECT_NE(all.find(R"("detail":"bad \"password\": 1")"), std::string::npos);  // a value, kept
+
+  // nlohmann reads a NUL byte as the end of the input: nothing after one is logged unmasked.
+  const std::string nul = std::string(R"({"a":1})") + '\0' + R"( "password": "hunter22")";
+  EXPECT_EQ(RedactForLog(nul, 1000), R"({"a":1})");
+
+  // Not JSON (truncated, so the acceptor refuses it) and long: the regular expressions see a
+  // bounded head only, and the secret in it is masked.
+  const std::string text = R"(<html>"password": "abc" )" + deep.substr(0, kDepth + 10);
+  const std::string t = RedactForLog(text, 300);
+  EXPECT_EQ(t.find("abc"), std::string::npos) << t.substr(0, 200);
+  EXPECT_NE(t.find(std::to_string(text.size() - 300) + " more bytes"), std::string::npos)
+      << t.substr(300);
+}
+
 TEST(HttpsPlatformApiOptions, JoinAndLoopback) {
   EXPECT_EQ(HttpsPlatformApi::JoinUrl("https://a.b", "/api/x"), "https://a.b/api/x");
   EXPECT_EQ(HttpsPlatformApi::JoinUrl("https://a.b/", "/api/x"), "https://a.b/api/x");

@@ -352,6 +352,112 @@ TEST(Messages, ParseCommandsTableOfMalformedElements) {
   EXPECT_TRUE(empty->errors.empty());
 }
 
+std::string DeepValue(size_t depth) { return std::string(depth, '[') + std::string(depth, ']'); }
+
+// issue 17 item 1: a value nested 100 000 deep (200 KB) crashed the agent in the recursive
+// dump() that hashed each element; now it is rejected on its own, the others go on.
+TEST(Messages, ParseCommandsRejectsTooDeepElementAndKeepsTheOthers) {
+  const std::string deep =
+      R"({"command_id": "deep-1", "command_type": "deploy", "payload": {"x": )" +
+      DeepValue(100000) + "}}";
+  const std::string valid =
+      R"({"command_id": "ok-1", "command_type": "deploy", "payload": {"image": "busybox"}})";
+  const std::string body = R"({"commands": [)" + deep + ", " + valid + "]}";
+  auto r = ParseCommands(body);
+  ASSERT_TRUE(r.ok()) << r.error().ToString();
+  ASSERT_EQ(r->commands.size(), 2u);
+  const PlatformCommand& rejected = r->commands[0];
+  EXPECT_EQ(rejected.command_id, "deep-1");
+  EXPECT_EQ(rejected.payload_json, "{}");  // never stored
+  EXPECT_EQ(rejected.rejection, "payload nested 100002 levels deep, over the limit of 64");
+  const PlatformCommand& ok = r->commands[1];
+  EXPECT_EQ(ok.command_id, "ok-1");
+  EXPECT_EQ(ok.command_type, "deploy");
+  EXPECT_EQ(ok.payload_json, R"({"image":"busybox"})");
+  EXPECT_TRUE(ok.rejection.empty());
+  ASSERT_EQ(r->errors.size(), 1u);
+  EXPECT_FALSE(r->errors[0].skipped);
+  EXPECT_EQ(r->errors[0].message,
+            R"(commands[0] (command_id "deep-1"): nested 100002 levels deep, over the limit of )"
+            R"(64 (rejected))");
+
+  // The dedupe key is the hash of the element's bytes: stable across re-delivery (also at
+  // another position), distinct from another deep element.
+  auto again = ParseCommands(R"({"commands": [)" + valid + ",\n  " + deep + "]}");
+  ASSERT_TRUE(again.ok());
+  ASSERT_EQ(again->errors.size(), 1u);
+  EXPECT_EQ(again->errors[0].key, r->errors[0].key);
+  EXPECT_EQ(again->commands[1].command_id, "deep-1");
+  auto other =
+      ParseCommands(R"({"commands": [)" + deep.substr(0, deep.size() - 2) + R"(,"y":1}}]})");
+  ASSERT_TRUE(other.ok());
+  ASSERT_EQ(other->errors.size(), 1u);
+  EXPECT_NE(other->errors[0].key, r->errors[0].key);
+}
+
+TEST(Messages, ParseCommandsTooDeepElementsTable) {
+  const std::string d = DeepValue(100000);
+  struct Row {
+    std::string element;
+    bool rejected;        // true: handed on with its id; false: skipped
+    std::string message;  // a part of the logged message
+  };
+  const std::vector<Row> rows = {
+      // Exactly at the limit: parsed as usual (element 1 + payload 1 + x 62 = 64).
+      {R"({"command_id": "c", "command_type": "deploy", "payload": {"x": )" + DeepValue(62) + "}}",
+       false, ""},
+      {R"({"command_id": "c", "command_type": "deploy", "payload": {"x": )" + DeepValue(63) + "}}",
+       true, "nested 65 levels deep, over the limit of 64 (rejected)"},
+      // The id is read at the top level whatever comes before or after it.
+      {R"({"payload": )" + d + R"(, "command_id": "late-id"})", true, "(command_id \"late-id\")"},
+      {R"({"command_id": "first", "command_id": "last", "p": )" + d + "}", true,
+       "(command_id \"last\")"},
+      {R"({"command\u005fid": "esc", "p": )" + d + "}", true, "(command_id \"esc\")"},
+      // No usable id: skipped (logged once per key).
+      {d, false,
+       "commands[0]: skipped: nested 100000 levels deep, over the limit of 64; not an "
+       "object but array"},
+      {R"({"p": )" + d + "}", false, "; command_id missing"},
+      {R"({"command_id": 7, "p": )" + d + "}", false,
+       "(command_id 7): skipped: nested 100001 levels deep, over the limit of 64; command_id is "
+       "number, not a string"},
+      {R"({"command_id": )" + d + "}", false, "command_id is array, not a string"},
+      {R"({"command_id": "", "p": )" + d + "}", false, "command_id is empty"},
+      {R"({"command_id": "a\nb", "p": )" + d + "}", false,
+       R"((command_id "a\x0Ab"): skipped: nested 100001 levels deep, over the limit of 64; )"
+       R"(command_id contains a control character)"},
+  };
+  for (const auto& row : rows) {
+    SCOPED_TRACE(row.element.substr(0, 120));
+    auto r = ParseCommands(R"({"commands": [)" + row.element +
+                           R"(, {"command_id": "ok-1", "command_type": "terminate"}]})");
+    ASSERT_TRUE(r.ok()) << r.error().ToString();
+    ASSERT_FALSE(r->commands.empty());
+    EXPECT_EQ(r->commands.back().command_id, "ok-1");
+    EXPECT_TRUE(r->commands.back().rejection.empty());
+    if (row.message.empty()) {  // within the limit
+      ASSERT_EQ(r->commands.size(), 2u);
+      EXPECT_TRUE(r->errors.empty());
+      EXPECT_TRUE(r->commands[0].rejection.empty());
+      EXPECT_EQ(r->commands[0].payload_json.size(), 5u + 62 * 2 + 1);
+      continue;
+    }
+    ASSERT_EQ(r->errors.size(), 1u);
+    EXPECT_NE(r->errors[0].message.find(row.message), std::string::npos) << r->errors[0].message;
+    EXPECT_EQ(r->errors[0].skipped, !row.rejected);
+    EXPECT_LT(r->errors[0].message.size(), 400u);
+    ASSERT_EQ(r->commands.size(), row.rejected ? 2u : 1u);
+    if (row.rejected) {
+      EXPECT_NE(r->commands[0].rejection.find("over the limit of 64"), std::string::npos);
+      EXPECT_EQ(r->commands[0].payload_json, "{}");
+    }
+  }
+  // A body whose `commands` is not an array, or not JSON at all, stays a bad body, however deep.
+  EXPECT_FALSE(ParseCommands(R"({"commands": {"a": )" + d + "}}").ok());
+  EXPECT_FALSE(ParseCommands(R"({"commands": [)" + d + "}").ok());
+  EXPECT_FALSE(ParseCommands(d).ok());
+}
+
 TEST(Messages, CommandIdProblem) {
   EXPECT_EQ(CommandIdProblem("cmd-1"), "");
   EXPECT_EQ(CommandIdProblem("caf\u00e9 \u2603"), "");  // UTF-8 that is not a control char

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "common/json_bounds.h"
 #include "domain/image_reference.h"
 
 namespace taolie::agent {
@@ -684,6 +685,12 @@ Result<DeploySpec> ParseDeployPayload(const std::string& command_id,
                                       const std::string& payload_json,
                                       const ValidationLimits& limits) {
   try {
+    // Bounded before the tree is built: the validation walks, copies and dumps parts of it.
+    // (nlohmann's acceptor is iterative and builds nothing.)
+    if (!Json::accept(payload_json)) return Invalid("payload: is not valid JSON");
+    if (Status bounds = CheckJsonBounds(payload_json); !bounds.ok()) {
+      return Invalid("payload: " + bounds.error().message);
+    }
     Json obj = Json::parse(payload_json, nullptr, /*allow_exceptions=*/false);
     if (obj.is_discarded()) return Invalid("payload: is not valid JSON");
     return ParseDeployObject(command_id, obj, limits);
@@ -782,6 +789,10 @@ Result<DeploySpec> SpecFromJson(const std::string& json_text) {
 
 Result<TerminateSpec> ParseTerminatePayload(const std::string& payload_json) {
   try {
+    if (!Json::accept(payload_json)) return Invalid("payload: is not valid JSON");
+    if (Status bounds = CheckJsonBounds(payload_json); !bounds.ok()) {
+      return Invalid("payload: " + bounds.error().message);
+    }
     Json obj = Json::parse(payload_json, nullptr, /*allow_exceptions=*/false);
     if (obj.is_discarded()) return Invalid("payload: is not valid JSON");
     if (!obj.is_object()) {
