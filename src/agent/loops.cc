@@ -587,6 +587,12 @@ Status GpuHealthLoop::RunOnce(std::stop_token /*stop*/) {
   // is unchanged: these are its standing for rentals).
   auto held = rt_.GpusHeldBack();
   for (auto& v : verdicts) {
+    if (auto rec = std::find_if(gpus.begin(), gpus.end(),
+                                [&](const store::GpuRecord& g) { return g.uuid == v.uuid; });
+        rec != gpus.end() && rec->quarantined_since) {
+      v.quarantined = true;
+      v.quarantine_reason = rec->quarantine_reason;
+    }
     if (auto q = quarantined.find(v.uuid); q != quarantined.end()) {
       HealthCheck c;
       c.name = "quarantine";
