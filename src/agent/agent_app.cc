@@ -12,6 +12,7 @@
 
 #include "agent/api_token.h"
 #include "agent/container_spec.h"
+#include "agent/data_dir.h"
 #include "agent/failpoints.h"
 #include "agent/gpu_source.h"
 #include "agent/image_prefetch.h"
@@ -181,6 +182,8 @@ Result<std::unique_ptr<AgentApp>> AgentApp::Create(const config::Config& cfg,
   impl->cfg = cfg;
   impl->version = version;
   InitFailpoints();
+  // The state directory first: the managed database and the admin token live in it.
+  TAOLIE_RETURN_IF_ERROR(EnsureDataDir(cfg.data_dir));
 
   // Database: managed (private cluster under data_dir) or external.
   std::string conninfo;
