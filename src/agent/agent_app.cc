@@ -349,6 +349,12 @@ Status AgentApp::Start() {
     spdlog::warn("start-up reconciliation incomplete: {} (retried by the duration monitor)",
                  st.error().ToString());
   }
+  // GPUs left dirty by the last rentals (ended before a restart, or just now by the
+  // reconciler) are verified now, not at the first metrics round: a deploy right after the
+  // start finds them free when they are idle.
+  if (!m.engine->dirty_gpus().VerifyNow() && d.gpus.Available()) {
+    spdlog::warn("start-up: dirty GPUs not verified yet (store or GPUs not readable)");
+  }
 
   auto add = [&](std::unique_ptr<Loop> loop, int interval_s, int splay_ms) {
     auto runner = std::make_unique<PeriodicRunner>(*loop, std::chrono::seconds(interval_s),
@@ -357,7 +363,8 @@ Status AgentApp::Start() {
     m.runners.push_back(std::move(runner));
     return m.runners.back().get();
   };
-  add(std::make_unique<GpuMetricsLoop>(d, *m.rt), mon.gpu_metrics_interval, 0);
+  add(std::make_unique<GpuMetricsLoop>(d, *m.rt, m.engine->dirty_gpus()), mon.gpu_metrics_interval,
+      0);
   add(std::make_unique<GpuHealthLoop>(d, *m.rt, &m.tool_runner), mon.gpu_health_interval,
       mon.gpu_health_interval * 1000);
   // After the first registration, every loop is woken: those that waited for it go at once.
