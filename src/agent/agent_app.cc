@@ -89,7 +89,8 @@ telemetry::ApiRoutes LocalApiRoutes(AgentApp& app, AgentApp::Impl& m);
 // webhook nor an e-mail address is set.
 std::unique_ptr<telemetry::Alerter> MakeAlerter(const config::Config& cfg,
                                                 const std::string& agent_id,
-                                                const std::string& version, const Clock& clock) {
+                                                const std::string& version, const Clock& clock,
+                                                host::CommandRunner& runner) {
   const config::AlertsConfig& al = cfg.monitoring.alerts;
   std::vector<std::unique_ptr<telemetry::AlertChannel>> channels;
   if (!al.webhook_url.empty()) {
@@ -110,7 +111,25 @@ std::unique_ptr<telemetry::Alerter> MakeAlerter(const config::Config& cfg,
     o.password = al.smtp_password;
     o.from = al.email_from.empty() ? "taolie-host-agent@" + std::string(host) : al.email_from;
     o.to = telemetry::SplitAddresses(al.email_to);
-    channels.push_back(telemetry::MakeSmtpChannel(o));
+    if (!al.smtp_host.empty()) {
+      channels.push_back(telemetry::MakeSmtpChannel(o));
+    } else if (::access(telemetry::kSendmailPath, X_OK) == 0) {
+      // No smtp_host (the config loader warned): the host's MTA takes the mail.
+      telemetry::SendmailOptions s;
+      s.from = o.from;
+      s.to = o.to;
+      channels.push_back(telemetry::MakeSendmailChannel(s, runner));
+      spdlog::info("alerts: e-mail handed to {} (no monitoring.alerts.smtp_host)", s.path);
+    } else {
+      // Nor a sendmail: the MTA listening on this host's loopback, in plain SMTP (the mail
+      // never leaves the host on this hop; no credentials are sent).
+      o.host = "localhost";
+      o.starttls = false;
+      o.tls = false;
+      channels.push_back(telemetry::MakeSmtpChannel(o));
+      spdlog::info("alerts: e-mail sent to the local MTA at localhost:{} (no smtp_host, no {})",
+                   o.port, telemetry::kSendmailPath);
+    }
   }
   if (channels.empty()) return nullptr;
   telemetry::AlerterOptions ao;
@@ -324,7 +343,7 @@ Result<std::unique_ptr<AgentApp>> AgentApp::Create(const config::Config& cfg,
                                           return text.str();
                                         });
   impl->rt->set_isolation(impl->isolation.get());
-  impl->alerter = MakeAlerter(cfg, agent_id, version, impl->clock);
+  impl->alerter = MakeAlerter(cfg, agent_id, version, impl->clock, impl->tool_runner);
   impl->rt->set_alerts(impl->alerter.get());
   return std::unique_ptr<AgentApp>(new AgentApp(std::move(impl)));
 }
