@@ -65,7 +65,9 @@ void DirtyGpuVerifier::Check(const std::vector<gpu::GpuSample>& samples,
   }
   const auto mono = d_.clock.Monotonic();
   bool cleared = false;
-  for (const auto& [uuid, after] : dirty) {
+  for (const auto& entry : dirty) {
+    const std::string& uuid = entry.first;
+    const std::string& after = entry.second;
     auto sample = std::find_if(samples.begin(), samples.end(),
                                [&](const gpu::GpuSample& x) { return x.uuid == uuid; });
     if (sample == samples.end()) {  // absent from NVML: stays dirty, not judged
@@ -124,7 +126,7 @@ bool DirtyGpuVerifier::VerifyNow() {
 }
 
 bool DirtyGpuVerifier::WaitWhile(const std::function<bool()>& waits, std::chrono::seconds max_wait,
-                                 std::stop_token stop, const std::string& who) {
+                                 const std::stop_token& stop, const std::string& who) {
   const MonoTime start = d_.clock.Monotonic();
   // Bounded by the clock and by a count of one-second rounds (a clock that never moves).
   for (int64_t round = 0; round <= max_wait.count(); ++round) {

@@ -13,6 +13,7 @@
 #include <set>
 #include <stop_token>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "agent/runtime.h"
@@ -63,7 +64,7 @@ inline constexpr std::chrono::seconds kGpuVerificationWait{30};
 // found clean is cleared in the store and Runtime::claims_generation is bumped.
 class DirtyGpuVerifier {
  public:
-  DirtyGpuVerifier(Deps deps, Runtime& rt) : d_(deps), rt_(rt) {}
+  DirtyGpuVerifier(Deps deps, Runtime& rt) : d_(std::move(deps)), rt_(rt) {}
 
   // Judges every GPU that `rows` (the store's GPU list) marks dirty against `samples`.
   void Check(const std::vector<gpu::GpuSample>& samples, const std::vector<store::GpuRecord>& rows);
@@ -79,7 +80,7 @@ class DirtyGpuVerifier {
   // turned false (verified, or nothing to wait for), false when the time ran out or stopped.
   // `who` names the waiter in the log (only when it does wait).
   bool WaitWhile(const std::function<bool()>& waits, std::chrono::seconds max_wait,
-                 std::stop_token stop, const std::string& who);
+                 const std::stop_token& stop, const std::string& who);
 
  private:
   Deps d_;
