@@ -96,6 +96,48 @@ Status CheckTotals(const AdmissionInput& in, ResourceLimits* limits) {
 
 }  // namespace
 
+std::vector<GpuSlot> GpuSlotsOf(const std::vector<store::GpuRecord>& rows) {
+  std::vector<GpuSlot> out;
+  out.reserve(rows.size());
+  for (const auto& g : rows) {
+    out.push_back({g.uuid, g.present, g.health, g.deployment_id, g.dirty_since.has_value()});
+  }
+  return out;
+}
+
+bool WaitsForGpusUnderVerification(
+    const DeploySpec& spec, const std::vector<GpuSlot>& gpus,
+    const std::function<bool(const std::string& uuid)>& under_verification) {
+  auto could_be_free = [](const GpuSlot& g) {
+    return g.present && g.deployment_id.empty() && domain::Rentable(g.health);
+  };
+  if (!spec.gpu_uuids.empty()) {
+    bool waits = false;
+    for (const auto& uuid : spec.gpu_uuids) {
+      auto g =
+          std::find_if(gpus.begin(), gpus.end(), [&](const GpuSlot& s) { return s.uuid == uuid; });
+      if (g == gpus.end() || !could_be_free(*g)) return false;  // refused whatever happens
+      if (g->dirty) {
+        if (!under_verification(uuid)) return false;
+        waits = true;
+      }
+    }
+    return waits;
+  }
+  if (spec.gpu_count <= 0) return false;
+  int free = 0;
+  int verifying = 0;
+  for (const auto& g : gpus) {
+    if (!could_be_free(g)) continue;
+    if (!g.dirty) {
+      ++free;
+    } else if (under_verification(g.uuid)) {
+      ++verifying;
+    }
+  }
+  return spec.gpu_count > free && spec.gpu_count <= free + verifying;
+}
+
 Result<AdmissionPlan> Admit(const AdmissionInput& in) {
   const DeploySpec& spec = *in.spec;
   if (!in.isolation_problem.empty()) {

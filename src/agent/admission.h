@@ -15,6 +15,7 @@
 #include "config/config.h"
 #include "domain/deployment.h"
 #include "domain/enums.h"
+#include "store/records.h"
 
 namespace taolie::agent {
 
@@ -89,6 +90,17 @@ ResourceLimits AdmittedLimits(const DeploySpec& spec, ResourceLimits computed);
 // max(1, GPUs on the host), in MiB (0 = unknown size: no quota).
 int64_t HostDiskQuotaMb(const config::DeploymentConfig& cfg, uint64_t docker_root_total_bytes,
                         int host_gpus);
+
+// The store's GPU rows as admission sees them.
+std::vector<GpuSlot> GpuSlotsOf(const std::vector<store::GpuRecord>& rows);
+
+// Whether a deploy refused for want of GPUs now would be admitted once GPUs under verification
+// (freed by an ended rental, dirty, not held back: `under_verification`) are found clean: by
+// count, when the free clean GPUs are too few but enough with those; by name, when a named
+// GPU is free but under verification. The deploy then waits for them (issue 17 item 7).
+bool WaitsForGpusUnderVerification(
+    const DeploySpec& spec, const std::vector<GpuSlot>& gpus,
+    const std::function<bool(const std::string& uuid)>& under_verification);
 
 // A deploy's deployment_id must be new, or belong to this very command (a re-delivery or a
 // resume). One that belongs to another command is refused: InvalidArgument with the reason.

@@ -12,6 +12,7 @@
 
 #include "agent/api_token.h"
 #include "agent/container_spec.h"
+#include "agent/data_dir.h"
 #include "agent/failpoints.h"
 #include "agent/gpu_source.h"
 #include "agent/image_prefetch.h"
@@ -89,7 +90,8 @@ telemetry::ApiRoutes LocalApiRoutes(AgentApp& app, AgentApp::Impl& m);
 // webhook nor an e-mail address is set.
 std::unique_ptr<telemetry::Alerter> MakeAlerter(const config::Config& cfg,
                                                 const std::string& agent_id,
-                                                const std::string& version, const Clock& clock) {
+                                                const std::string& version, const Clock& clock,
+                                                host::CommandRunner& runner) {
   const config::AlertsConfig& al = cfg.monitoring.alerts;
   std::vector<std::unique_ptr<telemetry::AlertChannel>> channels;
   if (!al.webhook_url.empty()) {
@@ -110,7 +112,25 @@ std::unique_ptr<telemetry::Alerter> MakeAlerter(const config::Config& cfg,
     o.password = al.smtp_password;
     o.from = al.email_from.empty() ? "taolie-host-agent@" + std::string(host) : al.email_from;
     o.to = telemetry::SplitAddresses(al.email_to);
-    channels.push_back(telemetry::MakeSmtpChannel(o));
+    if (!al.smtp_host.empty()) {
+      channels.push_back(telemetry::MakeSmtpChannel(o));
+    } else if (::access(telemetry::kSendmailPath, X_OK) == 0) {
+      // No smtp_host (the config loader warned): the host's MTA takes the mail.
+      telemetry::SendmailOptions s;
+      s.from = o.from;
+      s.to = o.to;
+      channels.push_back(telemetry::MakeSendmailChannel(s, runner));
+      spdlog::info("alerts: e-mail handed to {} (no monitoring.alerts.smtp_host)", s.path);
+    } else {
+      // Nor a sendmail: the MTA listening on this host's loopback, in plain SMTP (the mail
+      // never leaves the host on this hop; no credentials are sent).
+      o.host = "localhost";
+      o.starttls = false;
+      o.tls = false;
+      channels.push_back(telemetry::MakeSmtpChannel(o));
+      spdlog::info("alerts: e-mail sent to the local MTA at localhost:{} (no smtp_host, no {})",
+                   o.port, telemetry::kSendmailPath);
+    }
   }
   if (channels.empty()) return nullptr;
   telemetry::AlerterOptions ao;
@@ -182,6 +202,8 @@ Result<std::unique_ptr<AgentApp>> AgentApp::Create(const config::Config& cfg,
   impl->cfg = cfg;
   impl->version = version;
   InitFailpoints();
+  // The state directory first: the managed database and the admin token live in it.
+  TAOLIE_RETURN_IF_ERROR(EnsureDataDir(cfg.data_dir));
 
   // Database: managed (private cluster under data_dir) or external.
   std::string conninfo;
@@ -343,7 +365,7 @@ Result<std::unique_ptr<AgentApp>> AgentApp::Create(const config::Config& cfg,
       },
       ipv6);
   impl->rt->set_isolation(impl->isolation.get());
-  impl->alerter = MakeAlerter(cfg, agent_id, version, impl->clock);
+  impl->alerter = MakeAlerter(cfg, agent_id, version, impl->clock, impl->tool_runner);
   impl->rt->set_alerts(impl->alerter.get());
   return std::unique_ptr<AgentApp>(new AgentApp(std::move(impl)));
 }
@@ -368,6 +390,12 @@ Status AgentApp::Start() {
     spdlog::warn("start-up reconciliation incomplete: {} (retried by the duration monitor)",
                  st.error().ToString());
   }
+  // GPUs left dirty by the last rentals (ended before a restart, or just now by the
+  // reconciler) are verified now, not at the first metrics round: a deploy right after the
+  // start finds them free when they are idle.
+  if (!m.engine->dirty_gpus().VerifyNow() && d.gpus.Available()) {
+    spdlog::warn("start-up: dirty GPUs not verified yet (store or GPUs not readable)");
+  }
 
   auto add = [&](std::unique_ptr<Loop> loop, int interval_s, int splay_ms) {
     auto runner = std::make_unique<PeriodicRunner>(*loop, std::chrono::seconds(interval_s),
@@ -376,7 +404,8 @@ Status AgentApp::Start() {
     m.runners.push_back(std::move(runner));
     return m.runners.back().get();
   };
-  add(std::make_unique<GpuMetricsLoop>(d, *m.rt), mon.gpu_metrics_interval, 0);
+  add(std::make_unique<GpuMetricsLoop>(d, *m.rt, m.engine->dirty_gpus()), mon.gpu_metrics_interval,
+      0);
   add(std::make_unique<GpuHealthLoop>(d, *m.rt, &m.tool_runner), mon.gpu_health_interval,
       mon.gpu_health_interval * 1000);
   // After the first registration, every loop is woken: those that waited for it go at once.

@@ -204,6 +204,18 @@ void CommandHandler::ProcessDeploy(const store::CommandRecord& cmd, std::stop_to
     return;
   }
 
+  // GPUs freed by an ended rental and still under verification (agent/gpu_cleanliness.h):
+  // waited for here, on this deploy's lane and outside the admission lock, rather than refused.
+  const auto waits = [&] {
+    auto rows = deps.store.ListGpus();
+    return rows.ok() && !cancel->stop_requested() &&
+           WaitsForGpusUnderVerification(spec, GpuSlotsOf(*rows), [&](const std::string& u) {
+             return ctx_.dirty_gpus.UnderVerification(u);
+           });
+  };
+  (void)ctx_.dirty_gpus.WaitWhile(waits, kGpuVerificationWait, stop,
+                                  "deploy " + spec.deployment_id);
+
   // Admission: choose GPUs and ports and claim them atomically with the deployment row.
   // Serialised, but only admission: a long pull of one rental never holds up another's.
   std::unique_lock admit(admit_mu_);
@@ -236,9 +248,7 @@ void CommandHandler::ProcessDeploy(const store::CommandRecord& cmd, std::stop_to
   }
   AdmissionInput in;
   in.spec = &spec;
-  for (const auto& g : *gpus) {
-    in.gpus.push_back({g.uuid, g.present, g.health, g.deployment_id, g.dirty_since.has_value()});
-  }
+  in.gpus = GpuSlotsOf(*gpus);
   for (const auto& a : *allocated) in.ports_in_db.insert(a.host_port);
   if (auto f = deps.host.Facts(); f.ok()) {
     in.capacity = HostCapacity{f->ram_total_bytes, f->cpu_logical, 0};

@@ -134,6 +134,9 @@ void CheckEcc(GpuHealth& g, const gpu::GpuSample& s, const HealthLimits& l, Syst
   if (s.ecc_volatile_uncorrected) {
     const uint64_t max = static_cast<uint64_t>(std::max(0, l.thresholds.ecc_uncorrected_max));
     const bool bad = *s.ecc_volatile_uncorrected > max;
+    // DCGM's remedy for volatile uncorrectable (double-bit) errors: "Drain the GPU and reset
+    // it or reboot the node" (DCGM_FR_VOLATILE_DBE_DETECTED_NEXT); the count clears only then.
+    if (bad) g.needs_reset = true;
     Add(g, Check("ecc", bad ? "unhealthy" : "ok", Num(s.ecc_volatile_uncorrected),
                  static_cast<double>(max),
                  bad ? fmt::format("{} uncorrected ECC errors since the driver loaded",
@@ -282,8 +285,7 @@ void CheckXids(GpuHealth& g, const std::vector<gpu::XidEvent>& xids) {
   for (const auto& x : xids) {
     const gpu::XidClass c = gpu::ClassifyXid(x.xid);
     if (c.application) continue;
-    if (c.severity == gpu::XidSeverity::kFailure &&
-        (c.action == gpu::XidAction::kResetGpu || c.action == gpu::XidAction::kRebootHost)) {
+    if (c.action == gpu::XidAction::kResetGpu || c.action == gpu::XidAction::kRebootHost) {
       g.needs_reset = true;
     }
     if (!worst || (c.severity == gpu::XidSeverity::kFailure &&
@@ -397,7 +399,9 @@ std::string GpuHealthToJson(const GpuHealth& g) {
            {"uuid", g.uuid},
            {"health", g.health},
            {"checks", checks},
-           {"recent_xids", xids}};
+           {"recent_xids", xids},
+           {"quarantined", g.quarantined},
+           {"quarantine_reason", g.quarantined ? json(g.quarantine_reason) : json(nullptr)}};
   if (!g.reason.empty()) out["reason"] = g.reason;
   if (g.needs_reset) out["needs_reset"] = true;
   return out.dump();

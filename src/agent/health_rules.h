@@ -56,6 +56,10 @@ struct GpuHealth {
   // The GPU needs a reset before it may return to service (an XID whose action is a GPU
   // reset or a node reboot, or NVML's recovery action).
   bool needs_reset = false;
+  // Its standing for rentals (the store's quarantine, filled in by the health loop after the
+  // round's quarantine decisions): pushed as the ext `quarantined` and `quarantine_reason`.
+  bool quarantined = false;
+  std::string quarantine_reason;
 };
 
 // The limits a round is judged against (the monitoring config, copied per round).

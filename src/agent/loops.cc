@@ -127,10 +127,7 @@ Status GpuMetricsLoop::RunOnce(std::stop_token /*stop*/) {
     if (auto gpus = d_.store.ListGpus(); gpus.ok()) {
       claims_.clear();
       for (const auto& g : *gpus) claims_[g.uuid] = g.deployment_id;
-      dirty_.clear();
-      for (const auto& g : *gpus) {
-        if (g.dirty_since) dirty_[g.uuid] = g.dirty_after;
-      }
+      rows_ = std::move(*gpus);
       claims_generation_ = generation;
       claims_read_ = steady_now;
     }
@@ -177,72 +174,13 @@ Status GpuMetricsLoop::RunOnce(std::stop_token /*stop*/) {
       r.deployment_id = claim == claimed.end() ? "" : claim->second;
       s.gpus.push_back(std::move(r));
     }
-    if (claims_generation_ != ~0ull) CheckDirtyGpus(*samples);
+    if (claims_generation_ != ~0ull) dirty_gpus_.Check(*samples, rows_);
     rt_.SetLatestGpuSamples(std::move(*samples), s.taken_at);
   }
   auto id = d_.store.InsertMetricSample(s);
   if (!id.ok()) return id.error();
   if (!host.ok()) return host.error();
   return OkStatus();
-}
-
-// Baselines first: a GPU free and clean at its first sample gets that sample; one rented or
-// dirty then gets none of its processes and no memory (a rental's use is never a baseline).
-// Then every dirty GPU is judged: clean ones are cleared in the store, rentable again.
-void GpuMetricsLoop::CheckDirtyGpus(const std::vector<gpu::GpuSample>& samples) {
-  for (const auto& g : samples) {
-    if (baselines_.count(g.uuid) > 0) continue;
-    auto claim = claims_.find(g.uuid);
-    bool busy = dirty_.count(g.uuid) > 0 || (claim != claims_.end() && !claim->second.empty());
-    if (busy) {
-      baselines_[g.uuid] = GpuBaseline{};
-    } else if (auto b = BaselineFrom(g)) {
-      baselines_[g.uuid] = *b;
-    }
-  }
-  const auto mono = d_.clock.Monotonic();
-  for (auto it = dirty_.begin(); it != dirty_.end();) {
-    const std::string& uuid = it->first;
-    auto sample = std::find_if(samples.begin(), samples.end(),
-                               [&](const gpu::GpuSample& x) { return x.uuid == uuid; });
-    if (sample == samples.end()) {  // absent from NVML: stays dirty
-      ++it;
-      continue;
-    }
-    auto base = baselines_.find(uuid);
-    DirtyCheck c;
-    c.sample = &*sample;
-    c.baseline = base == baselines_.end() ? nullptr : &base->second;
-    c.margin_mb = d_.cfg.gpu.idle_memory_margin_mb;
-    c.dirty_for = std::chrono::duration_cast<std::chrono::seconds>(
-        mono - dirty_seen_.emplace(uuid, mono).first->second);
-    c.timeout = std::chrono::seconds(d_.cfg.gpu.dirty_timeout_seconds);
-    c.ended_deployment = it->second;
-    DirtyVerdict v = JudgeDirtyGpu(c);
-    if (v.state == GpuCleanliness::kClean) {
-      if (Status st = d_.store.MarkGpuClean(uuid); !st.ok()) {
-        WarnIfError(st, "mark GPU " + uuid + " clean");
-        ++it;
-        continue;
-      }
-      spdlog::info("GPU {} is clean after deployment {}{}: rentable again", uuid, it->second,
-                   held_back_.count(uuid) > 0 ? " (it was held back)" : "");
-      dirty_seen_.erase(uuid);
-      held_back_.erase(uuid);
-      it = dirty_.erase(it);
-      rt_.claims_generation++;
-      continue;
-    }
-    if (v.state == GpuCleanliness::kHeldBack) {
-      if (held_back_.count(uuid) == 0) spdlog::warn("GPU {} held back: {}", uuid, v.reason);
-      held_back_[uuid] = v.reason;
-    }
-    ++it;
-  }
-  // A GPU cleared elsewhere (or no longer dirty in the store) is no longer held back.
-  std::erase_if(held_back_, [&](const auto& h) { return dirty_.count(h.first) == 0; });
-  std::erase_if(dirty_seen_, [&](const auto& h) { return dirty_.count(h.first) == 0; });
-  rt_.SetGpusHeldBack(held_back_);
 }
 
 store::OutboxEvent GpuHealthLoop::GpuFailedEvent(const std::string& deployment_id,
@@ -587,6 +525,12 @@ Status GpuHealthLoop::RunOnce(std::stop_token /*stop*/) {
   // is unchanged: these are its standing for rentals).
   auto held = rt_.GpusHeldBack();
   for (auto& v : verdicts) {
+    if (auto rec = std::find_if(gpus.begin(), gpus.end(),
+                                [&](const store::GpuRecord& g) { return g.uuid == v.uuid; });
+        rec != gpus.end() && rec->quarantined_since) {
+      v.quarantined = true;
+      v.quarantine_reason = rec->quarantine_reason;
+    }
     if (auto q = quarantined.find(v.uuid); q != quarantined.end()) {
       HealthCheck c;
       c.name = "quarantine";

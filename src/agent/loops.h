@@ -37,24 +37,22 @@ std::string InventorySignature(const std::vector<gpu::GpuInfo>& gpus);
 // 1. GPU metrics (10 s): sample GPUs and host, store one metric sample.
 class GpuMetricsLoop final : public Loop {
  public:
-  GpuMetricsLoop(Deps d, Runtime& rt) : d_(d), rt_(rt) {}
+  // Each sample also verifies the dirty GPUs (`dirty_gpus`, shared with the rental engine).
+  GpuMetricsLoop(Deps d, Runtime& rt, DirtyGpuVerifier& dirty_gpus)
+      : d_(d), rt_(rt), dirty_gpus_(dirty_gpus) {}
   const char* Name() const override { return "gpu-metrics"; }
   Status RunOnce(std::stop_token stop) override;
 
  private:
   Deps d_;
   Runtime& rt_;
-  // GPU -> deployment, re-read only when claims change (or every few minutes).
+  DirtyGpuVerifier& dirty_gpus_;
+  // The store's GPU rows (claims, dirty marks), re-read only when claims change (or every few
+  // minutes); GPU -> deployment from them.
+  std::vector<store::GpuRecord> rows_;
   std::map<std::string, std::string> claims_;
   uint64_t claims_generation_ = ~0ull;
   std::chrono::steady_clock::time_point claims_read_{};
-  // Dirty GPUs (gpu_cleanliness.h): uuid -> the deployment whose end made it dirty, read with
-  // the claims; each GPU's baseline; when this run first saw it dirty; the ones held back.
-  void CheckDirtyGpus(const std::vector<gpu::GpuSample>& samples);
-  std::map<std::string, std::string> dirty_;
-  std::map<std::string, GpuBaseline> baselines_;
-  std::map<std::string, MonoTime> dirty_seen_;
-  std::map<std::string, std::string> held_back_;
 };
 
 // 2. GPU health (60 s): checks per GPU, host report, GPU inventory sync, retention.

@@ -6,10 +6,12 @@
 // skips it) and its entry says why. A rental already on it keeps running: the renter is told
 // and the platform decides. The GPU returns to service by itself only after its verdict stayed
 // not unhealthy for monitoring.quarantine_clear_seconds; one whose fault needs a reset (an XID
-// whose remedy is a reset or a reboot, NVML's recovery action, a lost GPU) must first be reset:
-// by the agent when gpu.allow_reset is on and no rental holds the GPU (at most once every
-// kResetRetry). An operator's own reset is not detected yet: with gpu.allow_reset off such a
-// GPU stays quarantined and its entry says it waits for a reset.
+// whose remedy is a reset or a reboot, volatile uncorrectable ECC errors, NVML's recovery
+// action, a lost GPU) must first be reset: by the agent when gpu.allow_reset is on and no
+// rental holds the GPU (at most once every kResetRetry), even while its verdict is still
+// unhealthy (the fault may last until the reset: volatile ECC counts clear only then). An
+// operator's own reset is not detected yet: with gpu.allow_reset off such a GPU stays
+// quarantined and its entry says it waits for a reset.
 // The healthy run restarts after a reset.
 #include <chrono>
 #include <optional>

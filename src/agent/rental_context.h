@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "agent/events.h"
+#include "agent/gpu_cleanliness.h"
 #include "agent/pull_tracker.h"
 #include "agent/readiness_probe.h"
 #include "agent/rules/rental_clock.h"
@@ -40,6 +41,8 @@ struct RentalContext {
   DeployCancels& cancels;
   PullBoard& pulls;     // the deploys' pulls in progress, for /status
   std::string boot_id;  // the kernel's boot_id, read once: rentals are timed against it
+  // GPUs freed by ended rentals, verified at once (agent/gpu_cleanliness.h).
+  DirtyGpuVerifier& dirty_gpus;
 
   // Monotonic and wall time now, with the boot they belong to (agent/rules/rental_clock.h).
   ClockReading ReadNow() const { return ReadClock(deps.clock, boot_id); }

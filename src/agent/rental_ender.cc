@@ -81,6 +81,9 @@ Status RentalEnder::End(const std::string& deployment_id, const std::string& end
   spdlog::info("deployment {} ended ({}), used {:.2f} of {} min", d.id, d.end_status,
                usage.used_minutes, d.duration_minutes);
   ctx_.rt.NotifyOutbox();
+  // Its GPUs are dirty now: verified at once, so the next rental need not wait for the
+  // metrics loop's next sample (issue 17 item 7).
+  if (!d.gpu_uuids.empty()) (void)ctx_.dirty_gpus.VerifyNow();
   return OkStatus();
 }
 

@@ -21,8 +21,9 @@ class RentalEngine {
  public:
   RentalEngine(Deps deps, Runtime& rt, ReadinessProbe& probe, RentalEngineOptions options = {})
       : events_(deps.clock, rt.agent_id(), rt.ts()),
+        dirty_gpus_(deps, rt),
         work_(options.deploy_threads, options.stop_threads),
-        ctx_{deps, rt, events_, probe, work_, cancels_, pulls_, deps.host.BootId()},
+        ctx_{deps, rt, events_, probe, work_, cancels_, pulls_, deps.host.BootId(), dirty_gpus_},
         runner_(ctx_),
         monitor_(ctx_),
         commands_(ctx_, runner_),
@@ -35,11 +36,13 @@ class RentalEngine {
   DeploymentRunner& runner() { return runner_; }
   WorkQueue& work() { return work_; }
   PullBoard& pulls() { return pulls_; }
+  DirtyGpuVerifier& dirty_gpus() { return dirty_gpus_; }
   const RentalContext& context() const { return ctx_; }
   void Shutdown() { work_.Shutdown(); }
 
  private:
   EventFactory events_;
+  DirtyGpuVerifier dirty_gpus_;
   DeployCancels cancels_;
   PullBoard pulls_;
   WorkQueue work_;

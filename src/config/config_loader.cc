@@ -993,7 +993,15 @@ std::vector<ConfigProblem> Validate(const Config& c) {
     k.Fatal("monitoring.alerts.enabled", "alerts enabled but neither webhook nor email set");
   }
   if (!al.email_to.empty() && al.smtp_host.empty()) {
-    k.Fatal("monitoring.alerts.smtp_host", "required when email (email_to) is set");
+    // The seed's own example sets only `email`: the host's MTA takes the mail (docs/alerts.md).
+    k.Warn("monitoring.alerts.smtp_host",
+           "not set: e-mail alerts go through the host's MTA (/usr/sbin/sendmail when present, "
+           "else SMTP to localhost:" +
+               std::to_string(al.smtp_port) + ")");
+    if (!al.smtp_username.empty()) {
+      k.Fatal("monitoring.alerts.smtp_username",
+              "set without smtp_host: the host's MTA takes no credentials; set smtp_host too");
+    }
   }
   k.Range("monitoring.alerts.smtp_port", al.smtp_port, 1, 65535);
   k.NonNegative("monitoring.alerts.cooldown_seconds", al.cooldown_seconds);

@@ -469,7 +469,18 @@ std::string BuildHealthBody(const std::string& agent_id, const std::string& plat
   j["timestamp"] = Ts(now, ts);
   if (!report.details_json.empty()) {
     Json details = Json::parse(report.details_json, nullptr, /*allow_exceptions=*/false);
-    if (!details.is_discarded() && details.is_array()) j["gpus"] = std::move(details);
+    if (!details.is_discarded() && details.is_array()) {
+      // Every entry carries `quarantined` and `quarantine_reason` (ext); a report stored by an
+      // agent that did not write them yet shows its quarantine as its "quarantine" check did.
+      for (auto& g : details) {
+        if (!g.is_object() || g.contains("quarantined")) continue;
+        const bool in =
+            g.contains("checks") && g["checks"].is_object() && g["checks"].contains("quarantine");
+        g["quarantined"] = in;
+        g["quarantine_reason"] = nullptr;
+      }
+      j["gpus"] = std::move(details);
+    }
   }
   return Dump(j);
 }

@@ -166,6 +166,40 @@ class SmtpChannel final : public AlertChannel {
   SmtpOptions o_;
 };
 
+class SendmailChannel final : public AlertChannel {
+ public:
+  SendmailChannel(SendmailOptions o, host::CommandRunner& runner)
+      : o_(std::move(o)), runner_(runner) {}
+  const char* Name() const override { return "email"; }
+
+  Status Deliver(const Alert& alert, std::stop_token stop) override {
+    if (o_.to.empty()) return MakeError(ErrorCode::kInvalidArgument, "email: no recipient");
+    if (stop.stop_requested()) return MakeError(ErrorCode::kCancelled, "email: stopped");
+    auto token = RandomHex(24);
+    if (!token.ok()) return token.error();
+    const std::string mail = BuildAlertMail(alert, o_.from, o_.to, *token);
+    auto r = runner_.Run({o_.path, "-t", "-i"}, mail, o_.timeout);
+    if (!r.ok()) {
+      const ErrorCode code = r.error().code == ErrorCode::kDeadlineExceeded
+                                 ? ErrorCode::kDeadlineExceeded
+                                 : ErrorCode::kUnavailable;
+      return MakeError(code, "email: " + o_.path + ": " + r.error().message);
+    }
+    if (r->exit_code == 0) return OkStatus();
+    constexpr int kExTempFail = 75;  // sysexits.h: the MTA asks to try again later
+    std::string out = r->output.substr(0, 200);
+    std::replace(out.begin(), out.end(), '\n', ' ');
+    return MakeError(
+        r->exit_code == kExTempFail ? ErrorCode::kUnavailable : ErrorCode::kFailedPrecondition,
+        "email: " + o_.path + " exited with " + std::to_string(r->exit_code) +
+            (out.empty() ? "" : ": " + out));
+  }
+
+ private:
+  SendmailOptions o_;
+  host::CommandRunner& runner_;
+};
+
 std::string Base64(const std::string& in) {
   static constexpr char kAlphabet[] =
       "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -217,6 +251,11 @@ std::unique_ptr<AlertChannel> MakeWebhookChannel(WebhookOptions options) {
 std::unique_ptr<AlertChannel> MakeSmtpChannel(SmtpOptions options) {
   EnsureCurlGlobalInit();
   return std::make_unique<SmtpChannel>(std::move(options));
+}
+
+std::unique_ptr<AlertChannel> MakeSendmailChannel(SendmailOptions options,
+                                                  host::CommandRunner& runner) {
+  return std::make_unique<SendmailChannel>(std::move(options), runner);
 }
 
 std::string SmtpUrl(const SmtpOptions& o) {

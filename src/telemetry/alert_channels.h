@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "host/command_runner.h"
 #include "telemetry/alerter.h"
 
 namespace taolie::telemetry {
@@ -35,6 +36,21 @@ struct SmtpOptions {
 
 // Refused STARTTLS or login and refused recipients are final; connection trouble is retried.
 std::unique_ptr<AlertChannel> MakeSmtpChannel(SmtpOptions options);
+
+// E-mail through the host's own MTA (monitoring.alerts.email without smtp_host): the message
+// on the standard input of `<path> -t -i` (recipients from its To: header, a lone "." is no
+// end), run by argument vector, never through a shell.
+inline constexpr const char* kSendmailPath = "/usr/sbin/sendmail";
+struct SendmailOptions {
+  std::string path = kSendmailPath;  // a test names its own recording script
+  std::string from;                  // From: address
+  std::vector<std::string> to;
+  std::chrono::seconds timeout{30};
+};
+// Exit 0 = handed over; EX_TEMPFAIL (75), a timeout or a missing program = try again; any other
+// exit status is final.
+std::unique_ptr<AlertChannel> MakeSendmailChannel(SendmailOptions options,
+                                                  host::CommandRunner& runner);
 
 // "smtp://host:port" or "smtps://host:port" (an IPv6 literal in brackets). Pure.
 std::string SmtpUrl(const SmtpOptions& o);

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <ctime>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <utility>
 #include <vector>
@@ -16,6 +17,7 @@
 #include "fakes/fake_seams.h"
 #include "fakes/fake_store.h"
 #include "fakes/gpu_samples.h"
+#include "host/command_runner.h"
 #include "telemetry/alerter.h"
 
 namespace taolie::agent {
@@ -27,12 +29,14 @@ using std::chrono::seconds;
 class HealthStore final : public testing::FakeStore {
  public:
   Status SyncGpus(const std::vector<store::GpuRecord>&) override { return OkStatus(); }
-  Result<int64_t> InsertHealthReport(const domain::HealthReport&,
+  Result<int64_t> InsertHealthReport(const domain::HealthReport& r,
                                      const std::vector<domain::GpuHealthRow>&) override {
+    last_details = r.details_json;
     return ++reports;
   }
   Result<PruneResult> Prune(const PruneLimits&) override { return PruneResult{}; }
   int64_t reports = 0;
+  std::string last_details;  // the last report's ext per-GPU list
 };
 
 class ListingGpuProbe final : public testing::FakeGpuProbe {
@@ -169,6 +173,80 @@ TEST_F(HealthLoopAlerts, XidsFromNvmlAndTheKernelLogAreRecordedOnceWithTheRental
   Round(restarted);
   EXPECT_EQ(store.xids.size(), 2u);
   std::remove(path.c_str());
+}
+
+// A GPU reset by `nvidia-smi -r`: the volatile ECC counts of the fake GPU clear, as a real
+// reset clears them.
+class ResettingRunner final : public host::CommandRunner {
+ public:
+  explicit ResettingRunner(gpu::GpuSample& sample) : sample_(sample) {}
+  Result<host::CommandOutput> Run(const std::vector<std::string>& argv, std::string_view,
+                                  std::chrono::milliseconds) override {
+    calls.push_back(argv);
+    sample_.ecc_volatile_uncorrected = 0;
+    return host::CommandOutput{0, "GPU reset"};
+  }
+  std::vector<std::vector<std::string>> calls;
+
+ private:
+  gpu::GpuSample& sample_;
+};
+
+// Issue 17 item 7: volatile uncorrectable ECC errors quarantine the GPU with needs_reset; with
+// gpu.allow_reset and no rental the agent resets it and releases it after the healthy time.
+// The health push's entry shows the quarantine and its reason meanwhile.
+TEST_F(HealthLoopAlerts, VolatileEccIsResetAndReleasedWithAllowReset) {
+  rt.set_alerts(nullptr);
+  cfg.gpu.allow_reset = true;
+  cfg.monitoring.quarantine_clear_seconds = 180;
+  ResettingRunner runner(gpus.samples[0]);
+  GpuHealthLoop loop(deps, rt, &runner);
+  auto entry = [&] { return nlohmann::json::parse(store.last_details).at(0); };
+  Round(loop);
+  EXPECT_EQ(entry().at("quarantined"), false);
+  EXPECT_TRUE(entry().at("quarantine_reason").is_null());
+
+  gpus.samples[0].ecc_volatile_uncorrected = 2;
+  Round(loop);
+  ASSERT_TRUE(store.gpus[0].quarantined_since.has_value());
+  EXPECT_TRUE(store.gpus[0].needs_reset);
+  EXPECT_TRUE(runner.calls.empty());  // quarantined this round, reset from the next
+  EXPECT_EQ(entry().at("quarantined"), true);
+  EXPECT_NE(entry().at("quarantine_reason").get<std::string>().find("uncorrected ECC"),
+            std::string::npos)
+      << entry();
+
+  Round(loop);  // still unhealthy (the count lasts until a reset): reset now
+  ASSERT_EQ(runner.calls.size(), 1u);
+  EXPECT_EQ(runner.calls[0], (std::vector<std::string>{"nvidia-smi", "-r", "-i", "GPU-a"}));
+  EXPECT_FALSE(store.gpus[0].needs_reset);
+  EXPECT_TRUE(store.gpus[0].quarantined_since.has_value());
+
+  int rounds = 0;  // healthy rounds of 60 s until released: bounded
+  while (store.gpus[0].quarantined_since && rounds < 10) {
+    EXPECT_EQ(entry().at("quarantined"), true);
+    Round(loop);
+    ++rounds;
+  }
+  EXPECT_FALSE(store.gpus[0].quarantined_since.has_value());
+  EXPECT_EQ(rounds, 4);  // the healthy run of 180 s starts at the first round after the reset
+  EXPECT_EQ(entry().at("quarantined"), false);
+  EXPECT_EQ(runner.calls.size(), 1u);
+}
+
+// Without gpu.allow_reset nothing is reset and the GPU stays out, saying why.
+TEST_F(HealthLoopAlerts, VolatileEccWithoutAllowResetStaysQuarantined) {
+  rt.set_alerts(nullptr);
+  cfg.monitoring.quarantine_clear_seconds = 60;
+  ResettingRunner runner(gpus.samples[0]);
+  GpuHealthLoop loop(deps, rt, &runner);
+  gpus.samples[0].ecc_volatile_uncorrected = 2;
+  for (int i = 0; i < 5; ++i) Round(loop);
+  EXPECT_TRUE(runner.calls.empty());
+  EXPECT_TRUE(store.gpus[0].quarantined_since.has_value());
+  EXPECT_TRUE(store.gpus[0].needs_reset);
+  EXPECT_NE(nlohmann::json::parse(store.last_details).at(0).dump().find("operator"),
+            std::string::npos);
 }
 
 }  // namespace

@@ -5,10 +5,12 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
 #include "fakes/gpu_samples.h"
+#include "gpu/xid_catalog.h"
 
 namespace taolie::agent {
 namespace {
@@ -141,6 +143,52 @@ TEST(HealthRulesMemory, UncorrectedEccFailsAndEccOffIsNoFault) {
   g = r.Run(s, kT0);
   EXPECT_EQ(Severity(g, "ecc"), "ok");
   EXPECT_EQ(g.health, "healthy");
+}
+
+// Issue 17 item 7: volatile uncorrectable ECC errors clear only with a GPU reset (DCGM:
+// "Drain the GPU and reset it or reboot the node"), so the verdict says it needs one.
+TEST(HealthRulesMemory, VolatileUncorrectableEccNeedsAReset) {
+  Rounds r;
+  gpu::GpuSample s = Healthy();
+  s.ecc_volatile_uncorrected = 0;
+  EXPECT_FALSE(r.Run(s, kT0).needs_reset);
+  s.ecc_volatile_uncorrected = 3;
+  GpuHealth g = r.Run(s, kT0 + seconds(60));
+  EXPECT_EQ(g.health, "unhealthy");
+  EXPECT_TRUE(g.needs_reset);
+  s.ecc_enabled = false;  // ECC off: the counter means nothing
+  EXPECT_FALSE(r.Run(s, kT0 + seconds(120)).needs_reset);
+}
+
+// Every XID whose remedy in the catalog is a GPU reset or a reboot sets needs_reset, among
+// them each XID DCGM's health watch counts as a failure; the renter's own do not.
+TEST(HealthRulesMemory, EveryXidWhoseRemedyIsAResetOrAReboot) {
+  for (uint64_t xid : {48, 64, 74, 79, 95, 119, 120, 140, 46, 62, 109, 143}) {
+    Rounds r;
+    GpuHealth g = r.Run(Healthy(), kT0, {xid});
+    EXPECT_EQ(g.health, "unhealthy") << xid;
+    EXPECT_TRUE(g.needs_reset) << xid;
+  }
+  for (uint64_t xid = 0; xid < 200; ++xid) {
+    const gpu::XidClass c = gpu::ClassifyXid(xid);
+    Rounds r;
+    const bool want = !c.application && (c.action == gpu::XidAction::kResetGpu ||
+                                         c.action == gpu::XidAction::kRebootHost);
+    EXPECT_EQ(r.Run(Healthy(), kT0, {xid}).needs_reset, want) << xid;
+  }
+}
+
+TEST(HealthRulesJson, AnEntryCarriesItsQuarantine) {
+  GpuHealth g;
+  g.uuid = "GPU-a";
+  auto j = nlohmann::json::parse(GpuHealthToJson(g));
+  EXPECT_EQ(j.at("quarantined"), false);
+  EXPECT_TRUE(j.at("quarantine_reason").is_null());
+  g.quarantined = true;
+  g.quarantine_reason = "ecc: 3 uncorrected ECC errors since the driver loaded";
+  j = nlohmann::json::parse(GpuHealthToJson(g));
+  EXPECT_EQ(j.at("quarantined"), true);
+  EXPECT_EQ(j.at("quarantine_reason"), g.quarantine_reason);
 }
 
 TEST(HealthRulesMemory, RetiredPagesAndRemappedRowsAtDcgmsLimits) {

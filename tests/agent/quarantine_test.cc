@@ -20,6 +20,20 @@ GpuHealth Verdict(const std::string& health, bool needs_reset = false) {
   return v;
 }
 
+// A rented GPU whose fault needs a reset, quarantined at kT0 as the health loop records it.
+store::GpuRecord RentedGpuQuarantinedForAReset(const QuarantinePolicy& p, QuarantineMemory& mem) {
+  store::GpuRecord g;
+  g.uuid = "GPU-1";
+  g.deployment_id = "rental-1";
+  QuarantineDecision d = DecideQuarantine(g, Verdict("unhealthy", true), p, kT0, mem);
+  EXPECT_EQ(d.action, QuarantineAction::kQuarantine);
+  EXPECT_TRUE(d.needs_reset);
+  g.quarantined_since = kT0;
+  g.quarantine_reason = d.reason;
+  g.needs_reset = true;
+  return g;
+}
+
 TEST(Quarantine, InOnUnhealthyOutAfterTheClearTimeHealthy) {
   QuarantinePolicy p;
   p.clear_seconds = 600;
@@ -53,15 +67,8 @@ TEST(Quarantine, AFaultThatNeedsAResetWaitsForOneNeverUnderARental) {
   QuarantinePolicy p;
   p.clear_seconds = 60;
   QuarantineMemory mem;
-  store::GpuRecord g;
-  g.uuid = "GPU-1";
-  g.deployment_id = "rental-1";
-  QuarantineDecision d = DecideQuarantine(g, Verdict("unhealthy", true), p, kT0, mem);
-  ASSERT_EQ(d.action, QuarantineAction::kQuarantine);
-  EXPECT_TRUE(d.needs_reset);
-  g.quarantined_since = kT0;
-  g.quarantine_reason = d.reason;
-  g.needs_reset = true;
+  store::GpuRecord g = RentedGpuQuarantinedForAReset(p, mem);
+  QuarantineDecision d;
   // allow_reset off: waits for the operator, however long it is healthy.
   d = DecideQuarantine(g, Verdict("healthy"), p, kT0 + seconds(3600), mem);
   EXPECT_EQ(d.action, QuarantineAction::kNone);
@@ -87,6 +94,54 @@ TEST(Quarantine, AFaultThatNeedsAResetWaitsForOneNeverUnderARental) {
             QuarantineAction::kNone);
   EXPECT_EQ(DecideQuarantine(g, Verdict("healthy"), p, reset_at + seconds(60), mem).action,
             QuarantineAction::kRelease);
+}
+
+// Issue 17 item 7: a fault that lasts until a reset (volatile uncorrectable ECC) keeps the
+// verdict unhealthy; the reset is still made once the GPU is free, and the healthy run that
+// releases it starts after it.
+TEST(Quarantine, AResetIsMadeWhileTheVerdictIsStillUnhealthy) {
+  QuarantinePolicy p;
+  p.clear_seconds = 120;
+  QuarantineMemory mem;
+  store::GpuRecord g = RentedGpuQuarantinedForAReset(p, mem);
+  QuarantineDecision d;
+  // allow_reset off: waits for the operator.
+  d = DecideQuarantine(g, Verdict("unhealthy", true), p, kT0 + seconds(60), mem);
+  EXPECT_EQ(d.action, QuarantineAction::kNone);
+  EXPECT_NE(d.status.find("operator"), std::string::npos) << d.status;
+  // On, but rented: never under the rental.
+  p.allow_reset = true;
+  d = DecideQuarantine(g, Verdict("unhealthy", true), p, kT0 + seconds(120), mem);
+  EXPECT_EQ(d.action, QuarantineAction::kNone);
+  EXPECT_NE(d.status.find("rental ends"), std::string::npos) << d.status;
+  g.deployment_id.clear();
+  EXPECT_EQ(DecideQuarantine(g, Verdict("unhealthy", true), p, kT0 + seconds(180), mem).action,
+            QuarantineAction::kReset);
+  EXPECT_EQ(DecideQuarantine(g, Verdict("unhealthy", true), p, kT0 + seconds(240), mem).action,
+            QuarantineAction::kNone);  // not again before kResetRetry
+  g.needs_reset = false;               // the reset was made and recorded
+  EXPECT_EQ(DecideQuarantine(g, Verdict("healthy"), p, kT0 + seconds(300), mem).action,
+            QuarantineAction::kNone);
+  EXPECT_EQ(DecideQuarantine(g, Verdict("healthy"), p, kT0 + seconds(420), mem).action,
+            QuarantineAction::kRelease);
+}
+
+// A quarantine whose fault needs no reset is never reset, however long it stays unhealthy.
+TEST(Quarantine, NoResetWithoutTheNeed) {
+  QuarantinePolicy p;
+  p.allow_reset = true;
+  QuarantineMemory mem;
+  store::GpuRecord g;
+  g.uuid = "GPU-1";
+  ASSERT_EQ(DecideQuarantine(g, Verdict("unhealthy"), p, kT0, mem).action,
+            QuarantineAction::kQuarantine);
+  g.quarantined_since = kT0;
+  g.quarantine_reason = "temperature";
+  for (int i = 1; i <= 30; ++i) {
+    EXPECT_EQ(
+        DecideQuarantine(g, Verdict("unhealthy"), p, kT0 + std::chrono::minutes(i), mem).action,
+        QuarantineAction::kNone);
+  }
 }
 
 }  // namespace

@@ -98,7 +98,10 @@ TEST_F(EngineTest, ProcessesOfTheRentalLeftOnItsGpuMarkItWarning) {
   engine->commands().Process(Command("cmd-t", "terminate", {{"deployment_id", "d1"}}), {});
   EXPECT_EQ(store.Get("d1").state, DeploymentState::kEnded);
   EXPECT_EQ(store.gpus[0].health, domain::GpuHealthState::kWarning);
-  EXPECT_EQ(gpus.sample_calls, 10);  // checked on the clock, 500 ms apart, no real sleep
+  // Checked 10 times on the clock, 500 ms apart, no real sleep; then once more when the ended
+  // rental's GPU is verified (gpu_cleanliness.h: still dirty here, the process is left).
+  EXPECT_EQ(gpus.sample_calls, 11);
+  EXPECT_TRUE(store.gpus[0].dirty_since.has_value());
 }
 
 nlohmann::json Terminated(const FakeStore& store) {

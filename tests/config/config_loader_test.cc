@@ -405,7 +405,9 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"monitoring: {alerts: {webhook_url: \"hooks.example.com/x\"}}",
                 "monitoring.alerts.webhook_url"},
         BadCase{"monitoring: {alerts: {enabled: true}}", "monitoring.alerts.enabled"},
-        BadCase{"monitoring: {alerts: {email_to: ops@example.com}}", "monitoring.alerts.smtp_host"},
+        BadCase{"monitoring: {alerts: {email_to: ops@example.com, smtp_username: u, "
+                "smtp_password: p}}",
+                "monitoring.alerts.smtp_username"},
         BadCase{"monitoring: {alerts: {smtp_port: 0}}", "monitoring.alerts.smtp_port"},
         BadCase{"monitoring: {alerts: {smtp_tls: true}}", "monitoring.alerts.smtp_tls"},
         BadCase{"monitoring: {alerts: {smtp_starttls: false, smtp_username: u, smtp_password: p}}",
@@ -679,6 +681,33 @@ TEST(HostAllow, ParseTable) {
   }
   // An IPv6 bind_ip is fine without an allow-list (nothing to bypass).
   EXPECT_FALSE(HasFatal(LoadConfigString("network: {bind_ip: \"::\"}").problems));
+}
+
+// The seed README's own examples (tests/config/testdata/seed_readme_*.yaml, copied exactly
+// from its "Configuration File" and "Monitoring & Alerting" blocks) load: e-mail alerts without
+// smtp_host go through the host's MTA, with one warning naming the key (issue 17 item 7).
+TEST(ConfigLoader, TheSeedReadmeExamplesLoad) {
+  const std::string dir = TAOLIE_CONFIG_TESTDATA_DIR;
+  auto base = LoadConfigFile(dir + "/seed_readme_config.yaml");
+  ASSERT_TRUE(base.ok()) << base.error().ToString();
+  EXPECT_FALSE(HasFatal(base->problems)) << Dump(base->problems);
+
+  auto alerting = LoadConfigFile(dir + "/seed_readme_monitoring_alerting.yaml");
+  ASSERT_TRUE(alerting.ok()) << alerting.error().ToString();
+  EXPECT_FALSE(HasFatal(alerting->problems)) << Dump(alerting->problems);
+  const auto& al = alerting->config.monitoring.alerts;
+  EXPECT_EQ(al.email_to, "admin@yourdomain.com");
+  EXPECT_EQ(al.webhook_url, "https://your-webhook.com/alerts");
+  EXPECT_TRUE(al.smtp_host.empty());
+  const auto warned = Keys(alerting->problems, false);
+  EXPECT_EQ(std::count(warned.begin(), warned.end(), "monitoring.alerts.smtp_host"), 1)
+      << Dump(alerting->problems);
+  for (const auto& p : alerting->problems) {
+    if (p.key == "monitoring.alerts.smtp_host") {
+      EXPECT_THAT(p.reason, HasSubstr("/usr/sbin/sendmail")) << p.reason;
+      EXPECT_THAT(p.reason, HasSubstr("localhost:25")) << p.reason;
+    }
+  }
 }
 
 // The seed README's keys are read under their own names and win over the finer names.

@@ -3,8 +3,10 @@
 // (fake NVML scenario, changed while the agent runs), and a CPU-only rental of an image whose
 // ENV sets NVIDIA_VISIBLE_DEVICES=all runs with `void`.
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -20,11 +22,13 @@ using namespace std::chrono_literals;
 const char kGpu0[] = "GPU-d1470000-0000-0000-0000-000000000000";
 const char kGpu1[] = "GPU-d1470000-0000-0000-0000-000000000001";
 
-// Two idle GPUs; GPU 0 optionally with a left-over compute process and its memory.
-std::string Scenario(bool leftover_on_gpu0) {
-  std::string s = "gpu_count=2\n[gpu0]\nuuid=" + std::string(kGpu0) + "\n";
+// Two idle GPUs (or GPU 0 alone); GPU 0 optionally with a left-over compute process and its
+// memory.
+std::string Scenario(bool leftover_on_gpu0, int gpus = 2) {
+  std::string s =
+      "gpu_count=" + std::to_string(gpus) + "\n[gpu0]\nuuid=" + std::string(kGpu0) + "\n";
   s += leftover_on_gpu0 ? "processes=31337\nmemory_used_mib=3000\n" : "memory_used_mib=0\n";
-  s += "[gpu1]\nuuid=" + std::string(kGpu1) + "\nmemory_used_mib=0\n";
+  if (gpus > 1) s += "[gpu1]\nuuid=" + std::string(kGpu1) + "\nmemory_used_mib=0\n";
   return s;
 }
 
@@ -43,9 +47,9 @@ class GpuDirtyTest : public AgentE2eTest {
     if (!dir_.empty()) std::filesystem::remove_all(dir_, ec);
   }
   // A new file renamed over the old one: the fake library never reads half a file.
-  void WriteScenario(bool leftover) {
+  void WriteScenario(bool leftover, int gpus = 2) {
     const std::string tmp = dir_ + "/gpus.ini.new";
-    std::ofstream(tmp) << Scenario(leftover);
+    std::ofstream(tmp) << Scenario(leftover, gpus);
     ASSERT_EQ(std::rename(tmp.c_str(), ScenarioPath().c_str()), 0);
   }
   std::string ScenarioPath() const { return dir_ + "/gpus.ini"; }
@@ -115,8 +119,7 @@ TEST_F(GpuDirtyTest, ALeftOverProcessKeepsTheGpuFromTheNextClaimUntilItIsGone) {
   // Past gpu.dirty_timeout_seconds it is held back, with why, on /status and in the log.
   json gpu0;
   EXPECT_TRUE(sim::Simulator::WaitFor(
-      [&] { return (gpu0 = StatusGpu(kGpu0)).is_object() && gpu0["held_back"].is_string(); },
-      30s))
+      [&] { return (gpu0 = StatusGpu(kGpu0)).is_object() && gpu0["held_back"].is_string(); }, 30s))
       << gpu0.dump();
   std::cout << "# /status gpus[" << kGpu0 << "]: " << gpu0.dump() << "\n";
   EXPECT_EQ(gpu0["dirty"], true);
@@ -141,6 +144,66 @@ TEST_F(GpuDirtyTest, ALeftOverProcessKeepsTheGpuFromTheNextClaimUntilItIsGone) {
   ASSERT_FALSE(again.is_null());
   EXPECT_EQ(VisibleDevices(again), kGpu0);
 }
+
+// Issue 17 item 7: on a one-GPU host, the agent killed (SIGKILL) mid-rental or in the middle
+// of ending it, then restarted; the rental ends while its GPU still shows a left-over process
+// for a moment (a CUDA context torn down late). The next rental, sent at once, waits for the
+// GPU's verification instead of being refused "0 healthy GPU(s) are free", and runs on it.
+class GpuDirtyRestartTest : public GpuDirtyTest,
+                            public ::testing::WithParamInterface<const char*> {};
+
+TEST_P(GpuDirtyRestartTest, TheNextRentalRunsAtOnceAfterARestart) {
+  const std::string when = GetParam();  // "mid_rental" | "after_remove" (while ending it)
+  WriteScenario(false, 1);
+  HarnessOptions o;
+  o.scenario = ScenarioPath();
+  StartAgent(o);
+  Deploy("rs-1", 1);
+  ASSERT_FALSE(WaitEvent("rs-1", "success", 120s).is_null()) << agent_->Log();
+
+  if (when == "mid_rental") {
+    agent_->Kill();
+    WriteScenario(true, 1);  // the rental's process lingers past its container
+    agent_->Start();
+    sim_->QueueCommand(agent_id_, "terminate", json{{"deployment_id", "rs-1"}}.dump());
+  } else {
+    agent_->Terminate();
+    agent_->SetEnv("TAOLIE_FAILPOINTS", "after_remove");
+    agent_->Start();
+    sim_->QueueCommand(agent_id_, "terminate", json{{"deployment_id", "rs-1"}}.dump());
+    const int status = agent_->WaitExit(120s);
+    ASSERT_TRUE(status != -1 && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)
+        << "agent did not die at after_remove: " << status;
+    WriteScenario(true, 1);
+    agent_->SetEnv("TAOLIE_FAILPOINTS", "");
+    agent_->Start();  // the reconciler finishes the ending at start
+  }
+  ASSERT_FALSE(WaitEvent("rs-1", "terminated", 90s).is_null()) << agent_->Log();
+  const auto sent = std::chrono::steady_clock::now();
+  const std::string cmd = Deploy("rs-2", 1);
+  // The deploy waits for the GPU under verification (a positive signal: its log line), then
+  // the left-over process goes.
+  const bool waited = sim::Simulator::WaitFor(
+      [&] { return agent_->Log().find("deploy rs-2: waiting up to") != std::string::npos; }, 20s);
+  WriteScenario(false, 1);
+  json ack = Ack(cmd, 60s);
+  ASSERT_FALSE(ack.is_null()) << agent_->Log();
+  std::cout << "# " << when << ": deploy rs-2 acked after "
+            << std::chrono::duration_cast<std::chrono::milliseconds>(
+                   std::chrono::steady_clock::now() - sent)
+                   .count()
+            << " ms: " << ack.dump() << "\n";
+  EXPECT_TRUE(waited) << "the deploy did not wait for the GPU under verification";
+  EXPECT_EQ(ack["result"], "succeeded") << ack.dump();
+  json ok = WaitEvent("rs-2", "success", 120s);
+  ASSERT_FALSE(ok.is_null());
+  EXPECT_EQ(VisibleDevices(ok), kGpu0);
+  EXPECT_NE(agent_->Log().find("GPU " + std::string(kGpu0) + " is clean after deployment rs-1"),
+            std::string::npos);
+}
+
+INSTANTIATE_TEST_SUITE_P(Restart, GpuDirtyRestartTest,
+                         ::testing::Values("mid_rental", "after_remove"));
 
 // An image that sets NVIDIA_VISIBLE_DEVICES=all in its ENV (every CUDA base image does) rented
 // without GPUs: the agent's `void` wins, no device request is made, the container sees void.

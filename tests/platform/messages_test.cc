@@ -616,6 +616,37 @@ TEST(Messages, HealthBody) {
       Json::parse(BuildHealthBody("a", "p", h, kNow, TimestampFormat::kNaive)).contains("gpus"));
 }
 
+// Issue 17 item 7: every ext `gpus` entry has `quarantined` (bool) and `quarantine_reason`
+// (string or null), as platform-api.md section 6 promises; a report stored before the agent
+// wrote them shows its quarantine as its "quarantine" check did.
+TEST(Messages, HealthBodyGpusCarryTheirQuarantine) {
+  domain::HealthReport h;
+  h.checked_at = kNow;
+  h.status = "available";
+  h.details_json =
+      R"([{"index":0,"uuid":"GPU-a","health":"unhealthy","checks":{},"recent_xids":[],)"
+      R"("quarantined":true,"quarantine_reason":"ecc: 2 uncorrected ECC errors"},)"
+      R"({"index":1,"uuid":"GPU-b","health":"healthy","checks":{},"recent_xids":[],)"
+      R"("quarantined":false,"quarantine_reason":null},)"
+      R"({"index":2,"uuid":"GPU-c","health":"healthy","recent_xids":[],)"
+      R"("checks":{"quarantine":{"ok":false,"message":"quarantined (xid): waits"}}},)"
+      R"({"index":3,"uuid":"GPU-d","health":"healthy","checks":{},"recent_xids":[]}])";
+  Json j = Json::parse(BuildHealthBody("a", "p", h, kNow, TimestampFormat::kNaive));
+  ASSERT_EQ(j["gpus"].size(), 4u);
+  for (const auto& g : j["gpus"]) {
+    ExpectType(g, "quarantined", JT::kBool);
+    ASSERT_TRUE(g.contains("quarantine_reason")) << g.dump();
+    EXPECT_TRUE(g["quarantine_reason"].is_string() || g["quarantine_reason"].is_null());
+  }
+  EXPECT_EQ(j["gpus"][0]["quarantined"], true);
+  EXPECT_EQ(j["gpus"][0]["quarantine_reason"], "ecc: 2 uncorrected ECC errors");
+  EXPECT_EQ(j["gpus"][1]["quarantined"], false);
+  EXPECT_TRUE(j["gpus"][1]["quarantine_reason"].is_null());
+  EXPECT_EQ(j["gpus"][2]["quarantined"], true);  // stored before: from its quarantine check
+  EXPECT_EQ(j["gpus"][3]["quarantined"], false);
+  EXPECT_TRUE(j["gpus"][3]["quarantine_reason"].is_null());
+}
+
 AccessInfo SampleAccess() {
   AccessInfo a;
   a.public_ip = "203.0.113.7";
