@@ -165,6 +165,17 @@ void CommandHandler::ProcessDeploy(const store::CommandRecord& cmd, std::stop_to
     auto by_cmd = deps.store.FindDeploymentByCommand(cmd.command_id);
     if (by_cmd.ok() && by_cmd->has_value()) existing = std::move(by_cmd);
   }
+  // The store's copy of a command never has its registry credentials: this one was read back
+  // after a restart, before anything was claimed (with a deployment, the runner decides: a pull
+  // still to do fails the same way). The platform's next delivery brings them, but too late.
+  if (!existing->has_value() && cmd.registry_auth_withheld && !spec.registry_auth) {
+    const std::string why(kRegistryCredentialsLost);
+    spdlog::warn("deploy {} failed: {}", spec.deployment_id, why);
+    ctx_.FinishCommand(cmd, "failed", why, spec.deployment_id,
+                       {ctx_.events.Failed(spec.deployment_id, "pull", why)});
+    ctx_.rt.deploys_failed++;
+    return;
+  }
   if (existing->has_value()) {
     const domain::Deployment& d = **existing;
     if (d.state != DeploymentState::kRunning && d.state != DeploymentState::kEnded &&

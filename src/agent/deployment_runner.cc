@@ -134,16 +134,22 @@ void DeploymentRunner::Run(domain::Deployment d, std::stop_token stop,
         if (!save()) return;
         break;
       case DeploymentState::kPulling: {
-        Status pulled = pull();
-        if (interrupted()) return;
-        if (!auth.empty()) {
-          // The credentials served this pull: they are not kept (a resume pulls without them).
-          if (Status s = deps.store.ScrubCommandPayloadKey(d.command_id, "registry_auth");
-              !s.ok()) {
-            spdlog::warn("deployment {}: could not scrub registry_auth from its command: {}", d.id,
-                         s.error().ToString());
+        if (auth.empty()) {
+          // Credentials live in memory only (never in the store): a command that came with
+          // some and is resumed after a restart without them cannot pull.
+          auto cmd = deps.store.GetCommand(d.command_id);
+          if (!cmd.ok()) {
+            spdlog::warn("deployment {}: store unavailable: {} (retried)", d.id,
+                         cmd.error().ToString());
+            return;
+          }
+          if (cmd->has_value() && (*cmd)->registry_auth_withheld) {
+            Fail(d, "pull", std::string(kRegistryCredentialsLost));
+            return;
           }
         }
+        Status pulled = pull();
+        if (interrupted()) return;
         if (!pulled.ok()) {
           // Only an image the owner listed for prefetch may come from the local copy.
           bool listed = IsListedImage(d.image, deps.cfg.docker.prefetch_images);

@@ -5,11 +5,18 @@
 // ends the rental); agent shutdown only pauses it (resumed at the next start).
 #include <stop_token>
 #include <string>
+#include <string_view>
 
 #include "agent/rental_context.h"
 #include "agent/rental_ender.h"
 
 namespace taolie::agent {
+
+// The error of a deploy whose registry credentials were lost in a restart before its pull
+// (they are held in memory only; the platform's next delivery of the command brings them again,
+// but a deploy already resumed without them fails with this).
+inline constexpr std::string_view kRegistryCredentialsLost =
+    "registry credentials lost in a restart (they are never stored); deploy again";
 
 class DeploymentRunner {
  public:
@@ -18,8 +25,8 @@ class DeploymentRunner {
   // Re-reads the deployment and drives it (queued work never acts on a stale copy).
   void RunById(const std::string& deployment_id, std::stop_token stop);
   // Drives `d`, which the caller has just read or written. `auth` (the payload's
-  // registry_auth) is used for the pull only; once the pull is over it is scrubbed from the
-  // stored command.
+  // registry_auth, never stored) is used for the pull only. Without it, a deployment whose
+  // command came with credentials fails at the pull with kRegistryCredentialsLost.
   void Run(domain::Deployment d, std::stop_token stop, const docker::RegistryAuth& auth = {});
   // Records the failure (intent: stop), then ends the rental and fails its command.
   void Fail(domain::Deployment& d, const std::string& stage, const std::string& error);

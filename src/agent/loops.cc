@@ -750,13 +750,18 @@ Status CommandPollLoop::RunOnce(std::stop_token stop) {
         if (Status st = Reject(c.command_id, c.rejection); !st.ok()) failed(st);
         continue;
       }
-      m_.Schedule(**known);  // deduplicated by the work queue while in progress
+      // Deduplicated by the work queue while in progress. The platform's copy of the payload:
+      // it brings again what the store never keeps (registry_auth).
+      store::CommandRecord again = **known;
+      again.payload_json = c.payload_json;
+      m_.Schedule(again);
     } else if ((*known)->acked_at) {
-      // Done and acked, yet re-delivered: our ack was lost on the way. Ack again (harmless).
+      // Done and acked, yet re-delivered: our ack was lost on the way. Ack again (harmless),
+      // from the command's ack row: the outbox never grows with re-deliveries.
       auto e = AckOutboxEvent(rt_, d_.clock, c.command_id, (*known)->result, (*known)->error,
                               (*known)->deployment_id);
       e.deployment_id = (*known)->deployment_id;
-      if (d_.store.AppendEvents({e}).ok()) rt_.NotifyOutbox();
+      if (auto queued = d_.store.RequeueAck(e); queued.ok() && *queued) rt_.NotifyOutbox();
     }
   }
   // Poll again at once after new commands, a few times in a row at most.
@@ -922,9 +927,8 @@ Result<bool> OutboxLoop::Deliver(const store::OutboxHead& head, std::stop_token 
   if (outcome == "failed") return true;
   rt_.events_delivered++;
   rt_.MarkPlatformOk(d_.clock.Now());
-  if (e.kind == domain::EventKind::kSuccess) {  // delivered or refused: the password is not kept
-    WarnIfError(d_.store.ScrubSecrets(e.deployment_id), "scrub SSH password of " + e.deployment_id);
-  }
+  // A `success` delivered or refused: MarkEventDone scrubbed the deployment's password and token
+  // with the event's body, in one transaction.
   if (e.kind == domain::EventKind::kAck) {
     if (auto cid = CommandIdFromAckPath(e.path))
       WarnIfError(d_.store.MarkCommandAcked(*cid), "mark acked");

@@ -134,6 +134,15 @@ struct DatabaseConfig {
   // prefer. The managed cluster is always reached over its unix socket.
   std::string sslmode;
   std::string sslrootcert;  // CA file (PEM) for verify-ca / verify-full; "" = libpq's default
+  // TCP keepalives and user timeout of an external database's connection, so that a link that
+  // went silent fails the call (and frees the store) instead of blocking it for the kernel's
+  // hours: idle seconds before the first probe, seconds between probes, probes lost before
+  // the connection is dropped; unacknowledged data older than tcp_user_timeout_ms drops it too
+  // (0 = the kernel's default).
+  int keepalives_idle = 10;
+  int keepalives_interval = 5;
+  int keepalives_count = 3;
+  int tcp_user_timeout_ms = 30000;
 };
 
 struct GpuConfig {

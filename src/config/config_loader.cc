@@ -436,6 +436,10 @@ void ReadConfig(const YAML::Node& root, Config* c, std::vector<ConfigProblem>* p
     s.Int("statement_timeout_ms", &d.statement_timeout_ms);
     s.String("sslmode", &d.sslmode);
     s.String("sslrootcert", &d.sslrootcert);
+    s.Int("keepalives_idle", &d.keepalives_idle);
+    s.Int("keepalives_interval", &d.keepalives_interval);
+    s.Int("keepalives_count", &d.keepalives_count);
+    s.Int("tcp_user_timeout_ms", &d.tcp_user_timeout_ms);
   });
   r.Section("gpu", [&](Reader& s) {
     s.String("uuid", &c->gpu.uuid);
@@ -1041,6 +1045,10 @@ std::vector<ConfigProblem> Validate(const Config& c) {
   if (d.user.empty()) k.Fatal("database.user", "must not be empty");
   k.Range("database.connect_timeout", d.connect_timeout, 1, 300);
   k.Positive("database.statement_timeout_ms", d.statement_timeout_ms);
+  k.Range("database.keepalives_idle", d.keepalives_idle, 1, 7200);
+  k.Range("database.keepalives_interval", d.keepalives_interval, 1, 600);
+  k.Range("database.keepalives_count", d.keepalives_count, 1, 100);
+  k.Range("database.tcp_user_timeout_ms", d.tcp_user_timeout_ms, 0, 3600000);
   {
     static const std::vector<std::string> kModes = {"",        "disable",   "allow",      "prefer",
                                                     "require", "verify-ca", "verify-full"};

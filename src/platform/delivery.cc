@@ -4,7 +4,9 @@
 
 #include <algorithm>
 #include <cctype>
+#include <charconv>
 #include <condition_variable>
+#include <ctime>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -173,14 +175,48 @@ Result<Response> SendWithRetry(PlatformApi& api, Method method, const std::strin
     }
     std::chrono::milliseconds delay = backoff.Next();
     if (r.ok() && r->retry_after.has_value()) {
-      delay = std::min<std::chrono::milliseconds>(
-          std::chrono::duration_cast<std::chrono::milliseconds>(*r->retry_after),
-          policy.max_retry_after);
+      delay = RetryAfterDelay(*r->retry_after, policy.max_retry_after);
     }
     spdlog::debug("platform {} {} attempt {} failed ({}); retrying in {} ms", MethodName(method),
                   path, attempt, what, delay.count());
     sleeper(delay);  // also for 0 ms, so every retry goes through the (stop-aware) sleeper
   }
+}
+
+std::optional<std::chrono::seconds> ParseRetryAfter(std::string_view value, SystemTime now) {
+  if (value.empty()) return std::nullopt;
+  if (std::all_of(value.begin(), value.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    // Any number of digits: compared with the cap as text, so none ever overflows.
+    const std::string_view digits =
+        value.substr(std::min(value.find_first_not_of('0'), value.size()));
+    const std::string cap = std::to_string(kMaxRetryAfter.count());
+    if (digits.size() > cap.size() || (digits.size() == cap.size() && digits > cap)) {
+      return kMaxRetryAfter;
+    }
+    int64_t secs = 0;
+    (void)std::from_chars(digits.data(), digits.data() + digits.size(), secs);  // <= the cap
+    return std::chrono::seconds(secs);
+  }
+  // IMF-fixdate, the HTTP-date form servers send (RFC 9110 5.6.7).
+  std::tm tm{};
+  const std::string text(value);
+  const char* end = strptime(text.c_str(), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+  if (end == nullptr || *end != '\0') return std::nullopt;
+  const time_t at = timegm(&tm);
+  if (at == static_cast<time_t>(-1)) return std::nullopt;
+  const auto now_s =
+      std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count();
+  const int64_t ahead = static_cast<int64_t>(at) - now_s;  // both far from overflow: time_t
+  return std::chrono::seconds(std::clamp<int64_t>(ahead, 0, kMaxRetryAfter.count()));
+}
+
+std::chrono::milliseconds RetryAfterDelay(std::chrono::seconds retry_after,
+                                          std::chrono::milliseconds cap) {
+  // Compared in seconds first: a huge count is never multiplied into milliseconds.
+  const auto cap_s = std::chrono::duration_cast<std::chrono::seconds>(cap);
+  if (retry_after <= std::chrono::seconds(0)) return std::chrono::milliseconds(0);
+  if (retry_after > cap_s) return cap;
+  return std::min<std::chrono::milliseconds>(retry_after, cap);
 }
 
 OutboxPlan PlanOutboxRound(const std::vector<GroupHead>& heads, SystemTime now,
@@ -220,8 +256,7 @@ FailureVerdict OnDeliveryFailure(bool ext, int attempts, SystemTime first_failed
   auto delay =
       ceiling / 2 + std::chrono::milliseconds(static_cast<int64_t>(jitter * (ceiling / 2).count()));
   if (retry_after.has_value()) {
-    delay =
-        std::max(delay, std::min<std::chrono::milliseconds>(*retry_after, policy.max_retry_after));
+    delay = std::max(delay, RetryAfterDelay(*retry_after, policy.max_retry_after));
   }
   v.next_attempt_at = now + delay;
   return v;

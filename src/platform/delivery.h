@@ -9,6 +9,7 @@
 #include <optional>
 #include <stop_token>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/clock.h"
@@ -38,6 +39,19 @@ Result<Response> SendWithRetry(PlatformApi& api, Method method, const std::strin
 
 // A sleeper that waits for the duration or until `stop` is requested, whichever comes first.
 Sleeper StopAwareSleeper(std::stop_token stop);
+
+// The longest Retry-After the agent takes from a server; anything longer counts as this.
+inline constexpr std::chrono::seconds kMaxRetryAfter{24 * 3600};
+
+// A Retry-After header's value: delay-seconds (digits; any number of them, clamped to
+// kMaxRetryAfter before it becomes a duration) or an HTTP-date (IMF-fixdate, "Sun, 06 Nov 1994
+// 08:49:37 GMT": the time from `now` until then, 0 when past, clamped likewise). nullopt for
+// anything else (a negative number, junk).
+std::optional<std::chrono::seconds> ParseRetryAfter(std::string_view value, SystemTime now);
+
+// A server's Retry-After as a delay: at most `cap`, never negative; safe for any value.
+std::chrono::milliseconds RetryAfterDelay(std::chrono::seconds retry_after,
+                                          std::chrono::milliseconds cap);
 
 // ---- Outbox scheduling (pure) ----
 // The outbox keeps order per ordering group (store.h, OutboxHead: one group per deployment,

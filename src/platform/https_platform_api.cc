@@ -11,6 +11,7 @@
 
 #include "common/curl_global.h"
 #include "common/net_address.h"
+#include "platform/delivery.h"
 
 namespace taolie::platform {
 namespace {
@@ -60,12 +61,8 @@ size_t HeaderCallback(char* data, size_t size, size_t nitems, void* user) {
   const size_t colon = line.find(':');
   if (colon == std::string_view::npos) return n;
   if (Lower(std::string(line.substr(0, colon))) != "retry-after") return n;
-  const std::string value = Trim(line.substr(colon + 1));
-  long long secs = 0;
-  auto [ptr, ec] = std::from_chars(value.data(), value.data() + value.size(), secs);
-  if (ec == std::errc() && ptr == value.data() + value.size() && secs >= 0) {
-    ex->retry_after = std::chrono::seconds(secs);
-  }  // the HTTP-date form is not used by the platform; it is ignored (backoff applies)
+  // Clamped while parsed (delay-seconds or HTTP-date); anything else: backoff applies.
+  ex->retry_after = ParseRetryAfter(Trim(line.substr(colon + 1)), std::chrono::system_clock::now());
   return n;
 }
 

@@ -38,6 +38,11 @@ std::string ExternalConnInfo(const config::DatabaseConfig& db) {
                   " connect_timeout=" + std::to_string(db.connect_timeout) +
                   " sslmode=" + Quote(EffectiveSslMode(db));
   if (!db.sslrootcert.empty()) s += " sslrootcert=" + Quote(db.sslrootcert);
+  // A silent link fails the call instead of blocking the store (docs/configuration.md).
+  s += " keepalives=1 keepalives_idle=" + std::to_string(db.keepalives_idle) +
+       " keepalives_interval=" + std::to_string(db.keepalives_interval) +
+       " keepalives_count=" + std::to_string(db.keepalives_count) +
+       " tcp_user_timeout=" + std::to_string(db.tcp_user_timeout_ms);
   return s + " application_name=taolie-host-agent";
 }
 

@@ -20,7 +20,9 @@ bool IsLocalDatabaseHost(std::string_view host);
 std::string EffectiveSslMode(const config::DatabaseConfig& db);
 
 // host, port, dbname, user, password, connect_timeout, sslmode (effective), sslrootcert (when
-// set) and application_name, each value quoted. Holds the password: never log it.
+// set), keepalives=1 with keepalives_idle/_interval/_count and tcp_user_timeout (the config's
+// values, which always win) and application_name, each value quoted. Holds the password: never
+// log it.
 std::string ExternalConnInfo(const config::DatabaseConfig& db);
 
 }  // namespace taolie::store

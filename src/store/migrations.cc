@@ -281,6 +281,60 @@ CREATE TABLE kmsg_cursor (
 );
 )sql";
 
+// Secrets not kept (issue 17 item 5): a command's registry_auth is never stored (only that there
+// was one); done commands and ended rentals keep their environment variables' names, not their
+// values. What an older agent kept is removed here. The ack of a command is found again by its
+// path when the command is delivered again (re-sent from the same row).
+constexpr std::string_view kSecretsNotKept = R"sql(
+ALTER TABLE command_queue ADD COLUMN registry_auth_withheld boolean NOT NULL DEFAULT false;
+CREATE INDEX outbox_ack_path_idx ON outbox (path) WHERE kind = 'ack';
+
+DO $$
+DECLARE
+  r record;
+  j jsonb;
+  withheld boolean;
+BEGIN
+  FOR r IN SELECT command_id, payload, state FROM command_queue WHERE payload <> '' LOOP
+    BEGIN
+      j := r.payload::jsonb;
+    EXCEPTION WHEN others THEN
+      CONTINUE;  -- not JSON: no key to remove
+    END;
+    CONTINUE WHEN jsonb_typeof(j) <> 'object';
+    withheld := j ? 'registry_auth';
+    j := j - 'registry_auth';
+    IF r.state = 'done' AND jsonb_typeof(j -> 'environment') = 'object' THEN
+      j := jsonb_set(j, '{environment}',
+                     (SELECT coalesce(jsonb_object_agg(k, ''::text), '{}'::jsonb)
+                      FROM jsonb_object_keys(j -> 'environment') AS k));
+    END IF;
+    IF j IS DISTINCT FROM r.payload::jsonb THEN
+      UPDATE command_queue SET payload = j::text, registry_auth_withheld = withheld
+      WHERE command_id = r.command_id;
+    END IF;
+  END LOOP;
+
+  FOR r IN SELECT id, spec_json FROM deployments WHERE state = 'ended' LOOP
+    BEGIN
+      j := r.spec_json::jsonb;
+    EXCEPTION WHEN others THEN
+      CONTINUE;
+    END;
+    CONTINUE WHEN jsonb_typeof(j) <> 'object' OR jsonb_typeof(j -> 'env') <> 'array'
+                  OR jsonb_array_length(j -> 'env') = 0;
+    j := jsonb_set(j, '{env}',
+                   (SELECT jsonb_agg(CASE WHEN jsonb_typeof(e) = 'array'
+                                               AND jsonb_array_length(e) = 2
+                                          THEN jsonb_build_array(e -> 0, ''::text) ELSE e END
+                                     ORDER BY n)
+                    FROM jsonb_array_elements(j -> 'env') WITH ORDINALITY AS t (e, n)));
+    UPDATE deployments SET spec_json = j::text WHERE id = r.id;
+  END LOOP;
+END
+$$;
+)sql";
+
 }  // namespace
 
 const std::vector<Migration>& Migrations() {
@@ -292,6 +346,7 @@ const std::vector<Migration>& Migrations() {
       {5, "GPU quarantine", kGpuQuarantine},
       {6, "every GPU signal per sample, rental metering", kGpuSignals},
       {7, "XIDs with their rental, kernel-log cursor, GPU reset time", kXidEvents},
+      {8, "secrets not kept: registry_auth, ended rentals' environment values", kSecretsNotKept},
   };
   return kMigrations;
 }

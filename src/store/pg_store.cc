@@ -17,6 +17,7 @@
 
 #include "common/time_format.h"
 #include "store/migrations.h"
+#include "store/secret_scrub.h"
 #include "store/transitions.h"
 
 namespace taolie::store {
@@ -330,7 +331,7 @@ Deployment ToDeployment(const Rows& r, int i) {
 
 constexpr const char* kCommandColumns =
     "command_id, command_type, payload, state, result, error, deployment_id, times_seen, "
-    "received_at, processed_at, acked_at";
+    "received_at, processed_at, acked_at, registry_auth_withheld";
 
 CommandRecord ToCommand(const Rows& r, int i) {
   CommandRecord c;
@@ -345,6 +346,7 @@ CommandRecord ToCommand(const Rows& r, int i) {
   c.received_at = r.Ts(i, "received_at");
   c.processed_at = r.OptTs(i, "processed_at");
   c.acked_at = r.OptTs(i, "acked_at");
+  c.registry_auth_withheld = r.Flag(i, "registry_auth_withheld");
   return c;
 }
 
@@ -842,11 +844,15 @@ Status PgStore::MarkGpuReset(const std::string& uuid) {
 Result<bool> PgStore::RecordCommand(const CommandRecord& c) {
   return impl_->Run("record command", [&](Tx& tx) -> Result<bool> {
     if (c.command_id.empty()) return MakeError(ErrorCode::kInvalidArgument, "empty command_id");
+    // The registry credentials are never written: they serve the pull from memory only.
+    bool withheld = false;
+    const std::string payload = PayloadWithoutRegistryAuth(c.payload_json, &withheld);
     auto ins = tx.Exec(
-        "INSERT INTO command_queue (command_id, command_type, payload, received_at) "
-        "VALUES ($1, $2, $3, coalesce($4::timestamptz, now())) "
+        "INSERT INTO command_queue (command_id, command_type, payload, received_at, "
+        "  registry_auth_withheld) "
+        "VALUES ($1, $2, $3, coalesce($4::timestamptz, now()), $5) "
         "ON CONFLICT (command_id) DO NOTHING",
-        {c.command_id, c.command_type, c.payload_json, TimeOrNow(c.received_at)});
+        {c.command_id, c.command_type, payload, TimeOrNow(c.received_at), Bool(withheld)});
     if (!ins.ok()) return ins.error();
     if (ins->Affected() == 1) return true;
     TAOLIE_RETURN_IF_ERROR(
@@ -888,31 +894,18 @@ Status PgStore::FinishCommand(const std::string& command_id, const std::string& 
                               const std::string& error, const std::string& deployment_id,
                               const std::vector<OutboxEvent>& events) {
   return impl_->Run("finish command", [&](Tx& tx) -> Status {
-    auto r = tx.Exec(
-        "UPDATE command_queue SET state = 'done', result = $2, error = $3, deployment_id = $4, "
-        "processed_at = now() WHERE command_id = $1",
-        {command_id, result, error, deployment_id});
-    if (!r.ok()) return r.error();
-    if (r->Affected() == 0) {
-      return MakeError(ErrorCode::kNotFound, "command " + command_id + " unknown");
-    }
-    return InsertEvents(tx, events);
-  });
-}
-
-Status PgStore::ScrubCommandPayloadKey(const std::string& command_id, const std::string& key) {
-  return impl_->Run("scrub command payload", [&](Tx& tx) -> Status {
-    auto r =
+    auto cur =
         tx.Exec("SELECT payload FROM command_queue WHERE command_id = $1 FOR UPDATE", {command_id});
-    if (!r.ok()) return r.error();
-    if (r->empty()) return MakeError(ErrorCode::kNotFound, "command " + command_id + " unknown");
-    auto payload = nlohmann::ordered_json::parse(r->Str(0, "payload"), nullptr, false);
-    if (!payload.is_object() || !payload.contains(key)) return OkStatus();
-    payload.erase(key);
-    auto u = tx.Exec("UPDATE command_queue SET payload = $2 WHERE command_id = $1",
-                     {command_id, payload.dump()});
-    if (!u.ok()) return u.error();
-    return OkStatus();
+    if (!cur.ok()) return cur.error();
+    if (cur->empty()) return MakeError(ErrorCode::kNotFound, "command " + command_id + " unknown");
+    // A done command's payload is a record only: the renter's environment values go (the
+    // rental's own copy is its spec, kept until it ends).
+    TAOLIE_RETURN_IF_ERROR(tx.Exec(
+        "UPDATE command_queue SET state = 'done', result = $2, error = $3, deployment_id = $4, "
+        "processed_at = now(), payload = $5 WHERE command_id = $1",
+        {command_id, result, error, deployment_id,
+         PayloadWithoutEnvValues(cur->Str(0, "payload"))}));
+    return InsertEvents(tx, events);
   });
 }
 
@@ -1016,7 +1009,8 @@ Result<Deployment> PgStore::AdoptDeployment(const Deployment& d) {
 Status PgStore::UpdateDeployment(const Deployment& d, const std::vector<OutboxEvent>& events) {
   return impl_->Run("update deployment", [&](Tx& tx) -> Status {
     auto cur = tx.Exec(
-        "SELECT state, (warned_at IS NOT NULL) AS warned FROM deployments WHERE id = $1 FOR UPDATE",
+        "SELECT state, (warned_at IS NOT NULL) AS warned, spec_json, "
+        "  coalesce(command_id, '') AS command_id FROM deployments WHERE id = $1 FOR UPDATE",
         {d.id});
     if (!cur.ok()) return cur.error();
     if (cur->empty()) return MakeError(ErrorCode::kNotFound, "deployment " + d.id + " unknown");
@@ -1077,6 +1071,20 @@ Status PgStore::UpdateDeployment(const Deployment& d, const std::vector<OutboxEv
          Num(d.elapsed_ms),
          OptNum(d.ready_elapsed_ms)}));
     if (ended) {
+      // The rental is over: its environment values are not kept (names stay), here and in
+      // its command, in the transaction that ends it.
+      TAOLIE_RETURN_IF_ERROR(tx.Exec("UPDATE deployments SET spec_json = $2 WHERE id = $1",
+                                     {d.id, SpecWithoutEnvValues(cur->Str(0, "spec_json"))}));
+      if (const std::string cmd = cur->Str(0, "command_id"); !cmd.empty()) {
+        auto p =
+            tx.Exec("SELECT payload FROM command_queue WHERE command_id = $1 FOR UPDATE", {cmd});
+        if (!p.ok()) return p.error();
+        if (!p->empty()) {
+          TAOLIE_RETURN_IF_ERROR(
+              tx.Exec("UPDATE command_queue SET payload = $2 WHERE command_id = $1",
+                      {cmd, PayloadWithoutEnvValues(p->Str(0, "payload"))}));
+        }
+      }
       TAOLIE_RETURN_IF_ERROR(tx.Exec(
           "UPDATE gpu_status SET deployment_id = NULL, claimed_at = NULL, updated_at = now(), "
           "  dirty_since = now(), dirty_after = $1 "  // idle again only once NVML says so
@@ -1236,13 +1244,45 @@ Status PgStore::MarkEventDone(int64_t id, const std::string& outcome,
     auto r = tx.Exec(
         "UPDATE outbox SET done_at = now(), outcome = $2, "
         "  body = CASE WHEN $3::text <> '' THEN $3::text ELSE body END "
-        "WHERE id = $1",
+        "WHERE id = $1 RETURNING kind, deployment_id",
         {Num(id), outcome, scrubbed_body});
     if (!r.ok()) return r.error();
-    if (r->Affected() == 0) {
+    if (r->empty()) {
       return MakeError(ErrorCode::kNotFound, "event " + std::to_string(id) + " unknown");
     }
+    // `success` delivered or refused: the platform has the access details (or never will from
+    // this event), so the deployment's copy goes with the event's, in this one transaction.
+    if (r->Str(0, "kind") == "success" && outcome != "failed") {
+      TAOLIE_RETURN_IF_ERROR(tx.Exec(
+          "UPDATE deployments SET ssh_password = NULL, jupyter_token = '', updated_at = now() "
+          "WHERE id = $1 AND (ssh_password IS NOT NULL OR jupyter_token <> '')",
+          {r->Str(0, "deployment_id")}));
+    }
     return OkStatus();
+  });
+}
+
+Result<bool> PgStore::RequeueAck(const OutboxEvent& ack) {
+  if (ack.kind != EventKind::kAck || ack.path.empty()) {
+    return MakeError(ErrorCode::kInvalidArgument, "requeue ack: not an ack event");
+  }
+  return impl_->Run("requeue ack", [&](Tx& tx) -> Result<bool> {
+    auto r = tx.Exec(
+        "SELECT id, done_at IS NULL AS pending FROM outbox WHERE kind = 'ack' AND path = $1 "
+        "ORDER BY id DESC LIMIT 1 FOR UPDATE",
+        {ack.path});
+    if (!r.ok()) return r.error();
+    if (r->empty()) {  // pruned: one row again
+      TAOLIE_RETURN_IF_ERROR(InsertEvents(tx, {ack}));
+      return true;
+    }
+    if (r->Flag(0, "pending")) return false;  // on its way already
+    TAOLIE_RETURN_IF_ERROR(
+        tx.Exec("UPDATE outbox SET done_at = NULL, outcome = NULL, body = $2, attempts = 0, "
+                "  last_error = '', last_attempt_at = NULL, first_failed_at = NULL, "
+                "  next_attempt_at = NULL WHERE id = $1",
+                {r->Str(0, "id"), ack.body}));
+    return true;
   });
 }
 

@@ -53,7 +53,6 @@ class PgStore final : public Store {
                        const std::string& error, const std::string& deployment_id,
                        const std::vector<OutboxEvent>& events) override;
   Status MarkCommandAcked(const std::string& command_id) override;
-  Status ScrubCommandPayloadKey(const std::string& command_id, const std::string& key) override;
 
   Result<Deployment> CreateDeployment(const Deployment& d, const GpuClaim& claim,
                                       const std::vector<OutboxEvent>& events) override;
@@ -72,6 +71,7 @@ class PgStore final : public Store {
   Result<std::vector<OutboxEvent>> PendingEvents(int limit) override;
   Result<int64_t> CountPendingEvents() override;
   Result<std::vector<OutboxHead>> OutboxHeads(int limit) override;
+  Result<bool> RequeueAck(const OutboxEvent& ack) override;
   Status MarkEventDone(int64_t id, const std::string& outcome,
                        const std::string& scrubbed_body) override;
   Status MarkEventAttempt(int64_t id, const std::string& error, SystemTime at,

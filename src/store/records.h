@@ -46,7 +46,10 @@ enum class CommandState { kPending, kDone };
 struct CommandRecord {
   std::string command_id;
   std::string command_type;
-  std::string payload_json;
+  std::string payload_json;  // as stored: never with its registry_auth (store/secret_scrub.h)
+  // The payload came with a registry_auth that the store did not keep: after a restart the
+  // credentials are known only if the platform delivers the command again.
+  bool registry_auth_withheld = false;
   CommandState state = CommandState::kPending;
   std::string result;  // succeeded | failed | rejected
   std::string error;

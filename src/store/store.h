@@ -61,14 +61,14 @@ class Store {
 
   // --- commands (command_queue) ---
   // Inserts a new command (state pending) and returns true; for a known command_id only
-  // increments times_seen and returns false.
+  // increments times_seen and returns false. The payload is stored without its top-level
+  // registry_auth (registry_auth_withheld says there was one): credentials live in memory only.
   virtual Result<bool> RecordCommand(const CommandRecord& command) = 0;
   virtual Result<std::optional<CommandRecord>> GetCommand(const std::string& command_id) = 0;
   virtual Result<std::vector<CommandRecord>> PendingCommands(int limit) = 0;  // oldest first
-  // Removes the top-level `key` from the stored payload (a JSON object; the other keys keep
-  // their order), e.g. a deploy's registry_auth once its pull is over. OK when absent.
-  virtual Status ScrubCommandPayloadKey(const std::string& command_id, const std::string& key) = 0;
   // state=done with result/error/deployment_id, processed_at=now; and `events` (the ack).
+  // The stored payload's environment values are blanked (names kept): a done command's
+  // payload is a record, never read to run anything.
   virtual Status FinishCommand(const std::string& command_id, const std::string& result,
                                const std::string& error, const std::string& deployment_id,
                                const std::vector<OutboxEvent>& events) = 0;
@@ -86,7 +86,8 @@ class Store {
   // (GpuClaim::in_use) and its ports, in one transaction. Conflicts as CreateDeployment.
   virtual Result<Deployment> AdoptDeployment(const Deployment& d) = 0;
   // Writes every mutable field of `d` (state, container_id, times, secrets, end_*, error*),
-  // plus `events`. If d.state == kEnded it also releases d's GPUs and ports.
+  // plus `events`. If d.state == kEnded it also releases d's GPUs and ports and blanks the
+  // environment values (names kept) of the stored spec_json and of its command's payload.
   virtual Status UpdateDeployment(const Deployment& d, const std::vector<OutboxEvent>& events) = 0;
   virtual Result<std::optional<Deployment>> GetDeployment(const std::string& id) = 0;
   virtual Result<std::optional<Deployment>> FindDeploymentByCommand(
@@ -99,8 +100,8 @@ class Store {
   virtual Result<std::map<std::string, SystemTime>> ImageLastUse() = 0;
   // Writes only the rental's clock (clock_* and elapsed_ms), and only forward.
   virtual Status SaveDeploymentClock(const Deployment& d) = 0;
-  // Sets ssh_password = NULL and jupyter_token = '' (once `success` is delivered); later
-  // updates from a stale copy never restore either.
+  // Sets ssh_password = NULL and jupyter_token = ''; later updates from a stale copy never
+  // restore either. (MarkEventDone does it too, for a `success` event, in its transaction.)
   virtual Status ScrubSecrets(const std::string& deployment_id) = 0;
 
   // --- outbox ---
@@ -113,9 +114,16 @@ class Store {
   // never failed first (oldest first), then by next_attempt_at, so that groups backing off
   // never crowd out the ones that are due.
   virtual Result<std::vector<OutboxHead>> OutboxHeads(int limit) = 0;
+  // An ack to send again for a command delivered again after it was acked (the first ack was
+  // lost), without the outbox growing: the command's ack row (same path) is queued again
+  // (attempts reset, body = ack.body); already queued, nothing changes (false); none left
+  // (pruned), `ack` is inserted. True when an ack is queued.
+  virtual Result<bool> RequeueAck(const OutboxEvent& ack) = 0;
   // outcome: "delivered" | "unsupported" | "rejected" | "superseded" (never sent: a later
   // event of its deployment made it moot) | "failed" (given up; the row is kept). Also scrubs
-  // the body of secrets by replacing it with `scrubbed_body` when non-empty.
+  // the body of secrets by replacing it with `scrubbed_body` when non-empty, and for a
+  // `success` event not "failed", the deployment's SSH password and Jupyter token
+  // (ScrubSecrets), in the same transaction: one is never kept without the other.
   virtual Status MarkEventDone(int64_t id, const std::string& outcome,
                                const std::string& scrubbed_body) = 0;
   // A failed delivery attempt at `at`: attempts + 1, last_error, last_attempt_at = at,

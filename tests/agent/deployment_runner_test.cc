@@ -86,7 +86,7 @@ TEST_F(EngineTest, PullFailureNeverFallsBackToALocalCopyTheOwnerDidNotList) {
   EXPECT_EQ(docker.Count("Create "), 0);
 }
 
-TEST_F(EngineTest, RegistryAuthServesThePullOnlyAndIsScrubbedFromTheStoredCommand) {
+TEST_F(EngineTest, RegistryAuthServesThePullOnlyAndIsNeverStored) {
   auto payload = Deploy("d1");
   payload["registry_auth"] = {{"username", "renter"}, {"password", "hunter2-secret"}};
   auto c = Command("cmd-d1", "deploy", payload);
@@ -103,6 +103,62 @@ TEST_F(EngineTest, RegistryAuthServesThePullOnlyAndIsScrubbedFromTheStoredComman
   EXPECT_NE((*stored)->payload_json.find("\"ports\""), std::string::npos);  // the rest stays
   EXPECT_EQ(store.Get("d1").spec_json.find("hunter2"), std::string::npos);
   for (const auto& e : store.events) EXPECT_EQ(e.body.find("hunter2"), std::string::npos);
+}
+
+// Issue 17 item 5: the credentials live in memory only. After a restart the store's copy of
+// the command has none: a deploy that needs them fails with a clear error before anything is
+// claimed or pulled, unless the platform's delivery of the command (which brings them again)
+// is the copy that runs.
+TEST_F(EngineTest, RegistryCredentialsLostInARestartFailTheDeployClearly) {
+  auto payload = Deploy("d1");
+  payload["registry_auth"] = {{"username", "renter"}, {"password", "hunter2-secret"}};
+  Command("cmd-d1", "deploy", payload);
+  auto stored = store.GetCommand("cmd-d1");
+  ASSERT_TRUE(stored.ok() && stored->has_value());
+  EXPECT_TRUE((*stored)->registry_auth_withheld);
+  engine->commands().Process(**stored, std::stop_token());  // the reconciler's copy
+  EXPECT_EQ(Result("cmd-d1"), "failed");
+  EXPECT_EQ(store.commands["cmd-d1"].error, std::string(agent::kRegistryCredentialsLost));
+  EXPECT_EQ(store.deployments.count("d1"), 0u);  // nothing claimed
+  EXPECT_EQ(docker.Count("Pull "), 0);
+  EXPECT_EQ(store.EventKinds("d1"), Kinds{"failed"});
+
+  // Delivered again by the platform (the poll loop schedules its copy): it runs, with them.
+  auto again = payload;
+  again["deployment_id"] = "d2";
+  auto c2 = Command("cmd-d2", "deploy", again);
+  store::CommandRecord delivered = *(*store.GetCommand("cmd-d2"));
+  delivered.payload_json = c2.payload_json;
+  engine->commands().Process(delivered, std::stop_token());
+  EXPECT_EQ(store.Get("d2").state, DeploymentState::kRunning);
+  ASSERT_EQ(docker.pull_auths.size(), 1u);
+  EXPECT_EQ(docker.pull_auths[0].password, "hunter2-secret");
+}
+
+TEST_F(EngineTest, AResumedPullWhoseCredentialsWereLostFailsWithoutPulling) {
+  auto payload = Deploy("d1");
+  payload["registry_auth"] = {{"username", "renter"}, {"password", "hunter2-secret"}};
+  auto c = Command("cmd-d1", "deploy", payload);
+  engine->commands().Process(c, std::stop_token());
+  auto d = store.Get("d1");
+  ASSERT_EQ(d.state, DeploymentState::kRunning);
+  ASSERT_EQ(docker.pull_auths.size(), 1u);
+  // A crash before the pull: the row at kPulling, the command pending, no container.
+  store.events.clear();
+  ASSERT_TRUE(docker.Remove(d.container_id, true).ok());
+  store.deployments["d1"].state = DeploymentState::kPulling;
+  store.deployments["d1"].started_at.reset();
+  store.deployments["d1"].container_id.clear();
+  store.commands["cmd-d1"].state = store::CommandState::kPending;
+  engine->runner().RunById("d1", std::stop_token());  // resumed by the reconciler
+  EXPECT_EQ(docker.pull_auths.size(), 1u);            // no pull without them
+  d = store.Get("d1");
+  EXPECT_EQ(d.state, DeploymentState::kEnded);
+  EXPECT_EQ(d.error_stage, "pull");
+  EXPECT_EQ(d.error, std::string(agent::kRegistryCredentialsLost));
+  EXPECT_EQ(store.EventKinds("d1"), Kinds{"failed"});
+  EXPECT_EQ(Result("cmd-d1"), "failed");
+  EXPECT_EQ(store.gpus[0].deployment_id, "");
 }
 
 TEST_F(EngineTest, ADeployWithoutRegistryAuthPullsWithoutCredentials) {

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "store/secret_scrub.h"
 #include "store/store.h"
 #include "store/transitions.h"
 
@@ -153,7 +154,11 @@ class FakeStore : public store::Store {
   Result<bool> RecordCommand(const store::CommandRecord& c) override {
     std::lock_guard l(mu_);
     TAOLIE_RETURN_IF_ERROR(Up());
-    auto [it, fresh] = commands.emplace(c.command_id, c);
+    // As PgStore: the registry credentials are never kept.
+    store::CommandRecord kept = c;
+    kept.payload_json =
+        store::PayloadWithoutRegistryAuth(c.payload_json, &kept.registry_auth_withheld);
+    auto [it, fresh] = commands.emplace(c.command_id, kept);
     if (!fresh) it->second.times_seen++;
     return fresh;
   }
@@ -186,6 +191,7 @@ class FakeStore : public store::Store {
       return MakeError(ErrorCode::kFailedPrecondition, "command " + id + " already done");
     }
     it->second.state = store::CommandState::kDone;
+    it->second.payload_json = store::PayloadWithoutEnvValues(it->second.payload_json);
     it->second.result = result;
     it->second.error = error;
     it->second.deployment_id = deployment_id;
@@ -193,18 +199,6 @@ class FakeStore : public store::Store {
     return OkStatus();
   }
   Status MarkCommandAcked(const std::string&) override { return Unexpected("MarkCommandAcked"); }
-  Status ScrubCommandPayloadKey(const std::string& id, const std::string& key) override {
-    std::lock_guard l(mu_);
-    TAOLIE_RETURN_IF_ERROR(Up());
-    auto it = commands.find(id);
-    if (it == commands.end()) return MakeError(ErrorCode::kNotFound, "command " + id);
-    auto payload = nlohmann::ordered_json::parse(it->second.payload_json, nullptr, false);
-    if (payload.is_object() && payload.contains(key)) {
-      payload.erase(key);
-      it->second.payload_json = payload.dump();
-    }
-    return OkStatus();
-  }
 
   // --- deployments ---
   Result<Deployment> CreateDeployment(const Deployment& d, const store::GpuClaim& claim,
@@ -305,8 +299,14 @@ class FakeStore : public store::Store {
       next.clock_wall = cur.clock_wall;
       next.elapsed_ms = cur.elapsed_ms;
     }
+    next.spec_json = cur.spec_json;  // as PgStore: the spec is written once, at creation
     cur = next;
     if (d.state == domain::DeploymentState::kEnded) {
+      // As PgStore: an ended rental keeps its environment variables' names, not their values.
+      cur.spec_json = store::SpecWithoutEnvValues(cur.spec_json);
+      if (auto c = commands.find(cur.command_id); c != commands.end()) {
+        c->second.payload_json = store::PayloadWithoutEnvValues(c->second.payload_json);
+      }
       for (auto& g : gpus) {
         if (g.deployment_id != d.id) continue;
         g.deployment_id.clear();
@@ -389,6 +389,7 @@ class FakeStore : public store::Store {
   Result<std::vector<store::OutboxHead>> OutboxHeads(int) override {
     return Unexpected("OutboxHeads");
   }
+  Result<bool> RequeueAck(const store::OutboxEvent&) override { return Unexpected("RequeueAck"); }
   Status MarkEventDone(int64_t, const std::string&, const std::string&) override {
     return Unexpected("MarkEventDone");
   }

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <deque>
+#include <limits>
 
 #include "common/net_address.h"
 #include "platform/https_platform_api.h"
@@ -166,6 +167,62 @@ TEST(SendWithRetry, HonoursRetryAfterCappedByPolicy) {
             (std::vector<milliseconds>{milliseconds(7000), milliseconds(0), milliseconds(60'000)}));
 }
 
+// Issue 17 item 8: a huge Retry-After is clamped before it becomes a duration (no overflow).
+TEST(SendWithRetry, AHugeRetryAfterIsCappedNeverOverflowed) {
+  FakePlatformApi api;
+  api.script = {Http(503, seconds(std::numeric_limits<int64_t>::max())),
+                Http(503, seconds(std::numeric_limits<int64_t>::min())),
+                Http(503, seconds(9'223'372'036'854'775)), Http(200)};
+  SleepRecorder sleep;
+  RetryPolicy policy = TestPolicy();
+  policy.max_retry_after = milliseconds(60'000);
+  auto r = SendWithRetry(api, Method::kPost, "/x", "{}", false, policy, {}, sleep.Get());
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(sleep.sleeps, (std::vector<milliseconds>{milliseconds(60'000), milliseconds(0),
+                                                     milliseconds(60'000)}));
+}
+
+TEST(RetryAfter, ParsedIntoABoundedDelay) {
+  const SystemTime now = SystemTime(seconds(1'700'000'000));  // 2023-11-14 22:13:20 UTC
+  struct Case {
+    std::string value;
+    std::optional<seconds> want;
+  };
+  const std::vector<Case> cases = {
+      {"0", seconds(0)},
+      {"120", seconds(120)},
+      {"000042", seconds(42)},
+      {"86400", kMaxRetryAfter},
+      {"86401", kMaxRetryAfter},
+      {"9223372036854775807", kMaxRetryAfter},
+      {"99999999999999999999", kMaxRetryAfter},
+      {std::string(5000, '9'), kMaxRetryAfter},
+      {"Tue, 14 Nov 2023 22:15:00 GMT", seconds(100)},
+      {"Tue, 14 Nov 2023 22:00:00 GMT", seconds(0)},      // past: now
+      {"Fri, 31 Dec 9999 23:59:59 GMT", kMaxRetryAfter},  // far future: the cap
+      {"-5", std::nullopt},
+      {"", std::nullopt},
+      {"12s", std::nullopt},
+      {"1.5", std::nullopt},
+      {"Tue, 14 Nov 2023 22:15:00", std::nullopt},
+      {"soon", std::nullopt},
+  };
+  for (const auto& c : cases) {
+    EXPECT_EQ(ParseRetryAfter(c.value, now), c.want) << c.value.substr(0, 40);
+  }
+}
+
+TEST(RetryAfter, DelayIsCappedForAnyValue) {
+  const milliseconds cap(300'000);
+  EXPECT_EQ(RetryAfterDelay(seconds(std::numeric_limits<int64_t>::max()), cap), cap);
+  EXPECT_EQ(RetryAfterDelay(seconds(std::numeric_limits<int64_t>::min()), cap), milliseconds(0));
+  EXPECT_EQ(RetryAfterDelay(seconds(-1), cap), milliseconds(0));
+  EXPECT_EQ(RetryAfterDelay(seconds(7), cap), milliseconds(7'000));
+  EXPECT_EQ(RetryAfterDelay(seconds(300), cap), cap);
+  EXPECT_EQ(RetryAfterDelay(seconds(301), cap), cap);
+  EXPECT_EQ(RetryAfterDelay(seconds(2), milliseconds(1'500)), milliseconds(1'500));
+}
+
 TEST(SendWithRetry, StopEndsTheLoop) {
   FakePlatformApi api;
   api.script = {Http(503), Http(503), Http(503)};
@@ -305,6 +362,17 @@ TEST(OnDeliveryFailure, RetryAfterIsTheLeastDelayCapped) {
   EXPECT_EQ(v.next_attempt_at - kNow, milliseconds(1'000));
   v = OnDeliveryFailure(true, 1, kNow, kNow, std::chrono::hours(10), p, 0.0);  // capped
   EXPECT_EQ(v.next_attempt_at - kNow, milliseconds(300'000));
+}
+
+TEST(OnDeliveryFailure, AHugeRetryAfterIsCappedNeverOverflowed) {
+  const auto p = OutboxPolicy();
+  for (int64_t huge : {std::numeric_limits<int64_t>::max(), int64_t{9'223'372'036'854'775}}) {
+    auto v = OnDeliveryFailure(false, 1, kNow, kNow, seconds(huge), p, 0.0);
+    EXPECT_EQ(v.next_attempt_at - kNow, milliseconds(300'000)) << huge;
+  }
+  auto v = OnDeliveryFailure(false, 1, kNow, kNow, seconds(std::numeric_limits<int64_t>::min()), p,
+                             0.0);  // backoff wins
+  EXPECT_EQ(v.next_attempt_at - kNow, milliseconds(1'000));
 }
 
 TEST(OnDeliveryFailure, ExtEventsGiveUpAfterTheConfiguredTimeCompatNever) {

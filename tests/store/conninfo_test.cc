@@ -79,5 +79,28 @@ TEST(Conninfo, EveryValueReachesLibpqIntactEvenWithQuotesAndBackslashes) {
   EXPECT_EQ(remote_default.count("sslrootcert"), 0u);  // libpq's default stays
 }
 
+// Issue 17 item 8: a silent link to an external database fails the call (keepalives, TCP user
+// timeout) instead of blocking the store; the operator's values are the ones used.
+TEST(Conninfo, KeepalivesAndTcpUserTimeoutAreAlwaysSetAndTheConfigsValuesWin) {
+  auto defaults = Parse(ExternalConnInfo(Db("db.internal")));
+  EXPECT_EQ(defaults["keepalives"], "1");
+  EXPECT_EQ(defaults["keepalives_idle"], "10");
+  EXPECT_EQ(defaults["keepalives_interval"], "5");
+  EXPECT_EQ(defaults["keepalives_count"], "3");
+  EXPECT_EQ(defaults["tcp_user_timeout"], "30000");
+
+  config::DatabaseConfig d = Db("10.0.0.5");
+  d.keepalives_idle = 60;
+  d.keepalives_interval = 7;
+  d.keepalives_count = 9;
+  d.tcp_user_timeout_ms = 0;  // the kernel's default
+  auto set = Parse(ExternalConnInfo(d));
+  EXPECT_EQ(set["keepalives"], "1");
+  EXPECT_EQ(set["keepalives_idle"], "60");
+  EXPECT_EQ(set["keepalives_interval"], "7");
+  EXPECT_EQ(set["keepalives_count"], "9");
+  EXPECT_EQ(set["tcp_user_timeout"], "0");
+}
+
 }  // namespace
 }  // namespace taolie::store

@@ -273,22 +273,45 @@ TEST_F(PgStoreTest, SyncGpusKeepsClaimsAndMarksMissing) {
             ErrorCode::kNotFound);
 }
 
-TEST_F(PgStoreTest, ScrubCommandPayloadKeyRemovesOnlyThatKeyAndKeepsTheOrder) {
+// Issue 17 item 5: a command's registry_auth is never written, whatever happens to the command
+// later (refused, re-delivered); only that there was one.
+TEST_F(PgStoreTest, RecordCommandNeverWritesRegistryAuthAndKeepsTheRestInOrder) {
   CommandRecord c;
   c.command_id = "c-auth";
   c.command_type = "deploy";
   c.payload_json =
       R"({"image":"r.example/private:1","registry_auth":{"username":"u","password":"s3cr3t"},)"
       R"("ports":{"8888":8888,"22":22}})";
-  ASSERT_TRUE(store_->RecordCommand(c).ok());
-  ASSERT_TRUE(store_->ScrubCommandPayloadKey("c-auth", "registry_auth").ok());
+  ASSERT_TRUE(*store_->RecordCommand(c));
   auto got = store_->GetCommand("c-auth");
   ASSERT_TRUE(got.ok() && got->has_value());
   EXPECT_EQ((*got)->payload_json,
             R"({"image":"r.example/private:1","ports":{"8888":8888,"22":22}})");
-  EXPECT_TRUE(store_->ScrubCommandPayloadKey("c-auth", "registry_auth").ok());  // idempotent
-  EXPECT_EQ(store_->ScrubCommandPayloadKey("nope", "registry_auth").error().code,
-            ErrorCode::kNotFound);
+  EXPECT_TRUE((*got)->registry_auth_withheld);
+  EXPECT_FALSE(*store_->RecordCommand(c));  // re-delivered: still nothing written
+  EXPECT_EQ(sql_->Scalar("SELECT count(*) FROM command_queue WHERE payload LIKE '%s3cr3t%'"), "0");
+  ASSERT_TRUE(store_->FinishCommand("c-auth", "rejected", "bad", "", {}).ok());
+  EXPECT_EQ(sql_->Scalar("SELECT count(*) FROM command_queue WHERE payload LIKE '%s3cr3t%'"), "0");
+
+  // Without one: the text as it came, and nothing withheld.
+  c.command_id = "c-plain";
+  c.payload_json = R"({"image": "x",  "ports": {}})";
+  ASSERT_TRUE(*store_->RecordCommand(c));
+  EXPECT_EQ((*store_->GetCommand("c-plain"))->payload_json, c.payload_json);
+  EXPECT_FALSE((*store_->GetCommand("c-plain"))->registry_auth_withheld);
+}
+
+// A done command keeps its renter's environment names, not the values.
+TEST_F(PgStoreTest, FinishCommandBlanksTheEnvironmentValues) {
+  CommandRecord c;
+  c.command_id = "c-env";
+  c.command_type = "deploy";
+  c.payload_json = R"({"image":"x","environment":{"API_KEY":"env-secret-1","B":"2"}})";
+  ASSERT_TRUE(*store_->RecordCommand(c));
+  EXPECT_EQ((*store_->GetCommand("c-env"))->payload_json, c.payload_json);  // pending: kept
+  ASSERT_TRUE(store_->FinishCommand("c-env", "rejected", "bad", "", {}).ok());
+  EXPECT_EQ((*store_->GetCommand("c-env"))->payload_json,
+            R"({"image":"x","environment":{"API_KEY":"","B":""}})");
 }
 
 TEST_F(PgStoreTest, RecordCommandDeduplicatesAndFinishes) {
@@ -1482,6 +1505,149 @@ TEST_F(ManagedPostgresTest, BadBinDirIsNotFound) {
   auto r = ManagedPostgres::Start(o);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().code, ErrorCode::kNotFound);
+}
+
+}  // namespace
+}  // namespace taolie::store
+
+namespace taolie::store {
+namespace {
+
+// Issue 17 item 5: an ended rental keeps its environment variables' names, not their values,
+// in its spec and in its command, written in the transaction that ends it.
+TEST_F(PgStoreTest, EndingARentalBlanksItsEnvironmentValuesInSpecAndCommand) {
+  SyncThreeGpus();
+  CommandRecord c;
+  c.command_id = "cmd-d1";
+  c.command_type = "deploy";
+  c.payload_json = R"({"image":"x","environment":{"TOKEN":"env-secret-2"}})";
+  ASSERT_TRUE(*store_->RecordCommand(c));
+  Deployment d = MakeDeployment("d1", {40022});
+  d.spec_json = R"({"image":"x","env":[["TOKEN","env-secret-2"],["HOME","/w"]],"ports":[]})";
+  auto created = store_->CreateDeployment(d, GpuClaim{1, {}}, {});
+  ASSERT_TRUE(created.ok()) << created.error().ToString();
+  d = *created;
+  d.state = DeploymentState::kRunning;
+  ASSERT_TRUE(store_->UpdateDeployment(d, {}).ok());
+  EXPECT_EQ((*store_->GetDeployment("d1"))->spec_json, d.spec_json);  // running: kept
+
+  d.state = DeploymentState::kEnded;
+  d.end_status = "terminated";
+  ASSERT_TRUE(store_->UpdateDeployment(d, {Event("d1", EventKind::kTerminated)}).ok());
+  EXPECT_EQ((*store_->GetDeployment("d1"))->spec_json,
+            R"({"image":"x","env":[["TOKEN",""],["HOME",""]],"ports":[]})");
+  EXPECT_EQ((*store_->GetCommand("cmd-d1"))->payload_json,
+            R"({"image":"x","environment":{"TOKEN":""}})");
+  EXPECT_EQ(sql_->Scalar("SELECT count(*) FROM deployments WHERE spec_json LIKE '%env-secret%'"),
+            "0");
+}
+
+// The access details' scrub is part of marking the `success` event done: one transaction, so a
+// failure in between leaves both (the event is sent again, then scrubbed), never one of them.
+TEST_F(PgStoreTest, MarkingSuccessDoneScrubsTheDeploymentsSecretsInTheSameTransaction) {
+  SyncThreeGpus();
+  ASSERT_TRUE(store_->CreateDeployment(MakeDeployment("d1"), GpuClaim{1, {}}, {}).ok());
+  ASSERT_TRUE(
+      store_->AppendEvents({Event("d1", EventKind::kSuccess, R"({"ssh_password":"s3cret-pass"})")})
+          .ok());
+  const int64_t id = (*store_->PendingEvents(10))[0].id;
+
+  // Injected: the deployment's update fails inside the transaction.
+  sql_->Query(
+      "CREATE FUNCTION refuse_update() RETURNS trigger LANGUAGE plpgsql AS "
+      "$$BEGIN RAISE EXCEPTION 'injected failure'; END$$");
+  sql_->Query(
+      "CREATE TRIGGER refuse BEFORE UPDATE ON deployments FOR EACH ROW "
+      "EXECUTE FUNCTION refuse_update()");
+  EXPECT_FALSE(store_->MarkEventDone(id, "delivered", R"({"ssh_password":"***"})").ok());
+  EXPECT_EQ(*store_->CountPendingEvents(), 1);  // not done, its body intact, the password kept
+  EXPECT_EQ(sql_->Scalar("SELECT body FROM outbox WHERE id = $1", {std::to_string(id)}),
+            R"({"ssh_password":"s3cret-pass"})");
+  EXPECT_EQ((*store_->GetDeployment("d1"))->ssh_password,
+            std::optional<std::string>("s3cret-pass"));
+
+  sql_->Query("DROP TRIGGER refuse ON deployments");
+  ASSERT_TRUE(store_->MarkEventDone(id, "delivered", R"({"ssh_password":"***"})").ok());
+  EXPECT_EQ(*store_->CountPendingEvents(), 0);
+  auto d = **store_->GetDeployment("d1");
+  EXPECT_FALSE(d.ssh_password.has_value());
+  EXPECT_EQ(d.jupyter_token, "");
+  EXPECT_EQ(sql_->Scalar("SELECT count(*) FROM outbox WHERE body LIKE '%s3cret-pass%'"), "0");
+  EXPECT_EQ(sql_->Scalar("SELECT count(*) FROM deployments WHERE ssh_password IS NOT NULL"), "0");
+}
+
+// Issue 17 item 8: a command delivered again after its ack went out is acked again from the
+// same outbox row, however often it comes.
+TEST_F(PgStoreTest, RequeueAckSendsTheSameRowAgainWithoutGrowingTheOutbox) {
+  OutboxEvent ack = Event("", EventKind::kAck, R"({"result":"succeeded"})");
+  ack.path = "/api/host-agents/a1/commands/c-7/ack";
+  ASSERT_TRUE(store_->AppendEvents({ack}).ok());
+  const int64_t id = (*store_->PendingEvents(10))[0].id;
+  const SystemTime t0 = SystemTime(seconds(1'700'000'000));
+  ASSERT_TRUE(store_->MarkEventAttempt(id, "HTTP 503", t0, t0 + seconds(2)).ok());
+  // Still pending: nothing changes.
+  EXPECT_FALSE(*store_->RequeueAck(ack));
+  ASSERT_TRUE(store_->MarkEventDone(id, "delivered", "").ok());
+  for (int round = 0; round < 5; ++round) {
+    ASSERT_TRUE(*store_->RequeueAck(ack)) << round;   // queued again...
+    EXPECT_FALSE(*store_->RequeueAck(ack)) << round;  // ...once
+    auto pending = store_->PendingEvents(10);
+    ASSERT_EQ(pending->size(), 1u);
+    EXPECT_EQ((*pending)[0].id, id);
+    EXPECT_EQ((*pending)[0].attempts, 0);
+    ASSERT_TRUE(store_->MarkEventDone(id, "delivered", "").ok());
+  }
+  EXPECT_EQ(sql_->Scalar("SELECT count(*) FROM outbox"), "1");
+  // The row pruned meanwhile: one again.
+  sql_->Query("DELETE FROM outbox");
+  EXPECT_TRUE(*store_->RequeueAck(ack));
+  EXPECT_EQ(sql_->Scalar("SELECT count(*) FROM outbox"), "1");
+  EXPECT_EQ(store_->RequeueAck(Event("d1", EventKind::kSuccess)).error().code,
+            ErrorCode::kInvalidArgument);
+}
+
+// Migration 8 removes what an older agent kept: registry_auth of its commands (remembered as
+// withheld), environment values of done commands and of ended rentals.
+TEST_F(PgStoreTest, MigrationEightRemovesSecretsAnOlderAgentKept) {
+  SyncThreeGpus();
+  ASSERT_TRUE(store_->CreateDeployment(MakeDeployment("d-old"), GpuClaim{1, {}}, {}).ok());
+  ASSERT_TRUE(store_->CreateDeployment(MakeDeployment("d-run"), GpuClaim{1, {}}, {}).ok());
+  // Back to migration 7, with rows as the older agent wrote them.
+  sql_->Query("ALTER TABLE command_queue DROP COLUMN registry_auth_withheld");
+  sql_->Query("DROP INDEX outbox_ack_path_idx");
+  sql_->Query("DELETE FROM schema_migrations WHERE version = 8");
+  sql_->Query(
+      "INSERT INTO command_queue (command_id, command_type, payload, state) VALUES "
+      "('c-pending', 'deploy', "
+      "  '{\"image\":\"x\",\"registry_auth\":{\"password\":\"old-pw-1\"},"
+      "\"environment\":{\"K\":\"old-env-1\"}}', 'pending'), "
+      "('c-done', 'deploy', "
+      "  '{\"image\":\"x\",\"registry_auth\":{\"password\":\"old-pw-2\"},"
+      "\"environment\":{\"K\":\"old-env-2\"}}', 'done'), "
+      "('c-junk', 'deploy', 'not json', 'done')");
+  sql_->Query(
+      "UPDATE deployments SET state = 'ended', "
+      "  spec_json = '{\"env\":[[\"K\",\"old-env-3\"]],\"image\":\"x\"}' WHERE id = 'd-old'");
+  sql_->Query(
+      "UPDATE deployments SET state = 'running', "
+      "  spec_json = '{\"env\":[[\"K\",\"live-env\"]],\"image\":\"x\"}' WHERE id = 'd-run'");
+
+  auto again = PgStore::Create(cluster_->ConnInfo(db_));
+  ASSERT_TRUE(again.ok()) << again.error().ToString();
+  EXPECT_EQ(sql_->Scalar("SELECT count(*) FROM command_queue WHERE payload LIKE '%old-pw-%'"), "0");
+  auto pending = (*again)->GetCommand("c-pending");
+  ASSERT_TRUE(pending.ok() && pending->has_value());
+  EXPECT_TRUE((*pending)->registry_auth_withheld);
+  auto p = nlohmann::json::parse((*pending)->payload_json);
+  EXPECT_EQ(p["environment"]["K"], "old-env-1");  // pending: still to run
+  auto done = nlohmann::json::parse((*(*again)->GetCommand("c-done"))->payload_json);
+  EXPECT_EQ(done["environment"]["K"], "");
+  EXPECT_EQ(done["image"], "x");
+  EXPECT_EQ((*(*again)->GetCommand("c-junk"))->payload_json, "not json");
+  auto ended = nlohmann::json::parse((*(*again)->GetDeployment("d-old"))->spec_json);
+  EXPECT_EQ(ended["env"], nlohmann::json::parse(R"([["K",""]])"));
+  auto running = nlohmann::json::parse((*(*again)->GetDeployment("d-run"))->spec_json);
+  EXPECT_EQ(running["env"], nlohmann::json::parse(R"([["K","live-env"]])"));
 }
 
 }  // namespace
