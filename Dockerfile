@@ -16,7 +16,7 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       g++ cmake ninja-build pkg-config libcurl4-openssl-dev libpq-dev nlohmann-json3-dev \
       libyaml-cpp-dev libspdlog-dev libfmt-dev libcli11-dev libcpp-httplib-dev \
-      libsystemd-dev prometheus-cpp-dev \
+      libsystemd-dev prometheus-cpp-dev libssl-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -32,7 +32,7 @@ ARG DEBIAN_FRONTEND=noninteractive
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       ca-certificates iptables libcurl4 libpq5 libyaml-cpp0.7 libspdlog1.10 libfmt9 \
-      libcpp-httplib0.11 libprometheus-cpp-core1.0 libsystemd0 libstdc++6 \
+      libcpp-httplib0.11 libprometheus-cpp-core1.0 libsystemd0 libssl3 libstdc++6 \
  && rm -rf /var/lib/apt/lists/* \
  && mkdir -p /etc/taolie-host-agent /var/lib/taolie-host-agent /host
 COPY --from=build /taolie-host-agent /usr/bin/taolie-host-agent
