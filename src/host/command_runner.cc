@@ -95,12 +95,17 @@ Result<CommandOutput> SubprocessRunner::Run(const std::vector<std::string>& argv
   }
   Fd out_read(pipe_fds[0]);
   Fd out_write(pipe_fds[1]);
+  if (::pipe2(pipe_fds, O_CLOEXEC) != 0) {
+    return MakeError(ErrorCode::kInternal, "pipe: " + ErrnoText(errno));
+  }
+  Fd err_read(pipe_fds[0]);
+  Fd err_write(pipe_fds[1]);
 
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_adddup2(&actions, in_fd.get(), 0);
   posix_spawn_file_actions_adddup2(&actions, out_write.get(), 1);
-  posix_spawn_file_actions_adddup2(&actions, out_write.get(), 2);
+  posix_spawn_file_actions_adddup2(&actions, err_write.get(), 2);
   posix_spawn_file_actions_addclosefrom_np(&actions, 3);
   posix_spawnattr_t attr;
   posix_spawnattr_init(&attr);
@@ -124,6 +129,7 @@ Result<CommandOutput> SubprocessRunner::Run(const std::vector<std::string>& argv
   posix_spawnattr_destroy(&attr);
   if (rc != 0) return MakeError(ErrorCode::kUnavailable, "spawn " + path + ": " + ErrnoText(rc));
   out_write.Reset();
+  err_write.Reset();
   in_fd.Reset();
 
   CommandOutput result;
@@ -138,16 +144,26 @@ Result<CommandOutput> SubprocessRunner::Run(const std::vector<std::string>& argv
       ::kill(pid, SIGKILL);
       break;
     }
-    pollfd p{out_read.get(), POLLIN, 0};
-    int r = ::poll(&p, 1, static_cast<int>(left.count()));
+    pollfd p[2] = {{out_read.get(), POLLIN, 0}, {err_read.get(), POLLIN, 0}};
+    if (p[0].fd < 0 && p[1].fd < 0) break;  // EOF on both: the tool closed its output
+    int r = ::poll(p, 2, static_cast<int>(left.count()));
     if (r < 0 && errno == EINTR) continue;
     if (r < 0) break;      // the wait below still ends at the deadline
     if (r == 0) continue;  // the deadline check above ends it
-    ssize_t n = ::read(out_read.get(), buf, sizeof(buf));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;  // EOF: the tool (and anything it started) closed its output
-    size_t keep = std::min(static_cast<size_t>(n), kMaxOutput - result.output.size());
-    result.output.append(buf, keep);
+    for (int i = 0; i < 2; ++i) {
+      if (p[i].fd < 0 || p[i].revents == 0) continue;
+      ssize_t n = ::read(p[i].fd, buf, sizeof(buf));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {  // EOF (or an error): the tool, and anything it started, closed it
+        (i == 0 ? out_read : err_read).Reset();
+        continue;
+      }
+      const auto got = static_cast<size_t>(n);
+      result.output.append(buf, std::min(got, kMaxOutput - result.output.size()));
+      if (i == 0) {
+        result.stdout_text.append(buf, std::min(got, kMaxOutput - result.stdout_text.size()));
+      }
+    }
   }
   // The tool closed its output (or the deadline passed): reap it, killing it at the deadline.
   int status = 0;

@@ -90,13 +90,15 @@ Result<std::vector<std::string>> IptablesFirewall::List(const std::string& chain
   }
   if (out->exit_code != 0) return ToolError(Tool() + " -S " + chain, *out);
   std::vector<std::string> lines;
-  std::istringstream in(out->output);
+  // Only stdout is parsed: iptables-nft writes "# Warning: iptables-legacy tables present, ..."
+  // to stderr on a host where legacy tables exist too (another tool, a container with the
+  // legacy binary), and mixed in with stdout it can cut a rule's line in two.
+  std::istringstream in(out->stdout_text);
   std::string line;
   while (std::getline(in, line)) {
     line = Trimmed(line);
-    // iptables-nft prints "# Warning: iptables-legacy tables present, ..." on a host where
-    // legacy tables exist too (another tool, a container with the legacy binary): a remark,
-    // not a rule. Counted as a rule, it made every check see changed rules and re-apply them.
+    // Remarks, should a version print them to stdout, are not rules either. Counted as a
+    // rule, one made every check see changed rules and re-apply them.
     if (!line.empty() && line[0] != '#') lines.push_back(line);
   }
   return lines;

@@ -184,7 +184,7 @@ class ResettingRunner final : public host::CommandRunner {
                                   std::chrono::milliseconds) override {
     calls.push_back(argv);
     sample_.ecc_volatile_uncorrected = 0;
-    return host::CommandOutput{0, "GPU reset"};
+    return host::CommandOutput{0, "GPU reset", "GPU reset"};
   }
   std::vector<std::vector<std::string>> calls;
 

@@ -15,6 +15,20 @@ TEST(SubprocessRunnerTest, ExitCodeOutputAndStdin) {
   ASSERT_TRUE(out.ok()) << out.error().ToString();
   EXPECT_EQ(out->exit_code, 3);
   EXPECT_EQ(out->output, "from stdin\nerr\n");
+  EXPECT_EQ(out->stdout_text, "from stdin\n");
+}
+
+// What a tool writes to stderr in the middle of a stdout line (iptables-nft's remark about
+// legacy tables, between two 4 KiB blocks of iptables-save) stays out of stdout_text.
+TEST(SubprocessRunnerTest, StderrInTheMiddleOfALineStaysOutOfStdout) {
+  SubprocessRunner runner;
+  auto out = runner.Run({"sh", "-c", "printf 'half a '; printf '# remark\\n' >&2; echo line"},
+                        "", milliseconds(5000));
+  ASSERT_TRUE(out.ok()) << out.error().ToString();
+  EXPECT_EQ(out->exit_code, 0);
+  EXPECT_EQ(out->stdout_text, "half a line\n");
+  EXPECT_NE(out->output.find("# remark"), std::string::npos);
+  EXPECT_EQ(out->output.size(), out->stdout_text.size() + std::string("# remark\n").size());
 }
 
 TEST(SubprocessRunnerTest, NoShellInterpretsTheArguments) {

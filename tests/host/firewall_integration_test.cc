@@ -22,7 +22,7 @@ std::vector<std::string> Listing(CommandRunner& runner, const std::string& chain
   EXPECT_TRUE(out.ok()) << out.error().ToString();
   if (!out.ok() || out->exit_code != 0) return {};
   std::vector<std::string> lines;
-  std::istringstream in(out->output);
+  std::istringstream in(out->stdout_text);
   for (std::string line; std::getline(in, line);) {
     if (line.rfind('#', 0) != 0) lines.push_back(line);  // iptables-nft's remarks
   }
@@ -43,7 +43,7 @@ std::vector<std::string> Saved(CommandRunner& runner, const std::string& tool) {
   EXPECT_TRUE(out.ok() && out->exit_code == 0) << tool << "-save";
   if (!out.ok() || out->exit_code != 0) return {};
   std::vector<std::string> lines;
-  std::istringstream in(out->output);
+  std::istringstream in(out->stdout_text);
   for (std::string line; std::getline(in, line);) lines.push_back(line);
   return lines;
 }

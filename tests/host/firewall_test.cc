@@ -16,8 +16,16 @@ class ScriptedRunner : public CommandRunner {
     std::string command;  // argv joined by spaces
     Result<CommandOutput> reply;
   };
-  void Expect(std::string command, int exit_code, std::string output = "") {
-    steps_.push_back({std::move(command), CommandOutput{exit_code, std::move(output)}});
+  // `output` is what the tool writes to stdout, `errors` what it writes to stderr.
+  void Expect(std::string command, int exit_code, std::string output = "",
+              std::string errors = "") {
+    steps_.push_back(
+        {std::move(command), CommandOutput{exit_code, output + errors, std::move(output)}});
+  }
+  // A reply whose stderr landed in the middle of stdout (`output` as the runner reads it).
+  void ExpectSplit(std::string command, std::string stdout_text, std::string mixed) {
+    steps_.push_back(
+        {std::move(command), CommandOutput{0, std::move(mixed), std::move(stdout_text)}});
   }
   Result<CommandOutput> Run(const std::vector<std::string>& argv, std::string_view stdin_data,
                             std::chrono::milliseconds) override {
@@ -145,6 +153,14 @@ TEST(IptablesFirewallTest, CheckComparesJumpsAndChainContents) {
   runner.Expect("iptables -w 5 " + Op(kJumpIn, "-C"), 0);
   runner.Expect("iptables -w 5 -S TAOLIE-RENTALS", 0, remark + fwd);
   runner.Expect("iptables -w 5 -S TAOLIE-RENTALS-IN", 0, remark + in);
+  EXPECT_TRUE(*fw->Check(rules));
+  // The same remark on stderr, landing in the middle of a rule in the mixed output: only
+  // stdout is read, so no rule is cut in two.
+  runner.Expect("iptables -w 5 " + Op(kJumpFwd, "-C"), 0);
+  runner.Expect("iptables -w 5 " + Op(kJumpIn, "-C"), 0);
+  runner.ExpectSplit("iptables -w 5 -S TAOLIE-RENTALS", fwd,
+                     fwd.substr(0, 30) + remark + fwd.substr(30));
+  runner.Expect("iptables -w 5 -S TAOLIE-RENTALS-IN", 0, in, remark);
   EXPECT_TRUE(*fw->Check(rules));
   // A rule missing from the chain.
   runner.Expect("iptables -w 5 " + Op(kJumpFwd, "-C"), 0);
