@@ -24,7 +24,7 @@ readonly SYSTEM_DB_MARK=$CONFIG_DIR/system-database
 readonly DATA_DIR_DEFAULT=/var/lib/taolie-host-agent
 readonly LOG_DIR=/var/log/taolie-host-agent
 readonly WANTS_LINK=/etc/systemd/system/multi-user.target.wants/$UNIT
-# The labels the agent puts on every container it runs (src/agent/container_spec.h).
+# The labels the agent puts on every container it runs (src/engine/container_spec.h).
 readonly LABEL_MANAGED=taolie.managed
 readonly LABEL_DEPLOYMENT=taolie.deployment_id
 readonly RENTAL_NETWORK=taolie-rentals

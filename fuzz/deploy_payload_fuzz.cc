@@ -3,22 +3,22 @@
 #include <cstdint>
 #include <string>
 
-#include "agent/rules/deploy_spec.h"
 #include "fuzz_check.h"
+#include "rules/deploy_spec.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string payload(reinterpret_cast<const char*>(data), size);
-  taolie::agent::ValidationLimits limits;
+  taolie::rules::ValidationLimits limits;
   limits.allowed_volume_roots = {"/srv/rentals"};
   limits.max_disk_mb = 10240;
-  auto spec = taolie::agent::ParseDeployPayload("cmd-fuzz-1", payload, limits);
+  auto spec = taolie::rules::ParseDeployPayload("cmd-fuzz-1", payload, limits);
   if (spec.ok()) {
     // What validation accepted round-trips through the database form unchanged.
-    const std::string stored = taolie::agent::SpecToJson(*spec);
-    auto back = taolie::agent::SpecFromJson(stored);
+    const std::string stored = taolie::rules::SpecToJson(*spec);
+    auto back = taolie::rules::SpecFromJson(stored);
     FUZZ_CHECK(back.ok());
-    FUZZ_CHECK(taolie::agent::SpecToJson(*back) == stored);
+    FUZZ_CHECK(taolie::rules::SpecToJson(*back) == stored);
   }
-  (void)taolie::agent::ParseTerminatePayload(payload);
+  (void)taolie::rules::ParseTerminatePayload(payload);
   return 0;
 }

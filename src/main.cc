@@ -112,7 +112,7 @@ int RunUntilSignal(const config::Config& cfg, const std::string& config_path,
   std::string last_status;
   bool was_stuck = false;
   auto tell_systemd = [&] {
-    agent::Liveness live = (*app)->CheckLiveness();
+    loops::Liveness live = (*app)->CheckLiveness();
     if (live.ok) {
       host::SdNotify::Watchdog();
       if (was_stuck) spdlog::info("every loop finishes its rounds again: watchdog fed again");

@@ -11,28 +11,29 @@
 #include <vector>
 
 #include "agent/api_token.h"
-#include "agent/container_spec.h"
 #include "agent/data_dir.h"
-#include "agent/failpoints.h"
-#include "agent/gpu_source.h"
-#include "agent/image_prefetch.h"
-#include "agent/loops.h"
 #include "agent/metrics_exposition.h"
-#include "agent/periodic_runner.h"
-#include "agent/readiness_probe.h"
-#include "agent/rental_engine.h"
-#include "agent/rental_isolation.h"
-#include "agent/rental_network.h"
-#include "agent/runtime.h"
-#include "agent/work_queue.h"
+#include "common/failpoints.h"
 #include "common/secrets.h"
 #include "docker/engine_docker_client.h"
+#include "engine/container_spec.h"
+#include "engine/readiness_probe.h"
+#include "engine/rental_engine.h"
+#include "engine/work_queue.h"
+#include "health/gpu_source.h"
 #include "host/command_runner.h"
 #include "host/firewall.h"
 #include "host/host_resolver.h"
 #include "host/linux_host_probe.h"
+#include "isolation/rental_isolation.h"
+#include "isolation/rental_network.h"
+#include "loops/image_prefetch.h"
+#include "loops/loops.h"
+#include "loops/periodic_runner.h"
+#include "loops/retention_loop.h"
 #include "platform/counting_platform_api.h"
 #include "platform/https_platform_api.h"
+#include "runtime/runtime.h"
 #include "store/conninfo.h"
 #include "store/managed_postgres.h"
 #include "store/pg_store.h"
@@ -59,21 +60,21 @@ struct AgentApp::Impl {
   std::unique_ptr<platform::CountingPlatformApi> counted_api;  // api, counted for /metrics
   std::string hostname;                                        // for /metrics, read at start
   std::string driver_version;  // for /metrics, read at start ("" without NVML)
-  std::unique_ptr<Deps> deps;
-  std::unique_ptr<Runtime> rt;
-  TcpReadinessProbe probe;
-  std::unique_ptr<RentalEngine> engine;
+  std::unique_ptr<runtime::Deps> deps;
+  std::unique_ptr<runtime::Runtime> rt;
+  engine::TcpReadinessProbe probe;
+  std::unique_ptr<engine::RentalEngine> engine;
   host::SubprocessRunner tool_runner;  // iptables for the firewall, nvidia-smi -r for resets
   std::unique_ptr<host::IptablesFirewall> firewall;
   std::unique_ptr<host::IptablesFirewall> firewall6;
-  std::unique_ptr<RentalIsolation> isolation;
-  std::unique_ptr<ImageCollector> image_gc;
+  std::unique_ptr<isolation::RentalIsolation> isolation;
+  std::unique_ptr<engine::ImageCollector> image_gc;
   std::unique_ptr<telemetry::Alerter> alerter;  // null: no webhook and no e-mail configured
-  std::vector<std::unique_ptr<Loop>> loops;
-  std::vector<std::unique_ptr<PeriodicRunner>> runners;
-  PeriodicRunner* outbox_runner = nullptr;
-  RegistrationLoop* registration = nullptr;
-  PeriodicRunner* registration_runner = nullptr;
+  std::vector<std::unique_ptr<loops::Loop>> loops;
+  std::vector<std::unique_ptr<loops::PeriodicRunner>> runners;
+  loops::PeriodicRunner* outbox_runner = nullptr;
+  loops::RegistrationLoop* registration = nullptr;
+  loops::PeriodicRunner* registration_runner = nullptr;
   std::unique_ptr<telemetry::StatusServer> status;
   std::chrono::steady_clock::time_point started{};
   std::stop_source stop;
@@ -83,7 +84,7 @@ struct AgentApp::Impl {
 namespace {
 
 std::string StatusJson(AgentApp::Impl& m);
-Liveness LoopsLiveness(const AgentApp::Impl& m);
+loops::Liveness LoopsLiveness(const AgentApp::Impl& m);
 telemetry::ApiRoutes LocalApiRoutes(AgentApp& app, AgentApp::Impl& m);
 
 // The alerter with a channel per configured destination (docs/alerts.md); null when neither a
@@ -147,7 +148,7 @@ std::unique_ptr<telemetry::Alerter> MakeAlerter(const config::Config& cfg,
 }
 
 // Managed mode: restarts the private PostgreSQL when it dies; the store reconnects by itself.
-class PostgresSupervisor final : public Loop {
+class PostgresSupervisor final : public loops::Loop {
  public:
   explicit PostgresSupervisor(AgentApp::Impl& m) : m_(m) {}
   const char* Name() const override { return "postgres-supervisor"; }
@@ -161,14 +162,14 @@ std::string MetricsText(AgentApp::Impl& m);
 // The one agent id that the rental containers on this host carry, or "" (none, several, or
 // Docker not answering).
 std::string RecoverAgentId(docker::DockerClient& docker) {
-  auto listed = docker.List({{kLabelManaged, "true"}});
+  auto listed = docker.List({{engine::kLabelManaged, "true"}});
   if (!listed.ok()) {
     spdlog::warn("cannot look for an earlier identity in Docker: {}", listed.error().ToString());
     return "";
   }
   std::set<std::string> ids;
   for (const auto& c : *listed) {
-    if (auto it = c.labels.find(kLabelAgent); it != c.labels.end() && !it->second.empty()) {
+    if (auto it = c.labels.find(engine::kLabelAgent); it != c.labels.end() && !it->second.empty()) {
       ids.insert(it->second);
     }
   }
@@ -260,7 +261,7 @@ Result<std::unique_ptr<AgentApp>> AgentApp::Create(const config::Config& cfg,
     }
   }
 
-  GpuSource gpu_source = SelectGpuSource(cfg.gpu);
+  health::GpuSource gpu_source = health::SelectGpuSource(cfg.gpu);
   impl->gpus = std::move(gpu_source.probe);
   impl->gpu_source = gpu_source.name;
   impl->gpu_source_detail = gpu_source.detail;
@@ -287,8 +288,8 @@ Result<std::unique_ptr<AgentApp>> AgentApp::Create(const config::Config& cfg,
   if (impl->gpus->Available()) {
     if (auto d = impl->gpus->Driver(); d.ok()) impl->driver_version = d->driver_version;
   }
-  impl->image_gc = std::make_unique<ImageCollector>(*impl->docker, *impl->store, *impl->host,
-                                                    impl->cfg.docker, impl->clock, storage_path);
+  impl->image_gc = std::make_unique<engine::ImageCollector>(
+      *impl->docker, *impl->store, *impl->host, impl->cfg.docker, impl->clock, storage_path);
 
   platform::HttpsPlatformApi::Options po;
   po.base_url = cfg.server.url;
@@ -304,7 +305,7 @@ Result<std::unique_ptr<AgentApp>> AgentApp::Create(const config::Config& cfg,
 
   TimestampFormat ts = cfg.server.timestamp_format == "rfc3339" ? TimestampFormat::kRfc3339
                                                                 : TimestampFormat::kNaive;
-  impl->rt = std::make_unique<Runtime>(agent_id, version, ts);
+  impl->rt = std::make_unique<runtime::Runtime>(agent_id, version, ts);
   if (auto g = impl->store->GetState("platform_gpu_uuid"); g.ok() && g->has_value()) {
     impl->rt->set_platform_gpu_uuid(**g);
   }
@@ -320,12 +321,11 @@ Result<std::unique_ptr<AgentApp>> AgentApp::Create(const config::Config& cfg,
   } else {
     spdlog::info("database: external; its filesystem's free space is not checked by admission");
   }
-  impl->deps =
-      std::make_unique<Deps>(Deps{impl->cfg, *impl->store, *impl->docker, *impl->gpus, *impl->host,
-                                  *impl->counted_api, impl->clock, [](const std::string& host) {
-                                    return host::ResolveHost(host, std::chrono::seconds(3));
-                                  }});
-  impl->engine = std::make_unique<RentalEngine>(*impl->deps, *impl->rt, impl->probe);
+  impl->deps = std::make_unique<runtime::Deps>(runtime::Deps{
+      impl->cfg, *impl->store, *impl->docker, *impl->gpus, *impl->host, *impl->counted_api,
+      impl->clock,
+      [](const std::string& host) { return host::ResolveHost(host, std::chrono::seconds(3)); }});
+  impl->engine = std::make_unique<engine::RentalEngine>(*impl->deps, *impl->rt, impl->probe);
 
   // Rental isolation: the agent's network and firewall. Failing to set them up is not fatal:
   // it is reported, and rentals are refused unless deployment.require_isolation is false.
@@ -337,7 +337,7 @@ Result<std::unique_ptr<AgentApp>> AgentApp::Create(const config::Config& cfg,
   }
   // IPv6: ip6tables rules mirror the IPv4 ones; none are needed on a kernel without IPv6, and
   // a missing ip6tables is a warning (the rental network has IPv6 off), not a failure.
-  Ipv6Firewall ipv6;
+  isolation::Ipv6Firewall ipv6;
   if (!host::KernelHasIpv6()) {
     ipv6.note = "the kernel has IPv6 disabled; none needed";
     ipv6.needed = false;
@@ -349,13 +349,13 @@ Result<std::unique_ptr<AgentApp>> AgentApp::Create(const config::Config& cfg,
     ipv6.note = "ip6tables: " + fw6.error().message + " (install iptables' ip6tables)";
   }
   if (auto addresses = host::HostIpv4Addresses(); addresses.ok()) {
-    for (const auto& w : EgressAllowHostWarnings(impl->cfg.deployment, *addresses)) {
+    for (const auto& w : isolation::EgressAllowHostWarnings(impl->cfg.deployment, *addresses)) {
       spdlog::warn("{}", w);
     }
   } else {
     spdlog::warn("the host's addresses: {}", addresses.error().message);
   }
-  impl->isolation = std::make_unique<RentalIsolation>(
+  impl->isolation = std::make_unique<isolation::RentalIsolation>(
       impl->cfg.deployment, *impl->docker, impl->firewall.get(), firewall_error,
       [](const std::string& path) {
         std::ifstream in(path);
@@ -373,16 +373,16 @@ Result<std::unique_ptr<AgentApp>> AgentApp::Create(const config::Config& cfg,
 Status AgentApp::Start() {
   auto& m = *impl_;
   const auto& mon = m.cfg.monitoring;
-  Deps& d = *m.deps;
+  runtime::Deps& d = *m.deps;
   auto started = std::chrono::steady_clock::now();
 
   // Nothing here waits on the platform: the local API, metrics, reconcile and expiry come up
   // (and systemd's READY follows) while the registration loop keeps trying.
   // Inventory first, so claims have rows to land on.
-  GpuHealthLoop inventory(d, *m.rt);
-  LoopStats inventory_stats;
-  WarnIfError(RunOnceGuarded(inventory, m.stop.get_token(), inventory_stats),
-              "start-up GPU inventory");
+  loops::GpuHealthLoop inventory(d, *m.rt);
+  loops::LoopStats inventory_stats;
+  runtime::WarnIfError(loops::RunOnceGuarded(inventory, m.stop.get_token(), inventory_stats),
+                       "start-up GPU inventory");
   // Before any rental is admitted or resumed: the network they join and their firewall.
   // RentalIsolation logs what is missing; rentals are refused meanwhile (fail closed).
   (void)m.isolation->Ensure();
@@ -397,43 +397,49 @@ Status AgentApp::Start() {
     spdlog::warn("start-up: dirty GPUs not verified yet (store or GPUs not readable)");
   }
 
-  auto add = [&](std::unique_ptr<Loop> loop, int interval_s, int splay_ms) {
-    auto runner = std::make_unique<PeriodicRunner>(*loop, std::chrono::seconds(interval_s),
-                                                   std::chrono::milliseconds(splay_ms));
+  auto add = [&](std::unique_ptr<loops::Loop> loop, int interval_s, int splay_ms) {
+    auto runner = std::make_unique<loops::PeriodicRunner>(*loop, std::chrono::seconds(interval_s),
+                                                          std::chrono::milliseconds(splay_ms));
     m.loops.push_back(std::move(loop));
     m.runners.push_back(std::move(runner));
     return m.runners.back().get();
   };
-  add(std::make_unique<GpuMetricsLoop>(d, *m.rt, m.engine->dirty_gpus()), mon.gpu_metrics_interval,
-      0);
-  add(std::make_unique<GpuHealthLoop>(d, *m.rt, &m.tool_runner), mon.gpu_health_interval,
+  add(std::make_unique<loops::GpuMetricsLoop>(d, *m.rt, m.engine->dirty_gpus()),
+      mon.gpu_metrics_interval, 0);
+  add(std::make_unique<loops::GpuHealthLoop>(d, *m.rt, &m.tool_runner), mon.gpu_health_interval,
       mon.gpu_health_interval * 1000);
   // After the first registration, every loop is woken: those that waited for it go at once.
-  auto registration = std::make_unique<RegistrationLoop>(d, *m.rt, [&m] {
+  auto registration = std::make_unique<loops::RegistrationLoop>(d, *m.rt, [&m] {
     for (auto& r : m.runners) {
       if (r.get() != m.registration_runner) r->Wake();
     }
   });
   m.registration = registration.get();
   m.registration_runner = add(std::move(registration), mon.heartbeat_interval, 0);
-  add(std::make_unique<HeartbeatLoop>(d, *m.rt, started), mon.heartbeat_interval, 0);
-  add(std::make_unique<CommandPollLoop>(d, *m.rt, m.engine->commands()), mon.command_poll_interval,
-      100);
-  add(std::make_unique<MetricsPushLoop>(d, *m.rt), mon.metrics_push_interval, 2000);
-  add(std::make_unique<HealthPushLoop>(d, *m.rt), mon.health_push_interval, 3000);
-  add(std::make_unique<DurationMonitorLoop>(m.engine->monitor(), m.engine->reconciler(),
-                                            m.isolation.get(), m.image_gc.get()),
+  add(std::make_unique<loops::HeartbeatLoop>(d, *m.rt, started), mon.heartbeat_interval, 0);
+  add(std::make_unique<loops::CommandPollLoop>(d, *m.rt, m.engine->commands()),
+      mon.command_poll_interval, 100);
+  add(std::make_unique<loops::MetricsPushLoop>(d, *m.rt), mon.metrics_push_interval, 2000);
+  add(std::make_unique<loops::HealthPushLoop>(d, *m.rt), mon.health_push_interval, 3000);
+  add(std::make_unique<loops::DurationMonitorLoop>(m.engine->monitor(), m.engine->reconciler(),
+                                                   m.isolation.get(), m.image_gc.get()),
       mon.duration_check_interval, 500);
+  // Retention: its first round a health interval after start (when the health loop's first
+  // round pruned before retention had its own loop), then hourly.
+  add(std::make_unique<loops::RetentionLoop>(d.store, m.cfg.monitoring.retention,
+                                             m.cfg.logging.file),
+      static_cast<int>(std::chrono::seconds(loops::RetentionLoop::kInterval).count()),
+      mon.gpu_health_interval * 1000);
   // The outbox is woken whenever an event is written; the interval is only a safety net.
-  m.outbox_runner = add(std::make_unique<OutboxLoop>(d, *m.rt), 60, 200);
+  m.outbox_runner = add(std::make_unique<loops::OutboxLoop>(d, *m.rt), 60, 200);
   if (m.pg) add(std::make_unique<PostgresSupervisor>(m), 15, 15000);
   // images.prefetch (merged with docker.prefetch_images): kept pulled in the background.
   if (!m.cfg.docker.prefetch_images.empty()) {
-    add(std::make_unique<PrefetchLoop>(d.docker, m.engine->work(), m.engine->pulls(),
-                                       m.cfg.docker.prefetch_images),
-        static_cast<int>(std::chrono::seconds(PrefetchLoop::kInterval).count()), 3000);
+    add(std::make_unique<loops::PrefetchLoop>(d.docker, m.engine->work(), m.engine->pulls(),
+                                              m.cfg.docker.prefetch_images),
+        static_cast<int>(std::chrono::seconds(loops::PrefetchLoop::kInterval).count()), 3000);
   }
-  PeriodicRunner* outbox = m.outbox_runner;
+  loops::PeriodicRunner* outbox = m.outbox_runner;
   m.rt->SetOutboxNotifier([outbox] { outbox->Wake(); });
   for (auto& r : m.runners) r->Start();
   m.started = started;
@@ -469,12 +475,12 @@ Status AgentApp::Start() {
   return OkStatus();
 }
 
-Liveness AgentApp::CheckLiveness() const { return LoopsLiveness(*impl_); }
+loops::Liveness AgentApp::CheckLiveness() const { return LoopsLiveness(*impl_); }
 
 namespace {
 
-Liveness LoopsLiveness(const AgentApp::Impl& m) {
-  std::vector<LoopProgress> loops;
+loops::Liveness LoopsLiveness(const AgentApp::Impl& m) {
+  std::vector<loops::LoopProgress> loops;
   for (const auto& r : m.runners) {
     loops.push_back({r->name(), r->interval(), r->stats().round_started_ns.load(),
                      r->stats().last_round_end_ns.load()});
@@ -482,14 +488,15 @@ Liveness LoopsLiveness(const AgentApp::Impl& m) {
   const int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(
                           std::chrono::steady_clock::now().time_since_epoch())
                           .count();
-  return EvaluateLiveness(loops, now, std::chrono::seconds(m.cfg.monitoring.stuck_loop_seconds));
+  return loops::EvaluateLiveness(loops, now,
+                                 std::chrono::seconds(m.cfg.monitoring.stuck_loop_seconds));
 }
 
 }  // namespace
 
 std::string AgentApp::StatusLine() const {
   const auto& m = *impl_;
-  const Runtime& rt = *m.rt;
+  const runtime::Runtime& rt = *m.rt;
   std::string line;
   if (!rt.registered()) {
     line = "platform: not registered yet";
@@ -508,7 +515,7 @@ std::string AgentApp::StatusLine() const {
   line += " · GPUs " + std::to_string(rt.available_gpus.load()) + " free";
   if (seen > 0) line += " of " + std::to_string(seen);
   if (rt.draining()) line += " · draining";
-  if (Liveness l = CheckLiveness(); !l.ok) line += " · STUCK: " + l.detail;
+  if (loops::Liveness l = CheckLiveness(); !l.ok) line += " · STUCK: " + l.detail;
   return line;
 }
 
@@ -579,11 +586,12 @@ Status PostgresSupervisor::RunOnce(std::stop_token stop) {
   return OkStatus();
 }
 
-json IsolationJson(const RentalIsolation& isolation, const config::DeploymentConfig& dc) {
-  IsolationStatus s = isolation.Current();
+json IsolationJson(const isolation::RentalIsolation& isolation,
+                   const config::DeploymentConfig& dc) {
+  isolation::IsolationStatus s = isolation.Current();
   return {{"ok", s.ok},
           {"error", s.error},
-          {"network", kRentalNetworkName},
+          {"network", isolation::kRentalNetworkName},
           {"network_ready", s.network_ready},
           {"subnet", dc.network_subnet},
           {"firewall_backend", s.backend},
@@ -594,13 +602,13 @@ json IsolationJson(const RentalIsolation& isolation, const config::DeploymentCon
           {"accepting_rentals", isolation.AdmitsRentals()}};
 }
 
-const char* StorageOptName(Runtime::StorageOpt s) {
+const char* StorageOptName(runtime::Runtime::StorageOpt s) {
   switch (s) {
-    case Runtime::StorageOpt::kSupported:
+    case runtime::Runtime::StorageOpt::kSupported:
       return "supported";
-    case Runtime::StorageOpt::kRefused:
+    case runtime::Runtime::StorageOpt::kRefused:
       return "refused";
-    case Runtime::StorageOpt::kUnknown:
+    case runtime::Runtime::StorageOpt::kUnknown:
       break;
   }
   return "unknown";
@@ -622,7 +630,7 @@ json AlertsJson(const AgentApp::Impl& m) {
 }
 
 std::string StatusJson(AgentApp::Impl& m) {
-  const Runtime& rt = *m.rt;
+  const runtime::Runtime& rt = *m.rt;
   json loops = json::array();
   for (const auto& r : m.runners) {
     loops.push_back({{"name", r->name()},
@@ -674,7 +682,7 @@ std::string StatusJson(AgentApp::Impl& m) {
               {"draining", rt.draining()},
               {"liveness",
                [&m] {
-                 Liveness l = LoopsLiveness(m);
+                 loops::Liveness l = LoopsLiveness(m);
                  return json{{"ok", l.ok}, {"stuck", l.stuck}, {"detail", l.detail}};
                }()},
               {"uptime_seconds", up},
@@ -716,7 +724,7 @@ std::string StatusJson(AgentApp::Impl& m) {
 }
 
 std::string MetricsText(AgentApp::Impl& m) {
-  const Runtime& rt = *m.rt;
+  const runtime::Runtime& rt = *m.rt;
   MetricsSnapshot s;
   s.version = rt.version();
   s.hostname = m.hostname;
@@ -737,7 +745,7 @@ std::string MetricsText(AgentApp::Impl& m) {
     }
   }
   for (const auto& r : m.runners) {
-    const LoopStats& st = r->stats();
+    const loops::LoopStats& st = r->stats();
     s.loops.push_back({r->name(), st.rounds.load(), st.failures.load(), st.exceptions.load(),
                        static_cast<double>(st.last_round_micros.load()) / 1e6});
   }
@@ -787,7 +795,7 @@ json ReadyJson(AgentApp::Impl& m, bool* ready) {
           driver ? "the NVIDIA driver is loaded but unreadable: " + m.gpus->UnavailableReason()
                  : "no NVIDIA driver: CPU-only host");
   }
-  const Runtime& rt = *m.rt;
+  const runtime::Runtime& rt = *m.rt;
   const auto since =
       std::chrono::duration_cast<std::chrono::seconds>(m.clock.Now() - rt.last_platform_ok())
           .count();
@@ -841,7 +849,7 @@ telemetry::ApiRoutes LocalApiRoutes(AgentApp& app, AgentApp::Impl& m) {
   };
   // Liveness, as systemd's watchdog sees it: 503 only when a loop is stuck.
   routes["/healthz"] = read([agent] {
-    Liveness l = agent->CheckLiveness();
+    loops::Liveness l = agent->CheckLiveness();
     return l.ok ? ApiReply{200, "text/plain", "ok\n"}
                 : ApiReply{503, "text/plain", "stuck: " + l.detail + "\n"};
   });

@@ -6,9 +6,9 @@
 #include <stop_token>
 #include <string>
 
-#include "agent/liveness.h"
 #include "common/result.h"
 #include "config/config.h"
+#include "loops/liveness.h"
 
 namespace taolie::agent {
 
@@ -30,7 +30,7 @@ class AgentApp {
   const std::string& agent_id() const;
 
   // Whether every loop finishes its rounds (liveness.h): feeds systemd's watchdog and /healthz.
-  Liveness CheckLiveness() const;
+  loops::Liveness CheckLiveness() const;
   // One line for systemd's STATUS=: the platform link, rentals, GPUs, draining, stuck loops.
   std::string StatusLine() const;
   // Drain: finish the current rentals, accept no new one (a deploy is acked "rejected",

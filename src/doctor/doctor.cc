@@ -25,11 +25,11 @@
 #include <thread>
 #include <utility>
 
-#include "agent/container_spec.h"  // kLabelManaged
-#include "agent/gpu_source.h"
 #include "common/secrets.h"
 #include "docker/engine_docker_client.h"
+#include "engine/container_spec.h"  // kLabelManaged
 #include "gpu/nvml_gpu_probe.h"
+#include "health/gpu_source.h"
 #include "platform/https_platform_api.h"
 #include "store/conninfo.h"
 #include "store/managed_postgres.h"
@@ -248,7 +248,7 @@ Check CheckDocker(const config::Config& cfg, Environment& env, Findings& found) 
                 "cannot reach Docker at " + env.docker_address + ": " + v.error().message, fix);
   }
   found.docker = *v;
-  if (auto rentals = env.docker->List({{agent::kLabelManaged, "true"}}); rentals.ok()) {
+  if (auto rentals = env.docker->List({{engine::kLabelManaged, "true"}}); rentals.ok()) {
     for (const auto& c : *rentals) {
       for (const auto& p : c.ports) {
         if (p.host_port > 0) found.rental_ports.insert(p.host_port);
@@ -760,10 +760,10 @@ Environment RealEnvironment(const config::Config& cfg) {
   };
   env.open_fallback = [](const config::GpuConfig& g,
                          std::string* detail) -> std::unique_ptr<gpu::GpuProbe> {
-    agent::GpuSource source = agent::SelectGpuSource(g);  // as the agent chooses
+    health::GpuSource source = health::SelectGpuSource(g);  // as the agent chooses
     if (source.name != "nvidia-smi") return nullptr;
     const char* path = std::getenv("PATH");
-    *detail = agent::FindOnPath(g.nvidia_smi_path, path != nullptr ? path : "/usr/bin:/bin");
+    *detail = health::FindOnPath(g.nvidia_smi_path, path != nullptr ? path : "/usr/bin:/bin");
     return std::move(source.probe);
   };
   env.nvidia_driver_present = [] {

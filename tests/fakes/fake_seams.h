@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "agent/readiness_probe.h"
+#include "engine/readiness_probe.h"
 #include "gpu/gpu_probe.h"
 #include "host/host_probe.h"
 #include "platform/platform_api.h"
@@ -89,7 +89,7 @@ class StrictPlatformApi : public platform::PlatformApi {
 };
 
 // Ready after `probes_until_ready` rounds of probing (0 = at once; -1 = never).
-class FakeReadinessProbe : public agent::ReadinessProbe {
+class FakeReadinessProbe : public engine::ReadinessProbe {
  public:
   int probes_until_ready = 0;
   bool SshBanner(const std::string&, int) override { return Next(); }
