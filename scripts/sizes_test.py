@@ -187,5 +187,16 @@ class MainTest(unittest.TestCase):
         self.assertNotIn("other.txt", out)
 
 
+class TreeTest(unittest.TestCase):
+    def test_the_config_library_is_within_the_limits(self):
+        # Issue 18 item 5: config_loader.cc had 1,282 lines and a 411-line Validate.
+        root = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                            "src", "config")
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            rc = sizes.main([root])
+        self.assertEqual(rc, 0, out.getvalue())
+
+
 if __name__ == "__main__":
     unittest.main()
