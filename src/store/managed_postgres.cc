@@ -365,107 +365,108 @@ Result<std::string> ManagedPostgres::FindBinaries(const std::string& data_dir,
   return FindBinDir(bin_dir, fs::path(data_dir) / "pg");
 }
 
-Result<std::unique_ptr<ManagedPostgres>> ManagedPostgres::Start(const Options& options) {
-  if (options.data_dir.empty()) return Err(ErrorCode::kInvalidArgument, "data_dir is empty");
+namespace {
+
+// The data dir, created when missing, as its canonical path.
+Result<fs::path> CanonicalDataDir(const std::string& dir) {
+  if (dir.empty()) return Err(ErrorCode::kInvalidArgument, "data_dir is empty");
   std::error_code ec;
-  fs::create_directories(options.data_dir, ec);
+  fs::create_directories(dir, ec);
   if (ec) {
     return Err(ErrorCode::kFailedPrecondition,
-               "cannot create data dir " + options.data_dir + ": " + ec.message());
+               "cannot create data dir " + dir + ": " + ec.message());
   }
-  const fs::path data_dir = fs::canonical(options.data_dir, ec);
-  if (ec)
-    return Err(ErrorCode::kFailedPrecondition,
-               "data dir " + options.data_dir + ": " + ec.message());
+  fs::path canonical = fs::canonical(dir, ec);
+  if (ec) return Err(ErrorCode::kFailedPrecondition, "data dir " + dir + ": " + ec.message());
+  return canonical;
+}
 
-  std::unique_ptr<ManagedPostgres> pg(new ManagedPostgres());
-  pg->pgdata_ = (data_dir / "pg").string();
-  pg->socket_dir_ = (data_dir / "pg-run").string();
-  const fs::path pgdata = pg->pgdata_;
-  const fs::path password_file = data_dir / "pg-password";
-
-  if (pg->socket_dir_.size() + std::strlen("/.s.PGSQL.5432") >= 107) {
-    return Err(ErrorCode::kInvalidArgument,
-               "data dir path too long for a UNIX socket: " + pg->socket_dir_);
-  }
-  auto bin = FindBinDir(options.bin_dir, pgdata);
-  if (!bin.ok()) return bin.error();
-  pg->bin_dir_ = *bin;
-  auto user = ResolveUser(options.run_as_user);
-  if (!user.ok()) return user.error();
-  const RunAs as = *user;
-  TAOLIE_RETURN_IF_ERROR(EnsureTraversable(data_dir, as));
-
-  // Password: generated once, kept next to the cluster.
+// The superuser's password: generated once, kept next to the cluster.
+Result<std::string> LoadOrCreatePassword(const fs::path& password_file, const fs::path& pgdata,
+                                         const RunAs& as) {
   if (fs::exists(password_file)) {
-    pg->password_ = ReadFirstLine(password_file);
-    if (pg->password_.empty()) {
+    std::string password = ReadFirstLine(password_file);
+    if (password.empty()) {
       return Err(ErrorCode::kFailedPrecondition, password_file.string() + " is empty");
     }
     TAOLIE_RETURN_IF_ERROR(Chown(password_file, as));
-  } else {
-    if (fs::exists(pgdata / "PG_VERSION")) {
-      return Err(ErrorCode::kFailedPrecondition,
-                 "cluster exists but " + password_file.string() + " is missing");
-    }
-    auto pw = RandomAlnum(32);
-    if (!pw.ok()) return pw.error();
-    pg->password_ = *pw;
-    TAOLIE_RETURN_IF_ERROR(WriteFile(password_file, pg->password_ + "\n", 0600, as, true));
+    return password;
   }
-
-  // First start: initdb into a scratch dir, then rename, so a crash never leaves half a cluster.
-  if (!fs::exists(pgdata / "PG_VERSION")) {
-    const fs::path scratch = data_dir / "pg.init";
-    fs::remove_all(scratch, ec);
-    if (fs::exists(pgdata)) fs::remove(pgdata, ec);  // only succeeds when empty
-    if (fs::exists(pgdata)) {
-      return Err(ErrorCode::kFailedPrecondition,
-                 pgdata.string() + " exists but holds no cluster (no PG_VERSION); move it away");
-    }
-    TAOLIE_RETURN_IF_ERROR(MakeDir(scratch, 0700, as));
-    const fs::path initdb_log = data_dir / "pg-initdb.log";
-    auto log_fd = OpenLog(initdb_log, as);
-    if (!log_fd.ok()) return log_fd.error();
-    std::vector<std::string> args = {pg->bin_dir_ + "/initdb",
-                                     "-D",
-                                     scratch.string(),
-                                     "-U",
-                                     kSuperuser,
-                                     "--auth=scram-sha-256",
-                                     "--pwfile=" + password_file.string(),
-                                     "-E",
-                                     "UTF8",
-                                     "--no-locale"};
-    if (!options.durable) args.push_back("--no-sync");
-    spdlog::info("managed postgres: initialising cluster in {}", pgdata.string());
-    auto pid = Spawn(args, as, *log_fd);
-    ::close(*log_fd);
-    if (!pid.ok()) return pid.error();
-    auto status = WaitChild(*pid, std::chrono::seconds(kInitdbTimeoutS));
-    if (!status) {
-      ::kill(*pid, SIGKILL);
-      WaitChild(*pid, milliseconds(2000));
-      return Err(ErrorCode::kDeadlineExceeded, "initdb did not finish in time");
-    }
-    if (!WIFEXITED(*status) || WEXITSTATUS(*status) != 0) {
-      return Err(ErrorCode::kInternal, "initdb failed: " + Tail(initdb_log));
-    }
-    std::ofstream conf(scratch / "postgresql.conf", std::ios::app);
-    conf << "\n# Settings of the TAOLIE host agent (rewritten at every start)\n"
-         << "include_if_exists = 'taolie.conf'\n";
-    conf.close();
-    if (!conf) return Err(ErrorCode::kInternal, "cannot append to postgresql.conf");
-    fs::rename(scratch, pgdata, ec);
-    if (ec) return Err(ErrorCode::kInternal, "rename cluster dir: " + ec.message());
+  if (fs::exists(pgdata / "PG_VERSION")) {
+    return Err(ErrorCode::kFailedPrecondition,
+               "cluster exists but " + password_file.string() + " is missing");
   }
+  auto pw = RandomAlnum(32);
+  if (!pw.ok()) return pw.error();
+  TAOLIE_RETURN_IF_ERROR(WriteFile(password_file, *pw + "\n", 0600, as, true));
+  return *pw;
+}
 
-  TAOLIE_RETURN_IF_ERROR(MakeDir(pg->socket_dir_, 0700, as));
+// Runs initdb into `scratch` (bounded), its output to `log`.
+Status RunInitdb(const std::string& bin_dir, const fs::path& scratch, const fs::path& password_file,
+                 bool durable, const fs::path& log, const RunAs& as) {
+  auto log_fd = OpenLog(log, as);
+  if (!log_fd.ok()) return log_fd.error();
+  std::vector<std::string> args = {bin_dir + "/initdb",
+                                   "-D",
+                                   scratch.string(),
+                                   "-U",
+                                   ManagedPostgres::kSuperuser,
+                                   "--auth=scram-sha-256",
+                                   "--pwfile=" + password_file.string(),
+                                   "-E",
+                                   "UTF8",
+                                   "--no-locale"};
+  if (!durable) args.push_back("--no-sync");
+  auto pid = Spawn(args, as, *log_fd);
+  ::close(*log_fd);
+  if (!pid.ok()) return pid.error();
+  auto status = WaitChild(*pid, std::chrono::seconds(kInitdbTimeoutS));
+  if (!status) {
+    ::kill(*pid, SIGKILL);
+    WaitChild(*pid, milliseconds(2000));
+    return Err(ErrorCode::kDeadlineExceeded, "initdb did not finish in time");
+  }
+  if (!WIFEXITED(*status) || WEXITSTATUS(*status) != 0) {
+    return Err(ErrorCode::kInternal, "initdb failed: " + Tail(log));
+  }
+  return OkStatus();
+}
+
+// First start: initdb into a scratch dir, then rename, so a crash never leaves half a cluster.
+Status InitCluster(const std::string& bin_dir, const fs::path& data_dir, const fs::path& pgdata,
+                   const fs::path& password_file, bool durable, const RunAs& as) {
+  std::error_code ec;
+  const fs::path scratch = data_dir / "pg.init";
+  fs::remove_all(scratch, ec);
+  if (fs::exists(pgdata)) fs::remove(pgdata, ec);  // only succeeds when empty
+  if (fs::exists(pgdata)) {
+    return Err(ErrorCode::kFailedPrecondition,
+               pgdata.string() + " exists but holds no cluster (no PG_VERSION); move it away");
+  }
+  TAOLIE_RETURN_IF_ERROR(MakeDir(scratch, 0700, as));
+  spdlog::info("managed postgres: initialising cluster in {}", pgdata.string());
+  TAOLIE_RETURN_IF_ERROR(
+      RunInitdb(bin_dir, scratch, password_file, durable, data_dir / "pg-initdb.log", as));
+  std::ofstream conf(scratch / "postgresql.conf", std::ios::app);
+  conf << "\n# Settings of the TAOLIE host agent (rewritten at every start)\n"
+       << "include_if_exists = 'taolie.conf'\n";
+  conf.close();
+  if (!conf) return Err(ErrorCode::kInternal, "cannot append to postgresql.conf");
+  fs::rename(scratch, pgdata, ec);
+  if (ec) return Err(ErrorCode::kInternal, "rename cluster dir: " + ec.message());
+  return OkStatus();
+}
+
+// pg/taolie.conf, rewritten at every start: the UNIX socket only, small memory, the logging
+// collector; without fsync for a throwaway (not durable) cluster.
+Status WriteServerConfig(const fs::path& pgdata, const std::string& socket_dir, bool durable,
+                         const RunAs& as) {
   std::ostringstream conf;
   conf << "# Managed by taolie-host-agent; rewritten at every start.\n"
        << "listen_addresses = ''\n"
        << "port = " << kPort << "\n"
-       << "unix_socket_directories = " << QuoteConfValue(pg->socket_dir_) << "\n"
+       << "unix_socket_directories = " << QuoteConfValue(socket_dir) << "\n"
        << "unix_socket_permissions = 0700\n"
        << "max_connections = 20\n"
        << "shared_buffers = 16MB\n"
@@ -481,76 +482,58 @@ Result<std::unique_ptr<ManagedPostgres>> ManagedPostgres::Start(const Options& o
        << "log_rotation_size = 0\n"
        << "log_timezone = 'UTC'\n"
        << "timezone = 'UTC'\n";
-  if (!options.durable) conf << "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n";
-  TAOLIE_RETURN_IF_ERROR(WriteFile(pgdata / "taolie.conf", conf.str(), 0600, as));
+  if (!durable) conf << "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n";
+  return WriteFile(pgdata / "taolie.conf", conf.str(), 0600, as);
+}
 
-  // A postmaster.pid: adopt the server if it is ours and alive; otherwise it is stale.
+// A postmaster.pid: the pid of the server to adopt when it is ours and alive; otherwise the
+// file is stale: leftover backends are stopped, the file and the socket removed, and 0 is
+// returned (as when there is no postmaster.pid).
+Result<pid_t> AdoptableServer(const fs::path& pgdata, const std::string& socket_dir) {
   const fs::path pid_file = pgdata / "postmaster.pid";
-  if (fs::exists(pid_file)) {
-    pid_t old = static_cast<pid_t>(std::strtol(ReadFirstLine(pid_file).c_str(), nullptr, 10));
-    if (ProcessAlive(old) && IsPostgresProcess(old) && ProcCwd(old) == pgdata.string()) {
-      spdlog::info("managed postgres: adopting running server (pid {})", old);
-      pg->pid_ = old;
-      pg->adopted_ = true;
-    } else {
-      // Leftover backends of a dead postmaster would share the data dir with a new one.
-      auto orphans = ProcessesInDir(pgdata.string());
-      if (!orphans.empty()) {
-        spdlog::warn("managed postgres: stopping {} orphaned server process(es)", orphans.size());
-        KillAndWait(orphans, milliseconds(3000));
-      }
-      spdlog::warn("managed postgres: removing stale postmaster.pid (pid {} is not our server)",
-                   old);
-      fs::remove(pid_file, ec);
-      if (ec)
-        return Err(ErrorCode::kFailedPrecondition, "remove stale postmaster.pid: " + ec.message());
-      fs::remove(fs::path(pg->socket_dir_) / ".s.PGSQL.5432", ec);
-      fs::remove(fs::path(pg->socket_dir_) / ".s.PGSQL.5432.lock", ec);
-    }
+  if (!fs::exists(pid_file)) return 0;
+  pid_t old = static_cast<pid_t>(std::strtol(ReadFirstLine(pid_file).c_str(), nullptr, 10));
+  if (ProcessAlive(old) && IsPostgresProcess(old) && ProcCwd(old) == pgdata.string()) {
+    spdlog::info("managed postgres: adopting running server (pid {})", old);
+    return old;
   }
-
-  const fs::path startup_log = data_dir / "pg-startup.log";
-  if (!pg->adopted_) {
-    auto log_fd = OpenLog(startup_log, as);
-    if (!log_fd.ok()) return log_fd.error();
-    auto pid = Spawn({pg->bin_dir_ + "/postgres", "-D", pgdata.string()}, as, *log_fd);
-    ::close(*log_fd);
-    if (!pid.ok()) return pid.error();
-    pg->pid_ = *pid;
-    spdlog::info("managed postgres: started server (pid {})", pg->pid_);
+  // Leftover backends of a dead postmaster would share the data dir with a new one.
+  auto orphans = ProcessesInDir(pgdata.string());
+  if (!orphans.empty()) {
+    spdlog::warn("managed postgres: stopping {} orphaned server process(es)", orphans.size());
+    KillAndWait(orphans, milliseconds(3000));
   }
+  spdlog::warn("managed postgres: removing stale postmaster.pid (pid {} is not our server)", old);
+  std::error_code ec;
+  fs::remove(pid_file, ec);
+  if (ec)
+    return Err(ErrorCode::kFailedPrecondition, "remove stale postmaster.pid: " + ec.message());
+  fs::remove(fs::path(socket_dir) / ".s.PGSQL.5432", ec);
+  fs::remove(fs::path(socket_dir) / ".s.PGSQL.5432.lock", ec);
+  return 0;
+}
 
-  // Wait until it accepts connections (bounded).
-  const std::string admin = pg->ConnInfo("postgres");
-  auto deadline = Clock::now() + std::chrono::seconds(std::max(1, options.startup_timeout_s));
-  while (true) {
-    if (!pg->adopted_) {
-      int status = 0;
-      if (::waitpid(pg->pid_, &status, WNOHANG) == pg->pid_) {
-        pg->pid_ = 0;
-        return Err(ErrorCode::kUnavailable, "postgres exited during startup: " + Tail(startup_log));
-      }
-    } else if (!ProcessAlive(pg->pid_)) {
-      return Err(ErrorCode::kUnavailable, "adopted postgres exited");
-    }
-    if (PQping(admin.c_str()) == PQPING_OK) break;
-    if (Clock::now() >= deadline) {
-      std::string log = Tail(startup_log);
-      (void)pg->Stop();
-      return Err(ErrorCode::kDeadlineExceeded, "postgres did not accept connections within " +
-                                                   std::to_string(options.startup_timeout_s) +
-                                                   " s: " + log);
-    }
-    std::this_thread::sleep_for(milliseconds(50));
-  }
+// Starts the postmaster as our child, its early output to `log`.
+Result<pid_t> SpawnServer(const std::string& bin_dir, const fs::path& pgdata, const fs::path& log,
+                          const RunAs& as) {
+  auto log_fd = OpenLog(log, as);
+  if (!log_fd.ok()) return log_fd.error();
+  auto pid = Spawn({bin_dir + "/postgres", "-D", pgdata.string()}, as, *log_fd);
+  ::close(*log_fd);
+  if (!pid.ok()) return pid.error();
+  spdlog::info("managed postgres: started server (pid {})", *pid);
+  return *pid;
+}
 
-  // The agent's database (idempotent: also repairs a crash between initdb and here).
+// The agent's database (idempotent: also repairs a crash between initdb and here), through
+// the server's `admin` conninfo.
+Status EnsureDatabase(const std::string& admin) {
   PGconn* conn = PQconnectdb(admin.c_str());
   Status db_status = OkStatus();
   if (PQstatus(conn) != CONNECTION_OK) {
     db_status = Err(ErrorCode::kUnavailable, std::string("connect: ") + PQerrorMessage(conn));
   } else {
-    const char* values[] = {kDatabaseName};
+    const char* values[] = {ManagedPostgres::kDatabaseName};
     PGresult* r = PQexecParams(conn, "SELECT 1 FROM pg_database WHERE datname = $1", 1, nullptr,
                                values, nullptr, nullptr, 0);
     bool exists = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1;
@@ -570,11 +553,86 @@ Result<std::unique_ptr<ManagedPostgres>> ManagedPostgres::Start(const Options& o
     }
   }
   PQfinish(conn);
-  if (!db_status.ok()) {
+  return db_status;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<ManagedPostgres>> ManagedPostgres::Start(const Options& options) {
+  auto canonical = CanonicalDataDir(options.data_dir);
+  if (!canonical.ok()) return canonical.error();
+  const fs::path data_dir = *canonical;
+
+  std::unique_ptr<ManagedPostgres> pg(new ManagedPostgres());
+  pg->pgdata_ = (data_dir / "pg").string();
+  pg->socket_dir_ = (data_dir / "pg-run").string();
+  const fs::path pgdata = pg->pgdata_;
+  const fs::path password_file = data_dir / "pg-password";
+
+  if (pg->socket_dir_.size() + std::strlen("/.s.PGSQL.5432") >= 107) {
+    return Err(ErrorCode::kInvalidArgument,
+               "data dir path too long for a UNIX socket: " + pg->socket_dir_);
+  }
+  auto bin = FindBinDir(options.bin_dir, pgdata);
+  if (!bin.ok()) return bin.error();
+  pg->bin_dir_ = *bin;
+  auto user = ResolveUser(options.run_as_user);
+  if (!user.ok()) return user.error();
+  const RunAs as = *user;
+  TAOLIE_RETURN_IF_ERROR(EnsureTraversable(data_dir, as));
+
+  auto password = LoadOrCreatePassword(password_file, pgdata, as);
+  if (!password.ok()) return password.error();
+  pg->password_ = *password;
+  if (!fs::exists(pgdata / "PG_VERSION")) {
+    TAOLIE_RETURN_IF_ERROR(
+        InitCluster(pg->bin_dir_, data_dir, pgdata, password_file, options.durable, as));
+  }
+  TAOLIE_RETURN_IF_ERROR(MakeDir(pg->socket_dir_, 0700, as));
+  TAOLIE_RETURN_IF_ERROR(WriteServerConfig(pgdata, pg->socket_dir_, options.durable, as));
+
+  auto running = AdoptableServer(pgdata, pg->socket_dir_);
+  if (!running.ok()) return running.error();
+  const fs::path startup_log = data_dir / "pg-startup.log";
+  if (*running > 0) {
+    pg->pid_ = *running;
+    pg->adopted_ = true;
+  } else {
+    auto pid = SpawnServer(pg->bin_dir_, pgdata, startup_log, as);
+    if (!pid.ok()) return pid.error();
+    pg->pid_ = *pid;
+  }
+  TAOLIE_RETURN_IF_ERROR(pg->WaitUntilReady(startup_log.string(), options.startup_timeout_s));
+  if (Status db = EnsureDatabase(pg->ConnInfo("postgres")); !db.ok()) {
     (void)pg->Stop();
-    return db_status.error();
+    return db.error();
   }
   return pg;
+}
+
+Status ManagedPostgres::WaitUntilReady(const std::string& startup_log, int startup_timeout_s) {
+  const std::string admin = ConnInfo("postgres");
+  auto deadline = Clock::now() + std::chrono::seconds(std::max(1, startup_timeout_s));
+  while (true) {
+    if (!adopted_) {
+      int status = 0;
+      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+        pid_ = 0;
+        return Err(ErrorCode::kUnavailable, "postgres exited during startup: " + Tail(startup_log));
+      }
+    } else if (!ProcessAlive(pid_)) {
+      return Err(ErrorCode::kUnavailable, "adopted postgres exited");
+    }
+    if (PQping(admin.c_str()) == PQPING_OK) return OkStatus();
+    if (Clock::now() >= deadline) {
+      std::string log = Tail(startup_log);
+      (void)Stop();
+      return Err(ErrorCode::kDeadlineExceeded, "postgres did not accept connections within " +
+                                                   std::to_string(startup_timeout_s) +
+                                                   " s: " + log);
+    }
+    std::this_thread::sleep_for(milliseconds(50));
+  }
 }
 
 bool ManagedPostgres::Running() {

@@ -78,6 +78,9 @@ class ManagedPostgres {
   ManagedPostgres() = default;
   static std::string SocketConnInfo(const std::string& socket_dir, const std::string& dbname,
                                     const std::string& password);
+  // Start's last step before the database: waits (bounded) until the server accepts
+  // connections. Unavailable when it exits meanwhile; DeadlineExceeded (after Stop) when late.
+  Status WaitUntilReady(const std::string& startup_log, int startup_timeout_s);
 
   std::string pgdata_;
   std::string socket_dir_;

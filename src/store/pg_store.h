@@ -1,5 +1,6 @@
 #pragma once
-// PgStore: the Store seam on PostgreSQL (libpq, kept inside pg_store.cc).
+// PgStore: the Store seam on PostgreSQL (libpq, kept inside the store library: pg_store.cc holds
+// the connection, transactions and migrations, pg_store_<role>.cc one file per Store role).
 //
 // One connection guarded by a mutex (the agent's loops are low-rate). Every method is one
 // transaction; values are always bound parameters. Runtime connection loss is survived: a call
@@ -34,18 +35,7 @@ class PgStore final : public Store {
   PgStore(const PgStore&) = delete;
   PgStore& operator=(const PgStore&) = delete;
 
-  Result<std::optional<std::string>> GetState(const std::string& key) override;
-  Status SetState(const std::string& key, const std::string& value) override;
-
-  Status SyncGpus(const std::vector<GpuRecord>& present) override;
-  Result<std::vector<GpuRecord>> ListGpus() override;
-  Status SetGpuHealth(const std::string& uuid, GpuHealthState health) override;
-  Status MarkGpuClean(const std::string& uuid) override;
-  Status QuarantineGpu(const std::string& uuid, const std::string& reason, bool needs_reset,
-                       const std::vector<OutboxEvent>& events) override;
-  Status ReleaseGpu(const std::string& uuid) override;
-  Status MarkGpuReset(const std::string& uuid) override;
-
+  // CommandStore (pg_store_commands.cc)
   Result<bool> RecordCommand(const CommandRecord& command) override;
   Result<std::optional<CommandRecord>> GetCommand(const std::string& command_id) override;
   Result<std::vector<CommandRecord>> PendingCommands(int limit) override;
@@ -53,7 +43,17 @@ class PgStore final : public Store {
                        const std::string& error, const std::string& deployment_id,
                        const std::vector<OutboxEvent>& events) override;
   Status MarkCommandAcked(const std::string& command_id) override;
+  Status AppendEvents(const std::vector<OutboxEvent>& events) override;
+  Result<std::vector<OutboxEvent>> PendingEvents(int limit) override;
+  Result<int64_t> CountPendingEvents() override;
+  Result<std::vector<OutboxHead>> OutboxHeads(int limit) override;
+  Result<bool> RequeueAck(const OutboxEvent& ack) override;
+  Status MarkEventDone(int64_t id, const std::string& outcome,
+                       const std::string& scrubbed_body) override;
+  Status MarkEventAttempt(int64_t id, const std::string& error, SystemTime at,
+                          SystemTime next_attempt_at) override;
 
+  // DeploymentStore (pg_store_deployments.cc)
   Result<Deployment> CreateDeployment(const Deployment& d, const GpuClaim& claim,
                                       const std::vector<OutboxEvent>& events) override;
   Result<Deployment> AdoptDeployment(const Deployment& d) override;
@@ -67,21 +67,21 @@ class PgStore final : public Store {
   Status SaveDeploymentClock(const Deployment& d) override;
   Status ScrubSecrets(const std::string& deployment_id) override;
 
-  Status AppendEvents(const std::vector<OutboxEvent>& events) override;
-  Result<std::vector<OutboxEvent>> PendingEvents(int limit) override;
-  Result<int64_t> CountPendingEvents() override;
-  Result<std::vector<OutboxHead>> OutboxHeads(int limit) override;
-  Result<bool> RequeueAck(const OutboxEvent& ack) override;
-  Status MarkEventDone(int64_t id, const std::string& outcome,
-                       const std::string& scrubbed_body) override;
-  Status MarkEventAttempt(int64_t id, const std::string& error, SystemTime at,
-                          SystemTime next_attempt_at) override;
-
+  // GpuStore (pg_store_gpus.cc)
+  Status SyncGpus(const std::vector<GpuRecord>& present) override;
+  Result<std::vector<GpuRecord>> ListGpus() override;
+  Status SetGpuHealth(const std::string& uuid, GpuHealthState health) override;
+  Status MarkGpuClean(const std::string& uuid) override;
+  Status QuarantineGpu(const std::string& uuid, const std::string& reason, bool needs_reset,
+                       const std::vector<OutboxEvent>& events) override;
+  Status ReleaseGpu(const std::string& uuid) override;
+  Status MarkGpuReset(const std::string& uuid) override;
   Status RecordXids(const std::vector<XidRecord>& xids,
                     const std::optional<KmsgCursorRow>& cursor) override;
   Result<std::optional<KmsgCursorRow>> KmsgCursor() override;
   Result<std::vector<XidRecord>> XidsSince(SystemTime since) override;
 
+  // TelemetryStore (pg_store_telemetry.cc)
   Result<int64_t> InsertMetricSample(const MetricSample& s) override;
   Result<std::vector<MetricSample>> UnpushedMetricSamples(int limit) override;
   Status MarkMetricSamplesPushed(const std::vector<int64_t>& ids) override;
@@ -91,9 +91,11 @@ class PgStore final : public Store {
   Result<std::optional<HealthReport>> LatestHealthReport() override;
   Result<std::vector<HealthReport>> UnpushedHealthReports(int limit) override;
   Status MarkHealthReportsPushed(const std::vector<int64_t>& ids) override;
-
   Result<PruneResult> Prune(const PruneLimits& limits) override;
 
+  // StateStore (pg_store_state.cc)
+  Result<std::optional<std::string>> GetState(const std::string& key) override;
+  Status SetState(const std::string& key, const std::string& value) override;
   Status Ping() override;
 
   // Highest migration version recorded in schema_migrations.

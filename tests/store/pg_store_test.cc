@@ -273,6 +273,30 @@ TEST_F(PgStoreTest, SyncGpusKeepsClaimsAndMarksMissing) {
             ErrorCode::kNotFound);
 }
 
+// One PgStore behind each role (issue 18 item 5): what one role writes the others read, on the
+// one connection, as through Store.
+TEST_F(PgStoreTest, EachRoleReadsWhatAnotherWrote) {
+  GpuStore& gpus = *store_;
+  DeploymentStore& deployments = *store_;
+  CommandStore& commands = *store_;
+  StateStore& state = *store_;
+  ASSERT_TRUE(gpus.SyncGpus({Gpu("GPU-a", 0)}).ok());
+  auto d = deployments.CreateDeployment(MakeDeployment("r1", {40050}), GpuClaim{1, {}},
+                                        {Event("r1", EventKind::kSuccess)});
+  ASSERT_TRUE(d.ok()) << d.error().ToString();
+  auto list = gpus.ListGpus();
+  ASSERT_TRUE(list.ok()) << list.error().ToString();
+  ASSERT_EQ(list->size(), 1u);
+  EXPECT_EQ((*list)[0].deployment_id, "r1");
+  auto pending = commands.PendingEvents(10);
+  ASSERT_TRUE(pending.ok()) << pending.error().ToString();
+  ASSERT_EQ(pending->size(), 1u);
+  EXPECT_EQ((*pending)[0].deployment_id, "r1");
+  ASSERT_TRUE(state.SetState("agent_id", "agent-roles").ok());
+  EXPECT_EQ(store_->GetState("agent_id")->value_or(""), "agent-roles");
+  EXPECT_TRUE(state.Ping().ok());
+}
+
 // Issue 17 item 5: a command's registry_auth is never written, whatever happens to the command
 // later (refused, re-delivered); only that there was one.
 TEST_F(PgStoreTest, RecordCommandNeverWritesRegistryAuthAndKeepsTheRestInOrder) {
