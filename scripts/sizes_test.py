@@ -188,14 +188,21 @@ class MainTest(unittest.TestCase):
 
 
 class TreeTest(unittest.TestCase):
-    def test_the_config_library_is_within_the_limits(self):
-        # Issue 18 item 5: config_loader.cc had 1,282 lines and a 411-line Validate.
-        root = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                            "src", "config")
-        out = io.StringIO()
-        with contextlib.redirect_stdout(out):
-            rc = sizes.main([root])
-        self.assertEqual(rc, 0, out.getvalue())
+    # Issue 18 item 5: the folders already within the limits stay there (config_loader.cc had
+    # 1,282 lines and a 411-line Validate; pg_store.cc 1,680 lines and a 211-line
+    # ManagedPostgres::Start; loops.cc 990 lines and a 202-line GpuHealthLoop::RunOnce). The
+    # last folders over them (agent, engine, gpu) join the list as they are split.
+    WITHIN = ["cli", "common", "config", "docker", "doctor", "domain", "health", "host",
+              "isolation", "loops", "platform", "rules", "runtime", "sim", "store", "telemetry"]
+
+    def test_these_libraries_are_within_the_limits(self):
+        src = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "src")
+        for folder in self.WITHIN:
+            with self.subTest(folder=folder):
+                out = io.StringIO()
+                with contextlib.redirect_stdout(out):
+                    rc = sizes.main([os.path.join(src, folder)])
+                self.assertEqual(rc, 0, out.getvalue())
 
 
 if __name__ == "__main__":
