@@ -170,7 +170,8 @@ struct NvmlGpuProbe::Devices {
   std::mutex mu;
   std::vector<nvml::DeviceEntry> entries;
   // By index; each created on first use and kept (a hung one is never replaced: its device
-  // answers Unavailable until the call returns).
+  // answers Unavailable until the call returns). A watchdog holds a thread only while one of
+  // its calls is in flight.
   std::vector<std::unique_ptr<CallWatchdog>> workers;
   std::set<std::string> exclude;  // fixed after Create
 };
