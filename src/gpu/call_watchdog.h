@@ -1,9 +1,12 @@
 #pragma once
-// CallWatchdog: runs calls into a library that can hang (a GPU driver) on one dedicated worker
-// thread and waits for each with a deadline. At most one call is outstanding per worker: a
-// caller waits (within its deadline) for another caller's call to finish. A call that misses
-// its deadline is abandoned (it keeps running on the worker); until it returns, further calls
-// fail fast with Unavailable. The worker is created once and never replaced.
+// CallWatchdog: runs calls into a library that can hang (a GPU driver) on a worker thread and
+// waits for each with a deadline. The worker exists only while work is in flight: it is started
+// when a call (or a posted task) is queued and none runs, runs the queue in order and ends once
+// the queue is empty; the caller that collects a result joins the ended worker, so an idle
+// watchdog holds no thread and nothing wakes. At most one call is outstanding: a caller waits
+// (within its deadline) for another caller's call to finish. A call that misses its deadline is
+// abandoned (it keeps running on its worker); until it returns, further calls fail fast with
+// Unavailable and no second worker is started.
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -41,15 +44,15 @@ class CallWatchdog {
 
   // Starts `fn` on the worker without waiting for its result. Waits until `deadline` for a call
   // of another caller to finish first; fails at once with Unavailable while an abandoned call
-  // still runs, with DeadlineExceeded when the other call did not finish in time, and with
-  // Cancelled once stopping. `fn` must own (capture by value / shared_ptr) everything it uses:
-  // it may outlive the caller.
+  // still runs (or when no worker thread can be started), with DeadlineExceeded when the other
+  // call did not finish in time, and with Cancelled once stopping. `fn` must own (capture by
+  // value / shared_ptr) everything it uses: it may outlive the caller.
   template <typename T>
   Result<Pending<T>> Start(const std::string& what, Clock::time_point deadline,
                            std::function<Result<T>()> fn);
 
   // The result of a started call, waiting at most until `deadline`; a call that is not done by
-  // then is abandoned and yields DeadlineExceeded.
+  // then is abandoned and yields DeadlineExceeded. Joins the worker when it ended with this call.
   template <typename T>
   Result<T> Await(Pending<T>& call, Clock::time_point deadline);
 
@@ -61,14 +64,15 @@ class CallWatchdog {
   // True while an abandoned call is still running on the worker.
   bool Stuck() const;
 
-  // Queues `fn` to run after everything else on the worker, without waiting for it.
+  // Queues `fn` to run after everything else on the worker, without waiting for it (dropped
+  // once stopping).
   void Post(std::function<void()> fn);
 
-  // Asks the worker to stop once its queue is done (no new calls start); returns at once.
+  // Stops accepting calls; what is queued still runs. Returns at once.
   void RequestStop();
-  // Stops the worker: joins it when it finishes by `deadline` (a stuck call may still return
-  // by then). One still busy at the deadline is detached: it owns everything it touches and
-  // ends on its own when the call returns.
+  // RequestStop, then joins the worker when it finishes by `deadline` (a stuck call may still
+  // return by then). One still busy at the deadline is detached: it owns everything it touches
+  // and ends on its own when the call returns.
   void Stop(Clock::time_point deadline);
 
  private:
@@ -83,23 +87,31 @@ class CallWatchdog {
     };
     std::deque<Task> queue;
     bool stop = false;
-    bool exited = false;
-    bool busy = false;          // a started call is queued or running
-    uint64_t next_id = 0;       // ids grow; tasks run in id order
-    uint64_t done_id = 0;       // last finished task
-    uint64_t abandoned_id = 0;  // last call whose caller gave up waiting
+    bool worker_running = false;  // a worker is draining the queue
+    std::thread worker;           // the running one, or the last one (joinable until reaped)
+    bool busy = false;            // a started call is queued or running
+    uint64_t next_id = 0;         // ids grow; tasks run in id order
+    uint64_t done_id = 0;         // last finished task
+    uint64_t abandoned_id = 0;    // last call whose caller gave up waiting
     std::string running_what;
     Clock::time_point running_since;
   };
-  static void Loop(std::shared_ptr<Shared> shared);
+  // The worker's body: runs the queue until it is empty, then ends.
+  static void Drain(std::shared_ptr<Shared> shared);
+  static void RunTask(Shared::Task& task);
+  // Queues `task` and starts a worker unless one runs; the caller holds `shared_->mu`. The
+  // ended worker this replaces is moved to `ended`, to be joined once the lock is released.
+  Status Schedule(Shared::Task task, std::thread& ended);
   // Takes the call slot and enqueues `task`, waiting for the slot until `deadline`.
   Result<uint64_t> Enqueue(const std::string& what, Clock::time_point deadline,
                            std::function<void()> task);
+  // Waits until task `id` is done or `deadline`; joins the worker if it has ended. True if done.
+  bool WaitDone(uint64_t id, Clock::time_point deadline);
   void Abandon(uint64_t id);
 
   std::string name_;
   std::shared_ptr<Shared> shared_;
-  std::thread thread_;
+  bool stopped_ = false;  // Stop ran (the owner's thread only)
 };
 
 template <typename T>
@@ -128,7 +140,10 @@ Result<CallWatchdog::Pending<T>> CallWatchdog::Start(const std::string& what,
 
 template <typename T>
 Result<T> CallWatchdog::Await(Pending<T>& call, Clock::time_point deadline) {
-  if (call.future.wait_until(deadline) != std::future_status::ready) {
+  // A call whose result is ready but whose worker is still releasing what it owned at the
+  // deadline has returned: its result counts.
+  if (!WaitDone(call.id, deadline) &&
+      call.future.wait_for(std::chrono::seconds(0)) != std::future_status::ready) {
     Abandon(call.id);
     auto waited =
         std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - call.started);

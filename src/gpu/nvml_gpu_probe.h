@@ -3,10 +3,11 @@
 // dependency on the driver). Every NVML call runs on a watchdog worker thread with a deadline,
 // because drivers can hang: device queries on one worker per GPU, everything else (init, the
 // device count, the driver, XIDs) on one global worker; at most one call per worker is
-// outstanding and the threads are created once. A GPU whose call misses its deadline is
-// sampled as unresponsive (GpuSample::error) while the others are read, until its stuck call
-// returns; a global call that misses its deadline fails the public call (DeadlineExceeded,
-// then Unavailable until it returns). Thread-safe.
+// outstanding, and a worker's thread exists only while one of its calls is in flight (an idle
+// probe holds no thread). A GPU whose call misses its deadline is sampled as unresponsive
+// (GpuSample::error) while the others are read, until its stuck call returns; a global call
+// that misses its deadline fails the public call (DeadlineExceeded, then Unavailable until it
+// returns). Thread-safe.
 #include <chrono>
 #include <memory>
 #include <string>

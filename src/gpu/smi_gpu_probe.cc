@@ -537,7 +537,13 @@ Result<std::vector<GpuSample>> SmiGpuProbe::Sample() {
     samples.push_back(std::move(s));
   }
 
-  // Processes: one row per compute process, keyed by the GPU's UUID.
+  AddProcesses(samples);
+  if (remapped) AddRemappedRows(samples);
+  return samples;
+}
+
+// Processes: one row per compute process, keyed by the GPU's UUID.
+void SmiGpuProbe::AddProcesses(std::vector<GpuSample>& samples) {
   if (auto apps = RunToolOk("process query",
                             {"--query-compute-apps=gpu_uuid,pid", "--format=csv,noheader,nounits"});
       apps.ok()) {
@@ -554,32 +560,31 @@ Result<std::vector<GpuSample>> SmiGpuProbe::Sample() {
       if (s.error.empty()) s.error = apps.error().message;
     }
   }
+}
 
-  // Row remapping (A100 and later); a tool or card that refuses the query is not asked again.
-  if (remapped) {
-    const std::vector<std::string> rf = {"gpu_uuid", "remapped_rows.correctable",
-                                         "remapped_rows.uncorrectable", "remapped_rows.pending",
-                                         "remapped_rows.failure"};
-    auto rows = RunToolOk("remapped rows query",
-                          {"--query-remapped-rows=" + Join(rf), "--format=csv,noheader,nounits"});
-    if (rows.ok()) {
-      smi::Table rt = smi::ParseTable(*rows, rf, "");
-      for (auto& s : samples) {
-        for (const auto& row : rt.rows) {
-          if (row.at("gpu_uuid") != s.uuid) continue;
-          s.remapped_rows_correctable = smi::Count(row, "remapped_rows.correctable");
-          s.remapped_rows_uncorrectable = smi::Count(row, "remapped_rows.uncorrectable");
-          s.remapped_rows_pending = smi::Flag(row, "remapped_rows.pending");
-          s.remapped_rows_failure = smi::Flag(row, "remapped_rows.failure");
-        }
+// Row remapping (A100 and later); a tool or card that refuses the query is not asked again.
+void SmiGpuProbe::AddRemappedRows(std::vector<GpuSample>& samples) {
+  const std::vector<std::string> rf = {"gpu_uuid", "remapped_rows.correctable",
+                                       "remapped_rows.uncorrectable", "remapped_rows.pending",
+                                       "remapped_rows.failure"};
+  auto rows = RunToolOk("remapped rows query",
+                        {"--query-remapped-rows=" + Join(rf), "--format=csv,noheader,nounits"});
+  if (rows.ok()) {
+    smi::Table rt = smi::ParseTable(*rows, rf, "");
+    for (auto& s : samples) {
+      for (const auto& row : rt.rows) {
+        if (row.at("gpu_uuid") != s.uuid) continue;
+        s.remapped_rows_correctable = smi::Count(row, "remapped_rows.correctable");
+        s.remapped_rows_uncorrectable = smi::Count(row, "remapped_rows.uncorrectable");
+        s.remapped_rows_pending = smi::Flag(row, "remapped_rows.pending");
+        s.remapped_rows_failure = smi::Flag(row, "remapped_rows.failure");
       }
-    } else if (rows.error().code == ErrorCode::kUnavailable) {
-      spdlog::info("nvidia-smi: remapped rows not read ({})", rows.error().message);
-      std::lock_guard lock(mu_);
-      remapped_rows_supported_ = false;
     }
+  } else if (rows.error().code == ErrorCode::kUnavailable) {
+    spdlog::info("nvidia-smi: remapped rows not read ({})", rows.error().message);
+    std::lock_guard lock(mu_);
+    remapped_rows_supported_ = false;
   }
-  return samples;
 }
 
 Result<std::vector<XidEvent>> SmiGpuProbe::DrainXids() {

@@ -65,6 +65,10 @@ class SmiGpuProbe final : public GpuProbe {
   // older spelling) from `fields` and the query repeated, at most once per field.
   Result<std::string> QueryGpus(const std::string& what, std::vector<std::string>* fields);
   bool Excluded(const std::string& uuid) const;
+  // Sample's second and third queries: the compute processes of each GPU (a failed query is
+  // every sample's error), and its row remapping while the tool answers that query.
+  void AddProcesses(std::vector<GpuSample>& samples);
+  void AddRemappedRows(std::vector<GpuSample>& samples);
 
   Options options_;
   std::shared_ptr<host::CommandRunner> runner_;

@@ -14,6 +14,8 @@
 #include <sstream>
 #include <thread>
 
+#include "thread_count.h"
+
 namespace taolie::gpu {
 namespace {
 
@@ -618,17 +620,34 @@ TEST_F(NvmlGpuProbeTest, ScenarioChangesArePickedUp) {
   EXPECT_EQ((*second)[2].uuid, "GPU-fa4e0000-0000-0000-0000-000000000002");
 }
 
-// Threads of this process (from /proc), to show the workers stay bounded.
-size_t ThreadCount() {
-  size_t n = 0;
-  for (const auto& e : fs::directory_iterator("/proc/self/task")) {
-    (void)e;
-    ++n;
+using test_support::ThreadCount;
+using test_support::ThreadCountReaching;
+
+// Issue 18 item 9: a worker thread per GPU (and the global one) exists only while a call is in
+// flight. Before, the probe kept one thread per GPU plus one for global calls alive for good.
+TEST_F(NvmlGpuProbeTest, AnIdleProbeHoldsNoThread) {
+  WriteScenario(TwoGpus());
+  const size_t before = ThreadCount();
+  auto probe = Make();
+  ASSERT_TRUE(probe->Available()) << probe->UnavailableReason();
+  // Initialisation and the first scan left none behind.
+  EXPECT_EQ(ThreadCountReaching(before), before);
+  for (int round = 0; round < 3; ++round) {
+    auto samples = probe->Sample();
+    ASSERT_TRUE(samples.ok()) << samples.error().ToString();
+    ASSERT_EQ(samples->size(), 2u);
+    EXPECT_EQ((*samples)[1].temperature_c, 33.0);  // both GPUs were really read
+    auto gpus = probe->ListGpus();
+    ASSERT_TRUE(gpus.ok()) << gpus.error().ToString();
+    EXPECT_EQ(gpus->size(), 2u);
+    EXPECT_TRUE(probe->Driver().ok());
+    EXPECT_TRUE(probe->DrainXids().ok());
+    EXPECT_EQ(ThreadCountReaching(before), before) << "round " << round;
   }
-  return n;
 }
 
 TEST_F(NvmlGpuProbeTest, HungGpuIsUnresponsiveWhileTheOthersAreRead) {
+  const size_t before = ThreadCount();
   WriteScenario(TwoGpus());
   auto probe = Make({}, milliseconds(150));
   ASSERT_TRUE(probe->Available()) << probe->UnavailableReason();
@@ -650,7 +669,9 @@ TEST_F(NvmlGpuProbeTest, HungGpuIsUnresponsiveWhileTheOthersAreRead) {
   EXPECT_TRUE((*first)[1].unresponsive);
   EXPECT_NE((*first)[1].error.find("did not return"), std::string::npos) << (*first)[1].error;
   EXPECT_FALSE((*first)[1].temperature_c.has_value());
-  const size_t threads = ThreadCount();
+  // Only gpu1's worker, inside the hung call, remains.
+  const size_t threads = ThreadCountReaching(before + 1);
+  EXPECT_EQ(threads, before + 1);
 
   // While the call still hangs: gpu1 answers at once (no new call is queued behind it), the
   // rest of the probe works, and no thread is added.
@@ -672,7 +693,7 @@ TEST_F(NvmlGpuProbeTest, HungGpuIsUnresponsiveWhileTheOthersAreRead) {
   EXPECT_EQ((*gpus)[1].uuid, kUuid1);
   EXPECT_EQ((*gpus)[1].name, "NVIDIA A100-SXM4-80GB");
   EXPECT_TRUE(probe->DrainXids().ok());
-  EXPECT_EQ(ThreadCount(), threads);
+  EXPECT_EQ(ThreadCountReaching(threads), threads);
 
   WriteScenario(TwoGpus());  // the driver "returns"
   bool recovered = false;
@@ -682,7 +703,9 @@ TEST_F(NvmlGpuProbeTest, HungGpuIsUnresponsiveWhileTheOthersAreRead) {
     if (!recovered) std::this_thread::sleep_for(milliseconds(20));
   }
   EXPECT_TRUE(recovered);
-  EXPECT_EQ(ThreadCount(), threads);
+  // The hung call's worker ended once the call returned, and the workers of the calls since
+  // ended with their calls: not even that thread remains (issue 18 item 9).
+  EXPECT_EQ(ThreadCountReaching(before), before);
 }
 
 TEST_F(NvmlGpuProbeTest, OnlyTheNamedFunctionsHang) {
