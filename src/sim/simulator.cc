@@ -364,9 +364,10 @@ struct Reply {
   int status = 200;
   std::string body;
   int retry_after = 0;
+  bool injected = false;  // carries text a test fed in on purpose (Request::injected)
 };
 
-Reply JsonReply(int status, const Json& j) { return Reply{status, j.dump(), 0}; }
+Reply JsonReply(int status, const Json& j) { return Reply{status, j.dump(), 0, false}; }
 Reply ErrorReply(int status, const std::string& msg) {
   return JsonReply(status, Json{{"error", msg}});
 }
@@ -422,13 +423,13 @@ struct Simulator::State {
     auto raw = raw_poll.find(agent_id);
     if (raw == raw_poll.end()) return JsonReply(200, Json{{"commands", std::move(list)}});
     const auto& [mode, text] = raw->second;
-    if (mode == RawPoll::kReplace) return Reply{200, text, 0};
+    if (mode == RawPoll::kReplace) return Reply{200, text, 0, true};
     const size_t open = text.find('['), close = text.rfind(']');
     std::string prefix = open < close ? text.substr(open + 1, close - open - 1) : text;
     std::string queued = list.dump();
     queued = queued.substr(1, queued.size() - 2);
     const bool both = prefix.find_first_not_of(" \t\r\n") != std::string::npos && !queued.empty();
-    return Reply{200, "{\"commands\": [" + prefix + (both ? "," : "") + queued + "]}", 0};
+    return Reply{200, "{\"commands\": [" + prefix + (both ? "," : "") + queued + "]}", 0, true};
   }
 
   std::string NewCommandIdLocked() {
@@ -481,55 +482,56 @@ struct Simulator::State {
       body = Json::parse(req.body, nullptr, false);
       if (body.is_discarded()) return ErrorReply(422, "body: not valid JSON");
     }
-    // /api/host-agents/...
-    if (seg.size() >= 3 && seg[1] == "host-agents") {
-      if (post && seg.size() == 3 && seg[2] == "register") return Register(body);
-      if (post && seg.size() == 3 && seg[2] == "metrics") {
-        std::string e = ValidateMetrics(body);
-        return e.empty() ? JsonReply(200, Json{{"status", "ok"}}) : ErrorReply(422, e);
+    // The router: one name per contract endpoint (EndpointOf), the /api/ paths only.
+    const std::string endpoint = Simulator::EndpointOf(req.method, req.path);
+    if (endpoint == "register") return Register(body);
+    if (endpoint == "metrics") {
+      std::string e = ValidateMetrics(body);
+      return e.empty() ? JsonReply(200, Json{{"status", "ok"}}) : ErrorReply(422, e);
+    }
+    if (endpoint == "health") {
+      std::string e = ValidateHealth(body);
+      return e.empty() ? JsonReply(200, Json{{"status", "ok"}}) : ErrorReply(422, e);
+    }
+    if (endpoint == "heartbeat") {
+      std::string e = ValidateHeartbeat(body, seg[2]);
+      if (!e.empty()) return ErrorReply(422, e);
+      std::lock_guard lock(mu);
+      ++heartbeats;
+      auto it = agents.find(seg[2]);
+      if (it != agents.end()) it->second.last_heartbeat = std::chrono::system_clock::now();
+      return JsonReply(200, Json{{"status", "ok"}});
+    }
+    if (endpoint == "commands") {
+      std::lock_guard lock(mu);
+      Json list = Json::array();
+      bool injected = false;  // a payload a test queued as not-an-object
+      for (const auto& c : queue) {
+        if (c.agent_id != seg[2]) continue;
+        injected = injected || !c.payload.is_object();
+        list.push_back(
+            Json{{"command_id", c.command_id}, {"command_type", c.type}, {"payload", c.payload}});
       }
-      if (post && seg.size() == 3 && seg[2] == "health") {
-        std::string e = ValidateHealth(body);
-        return e.empty() ? JsonReply(200, Json{{"status", "ok"}}) : ErrorReply(422, e);
-      }
-      if (post && seg.size() == 4 && seg[3] == "heartbeat") {
-        std::string e = ValidateHeartbeat(body, seg[2]);
-        if (!e.empty()) return ErrorReply(422, e);
-        std::lock_guard lock(mu);
-        ++heartbeats;
-        auto it = agents.find(seg[2]);
-        if (it != agents.end()) it->second.last_heartbeat = std::chrono::system_clock::now();
-        return JsonReply(200, Json{{"status", "ok"}});
-      }
-      if (!post && seg.size() == 4 && seg[3] == "commands") {
-        std::lock_guard lock(mu);
-        Json list = Json::array();
-        for (const auto& c : queue) {
-          if (c.agent_id != seg[2]) continue;
-          list.push_back(
-              Json{{"command_id", c.command_id}, {"command_type", c.type}, {"payload", c.payload}});
-        }
-        return PollReplyLocked(seg[2], std::move(list));
-      }
-      if (post && seg.size() == 6 && seg[3] == "commands" && seg[5] == "ack") {
-        std::string e = ValidateAck(body);
-        if (!e.empty()) return ErrorReply(422, e);
-        std::lock_guard lock(mu);
-        const std::string& id = seg[4];
-        if (known_commands.count(id) == 0) return ErrorReply(404, "unknown command " + id);
-        ack_bodies[id].push_back(req.body);
-        acked.insert(id);
-        std::erase_if(queue, [&](const Command& c) { return c.command_id == id; });
-        return JsonReply(200, Json{{"status", "acknowledged"}});
-      }
+      Reply r = PollReplyLocked(seg[2], std::move(list));
+      r.injected = r.injected || injected;
+      return r;
+    }
+    if (endpoint == "ack") {
+      std::string e = ValidateAck(body);
+      if (!e.empty()) return ErrorReply(422, e);
+      std::lock_guard lock(mu);
+      const std::string& id = seg[4];
+      if (known_commands.count(id) == 0) return ErrorReply(404, "unknown command " + id);
+      ack_bodies[id].push_back(req.body);
+      acked.insert(id);
+      std::erase_if(queue, [&](const Command& c) { return c.command_id == id; });
+      return JsonReply(200, Json{{"status", "acknowledged"}});
     }
     // /api/deployments/{id}/{kind}
-    if (post && seg.size() == 4 && seg[1] == "deployments") {
+    if (endpoint.rfind("event.", 0) == 0) {
       const std::string& id = seg[2];
       const std::string& kind = seg[3];
-      const bool is_ext =
-          kind == "failed" || kind == "expiring" || kind == "terminated" || kind == "gpu_failed";
-      if (kind != "success" && !is_ext) return ErrorReply(404, "not found");
+      const bool is_ext = kind != "success";
       if (is_ext && !options.ext_endpoints) return ErrorReply(404, "not found");
       std::string e = ValidateEvent(kind, body);
       if (e.empty() && body["deployment_id"] != id) e = "deployment_id: does not match the path";
@@ -649,7 +651,8 @@ struct Simulator::State {
       requests.push_back(Request{req.method, req.path, req.body, std::chrono::system_clock::now(),
                                  r.status, req.get_header_value("Authorization"),
                                  req.get_header_value("User-Agent"),
-                                 req.get_header_value("Content-Type")});
+                                 req.get_header_value("Content-Type"),
+                                 EndpointOf(req.method, req.path), r.body, r.injected});
     }
     res.status = r.status;
     if (r.retry_after > 0) res.set_header("Retry-After", std::to_string(r.retry_after));
@@ -707,6 +710,29 @@ void Simulator::Stop() {
 }
 
 int Simulator::port() const { return state_->port; }
+
+std::string Simulator::EndpointOf(const std::string& method, const std::string& path) {
+  const std::vector<std::string> seg = SplitPath(path);
+  if (seg.size() < 3 || seg[0] != "api") return "";
+  const bool post = method == "POST";
+  if (seg[1] == "host-agents") {
+    if (post && seg.size() == 3) {
+      for (const char* e : {"register", "metrics", "health"}) {
+        if (seg[2] == e) return e;
+      }
+    }
+    if (post && seg.size() == 4 && seg[3] == "heartbeat") return "heartbeat";
+    if (method == "GET" && seg.size() == 4 && seg[3] == "commands") return "commands";
+    if (post && seg.size() == 6 && seg[3] == "commands" && seg[5] == "ack") return "ack";
+    return "";
+  }
+  if (post && seg[1] == "deployments" && seg.size() == 4) {
+    for (const char* kind : {"success", "failed", "expiring", "terminated", "gpu_failed"}) {
+      if (seg[3] == kind) return "event." + seg[3];
+    }
+  }
+  return "";
+}
 
 std::string Simulator::base_url() const {
   const std::string& h = state_->options.host;

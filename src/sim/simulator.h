@@ -38,7 +38,18 @@ class Simulator {
     std::string authorization;  // the Authorization header as received
     std::string user_agent;
     std::string content_type;
+    // The contract endpoint (EndpointOf); "" for a path outside the platform's API.
+    std::string endpoint;
+    std::string response_body;  // the answer as sent
+    // The answer carries text a test fed in on purpose (SetRawPollReply, or a queued payload
+    // that is not a JSON object): it is off the contract by design.
+    bool injected = false;
   };
+  // The platform endpoint `method path` addresses, named as in docs/platform-api.md and
+  // schemas/README.md: "register", "heartbeat", "commands", "ack", "metrics", "health",
+  // "event.success", "event.failed", "event.expiring", "event.terminated", "event.gpu_failed";
+  // "" for anything else (a /sim/ control path, an unknown path or method).
+  static std::string EndpointOf(const std::string& method, const std::string& path);
 
   static Result<std::unique_ptr<Simulator>> Start(const Options& options);
   ~Simulator();

@@ -27,6 +27,7 @@
 #include "fixtures/test_env.h"
 #include "sim/simulator.h"
 #include "store/pg_store.h"
+#include "support/contract_check.h"
 
 extern char** environ;
 
@@ -346,6 +347,13 @@ class AgentE2eTest : public ::testing::Test {
     docker_ = std::move(*docker);
   }
   void TearDown() override {
+    // Every body the agent sent and every answer the simulator gave follows the contract
+    // (docs/platform-api.md, schemas/).
+    if (sim_ && check_contract_) {
+      for (const auto& problem : ContractViolations(sim_->Requests())) {
+        ADD_FAILURE() << "platform contract: " << problem;
+      }
+    }
     if (agent_ && HasFailure())
       std::cerr << "---- agent log (tail) ----\n" << Tail(agent_->Log(), 8000) << "\n";
     agent_.reset();
@@ -405,6 +413,10 @@ class AgentE2eTest : public ::testing::Test {
   }
 
   std::string docker_host_, registry_, agent_id_;
+  // The contract check at teardown. Answers a test injects through the simulator's raw poll
+  // reply or a non-object payload are skipped by themselves; a test that feeds other
+  // off-contract input on purpose turns the check off, saying why.
+  bool check_contract_ = true;
   std::unique_ptr<sim::Simulator> sim_;
   std::unique_ptr<docker::EngineDockerClient> docker_;
   std::unique_ptr<AgentHarness> agent_;

@@ -8,6 +8,7 @@
 #include "platform/https_platform_api.h"
 #include "platform/messages.h"
 #include "sim/simulator.h"
+#include "support/contract_check.h"
 
 namespace taolie::platform {
 namespace {
@@ -416,6 +417,94 @@ TEST(SimulatorWaitFor, IsBounded) {
   EXPECT_FALSE(Simulator::WaitFor([] { return false; }, milliseconds(50)));
   EXPECT_LT(std::chrono::steady_clock::now() - t0, seconds(2));
   EXPECT_TRUE(Simulator::WaitFor([] { return true; }, milliseconds(0)));
+}
+
+TEST_F(PlatformSimTest, EndpointNamesFollowTheContract) {
+  const std::vector<std::tuple<const char*, const char*, const char*>> cases = {
+      {"POST", "/api/host-agents/register", "register"},
+      {"POST", "/api/host-agents/metrics", "metrics"},
+      {"POST", "/api/host-agents/health", "health"},
+      {"POST", "/api/host-agents/agent-1/heartbeat", "heartbeat"},
+      {"GET", "/api/host-agents/agent-1/commands", "commands"},
+      {"POST", "/api/host-agents/agent-1/commands/c-1/ack", "ack"},
+      {"POST", "/api/deployments/d-1/success", "event.success"},
+      {"POST", "/api/deployments/d-1/failed", "event.failed"},
+      {"POST", "/api/deployments/d-1/expiring", "event.expiring"},
+      {"POST", "/api/deployments/d-1/terminated", "event.terminated"},
+      {"POST", "/api/deployments/d-1/gpu_failed", "event.gpu_failed"},
+      {"GET", "/api/host-agents/register", ""},
+      {"POST", "/api/host-agents/agent-1/commands", ""},
+      {"GET", "/api/host-agents/agent-1/commands/c-1/ack", ""},
+      {"POST", "/api/deployments/d-1/paused", ""},
+      {"POST", "/api/host-agents/agent-1/reboot", ""},
+      {"POST", "/sim/agents/agent-1/deploy", ""},
+  };
+  for (const auto& [method, path, endpoint] : cases) {
+    EXPECT_EQ(Simulator::EndpointOf(method, path), endpoint) << method << " " << path;
+  }
+}
+
+// Every exchange is recorded with its endpoint and the answer as sent; what the agent's
+// messages build and what the simulator answers all validate against schemas/; answers that
+// carry text a test injected on purpose are marked.
+TEST_F(PlatformSimTest, RecordedExchangesFollowTheSchemas) {
+  ASSERT_EQ(Post(RegisterPath(), BuildRegisterBody(Registration()))->status, 200);
+  ASSERT_EQ(Post(RegisterPath(), BuildRegisterBody(Registration()))->status, 409);
+  ASSERT_EQ(Post(HeartbeatPath(kAgent), BuildHeartbeatBody(kAgent, kNow, TimestampFormat::kNaive,
+                                                           "online", "0.1.0", 0, 1, 5))
+                ->status,
+            200);
+  const std::string id = sim_->QueueCommand(kAgent, "deploy", R"({"image":"busybox"})");
+  sim_->QueueCommand(kAgent, "terminate", R"({"deployment_id":"d1"})");
+  ASSERT_EQ(api_->Send(Method::kGet, CommandsPath(kAgent), "", {})->status, 200);
+  ASSERT_EQ(
+      Post(AckPath(kAgent, id), BuildAckBody(kNow, TimestampFormat::kNaive, "succeeded", "", id))
+          ->status,
+      200);
+  ASSERT_EQ(Post(DeploymentEventPath("d1", "failed"),
+                 BuildFailedBody("d1", "pull", "no such image", kNow, TimestampFormat::kNaive))
+                ->status,
+            200);
+  sim_->SetFailNext(1, 503);
+  domain::MetricSample sample;
+  sample.taken_at = kNow;
+  ASSERT_EQ(Post(MetricsPath(), BuildMetricsBody(kAgent, "plat-1", sample, TimestampFormat::kNaive))
+                ->status,
+            503);  // the injected failure's answer
+  EXPECT_EQ(Post("/api/host-agents/" + std::string(kAgent) + "/heartbeat", "{}")->status, 422);
+
+  auto all = sim_->Requests("/api/");
+  ASSERT_EQ(all.size(), 8u);
+  EXPECT_EQ(all[0].endpoint, "register");
+  EXPECT_EQ(Json::parse(all[0].response_body)["gpu_uuid"],
+            Json::parse(all[1].response_body)["gpu_uuid"]);
+  EXPECT_EQ(all[3].endpoint, "commands");
+  EXPECT_EQ(Json::parse(all[3].response_body)["commands"].size(), 2u);
+  EXPECT_FALSE(all[3].injected);
+  EXPECT_EQ(all[5].endpoint, "event.failed");
+  // The first seven follow the contract; the last, an empty heartbeat, does not.
+  EXPECT_EQ(testing::ContractViolations({all.begin(), all.end() - 1}), std::vector<std::string>{});
+  auto bad = testing::ContractViolations({all.back()});
+  ASSERT_EQ(bad.size(), 1u);
+  EXPECT_NE(bad[0].find("[heartbeat] request: heartbeat.request.json: /: required property "
+                        "'agent_id' is missing"),
+            std::string::npos)
+      << bad[0];
+
+  // Text a test feeds in on purpose is marked as such.
+  sim_->QueueCommand(kAgent, "deploy", "not json at all");
+  ASSERT_EQ(api_->Send(Method::kGet, CommandsPath(kAgent), "", {})->status, 200);
+  sim_->SetRawPollReply(kAgent, R"([{"command_id": 7}])");
+  ASSERT_EQ(api_->Send(Method::kGet, CommandsPath(kAgent), "", {})->status, 200);
+  std::vector<Simulator::Request> polls;
+  for (const auto& r : sim_->Requests(CommandsPath(kAgent))) {
+    if (r.method == "GET") polls.push_back(r);
+  }
+  ASSERT_EQ(polls.size(), 3u);
+  EXPECT_FALSE(polls[0].injected);
+  EXPECT_TRUE(polls[1].injected);
+  EXPECT_TRUE(polls[2].injected);
+  EXPECT_NE(polls[2].response_body.find(R"({"command_id": 7})"), std::string::npos);
 }
 
 }  // namespace
