@@ -11,9 +11,9 @@
 namespace taolie::host {
 
 struct CommandOutput {
-  int exit_code = 0;   // the tool's exit status; 128 + n when killed by signal n
-  std::string output;  // stdout and stderr together as they came, at most 64 KiB kept: for
-                       // messages
+  int exit_code = 0;        // the tool's exit status; 128 + n when killed by signal n
+  std::string output;       // stdout and stderr together as they came, at most 64 KiB kept: for
+                            // messages
   std::string stdout_text;  // stdout alone, at most 64 KiB kept: for parsing. A tool's remark
                             // on stderr (iptables-nft's "# Warning: iptables-legacy tables
                             // present") can land in the middle of a stdout line in `output`.

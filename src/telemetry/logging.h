@@ -43,8 +43,7 @@ void FlushLogs();
 // <stem>.<N><ext>, e.g. agent.1.log) last written before `older_than`; never `file` itself nor
 // any other name. Returns how many were deleted; errors (an unreadable directory) are
 // returned, a file that cannot be deleted is logged and skipped.
-Result<int> PruneRotatedLogs(const std::string& file,
-                             std::filesystem::file_time_type older_than);
+Result<int> PruneRotatedLogs(const std::string& file, std::filesystem::file_time_type older_than);
 
 // Redacts registered secrets in `text` (what the sinks do); exposed for other outputs such as
 // error bodies shown on the status page.

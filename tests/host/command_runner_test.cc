@@ -22,8 +22,8 @@ TEST(SubprocessRunnerTest, ExitCodeOutputAndStdin) {
 // legacy tables, between two 4 KiB blocks of iptables-save) stays out of stdout_text.
 TEST(SubprocessRunnerTest, StderrInTheMiddleOfALineStaysOutOfStdout) {
   SubprocessRunner runner;
-  auto out = runner.Run({"sh", "-c", "printf 'half a '; printf '# remark\\n' >&2; echo line"},
-                        "", milliseconds(5000));
+  auto out = runner.Run({"sh", "-c", "printf 'half a '; printf '# remark\\n' >&2; echo line"}, "",
+                        milliseconds(5000));
   ASSERT_TRUE(out.ok()) << out.error().ToString();
   EXPECT_EQ(out->exit_code, 0);
   EXPECT_EQ(out->stdout_text, "half a line\n");
