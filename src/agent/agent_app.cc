@@ -14,6 +14,7 @@
 #include "agent/data_dir.h"
 #include "agent/metrics_exposition.h"
 #include "common/failpoints.h"
+#include "common/real_time.h"
 #include "common/secrets.h"
 #include "docker/engine_docker_client.h"
 #include "engine/container_spec.h"
@@ -374,7 +375,7 @@ Status AgentApp::Start() {
   auto& m = *impl_;
   const auto& mon = m.cfg.monitoring;
   runtime::Deps& d = *m.deps;
-  auto started = std::chrono::steady_clock::now();
+  auto started = d.clock.Monotonic();
 
   // Nothing here waits on the platform: the local API, metrics, reconcile and expiry come up
   // (and systemd's READY follows) while the registration loop keeps trying.
@@ -427,7 +428,7 @@ Status AgentApp::Start() {
   // Retention: its first round a health interval after start (when the health loop's first
   // round pruned before retention had its own loop), then hourly.
   add(std::make_unique<loops::RetentionLoop>(d.store, m.cfg.monitoring.retention,
-                                             m.cfg.logging.file),
+                                             m.cfg.logging.file, d.clock),
       static_cast<int>(std::chrono::seconds(loops::RetentionLoop::kInterval).count()),
       mon.gpu_health_interval * 1000);
   // The outbox is woken whenever an event is written; the interval is only a safety net.
@@ -485,9 +486,8 @@ loops::Liveness LoopsLiveness(const AgentApp::Impl& m) {
     loops.push_back({r->name(), r->interval(), r->stats().round_started_ns.load(),
                      r->stats().last_round_end_ns.load()});
   }
-  const int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                          std::chrono::steady_clock::now().time_since_epoch())
-                          .count();
+  const int64_t now =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(SteadyNow().time_since_epoch()).count();
   return loops::EvaluateLiveness(loops, now,
                                  std::chrono::seconds(m.cfg.monitoring.stuck_loop_seconds));
 }
@@ -672,9 +672,7 @@ std::string StatusJson(AgentApp::Impl& m) {
             held == held_back.end() || !g.dirty_since ? json(nullptr) : json(held->second)}});
     }
   }
-  auto up =
-      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - m.started)
-          .count();
+  auto up = std::chrono::duration_cast<std::chrono::seconds>(SteadyNow() - m.started).count();
   json out = {{"agent_id", rt.agent_id()},
               {"version", rt.version()},
               {"registered", rt.registered()},

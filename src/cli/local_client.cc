@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "agent/api_token.h"
+#include "common/real_time.h"
 
 namespace taolie::cli {
 namespace {
@@ -73,9 +74,8 @@ int Unreachable(const ApiEndpoint& ep, const Reply& r) {
 
 std::string Ago(int64_t unix_seconds) {
   if (unix_seconds <= 0) return "never";
-  const int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
-                          std::chrono::system_clock::now().time_since_epoch())
-                          .count();
+  const int64_t now =
+      std::chrono::duration_cast<std::chrono::seconds>(WallNow().time_since_epoch()).count();
   return std::to_string(std::max<int64_t>(0, now - unix_seconds)) + " s ago";
 }
 

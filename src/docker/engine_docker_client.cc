@@ -14,6 +14,7 @@
 #include <utility>
 
 #include "common/curl_global.h"
+#include "common/real_time.h"
 #include "docker/engine_api.h"
 
 namespace taolie::docker {
@@ -407,7 +408,7 @@ Status EngineDockerClient::Pull(const std::string& image,
     return true;
   };
   spdlog::info("docker: pulling {}", image);
-  const auto started = Clock::now();
+  const auto started = SteadyNow();
   auto resp = Perform(socket_path_, req);
   if (!resp.ok()) {
     if (resp.error().code == ErrorCode::kCancelled) {
@@ -416,7 +417,7 @@ Status EngineDockerClient::Pull(const std::string& image,
     if (resp.error().code == ErrorCode::kDeadlineExceeded) {
       // Both limits end the transfer the same way (curl's total timeout, or its low-speed
       // limit): the time spent tells which one it was (curl may end a few ms early).
-      if (Clock::now() - started + milliseconds(100) >= pull_total_) {
+      if (SteadyNow() - started + milliseconds(100) >= pull_total_) {
         return MakeError(ErrorCode::kDeadlineExceeded,
                          "docker: pull " + image + " not finished within docker.pull_timeout (" +
                              std::to_string(pull_total_.count()) +
@@ -608,9 +609,9 @@ Result<ExecResult> EngineDockerClient::Exec(const std::string& id,
   if (timeout.count() <= 0) {
     return MakeError(ErrorCode::kInvalidArgument, "docker: exec: timeout must be positive");
   }
-  const auto deadline = Clock::now() + timeout;
+  const auto deadline = SteadyNow() + timeout;
   auto remaining = [&]() -> Result<milliseconds> {
-    auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now());
+    auto left = std::chrono::duration_cast<milliseconds>(deadline - SteadyNow());
     if (left.count() <= 0) {
       return MakeError(
           ErrorCode::kDeadlineExceeded,

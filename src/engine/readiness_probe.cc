@@ -9,6 +9,8 @@
 #include <algorithm>
 #include <cerrno>
 
+#include "common/real_time.h"
+
 namespace taolie::engine {
 namespace {
 
@@ -51,10 +53,9 @@ UniqueFd ConnectWithTimeout(const std::string& host, int port, std::chrono::mill
 // Reads up to `max` bytes, until a newline or the timeout.
 std::string ReadLine(int fd, std::chrono::milliseconds timeout, size_t max) {
   std::string out;
-  auto deadline = std::chrono::steady_clock::now() + timeout;
+  auto deadline = SteadyNow() + timeout;
   while (out.size() < max) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        deadline - std::chrono::steady_clock::now());
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - SteadyNow());
     if (left.count() <= 0) break;
     pollfd p{fd, POLLIN, 0};
     if (::poll(&p, 1, static_cast<int>(left.count())) != 1) break;

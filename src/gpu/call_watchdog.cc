@@ -6,6 +6,8 @@
 #include <exception>
 #include <system_error>
 
+#include "common/real_time.h"
+
 namespace taolie::gpu {
 
 namespace {
@@ -16,7 +18,7 @@ CallWatchdog::CallWatchdog(std::string name)
     : name_(std::move(name)), shared_(std::make_shared<Shared>()) {}
 
 CallWatchdog::~CallWatchdog() {
-  if (!stopped_) Stop(Clock::now() + kStopGrace);
+  if (!stopped_) Stop(SteadyNow() + kStopGrace);
 }
 
 void CallWatchdog::RequestStop() {
@@ -71,7 +73,7 @@ void CallWatchdog::Drain(std::shared_ptr<Shared> shared) {
     Shared::Task task = std::move(shared->queue.front());
     shared->queue.pop_front();
     shared->running_what = task.what;
-    shared->running_since = Clock::now();
+    shared->running_since = SteadyNow();
     lock.unlock();
     RunTask(task);
     lock.lock();
@@ -112,7 +114,7 @@ Result<uint64_t> CallWatchdog::Enqueue(const std::string& what, Clock::time_poin
       if (shared_->stop) return MakeError(ErrorCode::kCancelled, name_ + ": shutting down");
       if (shared_->abandoned_id > shared_->done_id) {
         auto stuck_for = std::chrono::duration_cast<std::chrono::milliseconds>(
-            Clock::now() - shared_->running_since);
+            SteadyNow() - shared_->running_since);
         return MakeError(ErrorCode::kUnavailable, name_ + ": still blocked in an earlier call (" +
                                                       shared_->running_what + ", " +
                                                       std::to_string(stuck_for.count()) + " ms)");

@@ -19,6 +19,7 @@
 #include <string>
 #include <thread>
 
+#include "common/real_time.h"
 #include "common/result.h"
 
 namespace taolie::gpu {
@@ -121,7 +122,7 @@ Result<CallWatchdog::Pending<T>> CallWatchdog::Start(const std::string& what,
   auto promise = std::make_shared<std::promise<Result<T>>>();
   Pending<T> call;
   call.what = what;
-  call.started = Clock::now();
+  call.started = SteadyNow();
   call.future = promise->get_future();
   auto task = [promise, fn = std::move(fn), what]() {
     try {
@@ -145,8 +146,7 @@ Result<T> CallWatchdog::Await(Pending<T>& call, Clock::time_point deadline) {
   if (!WaitDone(call.id, deadline) &&
       call.future.wait_for(std::chrono::seconds(0)) != std::future_status::ready) {
     Abandon(call.id);
-    auto waited =
-        std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - call.started);
+    auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(SteadyNow() - call.started);
     return MakeError(ErrorCode::kDeadlineExceeded, name_ + ": " + call.what +
                                                        " did not return within " +
                                                        std::to_string(waited.count()) + " ms");
@@ -157,7 +157,7 @@ Result<T> CallWatchdog::Await(Pending<T>& call, Clock::time_point deadline) {
 template <typename T>
 Result<T> CallWatchdog::Run(const std::string& what, std::chrono::milliseconds timeout,
                             std::function<Result<T>()> fn) {
-  const auto deadline = Clock::now() + timeout;
+  const auto deadline = SteadyNow() + timeout;
   auto call = Start<T>(what, deadline, std::move(fn));
   if (!call.ok()) return call.error();
   return Await<T>(*call, deadline);

@@ -9,6 +9,7 @@
 #include <optional>
 #include <set>
 
+#include "common/real_time.h"
 #include "gpu/call_watchdog.h"
 #include "gpu/nvml_session.h"
 
@@ -101,7 +102,7 @@ std::unique_ptr<NvmlGpuProbe> NvmlGpuProbe::Create(Options options) {
   std::unique_ptr<NvmlGpuProbe> probe(new NvmlGpuProbe(std::move(options)));
   auto session = std::make_shared<NvmlSession>();
   auto loaded = std::make_shared<std::string>(probe->options_.library_path);
-  const auto deadline = CallWatchdog::Clock::now() + probe->options_.call_timeout;
+  const auto deadline = SteadyNow() + probe->options_.call_timeout;
   const std::vector<std::string> candidates = NvmlLibraryCandidates(probe->options_.library_path);
   Status started = probe->global_->Run<void>("initialisation", probe->options_.call_timeout,
                                              [session, candidates, loaded]() -> Status {
@@ -143,7 +144,7 @@ NvmlGpuProbe::~NvmlGpuProbe() {
   for (auto& w : devices_->workers) {
     if (w != nullptr) w->RequestStop();
   }
-  const auto deadline = CallWatchdog::Clock::now() + std::chrono::seconds(2);
+  const auto deadline = SteadyNow() + std::chrono::seconds(2);
   global_->Stop(deadline);
   for (auto& w : devices_->workers) {
     if (w != nullptr) w->Stop(deadline);
@@ -229,7 +230,7 @@ Result<DriverInfo> NvmlGpuProbe::Driver() {
 
 Result<std::vector<GpuInfo>> NvmlGpuProbe::ListGpus() {
   TAOLIE_RETURN_IF_ERROR(CheckAvailable());
-  TAOLIE_RETURN_IF_ERROR(Rescan(CallWatchdog::Clock::now() + options_.call_timeout));
+  TAOLIE_RETURN_IF_ERROR(Rescan(SteadyNow() + options_.call_timeout));
   std::vector<GpuInfo> out;
   std::lock_guard lock(devices_->mu);
   for (const nvml::DeviceEntry& d : devices_->entries) {
@@ -256,7 +257,7 @@ Result<std::vector<GpuInfo>> NvmlGpuProbe::ListGpus() {
 // while the others are read; only a global call that fails (the device count) fails it all.
 Result<std::vector<GpuSample>> NvmlGpuProbe::Sample() {
   TAOLIE_RETURN_IF_ERROR(CheckAvailable());
-  const auto deadline = CallWatchdog::Clock::now() + options_.call_timeout;
+  const auto deadline = SteadyNow() + options_.call_timeout;
   auto s = session_;
   auto counting = global_->Start<unsigned>("device count", deadline, [s]() { return s->Count(); });
   if (!counting.ok()) return counting.error();

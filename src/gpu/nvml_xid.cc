@@ -4,6 +4,7 @@
 #include <chrono>
 #include <mutex>
 
+#include "common/real_time.h"
 #include "gpu/nvml_session.h"
 
 namespace taolie::gpu {
@@ -31,7 +32,7 @@ Result<std::vector<XidEvent>> NvmlGpuProbe::DrainXids() {
                                                      [s = session_]() { return s->WaitXids(); });
   if (!raw.ok()) return raw.error();
   std::vector<XidEvent> events;
-  const auto now = std::chrono::system_clock::now();
+  const auto now = WallNow();
   std::lock_guard lock(devices_->mu);
   for (const nvml::RawXid& x : *raw) {
     const auto& entries = devices_->entries;

@@ -12,6 +12,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "common/real_time.h"
+
 namespace taolie::host {
 namespace {
 
@@ -133,12 +135,11 @@ Result<CommandOutput> SubprocessRunner::Run(const std::vector<std::string>& argv
   in_fd.Reset();
 
   CommandOutput result;
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  const auto deadline = SteadyNow() + timeout;
   bool timed_out = false;
   char buf[4096];
   while (true) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        deadline - std::chrono::steady_clock::now());
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - SteadyNow());
     if (left.count() <= 0) {
       timed_out = true;
       ::kill(pid, SIGKILL);
@@ -173,7 +174,7 @@ Result<CommandOutput> SubprocessRunner::Run(const std::vector<std::string>& argv
     if (w < 0 && errno != EINTR) {
       return MakeError(ErrorCode::kInternal, "waitpid: " + ErrnoText(errno));
     }
-    if (w == 0 && std::chrono::steady_clock::now() >= deadline) {
+    if (w == 0 && SteadyNow() >= deadline) {
       timed_out = true;
       ::kill(pid, SIGKILL);
     } else if (w == 0) {

@@ -16,6 +16,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "common/real_time.h"
+
 namespace taolie::host {
 
 bool IsWslKernel(const std::string& osrelease, const std::string& version) {
@@ -91,7 +93,7 @@ LinuxHostProbe::Options WithHostRoot(LinuxHostProbe::Options base, const std::st
 }
 
 LinuxHostProbe::LinuxHostProbe(Options options) : options_(std::move(options)) {
-  if (!options_.steady_now) options_.steady_now = [] { return std::chrono::steady_clock::now(); };
+  if (!options_.steady_now) options_.steady_now = [] { return SteadyNow(); };
 }
 
 std::unique_ptr<LinuxHostProbe> LinuxHostProbe::Create(Options options) {

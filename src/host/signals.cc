@@ -7,6 +7,8 @@
 #include <cstring>
 #include <string>
 
+#include "common/real_time.h"
+
 namespace taolie::host {
 
 namespace {
@@ -44,10 +46,9 @@ Status SignalWaiter::BlockSignals() {
 
 int SignalWaiter::Wait(std::chrono::milliseconds timeout) {
   const sigset_t set = AgentSignals();
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  const auto deadline = SteadyNow() + timeout;
   while (true) {
-    auto left = std::chrono::duration_cast<std::chrono::nanoseconds>(
-        deadline - std::chrono::steady_clock::now());
+    auto left = std::chrono::duration_cast<std::chrono::nanoseconds>(deadline - SteadyNow());
     if (left.count() < 0) left = std::chrono::nanoseconds(0);
     timespec ts{};
     ts.tv_sec = static_cast<time_t>(left.count() / 1'000'000'000);

@@ -213,7 +213,7 @@ domain::HealthReport GpuHealthLoop::HostReport(const Round& r,
 Status GpuHealthLoop::RunOnce(std::stop_token /*stop*/) {
   Round r;
   r.now = d_.clock.Now();
-  auto steady_now = std::chrono::steady_clock::now();
+  auto steady_now = d_.clock.Monotonic();
   if (steady_now - full_write_ > std::chrono::minutes(10)) {
     full_write_ = steady_now;
     inventory_.Invalidate();

@@ -29,7 +29,7 @@ Status GpuMetricsLoop::RunOnce(std::stop_token /*stop*/) {
     s.host.download_mbps = host->download_mbps;
     s.host.uptime_hours = static_cast<int64_t>(host->uptime_seconds / 3600.0);
   }
-  auto steady_now = std::chrono::steady_clock::now();
+  auto steady_now = d_.clock.Monotonic();
   if (rt_.claims_generation != claims_generation_ ||
       steady_now - claims_read_ > std::chrono::minutes(5)) {
     uint64_t generation = rt_.claims_generation;

@@ -20,8 +20,7 @@ namespace taolie::loops {
 Status HeartbeatLoop::RunOnce(std::stop_token stop) {
   if (!rt_.registered()) return OkStatus();  // the registration loop goes first
   auto up =
-      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started_)
-          .count();
+      std::chrono::duration_cast<std::chrono::seconds>(d_.clock.Monotonic() - started_).count();
   platform::HeartbeatIsolation isolation;
   if (const isolation::RentalIsolation* iso = rt_.isolation(); iso != nullptr) {
     isolation::IsolationStatus s = iso->Current();

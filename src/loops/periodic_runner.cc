@@ -7,6 +7,7 @@
 #include <string>
 
 #include "common/failpoints.h"
+#include "common/real_time.h"
 
 namespace taolie::loops {
 
@@ -67,7 +68,7 @@ void PeriodicRunner::Run(std::stop_token stop) {
   // Retries after a failure come sooner than the interval (full jitter), never later: a loop
   // keeps at least its configured rhythm while its peer is down.
   Backoff backoff(std::chrono::milliseconds(1000), interval_);
-  auto next = Clock::now() + splay_;
+  auto next = SteadyNow() + splay_;
   Clock::time_point last_error_log{};
   while (!stop.stop_requested()) {
     {
@@ -76,13 +77,13 @@ void PeriodicRunner::Run(std::stop_token stop) {
       wake_ = false;
     }
     if (stop.stop_requested()) break;
-    auto started = Clock::now();
+    auto started = SteadyNow();
     stats_.round_started_ns =
         std::chrono::duration_cast<std::chrono::nanoseconds>(started.time_since_epoch()).count();
     const uint64_t exceptions_before = stats_.exceptions;
     FailpointStall(loop_.Name(), stop);
     Status st = RunOnceGuarded(loop_, stop, stats_);
-    const auto ended = Clock::now();
+    const auto ended = SteadyNow();
     auto elapsed = ended - started;
     stats_.last_round_end_ns =
         std::chrono::duration_cast<std::chrono::nanoseconds>(ended.time_since_epoch()).count();
@@ -91,25 +92,24 @@ void PeriodicRunner::Run(std::stop_token stop) {
     stats_.last_round_micros =
         std::chrono::duration_cast<std::chrono::microseconds>(elapsed).count();
     if (st.ok()) {
-      stats_.last_success_unix = std::chrono::duration_cast<std::chrono::seconds>(
-                                     std::chrono::system_clock::now().time_since_epoch())
-                                     .count();
+      stats_.last_success_unix =
+          std::chrono::duration_cast<std::chrono::seconds>(WallNow().time_since_epoch()).count();
       if (backoff.attempt() > 0) spdlog::info("{}: recovered", loop_.Name());
       backoff.Reset();
       if (loop_.WantsImmediateRerun()) {
-        next = Clock::now();
+        next = SteadyNow();
         continue;
       }
       if (auto sooner = loop_.NextRoundIn(); sooner && *sooner < interval_) {
-        next = Clock::now() + *sooner;
+        next = SteadyNow() + *sooner;
         continue;
       }
       // Fixed rate: keep the rhythm unless a round overran a whole interval.
       next += interval_;
-      if (next < Clock::now()) next = Clock::now() + interval_;
+      if (next < SteadyNow()) next = SteadyNow() + interval_;
     } else {
       stats_.failures++;
-      auto now = Clock::now();
+      auto now = SteadyNow();
       if (now - last_error_log > std::chrono::minutes(1) || backoff.attempt() == 0) {
         if (stats_.exceptions != exceptions_before) {  // a bug, not an outage
           spdlog::error("{}: {} (the loop goes on)", loop_.Name(), st.error().ToString());

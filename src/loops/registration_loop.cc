@@ -71,7 +71,7 @@ Status RegistrationLoop::RunOnce(std::stop_token stop) {
   if (rt_.registered() && !rt_.reregister_wanted) return OkStatus();
   // A refused key (401) or a refused field (422) will not fix itself: retry slowly until the
   // operator fixes the config (restart or SIGHUP retries at once).
-  if (std::chrono::steady_clock::now() < next_register_) {
+  if (d_.clock.Monotonic() < next_register_) {
     return rt_.registered()
                ? OkStatus()
                : MakeError(ErrorCode::kFailedPrecondition, "not registered (refused, retry later)");
@@ -83,7 +83,7 @@ Status RegistrationLoop::RunOnce(std::stop_token stop) {
     if (was_registered) rt_.reregister_wanted = true;
     if (reg.error().code == ErrorCode::kPermissionDenied ||
         reg.error().code == ErrorCode::kInvalidArgument) {
-      next_register_ = std::chrono::steady_clock::now() + std::chrono::minutes(5);
+      next_register_ = d_.clock.Monotonic() + std::chrono::minutes(5);
       spdlog::error(
           "registration refused: {}. Fix the config, then restart the agent or send SIGHUP "
           "(next try in 5 minutes)",

@@ -2,7 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
-#include <filesystem>
+#include <chrono>
 
 #include "telemetry/logging.h"
 
@@ -22,9 +22,8 @@ Status RetentionLoop::RunOnce(std::stop_token /*stop*/) {
     spdlog::info("retention: pruned {} old rows{}", pruned->rows,
                  pruned->more ? " (more next round)" : "");
   }
-  auto logs =
-      telemetry::PruneRotatedLogs(log_file_, std::filesystem::file_time_type::clock::now() -
-                                                 std::chrono::hours(24) * retention_.logs_days);
+  const SystemTime cutoff = clock_.Now() - std::chrono::hours(24) * retention_.logs_days;
+  auto logs = telemetry::PruneRotatedLogs(log_file_, std::chrono::file_clock::from_sys(cutoff));
   if (!logs.ok()) {
     spdlog::warn("retention: rotated logs not pruned: {}", logs.error().message);
   } else if (*logs > 0) {

@@ -11,6 +11,7 @@
 
 #include "common/curl_global.h"
 #include "common/net_address.h"
+#include "common/real_time.h"
 #include "platform/delivery.h"
 
 namespace taolie::platform {
@@ -62,7 +63,7 @@ size_t HeaderCallback(char* data, size_t size, size_t nitems, void* user) {
   if (colon == std::string_view::npos) return n;
   if (Lower(std::string(line.substr(0, colon))) != "retry-after") return n;
   // Clamped while parsed (delay-seconds or HTTP-date); anything else: backoff applies.
-  ex->retry_after = ParseRetryAfter(Trim(line.substr(colon + 1)), std::chrono::system_clock::now());
+  ex->retry_after = ParseRetryAfter(Trim(line.substr(colon + 1)), WallNow());
   return n;
 }
 

@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "common/net_address.h"
+#include "common/real_time.h"
 #include "common/secrets.h"
 #include "common/time_format.h"
 
@@ -499,7 +500,7 @@ struct Simulator::State {
       std::lock_guard lock(mu);
       ++heartbeats;
       auto it = agents.find(seg[2]);
-      if (it != agents.end()) it->second.last_heartbeat = std::chrono::system_clock::now();
+      if (it != agents.end()) it->second.last_heartbeat = WallNow();
       return JsonReply(200, Json{{"status", "ok"}});
     }
     if (endpoint == "commands") {
@@ -537,7 +538,7 @@ struct Simulator::State {
       if (e.empty() && body["deployment_id"] != id) e = "deployment_id: does not match the path";
       if (!e.empty()) return ErrorReply(422, e);
       std::lock_guard lock(mu);
-      events.push_back(Event{id, kind, req.body, std::chrono::system_clock::now()});
+      events.push_back(Event{id, kind, req.body, WallNow()});
       return JsonReply(200, Json{{"status", "ok"}});
     }
     return ErrorReply(404, "not found");
@@ -555,7 +556,7 @@ struct Simulator::State {
       return JsonReply(
           409, Json{{"error", "host agent already registered"}, {"gpu_uuid", it->second.gpu_uuid}});
     }
-    Agent a{StableGpuUuid(id), body.dump(), std::chrono::system_clock::now(), std::nullopt};
+    Agent a{StableGpuUuid(id), body.dump(), WallNow(), std::nullopt};
     agents.emplace(id, a);
     return JsonReply(200, Json{{"gpu_uuid", a.gpu_uuid}, {"message", "registered"}});
   }
@@ -648,8 +649,8 @@ struct Simulator::State {
     }
     {
       std::lock_guard lock(mu);
-      requests.push_back(Request{req.method, req.path, req.body, std::chrono::system_clock::now(),
-                                 r.status, req.get_header_value("Authorization"),
+      requests.push_back(Request{req.method, req.path, req.body, WallNow(), r.status,
+                                 req.get_header_value("Authorization"),
                                  req.get_header_value("User-Agent"),
                                  req.get_header_value("Content-Type"),
                                  EndpointOf(req.method, req.path), r.body, r.injected});
@@ -848,9 +849,9 @@ void Simulator::SetRawPollReply(const std::string& agent_id, std::string text, R
 }
 
 bool Simulator::WaitFor(const std::function<bool()>& pred, std::chrono::milliseconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  const auto deadline = SteadyNow() + timeout;
   while (!pred()) {
-    if (std::chrono::steady_clock::now() >= deadline) return pred();
+    if (SteadyNow() >= deadline) return pred();
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   return true;

@@ -22,6 +22,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/real_time.h"
 #include "common/secrets.h"
 
 namespace taolie::store {
@@ -261,13 +262,13 @@ Result<pid_t> Spawn(const std::vector<std::string>& args, const RunAs& as, int o
 
 // Waits for our child to exit; nullopt on timeout.
 std::optional<int> WaitChild(pid_t pid, milliseconds timeout) {
-  auto deadline = Clock::now() + timeout;
+  auto deadline = SteadyNow() + timeout;
   while (true) {
     int status = 0;
     pid_t r = ::waitpid(pid, &status, WNOHANG);
     if (r == pid) return status;
     if (r < 0 && errno != EINTR) return -1;  // not our child any more
-    if (Clock::now() >= deadline) return std::nullopt;
+    if (SteadyNow() >= deadline) return std::nullopt;
     std::this_thread::sleep_for(milliseconds(20));
   }
 }
@@ -307,10 +308,9 @@ std::vector<pid_t> ProcessesInDir(const std::string& dir) {
 
 void KillAndWait(const std::vector<pid_t>& pids, milliseconds timeout) {
   for (pid_t p : pids) ::kill(p, SIGQUIT);
-  auto deadline = Clock::now() + timeout;
+  auto deadline = SteadyNow() + timeout;
   for (pid_t p : pids) {
-    while (ProcessAlive(p) && Clock::now() < deadline)
-      std::this_thread::sleep_for(milliseconds(20));
+    while (ProcessAlive(p) && SteadyNow() < deadline) std::this_thread::sleep_for(milliseconds(20));
     if (ProcessAlive(p)) ::kill(p, SIGKILL);
   }
 }
@@ -612,7 +612,7 @@ Result<std::unique_ptr<ManagedPostgres>> ManagedPostgres::Start(const Options& o
 
 Status ManagedPostgres::WaitUntilReady(const std::string& startup_log, int startup_timeout_s) {
   const std::string admin = ConnInfo("postgres");
-  auto deadline = Clock::now() + std::chrono::seconds(std::max(1, startup_timeout_s));
+  auto deadline = SteadyNow() + std::chrono::seconds(std::max(1, startup_timeout_s));
   while (true) {
     if (!adopted_) {
       int status = 0;
@@ -624,7 +624,7 @@ Status ManagedPostgres::WaitUntilReady(const std::string& startup_log, int start
       return Err(ErrorCode::kUnavailable, "adopted postgres exited");
     }
     if (PQping(admin.c_str()) == PQPING_OK) return OkStatus();
-    if (Clock::now() >= deadline) {
+    if (SteadyNow() >= deadline) {
       std::string log = Tail(startup_log);
       (void)Stop();
       return Err(ErrorCode::kDeadlineExceeded, "postgres did not accept connections within " +
@@ -657,9 +657,9 @@ Status ManagedPostgres::Stop() {
   const pid_t pid = pid_;
   auto gone_within = [&](milliseconds timeout) {
     if (!adopted_) return WaitChild(pid, timeout).has_value();
-    auto deadline = Clock::now() + timeout;
+    auto deadline = SteadyNow() + timeout;
     while (ProcessAlive(pid)) {
-      if (Clock::now() >= deadline) return false;
+      if (SteadyNow() >= deadline) return false;
       std::this_thread::sleep_for(milliseconds(20));
     }
     return true;

@@ -24,6 +24,7 @@
 #include <thread>
 #include <utility>
 
+#include "common/real_time.h"
 #include "telemetry/connection_guard.h"
 
 namespace taolie::telemetry {
@@ -187,8 +188,7 @@ using TlsProcessor = RequestProcessor<httplib::SSLServer>;
 // Waits until `fd` is ready for `events` or `deadline` passes.
 bool WaitReady(int fd, short events, SteadyClock::time_point deadline) {
   for (int i = 0; i < 1000; ++i) {
-    const auto left =
-        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - SteadyClock::now());
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - SteadyNow());
     if (left.count() <= 0) return false;
     pollfd p{fd, events, 0};
     const int r = ::poll(&p, 1, static_cast<int>(left.count()));
@@ -285,7 +285,7 @@ class ConnectionStream final : public httplib::Stream {
 
  private:
   static SteadyClock::time_point WriteDeadline() {
-    return SteadyClock::now() + std::chrono::seconds(kSocketTimeoutSec);
+    return SteadyNow() + std::chrono::seconds(kSocketTimeoutSec);
   }
   bool WaitFor(int ssl_error, SteadyClock::time_point deadline) const {
     if (ssl_error == SSL_ERROR_WANT_READ) return WaitReady(fd_, POLLIN, deadline);
@@ -329,7 +329,7 @@ class Throttled {
   explicit Throttled(const char* what) : what_(what) {}
   void Note(const std::string& detail) {
     ++count_;
-    const auto now = SteadyClock::now();
+    const auto now = SteadyNow();
     if (last_ && now - *last_ < kProviderErrorLogInterval) return;
     last_ = now;
     spdlog::warn("local API: {} ({}; {} since the last such message)", what_, detail, count_);
@@ -413,7 +413,7 @@ struct StatusServer::Impl {
 };
 
 void StatusServer::Impl::LogProviderError(const std::string& path, const std::string& what) {
-  const auto now = SteadyClock::now();
+  const auto now = SteadyNow();
   std::lock_guard<std::mutex> lock(log_mu);
   if (last_error_log && now - *last_error_log < kProviderErrorLogInterval) return;
   last_error_log = now;
@@ -504,7 +504,7 @@ void StatusServer::Impl::Drop(int fd) {
 void StatusServer::Impl::Dispatch(int fd) {
   auto node = buffers.extract(fd);
   Job job{fd, std::move(node.mapped().bytes), std::move(node.mapped().peer_ip),
-          node.mapped().peer_port, SteadyClock::now()};
+          node.mapped().peer_port, SteadyNow()};
   for (const auto& e : pending.entries()) {
     if (e.fd == fd) job.accepted = e.accepted;
   }
@@ -545,7 +545,7 @@ void StatusServer::Impl::AcceptReady() {
       refused_peer.Note(peer_ip);
       continue;
     }
-    const PendingConnections::Admission a = pending.Admit(fd, SteadyClock::now(), active.load());
+    const PendingConnections::Admission a = pending.Admit(fd, SteadyNow(), active.load());
     if (a.close_fd) {
       overflow.Note(std::to_string(kMaxInFlight) + " in flight");
       buffers.erase(*a.close_fd);
@@ -596,7 +596,7 @@ void StatusServer::Impl::ReadPending(int fd) {
 void StatusServer::Impl::AcceptLoop() {
   std::vector<pollfd> fds;
   for (;;) {
-    const auto now = SteadyClock::now();
+    const auto now = SteadyNow();
     for (int fd : pending.Expire(now)) {
       buffers.erase(fd);
       ::close(fd);

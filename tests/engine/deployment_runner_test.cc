@@ -5,6 +5,7 @@
 
 #include "engine/container_spec.h"
 #include "engine/engine_harness.h"
+#include "fakes/fake_clock.h"
 
 namespace taolie::testing {
 namespace {

@@ -10,6 +10,7 @@
 #include "common/clock.h"
 #include "config/config.h"
 #include "engine/rental_engine.h"
+#include "fakes/fake_clock.h"
 #include "fakes/fake_docker.h"
 #include "fakes/fake_seams.h"
 #include "fakes/fake_store.h"

@@ -6,6 +6,7 @@
 #include <tuple>
 
 #include "docker/engine_api.h"
+#include "fakes/fake_clock.h"
 #include "fakes/fake_docker.h"
 #include "fakes/fake_seams.h"
 #include "fakes/fake_store.h"

@@ -9,6 +9,7 @@
 
 #include "common/time_format.h"
 #include "engine/engine_harness.h"
+#include "fakes/fake_clock.h"
 #include "loops/image_prefetch.h"
 
 namespace taolie::engine {

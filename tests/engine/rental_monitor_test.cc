@@ -2,6 +2,7 @@
 #include <future>
 
 #include "engine/engine_harness.h"
+#include "fakes/fake_clock.h"
 
 namespace taolie::testing {
 namespace {

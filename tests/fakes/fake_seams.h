@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "engine/readiness_probe.h"
+#include "fakes/fake_clock.h"
 #include "gpu/gpu_probe.h"
 #include "host/host_probe.h"
 #include "platform/platform_api.h"

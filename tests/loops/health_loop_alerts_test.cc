@@ -12,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include "fakes/fake_clock.h"
 #include "fakes/fake_docker.h"
 #include "fakes/fake_seams.h"
 #include "fakes/fake_store.h"

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "fakes/fake_clock.h"
 #include "fakes/fake_store.h"
 
 namespace taolie::loops {
@@ -32,6 +33,11 @@ class PruningStore final : public testing::FakeStore {
   int64_t rows = 0;
 };
 
+class RetentionLoopTest : public ::testing::Test {
+ protected:
+  RealClock clock_;  // the rotated logs' ages are real file times
+};
+
 config::RetentionConfig Retention() {
   config::RetentionConfig r;
   r.logs_days = 3;
@@ -42,9 +48,9 @@ config::RetentionConfig Retention() {
   return r;
 }
 
-TEST(RetentionLoopTest, TheConfiguredDaysReachTheStore) {
+TEST_F(RetentionLoopTest, TheConfiguredDaysReachTheStore) {
   PruningStore store;
-  RetentionLoop loop(store, Retention(), "");
+  RetentionLoop loop(store, Retention(), "", clock_);
   ASSERT_TRUE(loop.RunOnce({}).ok());
   ASSERT_EQ(store.calls.size(), 1u);
   EXPECT_EQ(store.calls[0].metrics_days, 2);
@@ -55,11 +61,11 @@ TEST(RetentionLoopTest, TheConfiguredDaysReachTheStore) {
   EXPECT_STREQ(loop.Name(), "retention");
 }
 
-TEST(RetentionLoopTest, ABacklogComesBackAMinuteLaterAndThenHourly) {
+TEST_F(RetentionLoopTest, ABacklogComesBackAMinuteLaterAndThenHourly) {
   PruningStore store;
   store.more = true;
   store.rows = 1'000'000;
-  RetentionLoop loop(store, Retention(), "");
+  RetentionLoop loop(store, Retention(), "", clock_);
   ASSERT_TRUE(loop.RunOnce({}).ok());
   EXPECT_EQ(loop.NextRoundIn(), std::chrono::milliseconds(60'000));
   store.more = false;
@@ -67,16 +73,16 @@ TEST(RetentionLoopTest, ABacklogComesBackAMinuteLaterAndThenHourly) {
   EXPECT_EQ(loop.NextRoundIn(), std::nullopt);
 }
 
-TEST(RetentionLoopTest, AFailingStoreWaitsForTheNextHour) {
+TEST_F(RetentionLoopTest, AFailingStoreWaitsForTheNextHour) {
   PruningStore store;
   store.fail = true;
-  RetentionLoop loop(store, Retention(), "");
+  RetentionLoop loop(store, Retention(), "", clock_);
   EXPECT_TRUE(loop.RunOnce({}).ok());  // logged; the runner's backoff is not for retention
   EXPECT_EQ(store.calls.size(), 1u);
   EXPECT_EQ(loop.NextRoundIn(), std::nullopt);
 }
 
-TEST(RetentionLoopTest, RotatedLogsPastLogsDaysGoAndTheLiveOneStays) {
+TEST_F(RetentionLoopTest, RotatedLogsPastLogsDaysGoAndTheLiveOneStays) {
   char tmpl[] = "/tmp/taolie-retention-XXXXXX";
   ASSERT_NE(::mkdtemp(tmpl), nullptr);
   const fs::path dir(tmpl);
@@ -88,12 +94,31 @@ TEST(RetentionLoopTest, RotatedLogsPastLogsDaysGoAndTheLiveOneStays) {
   const auto four_days_ago = fs::file_time_type::clock::now() - std::chrono::hours(24 * 4);
   for (const auto& p : {live, old_rotated, other}) fs::last_write_time(p, four_days_ago);
   PruningStore store;
-  RetentionLoop loop(store, Retention(), live.string());
+  RetentionLoop loop(store, Retention(), live.string(), clock_);
   ASSERT_TRUE(loop.RunOnce({}).ok());
   EXPECT_TRUE(fs::exists(live));
   EXPECT_FALSE(fs::exists(old_rotated));
   EXPECT_TRUE(fs::exists(new_rotated));  // younger than logs_days
   EXPECT_TRUE(fs::exists(other));        // not one of the agent's
+  fs::remove_all(dir);
+}
+
+// The cut-off comes from the Clock seam: five days on, a log rotated just now is past logs_days.
+TEST_F(RetentionLoopTest, TheCutOffIsTheClocksNowLessLogsDays) {
+  char tmpl[] = "/tmp/taolie-retention-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  const fs::path dir(tmpl);
+  const fs::path live = dir / "agent.log", rotated = dir / "agent.1.log";
+  for (const auto& p : {live, rotated}) std::ofstream(p) << "x\n";
+  FakeClock clock(clock_.Now());
+  PruningStore store;
+  RetentionLoop loop(store, Retention(), live.string(), clock);
+  ASSERT_TRUE(loop.RunOnce({}).ok());
+  EXPECT_TRUE(fs::exists(rotated));  // 3 days not passed
+  clock.Advance(std::chrono::hours(24 * 5));
+  ASSERT_TRUE(loop.RunOnce({}).ok());
+  EXPECT_FALSE(fs::exists(rotated));
+  EXPECT_TRUE(fs::exists(live));
   fs::remove_all(dir);
 }
 

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "fakes/fake_clock.h"
 #include "telemetry/alert_channels.h"
 
 namespace taolie::telemetry {
