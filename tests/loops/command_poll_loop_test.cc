@@ -1,17 +1,19 @@
 // The command poll loop on the fake engine (issue 18 item 2): a new command reaches the
 // handler; a malformed element is acked "rejected" once and logged once however often it is
-// re-delivered; a command already recorded is not run twice; a poll that brought commands
-// asks for another at once, a few times in a row at most. No sleeps: the engine's lanes are
-// waited for with WorkQueue::WaitIdle (bounded).
+// re-delivered; a command already recorded is not run twice (acked again when it was acked); a poll
+// that brought commands asks for another at once, a few times in a row at most. No sleeps: the
+// engine's lanes are waited for with WorkQueue::WaitIdle (bounded).
 #include "loops/command_poll_loop.h"
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
 #include "engine/engine_harness.h"
+#include "engine/rental_engine.h"
 #include "loops/loop_test_support.h"
 
 namespace taolie::loops {
@@ -143,6 +145,63 @@ TEST_F(CommandPollLoopTest, ACommandTheStoreCannotTakeIsReportedAndRedelivered) 
   store.down = false;
   Poll();  // re-delivered: recorded and run now
   EXPECT_EQ(Result("cmd-1"), "succeeded");
+}
+
+// The ack queued again (RequeueAck) is recorded.
+class RequeueStore final : public testing::FakeStore {
+ public:
+  std::vector<store::OutboxEvent> requeued;
+  Result<bool> RequeueAck(const store::OutboxEvent& ack) override {
+    requeued.push_back(ack);
+    return true;
+  }
+};
+
+// Done and acked, yet delivered again (our ack was lost on the way): acked again from its
+// row, with its result, never run again.
+TEST(CommandPollLoopAcked, AnAckedCommandDeliveredAgainIsAckedAgainNotRun) {
+  config::Config cfg;
+  RequeueStore store;
+  testing::FakeDocker docker;
+  testing::FakeGpuProbe gpus;
+  testing::FakeHostProbe host;
+  testing::ScriptedPlatform platform;
+  testing::FakeReadinessProbe probe;
+  FakeClock clock;
+  runtime::Runtime rt{"agent-1", "test", TimestampFormat::kRfc3339};
+  runtime::Deps deps{cfg, store, docker, gpus, host, platform, clock, {}};
+  engine::RentalEngine engine(deps, rt, probe, {1, 1});
+  rt.set_registered(true);
+  int notified = 0;
+  rt.SetOutboxNotifier([&notified] { ++notified; });
+  store::CommandRecord done;
+  done.command_id = "cmd-1";
+  done.command_type = "terminate";
+  done.state = store::CommandState::kDone;
+  done.result = "failed";
+  done.error = "no such deployment";
+  done.deployment_id = "d1";
+  done.acked_at = clock.Now();
+  store.commands["cmd-1"] = done;
+  platform.answer = [](const testing::SentRequest&) {
+    return Http(200, R"({"commands":[{"command_id":"cmd-1","command_type":"terminate",)"
+                     R"("payload":{"deployment_id":"d1"}}]})");
+  };
+  CommandPollLoop loop(deps, rt, engine.commands());
+  ASSERT_TRUE(loop.RunOnce({}).ok());
+  ASSERT_TRUE(loop.RunOnce({}).ok());
+  ASSERT_TRUE(engine.work().WaitIdle(std::chrono::seconds(10)));
+  engine.Shutdown();
+  ASSERT_EQ(store.requeued.size(), 2u);
+  EXPECT_EQ(store.requeued[0].path, "/api/host-agents/agent-1/commands/cmd-1/ack");
+  EXPECT_EQ(store.requeued[0].deployment_id, "d1");
+  const json body = json::parse(store.requeued[0].body);
+  EXPECT_EQ(body["result"], "failed");
+  EXPECT_EQ(body["error"], "no such deployment");
+  EXPECT_EQ(notified, 2);
+  EXPECT_TRUE(docker.calls.empty());
+  EXPECT_EQ(store.commands.at("cmd-1").result, "failed");  // not run again
+  EXPECT_FALSE(loop.WantsImmediateRerun());                // nothing new
 }
 
 }  // namespace
