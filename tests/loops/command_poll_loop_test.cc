@@ -159,17 +159,10 @@ class RequeueStore final : public testing::FakeStore {
 
 // Done and acked, yet delivered again (our ack was lost on the way): acked again from its
 // row, with its result, never run again.
-TEST(CommandPollLoopAcked, AnAckedCommandDeliveredAgainIsAckedAgainNotRun) {
-  config::Config cfg;
-  RequeueStore store;
-  testing::FakeDocker docker;
-  testing::FakeGpuProbe gpus;
-  testing::FakeHostProbe host;
-  testing::ScriptedPlatform platform;
+class CommandPollLoopAcked : public ::testing::Test, public testing::LoopSeams<RequeueStore> {};
+
+TEST_F(CommandPollLoopAcked, AnAckedCommandDeliveredAgainIsAckedAgainNotRun) {
   testing::FakeReadinessProbe probe;
-  FakeClock clock;
-  runtime::Runtime rt{"agent-1", "test", TimestampFormat::kRfc3339};
-  runtime::Deps deps{cfg, store, docker, gpus, host, platform, clock, {}};
   engine::RentalEngine engine(deps, rt, probe, {1, 1});
   rt.set_registered(true);
   int notified = 0;

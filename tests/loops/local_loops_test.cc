@@ -46,7 +46,9 @@ class SamplingHost final : public testing::FakeHostProbe {
   }
 };
 
-class GpuMetricsLoopTest : public ::testing::Test {
+class GpuMetricsLoopTest
+    : public ::testing::Test,
+      public testing::LoopSeams<MetricsStore, SamplingHost, testing::StrictPlatformApi> {
  protected:
   GpuMetricsLoopTest() {
     store.AddGpu("GPU-a");
@@ -65,15 +67,6 @@ class GpuMetricsLoopTest : public ::testing::Test {
     return out;
   }
 
-  config::Config cfg;
-  MetricsStore store;
-  testing::FakeDocker docker;
-  testing::FakeGpuProbe gpus;
-  SamplingHost host;
-  testing::StrictPlatformApi platform;
-  FakeClock clock;
-  runtime::Runtime rt{"agent-1", "test", TimestampFormat::kRfc3339};
-  runtime::Deps deps{cfg, store, docker, gpus, host, platform, clock, {}};
   health::DirtyGpuVerifier dirty{deps, rt};
   GpuMetricsLoop loop{deps, rt, dirty};
 };

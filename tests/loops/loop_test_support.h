@@ -1,6 +1,6 @@
 #pragma once
 // What the loops' unit tests share: a platform that answers what the test scripts and records
-// every request, and a capture of the log lines a round writes.
+// every request, the seams on fakes, and a capture of the log lines a round writes.
 #include <gtest/gtest.h>
 #include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/spdlog.h>
@@ -13,7 +13,12 @@
 #include <utility>
 #include <vector>
 
+#include "common/clock.h"
+#include "config/config.h"
+#include "fakes/fake_docker.h"
+#include "fakes/fake_seams.h"
 #include "platform/platform_api.h"
+#include "runtime/runtime.h"
 
 namespace taolie::testing {
 
@@ -66,6 +71,21 @@ class ScriptedPlatform : public platform::PlatformApi {
 inline Result<platform::Response> Http(long status, std::string body = "{}") {
   return platform::Response{status, std::move(body), std::nullopt};
 }
+
+// The seams a loop takes (runtime::Deps) on fakes, with the store, host probe and platform a
+// test chooses, and the runtime of agent "agent-1". A fixture derives from it.
+template <typename Store, typename Host = FakeHostProbe, typename Platform = ScriptedPlatform>
+struct LoopSeams {
+  config::Config cfg;
+  Store store;
+  FakeDocker docker;
+  FakeGpuProbe gpus;
+  Host host;
+  Platform platform;
+  FakeClock clock;
+  runtime::Runtime rt{"agent-1", "test", TimestampFormat::kRfc3339};
+  runtime::Deps deps{cfg, store, docker, gpus, host, platform, clock, {}};
+};
 
 // Sends spdlog's default logger to a string while it lives; restores the previous one after.
 class LogCapture {

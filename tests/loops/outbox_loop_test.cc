@@ -104,7 +104,7 @@ class OutboxStore final : public testing::FakeStore {
   }
 };
 
-class OutboxLoopTest : public ::testing::Test {
+class OutboxLoopTest : public ::testing::Test, public testing::LoopSeams<OutboxStore> {
  protected:
   OutboxLoopTest() {
     cfg.server.ext_event_give_up_hours = 1;
@@ -121,16 +121,7 @@ class OutboxLoopTest : public ::testing::Test {
     return platform.paths();
   }
 
-  config::Config cfg;
-  OutboxStore store;
-  testing::FakeDocker docker;
-  testing::FakeGpuProbe gpus;
-  testing::FakeHostProbe host;
-  testing::ScriptedPlatform platform;
   std::set<std::string> failing;  // paths the platform answers 503
-  FakeClock clock;
-  runtime::Runtime rt{"agent-1", "test", TimestampFormat::kRfc3339};
-  runtime::Deps deps{cfg, store, docker, gpus, host, platform, clock, {}};
 };
 
 TEST_F(OutboxLoopTest, NothingIsSentBeforeRegistration) {

@@ -82,7 +82,7 @@ gpu::GpuInfo Gpu(const std::string& uuid, int index) {
   return g;
 }
 
-class PlatformLoopsTest : public ::testing::Test {
+class PlatformLoopsTest : public ::testing::Test, public testing::LoopSeams<PlatformLoopsStore> {
  protected:
   PlatformLoopsTest() {
     gpus.driver = gpu::DriverInfo{};
@@ -101,15 +101,6 @@ class PlatformLoopsTest : public ::testing::Test {
     };
   }
 
-  config::Config cfg;
-  PlatformLoopsStore store;
-  testing::FakeDocker docker;
-  testing::FakeGpuProbe gpus;
-  testing::FakeHostProbe host;
-  testing::ScriptedPlatform platform;
-  FakeClock clock;
-  runtime::Runtime rt{"agent-1", "test", TimestampFormat::kRfc3339};
-  runtime::Deps deps{cfg, store, docker, gpus, host, platform, clock, {}};
   int registered_calls = 0;
   RegistrationLoop registration{deps, rt, [this] { ++registered_calls; }};
 };
