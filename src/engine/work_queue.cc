@@ -100,10 +100,10 @@ void WorkQueue::Worker(Lane lane, std::stop_token stop) {
       std::unique_lock lock(mu_);
       // Runnable: its serial key is not running and no earlier job of that key is queued in
       // either lane (order within a serial key holds across lanes).
-      auto earlier_queued = [&](const Item& item) {
+      auto earlier_queued = [&](const Item& candidate) {
         for (const auto& [other_lane, q] : queues_) {
           for (const auto& o : q) {
-            if (o.seq < item.seq && o.serial_key == item.serial_key) return true;
+            if (o.seq < candidate.seq && o.serial_key == candidate.serial_key) return true;
           }
         }
         return false;

@@ -59,8 +59,8 @@ void DirtyGpuVerifier::Check(const std::vector<gpu::GpuSample>& samples,
     if (baselines_.count(g.uuid) > 0) continue;
     if (auto b = busy.find(g.uuid); b != busy.end() && b->second) {
       baselines_[g.uuid] = GpuBaseline{};
-    } else if (auto b = BaselineFrom(g)) {
-      baselines_[g.uuid] = *b;
+    } else if (auto baseline = BaselineFrom(g)) {
+      baselines_[g.uuid] = *baseline;
     }
   }
   const auto mono = d_.clock.Monotonic();

@@ -149,6 +149,20 @@ TEST_F(PlatformLoopsTest, ARefusedRegistrationBacksOffUntilRetryNow) {
   EXPECT_EQ(registered_calls, 1);
 }
 
+// On the clock seam: the refused registration goes out again 5 minutes later, not before.
+TEST_F(PlatformLoopsTest, ARefusedRegistrationIsSentAgainFiveMinutesLater) {
+  AnswerStatus(401);
+  ASSERT_FALSE(registration.RunOnce({}).ok());
+  clock.Advance(std::chrono::minutes(5) - std::chrono::seconds(1));
+  EXPECT_EQ(registration.RunOnce({}).error().code, ErrorCode::kFailedPrecondition);
+  EXPECT_EQ(platform.sent().size(), 1u);
+  clock.Advance(std::chrono::seconds(1));
+  AcceptRegistration();
+  ASSERT_TRUE(registration.RunOnce({}).ok());
+  EXPECT_EQ(platform.sent().size(), 2u);
+  EXPECT_TRUE(rt.registered());
+}
+
 // Any other refusal is tried again at the next round.
 TEST_F(PlatformLoopsTest, AnotherRefusalIsRetriedAtTheNextRound) {
   AnswerStatus(400);
@@ -179,7 +193,7 @@ TEST_F(PlatformLoopsTest, AChangedInventoryIsRegisteredAgain) {
 }
 
 TEST_F(PlatformLoopsTest, NoHeartbeatBeforeRegistration) {
-  HeartbeatLoop heartbeat(deps, rt, std::chrono::steady_clock::now());
+  HeartbeatLoop heartbeat(deps, rt, clock.Monotonic());
   EXPECT_TRUE(heartbeat.RunOnce({}).ok());
   EXPECT_TRUE(platform.sent().empty());
 }
@@ -191,7 +205,7 @@ TEST_F(PlatformLoopsTest, TheHeartbeatBeatsWhileTheDatabaseIsDown) {
   rt.available_gpus = 1;
   store.down = true;
   platform.answer = [](const testing::SentRequest&) { return Http(200); };
-  HeartbeatLoop heartbeat(deps, rt, std::chrono::steady_clock::now() - std::chrono::hours(2));
+  HeartbeatLoop heartbeat(deps, rt, clock.Monotonic() - std::chrono::hours(2));
   for (int i = 0; i < 3; ++i) ASSERT_TRUE(heartbeat.RunOnce({}).ok());
   const auto sent = platform.sent();
   ASSERT_EQ(sent.size(), 3u);
@@ -199,7 +213,7 @@ TEST_F(PlatformLoopsTest, TheHeartbeatBeatsWhileTheDatabaseIsDown) {
   const json body = json::parse(sent[0].body);
   EXPECT_EQ(body["status"], "online");
   EXPECT_EQ(body["active_deployments"], 2);
-  EXPECT_GE(body["uptime_seconds"].get<int64_t>(), 7200);
+  EXPECT_EQ(body["uptime_seconds"].get<int64_t>(), 7200);  // on the clock seam
   EXPECT_EQ(rt.last_platform_ok(), clock.Now());
   // A refused beat is an error and counted.
   platform.answer = [](const testing::SentRequest&) { return Http(500); };
