@@ -694,30 +694,17 @@ std::string StatusJson(AgentApp::Impl& m) {
               {"gpus", gpus},
               {"loops", loops},
               {"counters",
-               {{"deploys_succeeded", rt.deploys_succeeded.load()},
-                {"deploys_failed", rt.deploys_failed.load()},
-                {"events_delivered", rt.events_delivered.load()},
-                {"events_unsupported", rt.events_unsupported.load()},
-                {"events_given_up", rt.events_given_up.load()},
-                {"platform_errors", rt.platform_errors.load()},
-                {"rental_jobs_thrown", m.engine->work().jobs_thrown()},
-                {"containers_adopted", rt.containers_adopted.load()},
-                {"containers_ended_unadoptable", rt.containers_ended_unadoptable.load()},
+               {{"rental_jobs_thrown", m.engine->work().jobs_thrown()},
                 {"images_collected", m.image_gc->collected()}}},
               {"alerts", AlertsJson(m)},
-              {"without_database",
-               {{"monitor_rounds", rt.store_down_rounds.load()},
-                {"warnings", rt.offline_warnings.load()},
-                {"expiries", rt.offline_expiries.load()},
-                {"rentals_known", m.engine->monitor().KnownRentals()}}},
+              {"without_database", {{"rentals_known", m.engine->monitor().KnownRentals()}}},
               {"isolation", IsolationJson(*m.isolation, m.cfg.deployment)},
               // "supported": writable layers bounded by StorageOpt; "refused": measured only.
               {"disk_quota",
                {{"storage_opt", StorageOptName(rt.storage_opt.load())},
                 {"measured_every_seconds", m.cfg.monitoring.duration_check_interval}}},
-              {"clock",
-               {{"wall_steps", rt.clock_steps.load()},
-                {"last_wall_step_seconds", rt.last_clock_step_ms.load() / 1000.0}}}};
+              {"clock", {{"last_wall_step_seconds", rt.last_clock_step_ms.load() / 1000.0}}}};
+  AddRuntimeStatus(rt.Read(), out);  // counters.*, without_database.*, clock.wall_steps
   return out.dump();
 }
 
@@ -755,19 +742,8 @@ std::string MetricsText(AgentApp::Impl& m) {
   for (const auto& c : m.counted_api->Counts()) {
     s.platform_requests.push_back({c.request, c.outcome, c.count});
   }
-  s.active_deployments = rt.active_deployments.load();
-  s.available_gpus = rt.available_gpus.load();
+  s.runtime_metrics = rt.Read();
   s.registered = rt.registered();
-  s.deploys_succeeded = rt.deploys_succeeded.load();
-  s.deploys_failed = rt.deploys_failed.load();
-  s.events_delivered = rt.events_delivered.load();
-  s.events_unsupported = rt.events_unsupported.load();
-  s.events_given_up = rt.events_given_up.load();
-  s.clock_steps = rt.clock_steps.load();
-  s.offline_warnings = rt.offline_warnings.load();
-  s.offline_expiries = rt.offline_expiries.load();
-  s.containers_adopted = rt.containers_adopted.load();
-  s.platform_errors = rt.platform_errors.load();
   return MetricsExposition(s);
 }
 

@@ -1,6 +1,8 @@
 #include "agent/metrics_exposition.h"
 
 #include <functional>
+#include <nlohmann/json.hpp>
+#include <string_view>
 #include <utility>
 
 #include "domain/deployment.h"
@@ -219,6 +221,24 @@ void AddGpuStates(const MetricsSnapshot& s, std::vector<MetricFamily>& out) {
   }
 }
 
+// One family per run of readings with the same family name, one sample per reading.
+void AddRuntimeFamilies(const std::vector<runtime::MetricReading>& readings,
+                        std::vector<MetricFamily>& out) {
+  std::string_view current;  // the family the last reading went to
+  for (const runtime::MetricReading& r : readings) {
+    const runtime::MetricDecl& d = *r.decl;
+    if (d.family.empty()) continue;  // /v1/status only
+    if (d.family != current) {
+      out.push_back(Family(std::string(d.family), std::string(d.help),
+                           std::string(runtime::MetricKindName(d.kind))));
+      current = d.family;
+    }
+    Labels labels;
+    if (!d.label.empty()) labels.emplace_back(d.label_name(), d.label_value());
+    out.back().samples.push_back({std::move(labels), static_cast<double>(r.value)});
+  }
+}
+
 void AddAgentFamilies(const MetricsSnapshot& s, std::vector<MetricFamily>& out) {
   MetricFamily build =
       Family("taolie_build_info", "The agent's version (value always 1).", "gauge");
@@ -272,45 +292,22 @@ void AddAgentFamilies(const MetricsSnapshot& s, std::vector<MetricFamily>& out) 
   }
   out.push_back(std::move(requests));
 
-  out.push_back(Single("taolie_deployments_active", "Deployments not yet ended.", "gauge",
-                       s.active_deployments));
-  out.push_back(
-      Single("taolie_gpus_available", "Healthy GPUs free to rent.", "gauge", s.available_gpus));
-  MetricFamily deploys =
-      Family("taolie_deploys_total", "Deploys by outcome since start.", "counter");
-  deploys.samples.push_back({{{"result", "succeeded"}}, static_cast<double>(s.deploys_succeeded)});
-  deploys.samples.push_back({{{"result", "failed"}}, static_cast<double>(s.deploys_failed)});
-  out.push_back(std::move(deploys));
-  out.push_back(Single("taolie_events_delivered_total", "Outbox events delivered to the platform.",
-                       "counter", static_cast<double>(s.events_delivered)));
-  out.push_back(Single("taolie_events_unsupported_total",
-                       "Events to ext endpoints the platform does not have (404/405), kept as "
-                       "delivered-unsupported.",
-                       "counter", static_cast<double>(s.events_unsupported)));
-  out.push_back(Single("taolie_events_given_up_total",
-                       "Ext events given up after server.ext_event_give_up_hours, kept as failed.",
-                       "counter", static_cast<double>(s.events_given_up)));
-  out.push_back(
-      Single("taolie_clock_wall_steps_total",
-             "Wall-clock steps against the monotonic clock (rentals are timed on the latter).",
-             "counter", static_cast<double>(s.clock_steps)));
-  MetricFamily offline = Family(
-      "taolie_enforced_without_database_total",
-      "Expiry warnings and expiries enforced while the database was unavailable.", "counter");
-  offline.samples.push_back({{{"action", "warning"}}, static_cast<double>(s.offline_warnings)});
-  offline.samples.push_back({{{"action", "expiry"}}, static_cast<double>(s.offline_expiries)});
-  out.push_back(std::move(offline));
-  out.push_back(
-      Single("taolie_containers_adopted_total",
-             "Rental containers found without a row (database lost) and adopted from labels.",
-             "counter", static_cast<double>(s.containers_adopted)));
-  out.push_back(Single("taolie_platform_errors_total", "Failed calls to the platform.", "counter",
-                       static_cast<double>(s.platform_errors)));
+  AddRuntimeFamilies(s.runtime_metrics, out);
   out.push_back(Single("taolie_registered", "1 when the platform accepted the registration.",
                        "gauge", s.registered ? 1.0 : 0.0));
 }
 
 }  // namespace
+
+void AddRuntimeStatus(const std::vector<runtime::MetricReading>& readings, nlohmann::json& status) {
+  for (const runtime::MetricReading& r : readings) {
+    const runtime::MetricDecl& d = *r.decl;
+    if (d.status.empty()) continue;
+    nlohmann::json& where =
+        d.status_group().empty() ? status : status[std::string(d.status_group())];
+    where[std::string(d.status_key())] = r.value;
+  }
+}
 
 std::string MetricsExposition(const MetricsSnapshot& s) {
   std::vector<MetricFamily> families;

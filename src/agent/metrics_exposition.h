@@ -7,15 +7,19 @@
 // DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION a counter in mJ, ...) and its labels in its order:
 // gpu, UUID, pci_bus_id, device ("nvidia<index>"), modelName, hostname, DCGM_FI_DRIVER_VERSION,
 // so that dashboards built for it (Grafana 12239) work unchanged. A value the GPU does not
-// report is no line at all, never a 0. The agent's own families start with taolie_.
-// docs/metrics.md lists every family.
+// report is no line at all, never a 0. The agent's own families start with taolie_; the
+// runtime's counters and gauges are declared once, in runtime/runtime_metrics.h, and shown by
+// iterating that table here and on /v1/status (AddRuntimeStatus). docs/metrics.md lists every
+// family.
 #include <cstdint>
 #include <map>
+#include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "gpu/gpu_probe.h"
+#include "runtime/runtime_metrics.h"
 
 namespace taolie::agent {
 
@@ -59,23 +63,17 @@ struct MetricsSnapshot {
   };
   std::vector<PlatformRequests> platform_requests;
 
-  // Counters and gauges of the runtime (agent/runtime.h).
-  int active_deployments = 0;
-  int available_gpus = 0;
+  // The runtime's counters and gauges (runtime/runtime_metrics.h: Runtime::Read()), in their
+  // table's order; a family's samples are consecutive readings.
+  std::vector<runtime::MetricReading> runtime_metrics;
   bool registered = false;
-  uint64_t deploys_succeeded = 0;
-  uint64_t deploys_failed = 0;
-  uint64_t events_delivered = 0;
-  uint64_t events_unsupported = 0;
-  uint64_t events_given_up = 0;
-  uint64_t clock_steps = 0;
-  uint64_t offline_warnings = 0;
-  uint64_t offline_expiries = 0;
-  uint64_t containers_adopted = 0;
-  uint64_t platform_errors = 0;
 };
 
 // The Prometheus text exposition (0.0.4) of the snapshot.
 std::string MetricsExposition(const MetricsSnapshot& s);
+
+// Sets each reading that has a /v1/status path on `status`: status[group][key] = value (a
+// group object is made when missing), status[key] at the top level.
+void AddRuntimeStatus(const std::vector<runtime::MetricReading>& readings, nlohmann::json& status);
 
 }  // namespace taolie::agent

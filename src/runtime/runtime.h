@@ -16,6 +16,7 @@
 #include "gpu/gpu_probe.h"
 #include "host/host_probe.h"
 #include "platform/platform_api.h"
+#include "runtime/runtime_metrics.h"
 #include "store/store.h"
 
 namespace taolie::telemetry {
@@ -46,7 +47,7 @@ struct Deps {
 };
 
 // Thread-safe shared state.
-class Runtime {
+class Runtime : public RuntimeMetrics {
  public:
   Runtime(std::string agent_id, std::string version, TimestampFormat ts)
       : agent_id_(std::move(agent_id)), version_(std::move(version)), ts_(ts) {}
@@ -153,21 +154,9 @@ class Runtime {
 
   std::atomic<bool> reregister_wanted{false};  // set when the inventory changed
   std::atomic<uint64_t> claims_generation{0};  // bumped when GPUs are claimed or released
-  std::atomic<int> active_deployments{0};
-  std::atomic<int> available_gpus{0};
-  std::atomic<uint64_t> deploys_succeeded{0};
-  std::atomic<uint64_t> deploys_failed{0};
-  std::atomic<uint64_t> events_delivered{0};
-  std::atomic<uint64_t> events_unsupported{0};  // ext endpoint answered 404/405
-  std::atomic<uint64_t> events_given_up{0};     // ext events kept as failed (outbox)
-  std::atomic<uint64_t> platform_errors{0};
-  std::atomic<uint64_t> clock_steps{0};         // wall-clock steps seen against monotonic time
-  std::atomic<int64_t> last_clock_step_ms{0};   // size of the last one (+ = wall jumped ahead)
-  std::atomic<uint64_t> containers_adopted{0};  // found without a row and adopted (labels)
-  std::atomic<uint64_t> containers_ended_unadoptable{0};  // found without a row, not adoptable
-  std::atomic<uint64_t> store_down_rounds{0};  // monitor rounds enforced without the database
-  std::atomic<uint64_t> offline_warnings{0};   // expiry warnings given while it was down
-  std::atomic<uint64_t> offline_expiries{0};   // rentals stopped at expiry while it was down
+  // The counters and gauges shown on /metrics and /v1/status are RuntimeMetrics' atomics
+  // (runtime_metrics.h): `rt.deploys_succeeded++`.
+  std::atomic<int64_t> last_clock_step_ms{0};  // size of the last wall-clock step (+ = ahead)
   // Whether the storage driver bounds a rental's writable layer (StorageOpt size): unknown
   // until the first create with a disk quota tries it; refused = quotas are only measured.
   enum class StorageOpt : int { kUnknown = 0, kSupported = 1, kRefused = 2 };

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -236,8 +237,10 @@ TEST(MetricsExpositionTest, AgentFamilies) {
   s.deployments_by_state = std::map<std::string, int>{{"running", 2}, {"pulling", 1}};
   s.outbox_pending = 4;
   s.platform_requests = {{"heartbeat", "success", 9}, {"heartbeat", "server_error", 1}};
-  s.active_deployments = 3;
-  s.deploys_succeeded = 5;
+  runtime::RuntimeMetrics rt;
+  rt.active_deployments = 3;
+  rt.deploys_succeeded = 5;
+  s.runtime_metrics = rt.Read();
   s.registered = true;
   const std::string text = MetricsExposition(s);
   for (const char* line :
@@ -282,6 +285,166 @@ TEST(MetricsExpositionTest, LabelValuesAreEscaped) {
       EXPECT_TRUE(l.rfind("DCGM_", 0) == 0 || l.rfind("taolie_", 0) == 0) << l;
     }
   }
+}
+
+// The runtime's families after the loops' and the platform's: each reading of the table.
+std::string RuntimeFamiliesText(const std::string& text) {
+  const size_t from = text.find("# HELP taolie_deployments_active ");
+  return from == std::string::npos ? "" : text.substr(from);
+}
+
+// Every counter and gauge of the runtime set to its own value (1, 2, ... in table order).
+std::vector<runtime::MetricReading> NumberedReadings() {
+  std::vector<runtime::MetricReading> r = runtime::RuntimeMetrics().Read();
+  for (size_t i = 0; i < r.size(); ++i) r[i].value = static_cast<int64_t>(i + 1);
+  return r;
+}
+
+// The text the runtime's table gives, as it was before the table existed (issue 18 item 4:
+// the same bytes), values numbered in the table's order.
+TEST(MetricsExpositionTest, RuntimeTableGivesTheFamiliesItReplaced) {
+  MetricsSnapshot s;
+  s.runtime_metrics = NumberedReadings();
+  s.registered = true;
+  EXPECT_EQ(
+      RuntimeFamiliesText(MetricsExposition(s)),
+      "# HELP taolie_deployments_active Deployments not yet ended.\n"
+      "# TYPE taolie_deployments_active gauge\n"
+      "taolie_deployments_active 1\n"
+      "# HELP taolie_gpus_available Healthy GPUs free to rent.\n"
+      "# TYPE taolie_gpus_available gauge\n"
+      "taolie_gpus_available 2\n"
+      "# HELP taolie_deploys_total Deploys by outcome since start.\n"
+      "# TYPE taolie_deploys_total counter\n"
+      "taolie_deploys_total{result=\"succeeded\"} 3\n"
+      "taolie_deploys_total{result=\"failed\"} 4\n"
+      "# HELP taolie_events_delivered_total Outbox events delivered to the platform.\n"
+      "# TYPE taolie_events_delivered_total counter\n"
+      "taolie_events_delivered_total 5\n"
+      "# HELP taolie_events_unsupported_total Events to ext endpoints the platform does not have "
+      "(404/405), kept as delivered-unsupported.\n"
+      "# TYPE taolie_events_unsupported_total counter\n"
+      "taolie_events_unsupported_total 6\n"
+      "# HELP taolie_events_given_up_total Ext events given up after "
+      "server.ext_event_give_up_hours, kept as failed.\n"
+      "# TYPE taolie_events_given_up_total counter\n"
+      "taolie_events_given_up_total 7\n"
+      "# HELP taolie_clock_wall_steps_total Wall-clock steps against the monotonic clock "
+      "(rentals are timed on the latter).\n"
+      "# TYPE taolie_clock_wall_steps_total counter\n"
+      "taolie_clock_wall_steps_total 8\n"
+      "# HELP taolie_enforced_without_database_total Expiry warnings and expiries enforced while "
+      "the database was unavailable.\n"
+      "# TYPE taolie_enforced_without_database_total counter\n"
+      "taolie_enforced_without_database_total{action=\"warning\"} 10\n"
+      "taolie_enforced_without_database_total{action=\"expiry\"} 11\n"
+      "# HELP taolie_containers_adopted_total Rental containers found without a row (database "
+      "lost) and adopted from labels.\n"
+      "# TYPE taolie_containers_adopted_total counter\n"
+      "taolie_containers_adopted_total 12\n"
+      "# HELP taolie_platform_errors_total Failed calls to the platform.\n"
+      "# TYPE taolie_platform_errors_total counter\n"
+      "taolie_platform_errors_total 14\n"
+      "# HELP taolie_registered 1 when the platform accepted the registration.\n"
+      "# TYPE taolie_registered gauge\n"
+      "taolie_registered 1\n");
+}
+
+// /v1/status keeps its keys: the table's values go into the objects the page already has.
+TEST(MetricsExpositionTest, RuntimeTableGivesTheStatusKeysItReplaced) {
+  nlohmann::json status = {{"counters", {{"images_collected", 0}}},
+                           {"clock", {{"last_wall_step_seconds", -1.5}}}};
+  AddRuntimeStatus(NumberedReadings(), status);
+  EXPECT_EQ(status.dump(),
+            R"({"clock":{"last_wall_step_seconds":-1.5,"wall_steps":8},)"
+            R"("counters":{"containers_adopted":12,"containers_ended_unadoptable":13,)"
+            R"("deploys_failed":4,"deploys_succeeded":3,"events_delivered":5,)"
+            R"("events_given_up":7,"events_unsupported":6,"images_collected":0,)"
+            R"("platform_errors":14},)"
+            R"("without_database":{"expiries":11,"monitor_rounds":9,"warnings":10}})");
+}
+
+// What a contributor writes to add a counter and a gauge: one line each. Here a test-only table
+// (the agent's own plus two); Runtime holds TAOLIE_RUNTIME_METRICS the same way.
+// clang-format off
+#define TEST_METRICS(X)                                                                        \
+  TAOLIE_RUNTIME_METRICS(X)                                                                    \
+  X(uint64_t, widgets_made, "taolie_widgets_made_total", kCounter, "Widgets made since start.", \
+    "", "counters.widgets_made")                                                               \
+  X(int, queue_depth, "taolie_queue_depth", kGauge, "Jobs waiting, by lane.", "lane=deploy",   \
+    "queue_depth")
+// clang-format on
+TAOLIE_DECLARE_METRICS(TestMetrics, TEST_METRICS);
+
+TEST(MetricsExpositionTest, OneDeclarationAddsTheFamilyAndTheStatusKey) {
+  TestMetrics m;
+  m.widgets_made++;  // bumped as the engine bumps rt.deploys_succeeded
+  m.widgets_made++;
+  m.queue_depth = 4;
+  m.deploys_failed++;
+  MetricsSnapshot s;
+  s.runtime_metrics = m.Read();
+  const std::string text = MetricsExposition(s);
+  for (const char* line :
+       {"# HELP taolie_widgets_made_total Widgets made since start.",
+        "# TYPE taolie_widgets_made_total counter", "taolie_widgets_made_total 2",
+        "# HELP taolie_queue_depth Jobs waiting, by lane.", "# TYPE taolie_queue_depth gauge",
+        "taolie_queue_depth{lane=\"deploy\"} 4", "taolie_deploys_total{result=\"failed\"} 1"}) {
+    EXPECT_TRUE(HasLine(text, line)) << "missing: " << line << "\nin:\n" << text;
+  }
+  nlohmann::json status = nlohmann::json::object();
+  AddRuntimeStatus(s.runtime_metrics, status);
+  EXPECT_EQ(status["counters"]["widgets_made"], 2) << status.dump();
+  EXPECT_EQ(status["queue_depth"], 4) << status.dump();  // a path without a group: top level
+  EXPECT_EQ(status["counters"]["deploys_failed"], 1) << status.dump();
+}
+
+// The table's rules, checked at compile time by TAOLIE_DECLARE_METRICS.
+TEST(MetricsExpositionTest, MetricTableRules) {
+  using runtime::MetricDecl;
+  using runtime::MetricKind;
+  using runtime::ValidMetricTable;
+  constexpr auto kC = MetricKind::kCounter;
+  constexpr auto kG = MetricKind::kGauge;
+  struct Case {
+    const char* what;
+    std::vector<MetricDecl> table;
+    bool valid;
+  };
+  const std::vector<Case> cases = {
+      {"one counter", {{"a_total", kC, "A.", "", "a"}}, true},
+      {"a gauge, status only, a grouped key",
+       {{"g", kG, "G.", "", ""}, {"", kC, "", "", "x.s"}, {"b_total", kC, "B.", "", "x.b"}},
+       true},
+      {"a family of two samples",
+       {{"d_total", kC, "D.", "r=ok", "d.ok"}, {"d_total", kC, "", "r=failed", "d.failed"}},
+       true},
+      {"shown nowhere", {{"", kC, "", "", ""}}, false},
+      {"a counter without _total", {{"a", kC, "A.", "", ""}}, false},
+      {"no help", {{"a_total", kC, "", "", ""}}, false},
+      {"a second help",
+       {{"d_total", kC, "D.", "r=1", ""}, {"d_total", kC, "D.", "r=2", ""}},
+       false},
+      {"samples apart",
+       {{"d_total", kC, "D.", "r=1", ""}, {"e", kG, "E.", "", ""}, {"d_total", kC, "", "r=2", ""}},
+       false},
+      {"kinds differ", {{"d_total", kC, "D.", "r=1", ""}, {"d_total", kG, "", "r=2", ""}}, false},
+      {"a sample without its label",
+       {{"d_total", kC, "D.", "", ""}, {"d_total", kC, "", "r=2", ""}},
+       false},
+      {"the same label twice",
+       {{"d_total", kC, "D.", "r=1", ""}, {"d_total", kC, "", "r=1", ""}},
+       false},
+      {"another label name",
+       {{"d_total", kC, "D.", "r=1", ""}, {"d_total", kC, "", "q=2", ""}},
+       false},
+      {"a label without =", {{"g", kG, "G.", "r", ""}}, false},
+      {"a label without a name", {{"g", kG, "G.", "=1", ""}}, false},
+      {"a status path twice", {{"g", kG, "G.", "", "x.g"}, {"h", kG, "H.", "", "x.g"}}, false},
+      {"a status path ending in .", {{"g", kG, "G.", "", "x."}}, false},
+      {"a status path starting with .", {{"g", kG, "G.", "", ".g"}}, false},
+  };
+  for (const Case& c : cases) EXPECT_EQ(ValidMetricTable(c.table), c.valid) << c.what;
 }
 
 }  // namespace
