@@ -396,7 +396,9 @@ INSTANTIATE_TEST_SUITE_P(
                    "user_id: must not contain control"},
         RejectCase{"container_name_long", "{\"container_name\": \"" + Big(256) + "\"}",
                    "container_name: is longer"}),
-    [](const ::testing::TestParamInfo<RejectCase>& param_info) { return std::string(param_info.param.name); });
+    [](const ::testing::TestParamInfo<RejectCase>& param_info) {
+      return std::string(param_info.param.name);
+    });
 
 TEST(DeployPayload, VolumesDisabledByDefault) {
   ValidationLimits l;  // allowed_volume_roots empty
