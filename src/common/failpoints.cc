@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <mutex>
 #include <string>
+#include <utility>
 
 namespace taolie {
 namespace {
@@ -42,7 +43,7 @@ void FailpointStall(std::string_view name, std::stop_token stop) {
   std::mutex mu;
   std::condition_variable_any cv;
   std::unique_lock lock(mu);
-  cv.wait(lock, stop, [] { return false; });
+  cv.wait(lock, std::move(stop), [] { return false; });
 }
 
 }  // namespace taolie
