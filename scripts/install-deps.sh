@@ -5,7 +5,8 @@ set -euo pipefail
 
 BUILD_PKGS=(g++ cmake ninja-build pkg-config libcurl4-openssl-dev libpq-dev nlohmann-json3-dev
   libyaml-cpp-dev libspdlog-dev libfmt-dev libcli11-dev libcpp-httplib-dev libsystemd-dev
-  libgtest-dev libgmock-dev prometheus-cpp-dev libssl-dev)
+  libgtest-dev libgmock-dev prometheus-cpp-dev libssl-dev python3)
+# python3 runs the tests of scripts/ (sizes, clock reads) that ctest registers.
 # Real services used by dev mode and the integration tests.
 RUNTIME_PKGS=(postgresql-15 docker.io docker-registry iptables busybox-static openssh-server
   openssh-client sshpass curl ca-certificates faketime openssl prometheus docker-compose debootstrap)
